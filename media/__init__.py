@@ -1,0 +1,1 @@
+"""The SFU: rooms of live lessons that forward RTP packets without decoding them."""

@@ -1,0 +1,94 @@
+"""The contract between the media plane and the rest of the program.
+
+Signaling, monitoring, recording and edge nodes talk to the SFU only through `MediaPlane`.
+Two implementations exist: one that runs rooms in the calling process (tests, benchmarks) and one
+that runs them in worker processes, one per core (the default for `classroom serve`).
+
+Each participant of a room has one peer connection. The client always makes the offer:
+- its send (sendonly/sendrecv) m-lines are the tracks it publishes; `tracks` maps their mids to a
+  `TrackKind`;
+- its recvonly m-lines are *slots* that the SFU fills with other participants' tracks and can
+  re-point (talk-back switch, publisher reconnect) without renegotiation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+
+class TrackKind(StrEnum):
+    CAMERA = "camera"
+    AUDIO = "audio"
+    SCREEN = "screen"
+
+
+class ParticipantRole(StrEnum):
+    LEAD = "lead"  # the lead classroom: publishes camera, audio, screen
+    RECEIVER = "receiver"  # a receiving classroom: watches; publishes for talk-back
+    OBSERVER = "observer"  # watches only; never publishes
+
+
+class EventKind(StrEnum):
+    PUBLISHER_UP = "publisher_up"
+    PUBLISHER_DOWN = "publisher_down"
+    SUBSCRIBER_UP = "subscriber_up"
+    SUBSCRIBER_DOWN = "subscriber_down"
+    FIRST_KEYFRAME = "first_keyframe"
+    TALKBACK = "talkback"
+    ROOM_OPENED = "room_opened"
+    ROOM_CLOSED = "room_closed"
+    ROOM_LOST = "room_lost"  # the worker that owned the room died
+
+
+@dataclass(frozen=True, slots=True)
+class MediaEvent:
+    kind: EventKind
+    room_id: str
+    participant_id: str | None = None
+    track: TrackKind | None = None
+    at: float = 0.0  # time.time()
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+class MediaError(Exception):
+    """A request the media plane refuses: unknown room, broken SDP, observer publishing..."""
+
+
+class MediaPlane(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+    async def open_room(self, room_id: str) -> None: ...
+    async def close_room(self, room_id: str) -> None: ...
+
+    async def join(
+        self,
+        room_id: str,
+        participant_id: str,
+        role: ParticipantRole,
+        offer_sdp: str,
+        tracks: Mapping[str, TrackKind] | None = None,
+    ) -> str:
+        """Admit a participant with its SDP offer; returns the SDP answer.
+
+        A participant id that is already in the room replaces the earlier connection (reconnect),
+        and the streams it published resume on the same outgoing slots of every subscriber.
+        """
+        ...
+
+    async def leave(self, room_id: str, participant_id: str) -> None: ...
+
+    async def set_talkback(self, room_id: str, participant_id: str | None, to_all: bool = False) -> None:
+        """Call on a receiving classroom (None ends talk-back); `to_all` also sends it to every classroom."""
+        ...
+
+    async def stats(self, room_id: str | None = None) -> dict[str, Any]:
+        """A JSON-able snapshot: per room, per participant, per track/slot counters and RTCP figures."""
+        ...
+
+    def events(self) -> AsyncIterator[MediaEvent]:
+        """Every event from now on, for one consumer (call once per consumer)."""
+        ...

@@ -1,0 +1,1 @@
+"""The school domain: schools, teachers, timetable, rules, quotas, workload, ledger."""

@@ -1,0 +1,109 @@
+"""Versioned schema migrations of the SQLite database.
+
+Each migration is applied once, in order, inside one transaction; `PRAGMA user_version` records how
+far a database has come. A database newer than this program is refused rather than guessed at.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the school domain, the timetable, evidence and the append-only ledger
+    """
+    CREATE TABLE region (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+    CREATE TABLE city (
+        id INTEGER PRIMARY KEY, region_id INTEGER NOT NULL REFERENCES region(id),
+        name TEXT NOT NULL, UNIQUE (region_id, name));
+    CREATE TABLE county (
+        id INTEGER PRIMARY KEY, city_id INTEGER NOT NULL REFERENCES city(id), name TEXT NOT NULL,
+        workload_factor REAL NOT NULL DEFAULT 1.5 CHECK (workload_factor >= 1.5),
+        UNIQUE (city_id, name));
+    CREATE TABLE school (
+        id INTEGER PRIMARY KEY, county_id INTEGER NOT NULL REFERENCES county(id),
+        name TEXT NOT NULL UNIQUE,
+        is_lead INTEGER NOT NULL DEFAULT 0, is_receiving INTEGER NOT NULL DEFAULT 0,
+        is_teaching_point INTEGER NOT NULL DEFAULT 0, bandwidth_mbps REAL NOT NULL DEFAULT 100);
+    CREATE INDEX school_county ON school(county_id);
+    CREATE TABLE classroom (
+        id INTEGER PRIMARY KEY, school_id INTEGER NOT NULL REFERENCES school(id), name TEXT NOT NULL,
+        UNIQUE (school_id, name));
+    CREATE TABLE teacher (
+        id INTEGER PRIMARY KEY, school_id INTEGER NOT NULL REFERENCES school(id), name TEXT NOT NULL,
+        level TEXT NOT NULL DEFAULT 'none' CHECK (level IN ('region', 'city', 'county', 'none')),
+        subjects TEXT NOT NULL DEFAULT '', UNIQUE (school_id, name));
+    CREATE INDEX teacher_name ON teacher(name);
+    CREATE TABLE semester (
+        id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,
+        start_date TEXT NOT NULL, end_date TEXT NOT NULL CHECK (end_date >= start_date));
+    CREATE TABLE holiday (
+        semester_id INTEGER NOT NULL REFERENCES semester(id), day TEXT NOT NULL, name TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (semester_id, day)) WITHOUT ROWID;
+    CREATE TABLE community (
+        id INTEGER PRIMARY KEY, county_id INTEGER NOT NULL REFERENCES county(id), name TEXT NOT NULL UNIQUE);
+    CREATE TABLE community_member (
+        community_id INTEGER NOT NULL REFERENCES community(id), teacher_id INTEGER NOT NULL REFERENCES teacher(id),
+        PRIMARY KEY (community_id, teacher_id)) WITHOUT ROWID;
+    CREATE TABLE lesson (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('specialised', 'master', 'famous_school')),
+        subject TEXT NOT NULL, grade TEXT NOT NULL DEFAULT '',
+        lead_teacher_id INTEGER NOT NULL REFERENCES teacher(id),
+        lead_classroom_id INTEGER NOT NULL REFERENCES classroom(id),
+        community_id INTEGER REFERENCES community(id),
+        semester_id INTEGER REFERENCES semester(id),
+        series_id TEXT,
+        start_utc INTEGER NOT NULL, end_utc INTEGER NOT NULL CHECK (end_utc > start_utc),
+        status TEXT NOT NULL DEFAULT 'scheduled'
+            CHECK (status IN ('scheduled', 'open', 'live', 'delivered', 'missed', 'cancelled')),
+        lesson_key TEXT NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+    CREATE INDEX lesson_teacher_start ON lesson(lead_teacher_id, start_utc);
+    CREATE INDEX lesson_classroom_start ON lesson(lead_classroom_id, start_utc);
+    CREATE INDEX lesson_start ON lesson(start_utc);
+    CREATE INDEX lesson_semester ON lesson(semester_id, status);
+    CREATE TABLE lesson_receiver (
+        lesson_id INTEGER NOT NULL REFERENCES lesson(id), classroom_id INTEGER NOT NULL REFERENCES classroom(id),
+        start_utc INTEGER NOT NULL,
+        PRIMARY KEY (lesson_id, classroom_id)) WITHOUT ROWID;
+    CREATE INDEX receiver_classroom_start ON lesson_receiver(classroom_id, start_utc);
+    CREATE TABLE evidence (
+        lesson_id INTEGER PRIMARY KEY REFERENCES lesson(id),
+        lead_minutes REAL NOT NULL DEFAULT 0, updated_at INTEGER NOT NULL, source TEXT NOT NULL);
+    CREATE TABLE attendance (
+        lesson_id INTEGER NOT NULL REFERENCES lesson(id), classroom_id INTEGER NOT NULL REFERENCES classroom(id),
+        minutes REAL NOT NULL, updated_at INTEGER NOT NULL,
+        PRIMARY KEY (lesson_id, classroom_id)) WITHOUT ROWID;
+    CREATE TABLE ledger (
+        id INTEGER PRIMARY KEY, lesson_id INTEGER NOT NULL REFERENCES lesson(id),
+        entry_type TEXT NOT NULL CHECK (entry_type IN ('teacher_workload', 'school_credit')),
+        teacher_id INTEGER REFERENCES teacher(id), school_id INTEGER REFERENCES school(id),
+        base_hours REAL NOT NULL, factor REAL NOT NULL, weighted_hours REAL NOT NULL,
+        created_at INTEGER NOT NULL, actor TEXT NOT NULL, reason TEXT NOT NULL,
+        reverses_id INTEGER UNIQUE REFERENCES ledger(id));
+    CREATE INDEX ledger_lesson ON ledger(lesson_id);
+    CREATE INDEX ledger_teacher ON ledger(teacher_id);
+    CREATE TRIGGER ledger_no_update BEFORE UPDATE ON ledger
+        BEGIN SELECT RAISE(ABORT, 'ledger rows are append-only: add a reversing entry instead'); END;
+    CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger
+        BEGIN SELECT RAISE(ABORT, 'ledger rows are append-only: add a reversing entry instead'); END;
+    CREATE TABLE correction (
+        id INTEGER PRIMARY KEY, lesson_id INTEGER NOT NULL REFERENCES lesson(id),
+        from_status TEXT NOT NULL, to_status TEXT NOT NULL,
+        actor TEXT NOT NULL, reason TEXT NOT NULL, created_at INTEGER NOT NULL);
+    CREATE TRIGGER correction_no_update BEFORE UPDATE ON correction
+        BEGIN SELECT RAISE(ABORT, 'corrections are append-only'); END;
+    CREATE TABLE import_run (
+        id INTEGER PRIMARY KEY, created_at INTEGER NOT NULL, actor TEXT NOT NULL, filename TEXT NOT NULL,
+        sha256 TEXT NOT NULL, added INTEGER NOT NULL, unchanged INTEGER NOT NULL, warnings INTEGER NOT NULL);
+    CREATE TABLE offline_activity (
+        id INTEGER PRIMARY KEY, lead_school_id INTEGER NOT NULL REFERENCES school(id),
+        receiving_school_id INTEGER REFERENCES school(id), day TEXT NOT NULL, title TEXT NOT NULL,
+        note TEXT NOT NULL DEFAULT '', created_at INTEGER NOT NULL, actor TEXT NOT NULL);
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY, at INTEGER NOT NULL, actor TEXT NOT NULL, role TEXT NOT NULL,
+        action TEXT NOT NULL, lesson_id INTEGER, address TEXT NOT NULL DEFAULT '',
+        outcome TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '');
+    CREATE INDEX audit_at ON audit(at);
+    """,
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
