@@ -1,0 +1,22 @@
+"""`classroom bench NAME ...`: benchmarks are programs that print what they measured."""
+
+from __future__ import annotations
+
+import sys
+
+
+def run_bench(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: classroom bench {schedule,fanout,join} [options]   (each takes --help)")
+        return 0 if argv else 2
+    name = argv[0]
+    if name == "schedule":
+        from scheduler.bench import main as schedule_main
+
+        return schedule_main(argv[1:])
+    if name == "fanout":
+        from media.bench import main as media_main
+
+        return media_main(argv)
+    print(f"classroom bench: unknown benchmark '{name}' (schedule, fanout)", file=sys.stderr)
+    return 2

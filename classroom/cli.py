@@ -1,0 +1,214 @@
+"""The `classroom` command: serve, import, check, report, demo, bench, config."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+from datetime import date, datetime
+from pathlib import Path
+
+from classroom.config import Config, ConfigError, describe, load_config
+from scheduler.db import Database, StorageError
+from scheduler.timetable import Timetable
+
+log = logging.getLogger("classroom")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="classroom", description="live-classroom: the three-classrooms programme")
+    p.add_argument("--config", type=Path, help="TOML configuration file (default: built-in defaults)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="run the service (web, API, timed jobs) in one process")
+    s.add_argument("--host", help="address to listen on (default from config: 0.0.0.0)")
+    s.add_argument("--port", type=int, help="port to listen on (default 8080)")
+    s.add_argument("--data-dir", help="data folder (database, token, reports); default ./data")
+    s.add_argument("--demo", action="store_true", help="load the demo county into an empty database first")
+
+    for name, helptext in (
+        ("import", "import a timetable CSV (all or nothing)"),
+        ("check", "check a CSV, write nothing"),
+    ):
+        c = sub.add_parser(name, help=helptext)
+        c.add_argument("file", type=Path)
+        c.add_argument("--data-dir")
+        c.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    r = sub.add_parser("report", help="quota and workload report of a semester")
+    r.add_argument("--data-dir")
+    r.add_argument("--semester", help="semester name or id (default: the current one)")
+    r.add_argument("--section", default="", help="teachers, schools, workload, famous_school (default: all)")
+    r.add_argument("--format", choices=("json", "csv", "xlsx", "text"), default="text")
+    r.add_argument("--as-of", type=date.fromisoformat, help="report as of this date (default today)")
+    r.add_argument("--lang", choices=("zh", "en"), default="zh")
+    r.add_argument("-o", "--output", type=Path, help="write to this file instead of standard output")
+
+    d = sub.add_parser("demo", help="load the demo county into an empty database")
+    d.add_argument("--data-dir")
+
+    sub.add_parser("config", help="print the effective configuration (secrets masked)")
+
+    b = sub.add_parser("bench", help="benchmarks: schedule, fanout, join", add_help=False)
+    b.add_argument("rest", nargs=argparse.REMAINDER)
+    return p
+
+
+def _config(args: argparse.Namespace) -> Config:
+    config = load_config(args.config)
+    overrides = {}
+    for key in ("host", "port", "data_dir"):
+        value = getattr(args, key, None)
+        if value is not None:
+            overrides[key] = value
+    if overrides:
+        config = dataclasses.replace(config, server=dataclasses.replace(config.server, **overrides))
+    return config
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if args.command == "bench":
+        from classroom.bench import run_bench
+
+        return run_bench(args.rest)
+    try:
+        config = _config(args)
+        logging.getLogger().setLevel(config.server.log_level.upper())
+        if args.command == "config":
+            print(describe(config))
+            return 0
+        db = Database(config.server.database_path)
+    except (ConfigError, StorageError) as exc:
+        print(f"classroom: {exc}", file=sys.stderr)
+        return 2
+    try:
+        timetable = Timetable(db, config.scheduler)
+        if args.command == "serve":
+            return _serve(config, db, timetable, args.demo)
+        if args.command in ("import", "check"):
+            return _import(timetable, args.file, dry_run=args.command == "check", as_json=args.json)
+        if args.command == "report":
+            return _report(timetable, args)
+        if args.command == "demo":
+            from scheduler.demo import load_demo
+
+            print(json.dumps(load_demo(timetable), ensure_ascii=False))
+            return 0
+    except StorageError as exc:
+        print(f"classroom: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        db.close()
+    return 1
+
+
+def _serve(config: Config, db: Database, timetable: Timetable, demo: bool) -> int:
+    from aiohttp import web
+
+    from classroom.app import build_app
+
+    print("effective configuration:\n" + describe(config), file=sys.stderr, flush=True)
+    if demo:
+        from scheduler.demo import load_demo
+
+        if timetable.repo.schools():
+            log.info("--demo: the database already has data; leaving it as it is")
+        else:
+            log.info("--demo: %s", load_demo(timetable))
+    app = build_app(config, db)
+    token_file = config.server.data_path / "admin-token"
+    log.info("API token: %s (Authorization: Bearer ...)", token_file if not config.server.admin_token else "configured")
+    web.run_app(app, host=config.server.host, port=config.server.port, print=None, handle_signals=True)
+    return 0
+
+
+def _import(timetable: Timetable, path: Path, dry_run: bool, as_json: bool) -> int:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        print(f"classroom: cannot read {path}: {exc.strerror}", file=sys.stderr)
+        return 2
+    result = timetable.import_csv(data, path.name, "cli", dry_run=dry_run)
+    if as_json:
+        print(json.dumps(result.to_json(), ensure_ascii=False, indent=1))
+    else:
+        for p in result.errors + result.warnings:
+            where = f"line {p.line}: " if p.line else ""
+            print(f"{path.name}: {where}{p.severity}: {p.message} [{p.code}]")
+        verb = "would add" if dry_run else "added"
+        state = "OK" if result.ok else "REFUSED, nothing imported"
+        added = result.lessons_added if result.ok else 0
+        print(
+            f"{path.name}: {state}: {result.rows} rows, {verb} {added} lessons, "
+            f"{result.lessons_unchanged} unchanged, {len(result.errors)} errors, {len(result.warnings)} warnings"
+        )
+    return 0 if result.ok else 1
+
+
+def _report(timetable: Timetable, args: argparse.Namespace) -> int:
+    from scheduler.export import report_csv, report_json, report_xlsx
+    from scheduler.reports import SECTIONS, build_report
+
+    semesters = timetable.repo.semesters()
+    today = args.as_of or datetime.now(timetable.config.tz).date()
+    if args.semester:
+        chosen = [s for s in semesters if s.name == args.semester or str(s.id) == args.semester]
+    else:
+        chosen = [s for s in semesters if s.start <= today <= s.end] or [s for s in semesters if s.start <= today][-1:]
+    if not chosen:
+        print("classroom: no such semester" if args.semester else "classroom: no semester yet", file=sys.stderr)
+        return 2
+    sections = [x for x in args.section.split(",") if x] or list(SECTIONS)
+    bad = [x for x in sections if x not in SECTIONS]
+    if bad:
+        print(f"classroom: unknown section {', '.join(bad)} (one of {', '.join(SECTIONS)})", file=sys.stderr)
+        return 2
+    report = build_report(timetable.db, timetable.config, chosen[0], today)
+    if args.format == "json":
+        data = report_json(report, sections)
+    elif args.format == "xlsx":
+        if not args.output:
+            print("classroom: an XLSX report needs -o FILE", file=sys.stderr)
+            return 2
+        data = report_xlsx(report, sections, args.lang)
+    elif args.format == "csv":
+        if len(sections) != 1:
+            print("classroom: a CSV report holds one section: add --section teachers (or ...)", file=sys.stderr)
+            return 2
+        data = report_csv(report, sections[0], args.lang)
+    else:
+        data = _text_report(report, sections).encode()
+    if args.output:
+        args.output.write_bytes(data)
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.buffer.write(data)
+    return 0
+
+
+def _text_report(report: object, sections: list[str]) -> str:
+    from scheduler.reports import COLUMNS, Report
+
+    assert isinstance(report, Report)
+    out = [f"# {report.semester.name}, as of {report.as_of.isoformat()}"]
+    for section in sections:
+        rows = report.sections[section]
+        keys = [k for k, _ in COLUMNS[section]]
+        out.append(f"\n## {section} ({len(rows)})")
+        table = [keys] + [[str(r[k]) for k in keys] for r in rows]
+        widths = [max(_width(row[i]) for row in table) for i in range(len(keys))]
+        for row in table:
+            out.append("  ".join(cell + " " * (w - _width(cell)) for cell, w in zip(row, widths, strict=True)))
+    return "\n".join(out) + "\n"
+
+
+def _width(text: str) -> int:
+    return sum(2 if ord(ch) > 0x2E80 else 1 for ch in text)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,345 @@
+"""Reading a timetable CSV as Excel writes it, into lesson drafts or line-numbered problems.
+
+Accepted: UTF-8 with or without BOM ("CSV UTF-8"), or GB18030/GBK (plain "CSV" on a Chinese Windows);
+Chinese or English headers in any order; dates as 2026-09-07 or 2026/9/7; times as 08:00. A row with a
+`repeat_until` date stands for the same lesson every week up to that date, holidays skipped.
+Nothing here touches the database: names are resolved against a `Directory` the caller builds.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import io
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from scheduler.model import Classroom, Community, Kind, LessonDraft, Problem, School, Semester, Teacher
+from scheduler.rules.calendar import is_teaching_day
+
+# canonical column -> accepted header spellings (compared case-insensitively, spaces ignored)
+HEADERS: Mapping[str, tuple[str, ...]] = {
+    "date": ("date", "日期", "上课日期"),
+    "start": ("start", "start_time", "开始时间", "开始"),
+    "end": ("end", "end_time", "结束时间", "结束"),
+    "kind": ("kind", "type", "类型", "课堂类型"),
+    "subject": ("subject", "学科", "科目"),
+    "grade": ("grade", "年级"),
+    "lead_school": ("lead_school", "主讲学校"),
+    "lead_teacher": ("lead_teacher", "teacher", "主讲教师", "教师"),
+    "lead_classroom": ("lead_classroom", "主讲教室"),
+    "receiving_classrooms": ("receiving_classrooms", "receivers", "接收教室", "接收端"),
+    "community": ("community", "研修共同体", "共同体"),
+    "repeat_until": ("repeat_until", "weekly_until", "每周重复至", "重复至"),
+}
+REQUIRED = ("date", "start", "end", "kind", "subject", "lead_school", "lead_teacher", "lead_classroom")
+KIND_NAMES: Mapping[str, Kind] = {
+    "specialised": Kind.SPECIALISED,
+    "specialized": Kind.SPECIALISED,
+    "专递课堂": Kind.SPECIALISED,
+    "专递": Kind.SPECIALISED,
+    "master": Kind.MASTER,
+    "名师课堂": Kind.MASTER,
+    "名师": Kind.MASTER,
+    "famous_school": Kind.FAMOUS_SCHOOL,
+    "名校网络课堂": Kind.FAMOUS_SCHOOL,
+    "名校": Kind.FAMOUS_SCHOOL,
+}
+RECEIVER_SEPARATORS = re.compile(r"[;；、|\n]")
+MAX_BYTES = 50 * 1024 * 1024
+
+
+class CsvFormatError(ValueError):
+    """The file as a whole cannot be read (encoding, headers); no row is looked at."""
+
+
+@dataclass
+class Directory:
+    """Names the timetable may use, resolved to ids. Built once per import from the database."""
+
+    schools: Mapping[str, School]
+    classrooms: Mapping[tuple[int, str], Classroom]  # (school id, classroom name)
+    teachers: Mapping[tuple[int, str], Teacher]  # (school id, teacher name)
+    communities: Mapping[str, Community]
+    semesters: Sequence[Semester]
+    _teacher_names: dict[int, list[str]] = field(default_factory=dict)
+    _room_names: dict[int, list[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for sid, name in self.teachers:
+            self._teacher_names.setdefault(sid, []).append(name)
+        for sid, name in self.classrooms:
+            self._room_names.setdefault(sid, []).append(name)
+
+    def semester_of(self, day: date) -> Semester | None:
+        for s in self.semesters:
+            if s.start <= day <= s.end:
+                return s
+        return None
+
+    def teacher_names(self, school_id: int) -> list[str]:
+        return self._teacher_names.get(school_id, [])
+
+    def room_names(self, school_id: int) -> list[str]:
+        return self._room_names.get(school_id, [])
+
+
+@dataclass(frozen=True)
+class ParsedRow:
+    line: int
+    drafts: tuple[LessonDraft, ...]  # one, or one per week of a weekly row
+    skipped_holidays: tuple[date, ...] = ()
+
+
+@dataclass
+class ParsedTimetable:
+    rows: list[ParsedRow]
+    problems: list[Problem]
+
+
+def decode(data: bytes) -> str:
+    if len(data) > MAX_BYTES:
+        raise CsvFormatError(f"the file is {len(data) // 1048576} MiB, over the {MAX_BYTES // 1048576} MiB limit")
+    if b"\x00" in data[:4096]:
+        raise CsvFormatError("the file is not a text CSV (it looks like a binary file, e.g. .xlsx): save it as CSV")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    try:
+        text = data.decode("gb18030")
+    except UnicodeDecodeError as exc:
+        raise CsvFormatError(
+            f"the file is neither UTF-8 nor GBK/GB18030 text (bad byte at offset {exc.start}); "
+            "in Excel choose 'CSV UTF-8 (逗号分隔)'"
+        ) from exc
+    return text
+
+
+def _norm_header(h: str) -> str:
+    return re.sub(r"\s+", "", h).lower()
+
+
+def map_headers(header: Sequence[str]) -> dict[str, int]:
+    spellings = {_norm_header(s): canon for canon, names in HEADERS.items() for s in names}
+    found: dict[str, int] = {}
+    unknown: list[str] = []
+    for i, h in enumerate(header):
+        canon = spellings.get(_norm_header(h))
+        if canon is None:
+            if h.strip():
+                unknown.append(h.strip())
+            continue
+        if canon in found:
+            raise CsvFormatError(f"column '{h.strip()}' appears twice")
+        found[canon] = i
+    missing = [c for c in REQUIRED if c not in found]
+    if missing:
+        wanted = ", ".join(f"{c} ({HEADERS[c][1]})" for c in missing)
+        extra = f"; unrecognised columns: {', '.join(unknown)}" if unknown else ""
+        raise CsvFormatError(f"the header row lacks the columns {wanted}{extra}")
+    return found
+
+
+def parse_date(text: str) -> date:
+    m = re.fullmatch(r"(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?", text.strip())
+    if not m:
+        raise ValueError(f"'{text}' is not a date (write 2026-09-07)")
+    return date(int(m[1]), int(m[2]), int(m[3]))
+
+
+def parse_time(text: str) -> time:
+    m = re.fullmatch(r"(\d{1,2})[:：](\d{2})(?::\d{2})?", text.strip())
+    if not m or int(m[1]) > 23 or int(m[2]) > 59:
+        raise ValueError(f"'{text}' is not a time of day (write 08:00)")
+    return time(int(m[1]), int(m[2]))
+
+
+def closest(name: str, choices: Sequence[str]) -> str:
+    near = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.4)
+    return f"; did you mean '{near[0]}'?" if near else ""
+
+
+def parse_timetable(data: bytes, directory: Directory, tz: ZoneInfo) -> ParsedTimetable:
+    """Every row becomes drafts or problems; the caller imports only if there are no errors."""
+    text = decode(data)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise CsvFormatError("the file is empty") from None
+    except csv.Error as exc:
+        raise CsvFormatError(f"line 1: {exc}") from exc
+    columns = map_headers(header)
+    rows: list[ParsedRow] = []
+    problems: list[Problem] = []
+    school_names = list(directory.schools)
+    while True:
+        try:
+            record = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            problems.append(Problem("bad_csv", f"cannot read this row: {exc}", line=reader.line_num))
+            continue
+        line = reader.line_num
+        if not any(cell.strip() for cell in record):
+            continue
+        try:
+            rows.append(_parse_row(record, columns, directory, school_names, tz, line))
+        except RowError as err:
+            problems.extend(Problem(code, msg, line=line) for code, msg in err.problems)
+    return ParsedTimetable(rows, problems)
+
+
+class RowError(Exception):
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(m for _, m in problems))
+        self.problems = problems
+
+
+def _parse_row(
+    record: Sequence[str],
+    columns: Mapping[str, int],
+    d: Directory,
+    school_names: Sequence[str],
+    tz: ZoneInfo,
+    line: int,
+) -> ParsedRow:
+    def cell(name: str) -> str:
+        i = columns.get(name)
+        return record[i].strip() if i is not None and i < len(record) else ""
+
+    errs: list[tuple[str, str]] = []
+    for name in REQUIRED:
+        if not cell(name):
+            code = "time_without_date" if name == "date" and (cell("start") or cell("end")) else "missing_value"
+            what = "a time without a date" if code == "time_without_date" else f"no value for '{name}'"
+            errs.append((code, what))
+    if errs:
+        raise RowError(errs)
+
+    day = start_t = end_t = until = None
+    try:
+        day = parse_date(cell("date"))
+    except ValueError as exc:
+        errs.append(("bad_date", str(exc)))
+    for name in ("start", "end"):
+        try:
+            value = parse_time(cell(name))
+        except ValueError as exc:
+            errs.append(("bad_time", f"{name}: {exc}"))
+            continue
+        if name == "start":
+            start_t = value
+        else:
+            end_t = value
+    if cell("repeat_until"):
+        try:
+            until = parse_date(cell("repeat_until"))
+        except ValueError as exc:
+            errs.append(("bad_date", f"repeat_until: {exc}"))
+
+    kind = KIND_NAMES.get(cell("kind").lower()) or KIND_NAMES.get(cell("kind"))
+    if kind is None:
+        errs.append(("unknown_kind", f"unknown lesson kind '{cell('kind')}' (专递课堂, 名师课堂 or 名校网络课堂)"))
+
+    school = d.schools.get(cell("lead_school"))
+    teacher = classroom = None
+    if school is None:
+        errs.append(
+            ("unknown_school", f"unknown school '{cell('lead_school')}'{closest(cell('lead_school'), school_names)}")
+        )
+    else:
+        teacher = d.teachers.get((school.id, cell("lead_teacher")))
+        if teacher is None:
+            hint = closest(cell("lead_teacher"), d.teacher_names(school.id))
+            errs.append(("unknown_teacher", f"no teacher '{cell('lead_teacher')}' at {school.name}{hint}"))
+        classroom = d.classrooms.get((school.id, cell("lead_classroom")))
+        if classroom is None:
+            hint = closest(cell("lead_classroom"), d.room_names(school.id))
+            errs.append(("unknown_classroom", f"no classroom '{cell('lead_classroom')}' at {school.name}{hint}"))
+
+    receivers: list[int] = []
+    for item in (x.strip() for x in RECEIVER_SEPARATORS.split(cell("receiving_classrooms"))):
+        if not item:
+            continue
+        school_name, _, room_name = item.replace("／", "/").rpartition("/")
+        rs = d.schools.get(school_name.strip())
+        if rs is None:
+            target = school_name.strip() or item
+            errs.append(
+                (
+                    "unknown_school",
+                    f"receiving classroom '{item}': unknown school '{target}'"
+                    f"{closest(target, school_names)} (write 学校/教室)",
+                )
+            )
+            continue
+        room = d.classrooms.get((rs.id, room_name.strip()))
+        if room is None:
+            hint = closest(room_name.strip(), d.room_names(rs.id))
+            errs.append(("unknown_classroom", f"no classroom '{room_name.strip()}' at {rs.name}{hint}"))
+            continue
+        if room.id in receivers:
+            errs.append(("duplicate_receiver", f"receiving classroom '{item}' is listed twice"))
+            continue
+        receivers.append(room.id)
+
+    community_id = None
+    if cell("community"):
+        community = d.communities.get(cell("community"))
+        if community is None:
+            errs.append(
+                (
+                    "unknown_community",
+                    f"unknown research community '{cell('community')}'"
+                    f"{closest(cell('community'), list(d.communities))}",
+                )
+            )
+        else:
+            community_id = community.id
+
+    if errs:
+        raise RowError(errs)
+    assert day and start_t and end_t and kind and teacher and classroom  # for the type checker
+    if end_t <= start_t:
+        raise RowError([("bad_times", f"the lesson ends ({end_t:%H:%M}) before it starts ({start_t:%H:%M})")])
+
+    semester = d.semester_of(day)
+    days = [day]
+    skipped: list[date] = []
+    if until is not None:
+        if until < day:
+            raise RowError([("bad_date", f"repeat_until {until} is before the first date {day}")])
+        if semester is not None and until > semester.end:
+            raise RowError([("outside_semester", f"repeat_until {until} is after the end of {semester.name}")])
+        days = []
+        current = day
+        while current <= until:
+            if semester is not None and not is_teaching_day(semester, current):
+                skipped.append(current)
+            else:
+                days.append(current)
+            current += timedelta(days=7)
+    series = f"{teacher.id}:{classroom.id}:{day.isoformat()}:{start_t:%H%M}" if until is not None else None
+    drafts = tuple(
+        LessonDraft(
+            kind=kind,
+            subject=cell("subject"),
+            grade=cell("grade"),
+            lead_teacher_id=teacher.id,
+            lead_classroom_id=classroom.id,
+            start=datetime.combine(x, start_t, tz).astimezone(ZoneInfo("UTC")),
+            end=datetime.combine(x, end_t, tz).astimezone(ZoneInfo("UTC")),
+            receiving_classroom_ids=tuple(receivers),
+            community_id=community_id,
+            semester_id=semester.id if semester else None,
+            series_id=series,
+        )
+        for x in days
+    )
+    return ParsedRow(line, drafts, tuple(skipped))

@@ -1,0 +1,537 @@
+"""Rows in and out of the database. No rules here: callers check, the repository stores and finds.
+
+Times are stored as integer UTC epoch seconds; the queries that find possibly-overlapping lessons go
+through the (resource, start) indexes and a bounded look-back of the longest lesson allowed, so a
+conflict check never scans the timetable.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime
+
+from scheduler.db import Database
+from scheduler.model import (
+    City,
+    Classroom,
+    Community,
+    County,
+    Evidence,
+    Kind,
+    LedgerEntry,
+    Lesson,
+    LessonDraft,
+    LessonStatus,
+    Level,
+    Region,
+    School,
+    Semester,
+    Teacher,
+)
+
+MAX_LESSON_SECONDS = 4 * 3600  # a lesson longer than this is refused, which bounds the overlap look-back
+
+
+def to_epoch(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+def from_epoch(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def lesson_key(draft: LessonDraft | Lesson) -> str:
+    """A lesson's identity for re-imports: who teaches, where, when."""
+    return f"{draft.lead_teacher_id}:{draft.lead_classroom_id}:{to_epoch(draft.start)}"
+
+
+LESSON_COLUMNS = (
+    "id, kind, subject, grade, lead_teacher_id, lead_classroom_id, community_id, semester_id, "
+    "series_id, start_utc, end_utc, status"
+)
+
+
+class Repository:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # ---- places and people -------------------------------------------------------------
+    def add_region(self, conn: sqlite3.Connection, name: str) -> int:
+        return _insert(conn, "INSERT INTO region(name) VALUES (?)", (name,))
+
+    def add_city(self, conn: sqlite3.Connection, region_id: int, name: str) -> int:
+        return _insert(conn, "INSERT INTO city(region_id, name) VALUES (?, ?)", (region_id, name))
+
+    def add_county(self, conn: sqlite3.Connection, city_id: int, name: str, factor: float = 1.5) -> int:
+        return _insert(
+            conn,
+            "INSERT INTO county(city_id, name, workload_factor) VALUES (?, ?, ?)",
+            (city_id, name, factor),
+        )
+
+    def add_school(self, conn: sqlite3.Connection, school: School) -> int:
+        return _insert(
+            conn,
+            "INSERT INTO school(county_id, name, is_lead, is_receiving, is_teaching_point, bandwidth_mbps) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                school.county_id,
+                school.name,
+                int(school.is_lead),
+                int(school.is_receiving),
+                int(school.is_teaching_point),
+                school.bandwidth_mbps,
+            ),
+        )
+
+    def add_classroom(self, conn: sqlite3.Connection, school_id: int, name: str) -> int:
+        return _insert(conn, "INSERT INTO classroom(school_id, name) VALUES (?, ?)", (school_id, name))
+
+    def add_teacher(self, conn: sqlite3.Connection, teacher: Teacher) -> int:
+        return _insert(
+            conn,
+            "INSERT INTO teacher(school_id, name, level, subjects) VALUES (?, ?, ?, ?)",
+            (teacher.school_id, teacher.name, Level(teacher.level).value, ",".join(teacher.subjects)),
+        )
+
+    def add_semester(self, conn: sqlite3.Connection, semester: Semester, holiday_names: dict[date, str]) -> int:
+        sid = _insert(
+            conn,
+            "INSERT INTO semester(name, start_date, end_date) VALUES (?, ?, ?)",
+            (semester.name, semester.start.isoformat(), semester.end.isoformat()),
+        )
+        conn.executemany(
+            "INSERT INTO holiday(semester_id, day, name) VALUES (?, ?, ?)",
+            [(sid, d.isoformat(), holiday_names.get(d, "")) for d in sorted(semester.holidays)],
+        )
+        return sid
+
+    def add_community(self, conn: sqlite3.Connection, county_id: int, name: str, members: Iterable[int]) -> int:
+        cid = _insert(conn, "INSERT INTO community(county_id, name) VALUES (?, ?)", (county_id, name))
+        conn.executemany(
+            "INSERT INTO community_member(community_id, teacher_id) VALUES (?, ?)",
+            [(cid, t) for t in members],
+        )
+        return cid
+
+    def set_county_factor(self, conn: sqlite3.Connection, county_id: int, factor: float) -> None:
+        conn.execute("UPDATE county SET workload_factor = ? WHERE id = ?", (factor, county_id))
+
+    def regions(self) -> list[Region]:
+        with self.db.read() as c:
+            return [Region(r["id"], r["name"]) for r in c.execute("SELECT * FROM region ORDER BY id")]
+
+    def cities(self) -> list[City]:
+        with self.db.read() as c:
+            return [City(r["id"], r["region_id"], r["name"]) for r in c.execute("SELECT * FROM city ORDER BY id")]
+
+    def counties(self) -> list[County]:
+        with self.db.read() as c:
+            return [
+                County(r["id"], r["city_id"], r["name"], r["workload_factor"])
+                for r in c.execute("SELECT * FROM county ORDER BY id")
+            ]
+
+    def schools(self, county_id: int | None = None) -> list[School]:
+        sql, args = "SELECT * FROM school", ()
+        if county_id is not None:
+            sql, args = sql + " WHERE county_id = ?", (county_id,)
+        with self.db.read() as c:
+            return [_school(r) for r in c.execute(sql + " ORDER BY id", args)]
+
+    def classrooms(self, school_id: int | None = None) -> list[Classroom]:
+        sql, args = "SELECT * FROM classroom", ()
+        if school_id is not None:
+            sql, args = sql + " WHERE school_id = ?", (school_id,)
+        with self.db.read() as c:
+            return [Classroom(r["id"], r["school_id"], r["name"]) for r in c.execute(sql + " ORDER BY id", args)]
+
+    def teachers(self, school_id: int | None = None) -> list[Teacher]:
+        sql, args = "SELECT * FROM teacher", ()
+        if school_id is not None:
+            sql, args = sql + " WHERE school_id = ?", (school_id,)
+        with self.db.read() as c:
+            return [_teacher(r) for r in c.execute(sql + " ORDER BY id", args)]
+
+    def semesters(self) -> list[Semester]:
+        with self.db.read() as c:
+            holidays: dict[int, set[date]] = {}
+            for r in c.execute("SELECT semester_id, day FROM holiday"):
+                holidays.setdefault(r[0], set()).add(date.fromisoformat(r[1]))
+            return [
+                Semester(
+                    r["id"],
+                    r["name"],
+                    date.fromisoformat(r["start_date"]),
+                    date.fromisoformat(r["end_date"]),
+                    frozenset(holidays.get(r["id"], ())),
+                )
+                for r in c.execute("SELECT * FROM semester ORDER BY start_date")
+            ]
+
+    def holiday_names(self, semester_id: int) -> dict[date, str]:
+        with self.db.read() as c:
+            rows = c.execute("SELECT day, name FROM holiday WHERE semester_id = ?", (semester_id,))
+            return {date.fromisoformat(r[0]): r[1] for r in rows}
+
+    def communities(self) -> list[Community]:
+        with self.db.read() as c:
+            members: dict[int, list[int]] = {}
+            for r in c.execute("SELECT community_id, teacher_id FROM community_member ORDER BY teacher_id"):
+                members.setdefault(r[0], []).append(r[1])
+            return [
+                Community(r["id"], r["county_id"], r["name"], tuple(members.get(r["id"], ())))
+                for r in c.execute("SELECT * FROM community ORDER BY id")
+            ]
+
+    # ---- lessons ---------------------------------------------------------------------------
+    def insert_lessons(self, conn: sqlite3.Connection, drafts: Sequence[LessonDraft]) -> list[int]:
+        now = int(time.time())
+        ids: list[int] = []
+        receivers: list[tuple[int, int, int]] = []
+        for d in drafts:
+            start = to_epoch(d.start)
+            cur = conn.execute(
+                "INSERT INTO lesson(kind, subject, grade, lead_teacher_id, lead_classroom_id, community_id, "
+                "semester_id, series_id, start_utc, end_utc, status, lesson_key, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'scheduled', ?, ?, ?)",
+                (
+                    Kind(d.kind).value,
+                    d.subject,
+                    d.grade,
+                    d.lead_teacher_id,
+                    d.lead_classroom_id,
+                    d.community_id,
+                    d.semester_id,
+                    d.series_id,
+                    start,
+                    to_epoch(d.end),
+                    lesson_key(d),
+                    now,
+                    now,
+                ),
+            )
+            lid = int(cur.lastrowid or 0)
+            ids.append(lid)
+            receivers.extend((lid, c, start) for c in d.receiving_classroom_ids)
+        conn.executemany("INSERT INTO lesson_receiver(lesson_id, classroom_id, start_utc) VALUES (?, ?, ?)", receivers)
+        return ids
+
+    def lessons_by_key(self, keys: Iterable[str]) -> dict[str, Lesson]:
+        keys = list(keys)
+        out: dict[str, Lesson] = {}
+        with self.db.read() as c:
+            for i in range(0, len(keys), 500):
+                chunk = keys[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = c.execute(
+                    f"SELECT {LESSON_COLUMNS}, lesson_key FROM lesson WHERE lesson_key IN ({marks})", chunk
+                ).fetchall()
+                for lesson in self._with_receivers(c, rows):
+                    out[lesson_key(lesson)] = lesson
+        return out
+
+    def lesson(self, lesson_id: int) -> Lesson | None:
+        with self.db.read() as c:
+            rows = c.execute(f"SELECT {LESSON_COLUMNS} FROM lesson WHERE id = ?", (lesson_id,)).fetchall()
+            found = self._with_receivers(c, rows)
+        return found[0] if found else None
+
+    def lessons(
+        self,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        teacher_id: int | None = None,
+        classroom_id: int | None = None,
+        school_id: int | None = None,
+        statuses: Iterable[LessonStatus] | None = None,
+        limit: int = 5000,
+    ) -> list[Lesson]:
+        """Lessons starting in [start, end), optionally of one teacher, classroom (either end) or school."""
+        where: list[str] = []
+        args: list[object] = []
+        if start is not None:
+            where.append("l.start_utc >= ?")
+            args.append(to_epoch(start))
+        if end is not None:
+            where.append("l.start_utc < ?")
+            args.append(to_epoch(end))
+        if teacher_id is not None:
+            where.append("l.lead_teacher_id = ?")
+            args.append(teacher_id)
+        if classroom_id is not None:
+            where.append(
+                "(l.lead_classroom_id = ? OR l.id IN (SELECT lesson_id FROM lesson_receiver WHERE classroom_id = ?))"
+            )
+            args += [classroom_id, classroom_id]
+        if school_id is not None:
+            where.append(
+                "(l.lead_classroom_id IN (SELECT id FROM classroom WHERE school_id = ?) OR l.id IN "
+                "(SELECT r.lesson_id FROM lesson_receiver r JOIN classroom c ON c.id = r.classroom_id "
+                "WHERE c.school_id = ?))"
+            )
+            args += [school_id, school_id]
+        if statuses is not None:
+            values = [LessonStatus(s).value for s in statuses]
+            where.append(f"l.status IN ({','.join('?' * len(values))})")
+            args += values
+        sql = f"SELECT {', '.join('l.' + c.strip() for c in LESSON_COLUMNS.split(','))} FROM lesson l"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY l.start_utc, l.id LIMIT ?"
+        args.append(limit)
+        with self.db.read() as c:
+            return self._with_receivers(c, c.execute(sql, args).fetchall())
+
+    def overlap_candidates(
+        self, conn: sqlite3.Connection, teacher_id: int, classroom_ids: Iterable[int], start: int, end: int
+    ) -> list[Lesson]:
+        """Lessons that may overlap [start, end) on the teacher or any classroom, found via indexes only."""
+        lo = start - MAX_LESSON_SECONDS
+        rooms = sorted(set(classroom_ids))
+        ids: set[int] = set()
+        q = "SELECT id FROM lesson WHERE lead_teacher_id = ? AND start_utc > ? AND start_utc < ?"
+        ids.update(r[0] for r in conn.execute(q, (teacher_id, lo, end)))
+        for room in rooms:
+            q = "SELECT id FROM lesson WHERE lead_classroom_id = ? AND start_utc > ? AND start_utc < ?"
+            ids.update(r[0] for r in conn.execute(q, (room, lo, end)))
+            q = "SELECT lesson_id FROM lesson_receiver WHERE classroom_id = ? AND start_utc > ? AND start_utc < ?"
+            ids.update(r[0] for r in conn.execute(q, (room, lo, end)))
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        rows = conn.execute(
+            f"SELECT {LESSON_COLUMNS} FROM lesson WHERE id IN ({marks}) AND end_utc > ? AND status != 'cancelled'",
+            [*sorted(ids), start],
+        ).fetchall()
+        return self._with_receivers(conn, rows)
+
+    def _with_receivers(self, conn: sqlite3.Connection, rows: Sequence[sqlite3.Row]) -> list[Lesson]:
+        if not rows:
+            return []
+        receivers: dict[int, list[int]] = {}
+        ids = [r["id"] for r in rows]
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            q = (
+                "SELECT lesson_id, classroom_id FROM lesson_receiver "
+                f"WHERE lesson_id IN ({','.join('?' * len(chunk))}) ORDER BY classroom_id"
+            )
+            for lid, cid in conn.execute(q, chunk):
+                receivers.setdefault(lid, []).append(cid)
+        return [_lesson(r, tuple(receivers.get(r["id"], ()))) for r in rows]
+
+    def set_status(
+        self, conn: sqlite3.Connection, lesson_id: int, to: LessonStatus, allowed_from: Iterable[LessonStatus]
+    ) -> bool:
+        """Move a lesson's status only from one of `allowed_from`; False if it was elsewhere (idempotence)."""
+        froms = [LessonStatus(s).value for s in allowed_from]
+        cur = conn.execute(
+            f"UPDATE lesson SET status = ?, updated_at = ? WHERE id = ? AND status IN ({','.join('?' * len(froms))})",
+            [LessonStatus(to).value, int(time.time()), lesson_id, *froms],
+        )
+        return cur.rowcount == 1
+
+    def due_to_open(self, until: datetime) -> list[Lesson]:
+        with self.db.read() as c:
+            rows = c.execute(
+                f"SELECT {LESSON_COLUMNS} FROM lesson WHERE status = 'scheduled' AND start_utc <= ? ORDER BY start_utc",
+                (to_epoch(until),),
+            ).fetchall()
+            return self._with_receivers(c, rows)
+
+    def unsettled(self, starting_before: datetime) -> list[Lesson]:
+        """Lessons not yet settled (scheduled, open or live) that start before a moment: the jobs to derive."""
+        with self.db.read() as c:
+            rows = c.execute(
+                f"SELECT {LESSON_COLUMNS} FROM lesson WHERE start_utc < ? "
+                "AND status IN ('scheduled', 'open', 'live') ORDER BY start_utc",
+                (to_epoch(starting_before),),
+            ).fetchall()
+            return self._with_receivers(c, rows)
+
+    # ---- evidence, ledger, corrections -------------------------------------------------------
+    def record_evidence(
+        self,
+        conn: sqlite3.Connection,
+        lesson_id: int,
+        lead_minutes: float | None,
+        attended: dict[int, float],
+        source: str,
+    ) -> None:
+        """Store the latest totals; totals only grow, so a late or repeated report never lowers them."""
+        now = int(time.time())
+        conn.execute(
+            "INSERT INTO evidence(lesson_id, lead_minutes, updated_at, source) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(lesson_id) DO UPDATE SET lead_minutes = max(lead_minutes, excluded.lead_minutes), "
+            "updated_at = excluded.updated_at, source = excluded.source",
+            (lesson_id, float(lead_minutes or 0.0), now, source),
+        )
+        conn.executemany(
+            "INSERT INTO attendance(lesson_id, classroom_id, minutes, updated_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(lesson_id, classroom_id) DO UPDATE SET minutes = max(minutes, excluded.minutes), "
+            "updated_at = excluded.updated_at",
+            [(lesson_id, c, float(m), now) for c, m in attended.items()],
+        )
+
+    def evidence(self, conn: sqlite3.Connection, lesson_id: int) -> Evidence:
+        row = conn.execute("SELECT lead_minutes FROM evidence WHERE lesson_id = ?", (lesson_id,)).fetchone()
+        attended = {
+            r[0]: r[1]
+            for r in conn.execute("SELECT classroom_id, minutes FROM attendance WHERE lesson_id = ?", (lesson_id,))
+        }
+        return Evidence(lesson_id, float(row[0]) if row else 0.0, attended)
+
+    def append_ledger(
+        self,
+        conn: sqlite3.Connection,
+        lesson_id: int,
+        entry_type: str,
+        teacher_id: int | None,
+        school_id: int | None,
+        base_hours: float,
+        factor: float,
+        actor: str,
+        reason: str,
+        reverses_id: int | None = None,
+    ) -> int:
+        return _insert(
+            conn,
+            "INSERT INTO ledger(lesson_id, entry_type, teacher_id, school_id, base_hours, factor, weighted_hours, "
+            "created_at, actor, reason, reverses_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                lesson_id,
+                entry_type,
+                teacher_id,
+                school_id,
+                base_hours,
+                factor,
+                round(base_hours * factor, 4),
+                int(time.time()),
+                actor,
+                reason,
+                reverses_id,
+            ),
+        )
+
+    def ledger(self, lesson_id: int | None = None, teacher_id: int | None = None) -> list[LedgerEntry]:
+        sql, args = "SELECT * FROM ledger", []
+        where = []
+        if lesson_id is not None:
+            where.append("lesson_id = ?")
+            args.append(lesson_id)
+        if teacher_id is not None:
+            where.append("teacher_id = ?")
+            args.append(teacher_id)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        with self.db.read() as c:
+            return [_entry(r) for r in c.execute(sql + " ORDER BY id", args)]
+
+    def open_entries(self, conn: sqlite3.Connection, lesson_id: int) -> list[LedgerEntry]:
+        """Entries of a lesson that no later entry reverses (what a reversal must cancel)."""
+        rows = conn.execute(
+            "SELECT * FROM ledger l WHERE lesson_id = ? AND reverses_id IS NULL "
+            "AND NOT EXISTS (SELECT 1 FROM ledger r WHERE r.reverses_id = l.id) ORDER BY id",
+            (lesson_id,),
+        )
+        return [_entry(r) for r in rows]
+
+    def add_correction(
+        self,
+        conn: sqlite3.Connection,
+        lesson_id: int,
+        from_status: str,
+        to_status: str,
+        actor: str,
+        reason: str,
+    ) -> int:
+        return _insert(
+            conn,
+            "INSERT INTO correction(lesson_id, from_status, to_status, actor, reason, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (lesson_id, from_status, to_status, actor, reason, int(time.time())),
+        )
+
+    def corrections(self, lesson_id: int | None = None) -> list[dict[str, object]]:
+        sql, args = "SELECT * FROM correction", ()
+        if lesson_id is not None:
+            sql, args = sql + " WHERE lesson_id = ?", (lesson_id,)
+        with self.db.read() as c:
+            return [dict(r) for r in c.execute(sql + " ORDER BY id", args)]
+
+    def record_import(
+        self,
+        conn: sqlite3.Connection,
+        actor: str,
+        filename: str,
+        sha256: str,
+        added: int,
+        unchanged: int,
+        warnings: int,
+    ) -> int:
+        return _insert(
+            conn,
+            "INSERT INTO import_run(created_at, actor, filename, sha256, added, unchanged, warnings) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (int(time.time()), actor, filename, sha256, added, unchanged, warnings),
+        )
+
+
+def _insert(conn: sqlite3.Connection, sql: str, args: Sequence[object]) -> int:
+    return int(conn.execute(sql, args).lastrowid or 0)
+
+
+def _school(r: sqlite3.Row) -> School:
+    return School(
+        r["id"],
+        r["county_id"],
+        r["name"],
+        bool(r["is_lead"]),
+        bool(r["is_receiving"]),
+        bool(r["is_teaching_point"]),
+        float(r["bandwidth_mbps"]),
+    )
+
+
+def _teacher(r: sqlite3.Row) -> Teacher:
+    subjects = tuple(s for s in r["subjects"].split(",") if s)
+    return Teacher(r["id"], r["school_id"], r["name"], Level(r["level"]), subjects)
+
+
+def _lesson(r: sqlite3.Row, receivers: tuple[int, ...]) -> Lesson:
+    return Lesson(
+        id=r["id"],
+        kind=Kind(r["kind"]),
+        subject=r["subject"],
+        grade=r["grade"],
+        lead_teacher_id=r["lead_teacher_id"],
+        lead_classroom_id=r["lead_classroom_id"],
+        start=from_epoch(r["start_utc"]),
+        end=from_epoch(r["end_utc"]),
+        receiving_classroom_ids=receivers,
+        community_id=r["community_id"],
+        semester_id=r["semester_id"],
+        series_id=r["series_id"],
+        status=LessonStatus(r["status"]),
+    )
+
+
+def _entry(r: sqlite3.Row) -> LedgerEntry:
+    return LedgerEntry(
+        id=r["id"],
+        lesson_id=r["lesson_id"],
+        entry_type=r["entry_type"],
+        teacher_id=r["teacher_id"],
+        school_id=r["school_id"],
+        base_hours=r["base_hours"],
+        factor=r["factor"],
+        weighted_hours=r["weighted_hours"],
+        created_at=from_epoch(r["created_at"]),
+        actor=r["actor"],
+        reason=r["reason"],
+        reverses_id=r["reverses_id"],
+    )

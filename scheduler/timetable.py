@@ -1,0 +1,429 @@
+"""The timetable service: check and store lessons, import files, take evidence, settle, correct.
+
+A thin shell over the pure rules: it looks things up, hands plain data to `scheduler.rules`, and writes
+in one transaction only when nothing is wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from scheduler.config import SchedulerConfig
+from scheduler.csvimport import CsvFormatError, Directory, parse_timetable
+from scheduler.db import Database
+from scheduler.model import (
+    SETTLED_STATUSES,
+    Lesson,
+    LessonDraft,
+    LessonStatus,
+    Problem,
+)
+from scheduler.repository import MAX_LESSON_SECONDS, Repository, lesson_key, to_epoch
+from scheduler.rules.capacity import receiver_problems, slot_warnings
+from scheduler.rules.conflicts import (
+    Booking,
+    booking_conflicts,
+    calendar_problems,
+    overlapping_pairs,
+    resources_of,
+    role_problems,
+)
+from scheduler.rules.workload import delivery_entries, is_delivered, validate_factor
+
+log = logging.getLogger(__name__)
+
+UNSETTLED = (LessonStatus.SCHEDULED, LessonStatus.OPEN, LessonStatus.LIVE)
+
+
+class LessonRefused(ValueError):
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        super().__init__("; ".join(p.message for p in problems))
+        self.problems = list(problems)
+
+
+class NotFound(LookupError):
+    pass
+
+
+@dataclass
+class ImportResult:
+    filename: str
+    dry_run: bool
+    rows: int = 0
+    lessons_added: int = 0
+    lessons_unchanged: int = 0
+    errors: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+    added_ids: list[int] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "filename": self.filename,
+            "dry_run": self.dry_run,
+            "ok": self.ok,
+            "rows": self.rows,
+            "lessons_added": self.lessons_added,
+            "lessons_unchanged": self.lessons_unchanged,
+            "errors": [problem_json(p) for p in self.errors],
+            "warnings": [problem_json(p) for p in self.warnings],
+        }
+
+
+def problem_json(p: Problem) -> dict[str, object]:
+    out: dict[str, object] = {"code": p.code, "message": p.message, "severity": p.severity}
+    if p.line is not None:
+        out["line"] = p.line
+    if p.related_lesson_id is not None:
+        out["related_lesson_id"] = p.related_lesson_id
+    return out
+
+
+class Timetable:
+    def __init__(self, db: Database, config: SchedulerConfig) -> None:
+        self.db = db
+        self.repo = Repository(db)
+        self.config = config
+        self._listeners: list[Callable[[list[int]], None]] = []
+
+    def on_change(self, listener: Callable[[list[int]], None]) -> None:
+        """Called with the ids of lessons added or changed (the timed jobs re-plan from it)."""
+        self._listeners.append(listener)
+
+    def _changed(self, ids: list[int]) -> None:
+        for listener in self._listeners:
+            listener(ids)
+
+    def directory(self) -> Directory:
+        schools = {s.name: s for s in self.repo.schools()}
+        return Directory(
+            schools=schools,
+            classrooms={(c.school_id, c.name): c for c in self.repo.classrooms()},
+            teachers={(t.school_id, t.name): t for t in self.repo.teachers()},
+            communities={c.name: c for c in self.repo.communities()},
+            semesters=self.repo.semesters(),
+        )
+
+    # ---- checking ----------------------------------------------------------------------------
+    def check(
+        self, drafts: Sequence[tuple[int | None, LessonDraft]], directory: Directory | None = None
+    ) -> list[Problem]:
+        """Problems of a batch of drafts (with their CSV lines), against each other and the database."""
+        d = directory or self.directory()
+        tz = self.config.tz
+        schools = {s.id: s for s in d.schools.values()}
+        rooms = {c.id: c for c in d.classrooms.values()}
+        teachers = {t.id: t for t in d.teachers.values()}
+        semesters = {s.id: s for s in d.semesters}
+        community_size = {c.id: len(c.member_teacher_ids) for c in d.communities.values()}
+        problems: list[Problem] = []
+
+        def add(line: int | None, found: Sequence[Problem]) -> None:
+            problems.extend(Problem(p.code, p.message, p.severity, line, p.related_lesson_id) for p in found)
+
+        for line, draft in drafts:
+            if (draft.end - draft.start).total_seconds() > MAX_LESSON_SECONDS:
+                add(line, [Problem("bad_times", f"a lesson may last at most {MAX_LESSON_SECONDS // 3600} hours")])
+            semester = semesters.get(draft.semester_id) if draft.semester_id is not None else None
+            add(line, calendar_problems(draft, semester, tz))
+            teacher = teachers.get(draft.lead_teacher_id)
+            lead_room = rooms.get(draft.lead_classroom_id)
+            receiving = [rooms[c] for c in draft.receiving_classroom_ids if c in rooms]
+            if teacher is None or lead_room is None or len(receiving) != len(draft.receiving_classroom_ids):
+                add(line, [Problem("unknown_id", "unknown teacher or classroom id")])
+                continue
+            add(
+                line,
+                role_problems(draft, teacher=teacher, lead_classroom=lead_room, receiving=receiving, schools=schools),
+            )
+            cs = community_size.get(draft.community_id, 0) if draft.community_id is not None else 0
+            add(line, receiver_problems(draft, self.config.capacity, cs))
+
+        # double bookings inside the batch: one sweep per resource
+        bookings = [
+            Booking(i, res, draft.start, draft.end)
+            for i, (_, draft) in enumerate(drafts)
+            for res in resources_of(draft)
+        ]
+        for a, b, (what, rid) in sorted(overlapping_pairs(bookings)):
+            line_a, line_b = drafts[a][0], drafts[b][0]
+            where = f"line {line_a}" if line_a is not None else f"lesson {a + 1} of the request"
+            name = teachers[rid].name if what == "teacher" and rid in teachers else f"{what} #{rid}"
+            if what == "classroom" and rid in rooms:
+                name = f"{schools[rooms[rid].school_id].name} {rooms[rid].name}"
+            code = "teacher_busy" if what == "teacher" else "classroom_busy"
+            add(line_b, [Problem(code, f"{name} is double-booked with {where}")])
+
+        # double bookings against stored lessons: index-backed candidate queries per draft
+        with self.db.read() as conn:
+            for line, draft in drafts:
+                rooms_used = [draft.lead_classroom_id, *draft.receiving_classroom_ids]
+                candidates = self.repo.overlap_candidates(
+                    conn, draft.lead_teacher_id, rooms_used, to_epoch(draft.start), to_epoch(draft.end)
+                )
+                own = lesson_key(draft)
+                candidates = [c for c in candidates if lesson_key(c) != own or not _same(c, draft)]
+                add(line, booking_conflicts(draft, candidates, tz))
+
+        problems.extend(self._capacity_warnings([dr for _, dr in drafts], d))
+        return problems
+
+    def _capacity_warnings(self, drafts: Sequence[LessonDraft], d: Directory) -> list[Problem]:
+        if not drafts:
+            return []
+        start = min(x.start for x in drafts)
+        end = max(x.end for x in drafts)
+        stored = self.repo.lessons(start=start - timedelta(seconds=MAX_LESSON_SECONDS), end=end, limit=10_000_000)
+        keys = {lesson_key(x) for x in drafts}
+        everything: list[Lesson | LessonDraft] = [x for x in stored if lesson_key(x) not in keys]
+        everything.extend(drafts)
+        schools = list(d.schools.values())
+        return slot_warnings(
+            everything,
+            school_of_classroom={c.id: c.school_id for c in d.classrooms.values()},
+            school_bandwidth={s.id: s.bandwidth_mbps for s in schools},
+            school_names={s.id: s.name for s in schools},
+            limits=self.config.capacity,
+            community_sizes={c.id: len(c.member_teacher_ids) for c in d.communities.values()},
+        )
+
+    # ---- writing lessons -----------------------------------------------------------------------
+    def add_lessons(self, drafts: Sequence[LessonDraft]) -> tuple[list[Lesson], list[Problem]]:
+        """Store drafts if none has an error; returns the stored lessons and the warnings."""
+        problems = self.check([(None, x) for x in drafts])
+        errors = [p for p in problems if p.severity == "error"]
+        if errors:
+            raise LessonRefused(errors)
+        with self.db.write() as conn:
+            ids = self.repo.insert_lessons(conn, drafts)
+        self._changed(ids)
+        return [self._get(i) for i in ids], [p for p in problems if p.severity != "error"]
+
+    def import_csv(self, data: bytes, filename: str, actor: str, dry_run: bool = False) -> ImportResult:
+        """All or nothing: one bad row imports nothing; re-importing the same file changes nothing."""
+        result = ImportResult(filename=filename, dry_run=dry_run)
+        directory = self.directory()
+        try:
+            parsed = parse_timetable(data, directory, self.config.tz)
+        except CsvFormatError as exc:
+            result.errors.append(Problem("bad_file", str(exc), line=None))
+            return result
+        result.rows = len(parsed.rows)
+        result.errors.extend(parsed.problems)
+        for row in parsed.rows:
+            for day in row.skipped_holidays:
+                result.warnings.append(
+                    Problem(
+                        "holiday_skipped", f"no lesson on {day.isoformat()} (not a teaching day)", "warning", row.line
+                    )
+                )
+        # duplicates inside the file
+        seen: dict[str, int] = {}
+        fresh: list[tuple[int | None, LessonDraft]] = []
+        for row in parsed.rows:
+            for draft in row.drafts:
+                key = lesson_key(draft)
+                if key in seen:
+                    result.errors.append(
+                        Problem("duplicate_lesson", f"the same lesson is already on line {seen[key]}", line=row.line)
+                    )
+                    continue
+                seen[key] = row.line
+                fresh.append((row.line, draft))
+        existing = self.repo.lessons_by_key(seen)
+        to_add: list[tuple[int | None, LessonDraft]] = []
+        for line, draft in fresh:
+            old = existing.get(lesson_key(draft))
+            if old is None:
+                to_add.append((line, draft))
+            elif _same(old, draft):
+                result.lessons_unchanged += 1
+            else:
+                result.errors.append(
+                    Problem(
+                        "changed_lesson",
+                        f"lesson #{old.id} at this time differs from this row; cancel it first to replace it",
+                        line=line,
+                        related_lesson_id=old.id,
+                    )
+                )
+        if not result.errors:
+            for p in self.check(to_add, directory):
+                (result.errors if p.severity == "error" else result.warnings).append(p)
+        result.errors.sort(key=lambda p: (p.line or 0, p.code))
+        if result.errors or dry_run:
+            log.info("import %s: %d errors, dry_run=%s; nothing written", filename, len(result.errors), dry_run)
+            if not result.errors:
+                result.lessons_added = len(to_add)
+            return result
+        digest = hashlib.sha256(data).hexdigest()
+        with self.db.write() as conn:
+            ids = self.repo.insert_lessons(conn, [x for _, x in to_add])
+            self.repo.record_import(
+                conn, actor, filename, digest, len(ids), result.lessons_unchanged, len(result.warnings)
+            )
+        result.lessons_added = len(ids)
+        result.added_ids = ids
+        log.info("import %s by %s: %d added, %d unchanged", filename, actor, len(ids), result.lessons_unchanged)
+        self._changed(ids)
+        return result
+
+    def cancel(self, lesson_id: int, actor: str, reason: str) -> Lesson:
+        lesson = self._get(lesson_id)
+        if not reason.strip():
+            raise ValueError("a cancellation needs a reason")
+        with self.db.write() as conn:
+            if not self.repo.set_status(conn, lesson_id, LessonStatus.CANCELLED, (LessonStatus.SCHEDULED,)):
+                raise ValueError(
+                    f"lesson #{lesson_id} is {lesson.status.value}; only a scheduled lesson can be cancelled"
+                )
+            self.repo.add_correction(conn, lesson_id, lesson.status.value, "cancelled", actor, reason)
+        self._changed([lesson_id])
+        return self._get(lesson_id)
+
+    def _get(self, lesson_id: int) -> Lesson:
+        lesson = self.repo.lesson(lesson_id)
+        if lesson is None:
+            raise NotFound(f"no lesson #{lesson_id}")
+        return lesson
+
+    # ---- windows, evidence, settlement -----------------------------------------------------
+    def window(self, lesson: Lesson) -> tuple[datetime, datetime]:
+        return (
+            lesson.start - timedelta(minutes=self.config.window_open_before_min),
+            lesson.end + timedelta(minutes=self.config.window_close_grace_min),
+        )
+
+    def open_window(self, lesson_id: int) -> bool:
+        with self.db.write() as conn:
+            done = self.repo.set_status(conn, lesson_id, LessonStatus.OPEN, (LessonStatus.SCHEDULED,))
+        if done:
+            log.info("lesson %d: window open", lesson_id)
+        return done
+
+    def record_evidence(
+        self, lesson_id: int, lead_minutes: float | None, attended: dict[int, float], source: str
+    ) -> Lesson:
+        """Totals so far from media/monitoring. Evidence for a settled lesson is kept but changes nothing."""
+        lesson = self._get(lesson_id)
+        if lead_minutes is not None and not 0 <= lead_minutes <= 24 * 60:
+            raise ValueError("lead_minutes must be between 0 and 1440")
+        unknown = [c for c in attended if c not in lesson.receiving_classroom_ids]
+        if unknown and lesson.receiving_classroom_ids:
+            raise ValueError(f"classrooms {unknown} are not receiving lesson #{lesson_id}")
+        if any(not 0 <= m <= 24 * 60 for m in attended.values()):
+            raise ValueError("attended minutes must be between 0 and 1440")
+        with self.db.write() as conn:
+            self.repo.record_evidence(conn, lesson_id, lead_minutes, attended, source)
+            if lead_minutes:
+                self.repo.set_status(conn, lesson_id, LessonStatus.LIVE, (LessonStatus.OPEN, LessonStatus.SCHEDULED))
+        return self._get(lesson_id)
+
+    def settle(self, lesson_id: int, now: datetime | None = None) -> LessonStatus | None:
+        """Decide delivered or missed from the evidence, once. Returns the new status, or None if already settled
+        (or not yet due)."""
+        lesson = self._get(lesson_id)
+        now = now or datetime.now(UTC)
+        if lesson.status in SETTLED_STATUSES or now < self.window(lesson)[1]:
+            return None
+        school_id = self._lead_school(lesson)
+        factor = self._factor(school_id)
+        with self.db.write() as conn:
+            evidence = self.repo.evidence(conn, lesson_id)
+            delivered = is_delivered(lesson, evidence, self.config.thresholds)
+            to = LessonStatus.DELIVERED if delivered else LessonStatus.MISSED
+            if not self.repo.set_status(conn, lesson_id, to, UNSETTLED):
+                return None  # someone settled it meanwhile: never twice
+            if delivered:
+                for e in delivery_entries(lesson, school_id, factor):
+                    self.repo.append_ledger(
+                        conn,
+                        lesson_id,
+                        e.entry_type,
+                        e.teacher_id,
+                        e.school_id,
+                        e.base_hours,
+                        e.factor,
+                        "system",
+                        f"delivered: lead {evidence.lead_minutes:.0f} min",
+                    )
+        log.info("lesson %d settled: %s", lesson_id, to.value)
+        return to
+
+    def correct(self, lesson_id: int, to: LessonStatus, actor: str, reason: str) -> Lesson:
+        """An administrator's correction of a settled lesson: recorded with who, when and why; the ledger
+        gains reversing or new entries, never edits."""
+        to = LessonStatus(to)
+        if to not in (LessonStatus.DELIVERED, LessonStatus.MISSED):
+            raise ValueError("a correction sets a settled lesson to delivered or missed")
+        if not actor.strip() or not reason.strip():
+            raise ValueError("a correction needs who made it and why")
+        lesson = self._get(lesson_id)
+        if lesson.status not in (LessonStatus.DELIVERED, LessonStatus.MISSED):
+            raise ValueError(f"lesson #{lesson_id} is {lesson.status.value}; only settled lessons are corrected")
+        if lesson.status == to:
+            raise ValueError(f"lesson #{lesson_id} is already {to.value}")
+        school_id = self._lead_school(lesson)
+        with self.db.write() as conn:
+            if not self.repo.set_status(conn, lesson_id, to, (lesson.status,)):
+                raise ValueError(f"lesson #{lesson_id} changed meanwhile; reload and retry")
+            self.repo.add_correction(conn, lesson_id, lesson.status.value, to.value, actor, reason)
+            note = f"correction: {reason}"
+            if to == LessonStatus.MISSED:
+                for e in self.repo.open_entries(conn, lesson_id):
+                    self.repo.append_ledger(
+                        conn,
+                        lesson_id,
+                        e.entry_type,
+                        e.teacher_id,
+                        e.school_id,
+                        -e.base_hours,
+                        e.factor,
+                        actor,
+                        note,
+                        reverses_id=e.id,
+                    )
+            else:
+                for e in delivery_entries(lesson, school_id, self._factor(school_id)):
+                    self.repo.append_ledger(
+                        conn, lesson_id, e.entry_type, e.teacher_id, e.school_id, e.base_hours, e.factor, actor, note
+                    )
+        return self._get(lesson_id)
+
+    def _lead_school(self, lesson: Lesson) -> int:
+        with self.db.read() as c:
+            row = c.execute("SELECT school_id FROM classroom WHERE id = ?", (lesson.lead_classroom_id,)).fetchone()
+        return int(row[0])
+
+    def _factor(self, school_id: int) -> float:
+        with self.db.read() as c:
+            row = c.execute(
+                "SELECT county.workload_factor FROM school JOIN county ON county.id = school.county_id "
+                "WHERE school.id = ?",
+                (school_id,),
+            ).fetchone()
+        return float(row[0]) if row else self.config.default_workload_factor
+
+    def set_county_factor(self, county_id: int, factor: float) -> None:
+        value = validate_factor(factor)
+        with self.db.write() as conn:
+            self.repo.set_county_factor(conn, county_id, value)
+
+
+def _same(a: Lesson, b: LessonDraft) -> bool:
+    return (
+        a.kind == b.kind
+        and a.subject == b.subject
+        and a.grade == b.grade
+        and a.end == b.end
+        and tuple(sorted(a.receiving_classroom_ids)) == tuple(sorted(b.receiving_classroom_ids))
+        and a.community_id == b.community_id
+        and a.status != LessonStatus.CANCELLED
+    )

@@ -1,0 +1,1 @@
+"""The web server: REST API, WebSocket protocol, tokens, and the pages."""
