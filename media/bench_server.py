@@ -1,0 +1,108 @@
+"""The benchmark's server process: hosts one media plane and lets the bench's peers join over loopback RPC.
+
+`plane` is `local` (our SFU, rooms in this process), `workers` (our SFU, rooms in worker processes
+below this one) or `baseline` (the MediaRelay relay of `media.baseline`). The orchestrator measures the
+CPU and memory of this process and everything below it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import traceback
+from collections.abc import Mapping
+from multiprocessing.connection import Connection
+from typing import Any
+
+from media.api import MediaPlane, ParticipantRole, TrackKind
+from media.bench_link import ChildLink
+from media.bench_net import check_loopback_sdp, serve_rpc
+
+PLANES = ("local", "workers", "baseline")
+
+
+def make_plane(plane: str, config_overrides: Mapping[str, Any]) -> MediaPlane:
+    if plane == "baseline":
+        from media.baseline import MediaRelayPlane
+        from media.bench_net import use_loopback_ice
+
+        use_loopback_ice()
+        return MediaRelayPlane()
+    from media.config import MediaConfig
+
+    config = MediaConfig(**dict(config_overrides))
+    if plane == "local":
+        from media.local import LocalMediaPlane
+
+        return LocalMediaPlane(config)
+    if plane == "workers":
+        from media.workers import WorkerMediaPlane
+
+        return WorkerMediaPlane(config)
+    raise ValueError(f"unknown plane {plane!r}; choose one of {PLANES}")
+
+
+async def _serve(link: ChildLink, plane_name: str, room_id: str, config: Mapping[str, Any]) -> None:
+    plane = make_plane(plane_name, config)
+    await plane.start()
+    server: asyncio.Server | None = None
+    try:
+        await plane.open_room(room_id)
+
+        async def handle(op: str, args: Mapping[str, Any]) -> Any:
+            if op == "join":
+                check_loopback_sdp(str(args["offer"]))
+                tracks = {str(mid): TrackKind(kind) for mid, kind in (args.get("tracks") or {}).items()}
+                answer = await plane.join(
+                    str(args["room"]),
+                    str(args["participant"]),
+                    ParticipantRole(str(args["role"])),
+                    str(args["offer"]),
+                    tracks or None,
+                )
+                check_loopback_sdp(answer)
+                return answer
+            if op == "leave":
+                await plane.leave(str(args["room"]), str(args["participant"]))
+                return None
+            if op == "stats":
+                return await plane.stats(args.get("room"))
+            raise ValueError(f"unknown op {op!r}")
+
+        server = await serve_rpc(handle)
+        port = server.sockets[0].getsockname()[1]
+        link.send("ready", port=port, pid=os.getpid())
+        while True:
+            cmd, _payload = await link.recv()
+            if cmd == "quit":
+                break
+            if cmd == "stats":
+                try:
+                    stats = await asyncio.wait_for(plane.stats(room_id), 10)
+                except Exception as exc:
+                    stats = {"error": f"{type(exc).__name__}: {exc}"}
+                link.send("stats", stats=stats)
+    finally:
+        if server is not None:
+            server.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(plane.close_room(room_id), 10)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(plane.stop(), 15)
+
+
+def server_main(conn: Connection, plane: str, room_id: str, config: dict[str, Any]) -> None:
+    """Entry point of the server process (multiprocessing, spawn)."""
+
+    async def run() -> None:
+        link = ChildLink(conn)
+        try:
+            await _serve(link, plane, room_id, config)
+        except Exception:
+            link.send("error", message=traceback.format_exc(limit=8))
+            raise
+        finally:
+            link.close()
+
+    asyncio.run(run())
