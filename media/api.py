@@ -25,6 +25,16 @@ class TrackKind(StrEnum):
     SCREEN = "screen"
 
 
+class SlotKind(StrEnum):
+    """What a subscriber's recvonly m-line (slot) shows; the SFU re-points it without renegotiation."""
+
+    CAMERA = "camera"  # the lead's camera
+    AUDIO = "audio"  # the lead's microphone
+    SCREEN = "screen"  # the lead's courseware
+    TALKBACK_CAMERA = "talkback_camera"  # the called classroom's camera during talk-back
+    TALKBACK_AUDIO = "talkback_audio"  # the called classroom's microphone during talk-back
+
+
 class ParticipantRole(StrEnum):
     LEAD = "lead"  # the lead classroom: publishes camera, audio, screen
     RECEIVER = "receiver"  # a receiving classroom: watches; publishes for talk-back
@@ -71,8 +81,15 @@ class MediaPlane(Protocol):
         role: ParticipantRole,
         offer_sdp: str,
         tracks: Mapping[str, TrackKind] | None = None,
+        slots: Mapping[str, SlotKind] | None = None,
     ) -> str:
         """Admit a participant with its SDP offer; returns the SDP answer.
+
+        `tracks` maps the mids of its send m-lines to what they carry; `slots` the mids of its
+        recvonly m-lines to what they show. Either may be None: send m-lines are then, in order,
+        video -> camera, screen; audio -> audio. Recvonly m-lines of a receiver or observer are, in
+        order, video -> camera, screen, talkback_camera; audio -> audio, talkback_audio; of the lead,
+        video -> talkback_camera; audio -> talkback_audio.
 
         A participant id that is already in the room replaces the earlier connection (reconnect),
         and the streams it published resume on the same outgoing slots of every subscriber.

@@ -1,0 +1,68 @@
+"""Settings of the media plane, filled by the program's TOML loader from the `[media]` section."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class MediaConfig:
+    # ICE host addresses written into answers. A server behind 1:1 NAT lists its public address
+    # (it binds 0.0.0.0 and announces the address); tests list 127.0.0.1, which aioice would
+    # otherwise leave out. Empty: every non-loopback interface address, as aioice gathers them.
+    announced_addresses: tuple[str, ...] = ()
+    # UDP ports the SFU binds for ICE, so a firewall can open exactly this range.
+    udp_port_min: int = 40000
+    udp_port_max: int = 40999
+    # Worker processes that own rooms; 0 means one per CPU core.
+    workers: int = 0
+    # Handed to browsers so they can find a path through NAT; the SFU itself announces its address.
+    stun_urls: tuple[str, ...] = ()
+    turn_urls: tuple[str, ...] = ()
+    turn_username: str = ""
+    turn_password: str = ""
+    # Keyframe requests (PLI, or FIR where the publisher only offers that) to one publisher track are
+    # coalesced across subscribers and sent at most once per this many seconds.
+    keyframe_request_interval: float = 0.2
+    # A subscriber still held for a keyframe after this long asks again (the request may be lost).
+    keyframe_retry_interval: float = 1.0
+    # Packets kept per published track to answer subscribers' NACKs (a power of two).
+    send_history_packets: int = 1024
+    # Upstream NACKs for a missing inbound packet: how often and how many times to ask.
+    nack_retry_interval: float = 0.03
+    nack_max_retries: int = 4
+    # Gaps larger than this are a stream jump (publisher restart), not loss.
+    nack_max_gap: int = 256
+    # Retransmit on RTX where the subscriber negotiated it, else resend on the media SSRC.
+    use_rtx: bool = True
+    # Estimate sent to publishers in REMB so browsers ramp up to lesson quality.
+    publisher_max_bitrate: int = 2_500_000
+    # Sender/receiver reports and liveness checks run this often (seconds).
+    report_interval: float = 1.0
+    # A participant whose ICE/DTLS does not complete in this time, or that sends no RTCP for
+    # `peer_timeout` seconds once connected, is dropped and its resources freed.
+    connect_timeout: float = 20.0
+    peer_timeout: float = 8.0
+
+    def __post_init__(self) -> None:
+        if not (0 < self.udp_port_min <= self.udp_port_max <= 65535):
+            raise ValueError(f"bad UDP port range {self.udp_port_min}-{self.udp_port_max}")
+        if self.workers < 0:
+            raise ValueError("workers must be 0 (one per core) or more")
+        n = self.send_history_packets
+        if n < 16 or n & (n - 1):
+            raise ValueError("send_history_packets must be a power of two, at least 16")
+        if self.keyframe_request_interval < 0 or self.report_interval <= 0:
+            raise ValueError("intervals must be positive")
+
+    def ice_servers(self) -> list[dict[str, Any]]:
+        """The `iceServers` list a browser's RTCPeerConnection should be created with."""
+        servers: list[dict[str, Any]] = []
+        if self.stun_urls:
+            servers.append({"urls": list(self.stun_urls)})
+        if self.turn_urls:
+            servers.append(
+                {"urls": list(self.turn_urls), "username": self.turn_username, "credential": self.turn_password}
+            )
+        return servers

@@ -1,0 +1,477 @@
+"""The packet path: one inbound track fans out to the down tracks (subscriber slots) bound to it.
+
+Cost model (PERFORMANCE.md): an inbound packet is parsed once and its payload kept as one `bytes`;
+per subscriber we only build a 12-byte header, concatenate, SRTP-protect and `sendto` on the ICE
+socket directly (no aiortc sender, no packet objects, no tasks or futures, no dict per packet). The
+send history is kept once per inbound track, not per subscriber: every subscriber's outgoing packet is
+the source packet under a fixed (seq, ts) offset, so a NACK maps back through the offset and the
+packet is rebuilt. That is the same as a per-stream history at a fraction of the memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pylibsrtp
+
+from media.api import EventKind, SlotKind, TrackKind
+from media.keyframe import is_keyframe
+from media.nack_tracker import NackTracker
+from media.receive_stats import ReceiveStats
+from media.rewriter import SeqTsRewriter
+from media.rtcp import ReportBlock, build_fir, build_nack, build_pli, build_remb, build_rr, build_sr
+from media.rtp_header import RtpHeader
+
+logger = logging.getLogger(__name__)
+
+_HEADER = struct.Struct("!BBHII")
+_pack_header = _HEADER.pack
+_U16 = struct.Struct("!H")
+
+Emit = Callable[..., None]
+
+
+@dataclass(frozen=True, slots=True)
+class CodecInfo:
+    key: str  # what must match between a publisher's and a subscriber's codec, e.g. "vp8", "h264/1"
+    name: str  # lowercase mime subtype, for keyframe detection
+    clock_rate: int
+
+
+class Wire:
+    """A peer's send path once DTLS is up: SRTP protect and the nominated ICE socket."""
+
+    __slots__ = ("addr", "errors", "protect", "protect_rtcp", "sendto", "up")
+
+    def __init__(self) -> None:
+        self.up = False
+        self.errors = 0
+        self.protect: Callable[[bytes], bytes] = bytes
+        self.protect_rtcp: Callable[[bytes], bytes] = bytes
+        self.sendto: Callable[[bytes, tuple[str, int]], None] = lambda data, addr: None
+        self.addr: tuple[str, int] = ("127.0.0.1", 9)
+
+    def connect(
+        self,
+        protect: Callable[[bytes], bytes],
+        protect_rtcp: Callable[[bytes], bytes],
+        sendto: Callable[[bytes, tuple[str, int]], None],
+        addr: tuple[str, int],
+    ) -> None:
+        self.protect, self.protect_rtcp, self.sendto, self.addr = protect, protect_rtcp, sendto, addr
+        self.up = True
+
+    def down(self) -> None:
+        self.up = False
+        self.protect = bytes
+        self.sendto = lambda data, addr: None
+
+    def send_rtp(self, packet: bytes) -> None:
+        if self.up:
+            try:
+                self.sendto(self.protect(packet), self.addr)
+            except (pylibsrtp.Error, OSError):
+                self.errors += 1
+
+    def send_rtcp(self, packet: bytes) -> None:
+        if self.up:
+            try:
+                self.sendto(self.protect_rtcp(packet), self.addr)
+            except (pylibsrtp.Error, OSError):
+                self.errors += 1
+
+
+def ntp_time(now_wall: float) -> int:
+    """64-bit NTP timestamp of a Unix time."""
+    return int((now_wall + 2208988800) * (1 << 32)) & 0xFFFFFFFFFFFFFFFF
+
+
+class InboundTrack:
+    """One published track of one publisher connection: parse, repair, fan out."""
+
+    def __init__(
+        self,
+        *,
+        participant_id: str,
+        kind: TrackKind,
+        media_kind: str,
+        mid: str,
+        codecs: dict[int, CodecInfo],
+        rtx_apt: dict[int, int],
+        ssrc: int | None,
+        rtx_ssrc: int | None,
+        wire: Wire,
+        rtcp_ssrc: int,
+        fir_only: bool,
+        history_size: int,
+        keyframe_interval: float,
+        nack: NackTracker,
+        emit: Emit,
+    ) -> None:
+        self.participant_id = participant_id
+        self.kind = kind
+        self.media_kind = media_kind
+        self.video = media_kind == "video"
+        self.mid = mid
+        self.codecs = codecs
+        self.rtx_apt = rtx_apt
+        self.ssrc = ssrc
+        self.rtx_ssrc = rtx_ssrc
+        self.wire = wire
+        self.rtcp_ssrc = rtcp_ssrc
+        self.fir_only = fir_only
+        self.fir_seq = 0
+        self.mask = history_size - 1
+        # (source seq, ts, marker bit, payload type, payload) by seq & mask
+        self.history: list[tuple[int, int, int, int, bytes] | None] = [None] * history_size
+        self.keyframe_interval = keyframe_interval
+        self.nack = nack
+        self.emit = emit
+        self.downtracks: list[DownTrack] = []
+        clock_rate = next(iter(codecs.values())).clock_rate if codecs else 90000
+        self.stats = ReceiveStats(clock_rate)
+        self.want_keyframe = False
+        self.next_keyframe_request = 0.0
+        self.live = False
+        self.closed = False
+        self.packets = 0
+        self.octets = 0
+        self.retransmitted_in = 0
+        self.keyframes = 0
+        self.keyframe_requests = 0
+        self.nacks_sent = 0
+        self.dropped = 0
+        self.last_packet_at = 0.0
+
+    # -- packet path ------------------------------------------------------------------------------
+
+    def on_rtp(self, hdr: RtpHeader, data: bytes, now: float) -> None:
+        payload = data[hdr.payload_start : hdr.payload_end]
+        pt = hdr.payload_type
+        seq = hdr.seq
+        retransmission = False
+        if pt in self.rtx_apt:
+            if len(payload) < 2:
+                self.dropped += 1
+                return
+            seq = (payload[0] << 8) | payload[1]
+            payload = payload[2:]
+            pt = self.rtx_apt[pt]
+            retransmission = True
+            self.retransmitted_in += 1
+        codec = self.codecs.get(pt)
+        if codec is None or not payload:
+            # Unknown payload type, or padding-only probe packets: nothing a decoder can use.
+            self.dropped += 1
+            return
+        ts = hdr.timestamp
+        if not retransmission:
+            self.stats.on_packet(seq, ts, now)
+        lost = self.nack.on_packet(seq, now)
+        if lost:
+            self.send_nack(lost)
+        entry = self.history[seq & self.mask]
+        if entry is not None and entry[0] == seq:
+            return  # a duplicate (RTX answer to a NACK someone else already filled)
+        mbit = 0x80 if hdr.marker else 0
+        self.history[seq & self.mask] = (seq, ts, mbit, pt, payload)
+        self.packets += 1
+        self.octets += len(payload)
+        self.last_packet_at = now
+        keyframe = False
+        if self.video and not retransmission and is_keyframe(codec.name, payload):
+            keyframe = True
+            self.keyframes += 1
+            self.want_keyframe = False
+        if not self.live:
+            self.live = True
+            self.emit(EventKind.PUBLISHER_UP, self.participant_id, self.kind, {"mid": self.mid})
+        if self.want_keyframe and now >= self.next_keyframe_request:
+            self.request_keyframe(now)
+        for dt in self.downtracks:
+            dt.forward(seq, ts, mbit, pt, payload, keyframe, now)
+
+    # -- upstream RTCP ----------------------------------------------------------------------------
+
+    def send_nack(self, lost: list[int]) -> None:
+        if self.ssrc is not None:
+            self.nacks_sent += len(lost)
+            self.wire.send_rtcp(build_nack(self.rtcp_ssrc, self.ssrc, lost))
+
+    def request_keyframe(self, now: float) -> None:
+        """Ask the publisher for a keyframe, at most once per interval whoever asks (coalescing)."""
+        self.want_keyframe = True
+        if now < self.next_keyframe_request or self.ssrc is None or not self.wire.up:
+            return
+        self.next_keyframe_request = now + self.keyframe_interval
+        self.keyframe_requests += 1
+        if self.fir_only:
+            self.fir_seq = (self.fir_seq + 1) & 0xFF
+            self.wire.send_rtcp(build_fir(self.rtcp_ssrc, self.ssrc, self.fir_seq))
+        else:
+            self.wire.send_rtcp(build_pli(self.rtcp_ssrc, self.ssrc))
+
+    def on_sender_report(self, ntp: int, now: float) -> None:
+        self.stats.on_sr(ntp, now)
+
+    def receiver_report(self, now: float, remb_bitrate: int) -> bytes:
+        if self.ssrc is None or self.stats.base_seq is None:
+            return b""
+        rr = build_rr(self.rtcp_ssrc, [self.stats.report(self.ssrc, now)])
+        if self.video and remb_bitrate > 0:
+            rr += build_remb(self.rtcp_ssrc, remb_bitrate, [self.ssrc])
+        return rr
+
+    def history_entry(self, seq: int) -> tuple[int, int, int, int, bytes] | None:
+        entry = self.history[seq & self.mask]
+        if entry is not None and entry[0] == seq:
+            return entry
+        return None
+
+    def close(self) -> None:
+        self.closed = True
+        self.history = [None] * (self.mask + 1)
+        for dt in list(self.downtracks):
+            dt.bind(dt.key, None, 0.0)
+        self.downtracks.clear()
+
+    def snapshot(self) -> dict[str, object]:
+        s = self.stats
+        return {
+            "mid": self.mid,
+            "ssrc": self.ssrc,
+            "on_air": self.live and not self.closed,
+            "packets": self.packets,
+            "bytes": self.octets,
+            "packets_lost": max(0, s.lost),
+            "jitter_ms": round(s.jitter * 1000.0 / s.clock_rate, 3),
+            "nacks_sent": self.nacks_sent,
+            "retransmissions_received": self.retransmitted_in,
+            "keyframes": self.keyframes,
+            "keyframe_requests": self.keyframe_requests,
+            "dropped": self.dropped,
+            "subscribers": len(self.downtracks),
+        }
+
+
+class DownTrack:
+    """One slot of one subscriber: an outgoing SSRC whose source can be re-pointed at any time."""
+
+    def __init__(
+        self,
+        *,
+        participant_id: str,
+        slot: SlotKind,
+        mid: str,
+        media_kind: str,
+        ssrc: int,
+        rtx_ssrc: int,
+        pt_by_key: dict[str, int],
+        rtx_pt_by_pt: dict[int, int],
+        clock_rate: int,
+        wire: Wire,
+        emit: Emit,
+    ) -> None:
+        self.participant_id = participant_id
+        self.slot = slot
+        self.mid = mid
+        self.media_kind = media_kind
+        self.video = media_kind == "video"
+        self.ssrc = ssrc
+        self.rtx_ssrc = rtx_ssrc
+        self.pt_by_key = pt_by_key
+        self.rtx_pt_by_pt = rtx_pt_by_pt
+        self.wire = wire
+        self.emit = emit
+        # Random origin in the lower half of the sequence space, as aiortc does, so the first
+        # wrap-around happens late and SRTP's rollover estimate starts unambiguous.
+        self.rw = SeqTsRewriter(clock_rate, random.randrange(0x8000), random.getrandbits(32))
+        self.rtx_seq = random.randrange(0x8000)
+        self.key: tuple[str, TrackKind] | None = None
+        self.source: InboundTrack | None = None
+        self.hold = self.video
+        self.held_since = 0.0
+        self.in_pt = -1
+        self.out_pt = -1
+        self.prev: tuple[InboundTrack, int, int, int, int] | None = None
+        self.first_keyframe_sent = False
+        self.switches = 0
+        self.packets = 0
+        self.octets = 0
+        self.nacks_received = 0
+        self.retransmitted = 0
+        self.unrepairable = 0
+        self.keyframe_requests_received = 0
+        self.codec_mismatch = False
+        # From the subscriber's receiver reports.
+        self.fraction_lost = 0.0
+        self.packets_lost = 0
+        self.jitter = 0
+        self.rtt: float | None = None
+        self.remb: int | None = None
+        self.last_sr_ntp_mid = 0
+
+    # -- packet path ------------------------------------------------------------------------------
+
+    def forward(self, seq: int, ts: int, mbit: int, pt: int, payload: bytes, keyframe: bool, now: float) -> None:
+        rw = self.rw
+        if not rw.started:
+            if self.hold and not keyframe:
+                return
+            rw.begin(seq, ts, now)
+            self.hold = False
+            if not self.first_keyframe_sent and self.video:
+                self.first_keyframe_sent = True
+                self.emit(
+                    EventKind.FIRST_KEYFRAME,
+                    self.participant_id,
+                    self.source.kind if self.source else None,
+                    {"mid": self.mid, "slot": str(self.slot), "wait_ms": round((now - self.held_since) * 1000)},
+                )
+        if pt != self.in_pt:
+            self._map_pt(pt)
+        if self.out_pt < 0:
+            return
+        out_seq = rw.map(seq, ts, now)
+        if out_seq < 0:
+            return
+        wire = self.wire
+        try:
+            wire.sendto(
+                wire.protect(
+                    _pack_header(0x80, mbit | self.out_pt, out_seq, (ts + rw.ts_offset) & 0xFFFFFFFF, self.ssrc)
+                    + payload
+                ),
+                wire.addr,
+            )
+        except (pylibsrtp.Error, OSError):
+            wire.errors += 1
+        self.packets += 1
+        self.octets += len(payload)
+
+    def _map_pt(self, pt: int) -> None:
+        self.in_pt = pt
+        self.out_pt = -1
+        source = self.source
+        codec = source.codecs.get(pt) if source is not None else None
+        if codec is not None:
+            self.out_pt = self.pt_by_key.get(codec.key, -1)
+        self.codec_mismatch = self.out_pt < 0
+
+    # -- binding ----------------------------------------------------------------------------------
+
+    def bind(self, key: tuple[str, TrackKind] | None, source: InboundTrack | None, now: float) -> None:
+        """Point this slot at `source` (None: nothing to send now). Keeps SSRC and numbering."""
+        self.key = key
+        if source is self.source:
+            return
+        old = self.source
+        if old is not None and self in old.downtracks:
+            old.downtracks.remove(self)
+        rw = self.rw
+        if rw.started and old is not None:
+            self.prev = (old, rw.seq_offset, rw.ts_offset, rw.start_out_seq, rw.last_seq)
+        rw.stop()
+        self.source = source
+        self.in_pt = -1
+        self.out_pt = -1
+        self.hold = self.video
+        self.held_since = now
+        if source is not None:
+            self.switches += 1
+            source.downtracks.append(self)
+            if self.video:
+                source.request_keyframe(now)
+
+    # -- subscriber RTCP --------------------------------------------------------------------------
+
+    def on_nack(self, lost: list[int]) -> None:
+        """Answer a subscriber's NACK from the source's history, on RTX where negotiated."""
+        self.nacks_received += len(lost)
+        wire = self.wire
+        for out_seq in lost:
+            found = self._lookup(out_seq)
+            if found is None:
+                self.unrepairable += 1
+                continue
+            entry, ts_offset = found
+            _, ts, mbit, pt, payload = entry
+            codec = self.source.codecs.get(pt) if self.source else None
+            out_pt = self.out_pt if pt == self.in_pt else (self.pt_by_key.get(codec.key, -1) if codec else -1)
+            if out_pt < 0:
+                self.unrepairable += 1
+                continue
+            out_ts = (ts + ts_offset) & 0xFFFFFFFF
+            rtx_pt = self.rtx_pt_by_pt.get(out_pt)
+            if rtx_pt is not None:
+                self.rtx_seq = (self.rtx_seq + 1) & 0xFFFF
+                packet = _pack_header(0x80, mbit | rtx_pt, self.rtx_seq, out_ts, self.rtx_ssrc)
+                packet += _U16.pack(out_seq) + payload
+            else:
+                packet = _pack_header(0x80, mbit | out_pt, out_seq, out_ts, self.ssrc) + payload
+            wire.send_rtp(packet)
+            self.retransmitted += 1
+
+    def _lookup(self, out_seq: int) -> tuple[tuple[int, int, int, int, bytes], int] | None:
+        rw = self.rw
+        in_seq = rw.to_source_seq(out_seq)
+        if in_seq >= 0 and self.source is not None:
+            entry = self.source.history_entry(in_seq)
+            return (entry, rw.ts_offset) if entry else None
+        if self.prev is not None:
+            source, seq_offset, ts_offset, start, last = self.prev
+            if (out_seq - start) & 0xFFFF < 0x8000 and (last - out_seq) & 0xFFFF < 0x8000:
+                entry = source.history_entry((out_seq - seq_offset) & 0xFFFF)
+                return (entry, ts_offset) if entry else None
+        return None
+
+    def on_keyframe_request(self, now: float) -> None:
+        self.keyframe_requests_received += 1
+        if self.source is not None:
+            self.source.request_keyframe(now)
+
+    def on_report(self, block: ReportBlock, ntp_mid_now: int) -> None:
+        self.fraction_lost = block.fraction_lost / 256.0
+        self.packets_lost = block.packets_lost
+        self.jitter = block.jitter
+        if block.lsr and block.lsr == self.last_sr_ntp_mid:
+            self.rtt = ((ntp_mid_now - block.lsr - block.dlsr) & 0xFFFFFFFF) / 65536.0
+
+    def sender_report(self, now: float, ntp: int) -> bytes:
+        rw = self.rw
+        if not rw.sent_any:
+            return b""
+        self.last_sr_ntp_mid = (ntp >> 16) & 0xFFFFFFFF
+        return build_sr(self.ssrc, ntp, rw.rtp_time_at(now), self.packets, self.octets)
+
+    def close(self) -> None:
+        self.bind(None, None, 0.0)
+        self.prev = None
+
+    def snapshot(self) -> dict[str, object]:
+        source = self.source
+        return {
+            "slot": str(self.slot),
+            "kind": self.media_kind,
+            "ssrc": self.ssrc,
+            "source": None if self.key is None else {"participant_id": self.key[0], "track": str(self.key[1])},
+            "source_on_air": bool(source is not None and source.live and not source.closed),
+            "waiting_for_keyframe": bool(source is not None and self.hold),
+            "codec_mismatch": self.codec_mismatch,
+            "packets_sent": self.packets,
+            "bytes_sent": self.octets,
+            "switches": self.switches,
+            "nacks_received": self.nacks_received,
+            "retransmitted": self.retransmitted,
+            "unrepairable": self.unrepairable,
+            "keyframe_requests_received": self.keyframe_requests_received,
+            "fraction_lost": round(self.fraction_lost, 4),
+            "packets_lost": self.packets_lost,
+            "jitter_ms": round(self.jitter * 1000.0 / self.rw.clock_rate, 3),
+            "rtt_ms": None if self.rtt is None else round(self.rtt * 1000.0, 2),
+            "remb_bps": self.remb,
+        }

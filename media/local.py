@@ -1,0 +1,93 @@
+"""The media plane in the calling process: rooms run on the caller's event loop.
+
+Used by tests and benchmarks directly, and inside each worker process by `media.workers`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from media.api import EventKind, MediaError, MediaEvent, ParticipantRole, SlotKind, TrackKind
+from media.config import MediaConfig
+from media.event_hub import EventHub
+from media.room import Room
+
+
+class LocalMediaPlane:
+    def __init__(self, config: MediaConfig) -> None:
+        self.config = config
+        self.rooms: dict[str, Room] = {}
+        self._hub = EventHub()
+        self._started = False
+
+    async def start(self) -> None:
+        self._started = True
+
+    async def stop(self) -> None:
+        for room_id in list(self.rooms):
+            await self.close_room(room_id)
+        self._started = False
+        self._hub.close()
+
+    def _emit(
+        self,
+        kind: EventKind,
+        room_id: str,
+        participant_id: str | None,
+        track: TrackKind | None,
+        detail: Mapping[str, Any] | None,
+    ) -> None:
+        self._hub.publish(MediaEvent(kind, room_id, participant_id, track, time.time(), dict(detail or {})))
+
+    def _room(self, room_id: str) -> Room:
+        room = self.rooms.get(room_id)
+        if room is None:
+            raise MediaError(f"no open room {room_id!r}")
+        return room
+
+    async def open_room(self, room_id: str) -> None:
+        """Open a room; opening one that is already open does nothing."""
+        if not self._started:
+            raise MediaError("the media plane is not started")
+        if room_id in self.rooms:
+            return
+        self.rooms[room_id] = Room(room_id, self.config, self._emit)
+        self._emit(EventKind.ROOM_OPENED, room_id, None, None, {"pid": os.getpid()})
+
+    async def close_room(self, room_id: str) -> None:
+        room = self._room(room_id)
+        del self.rooms[room_id]
+        await room.close()
+        self._emit(EventKind.ROOM_CLOSED, room_id, None, None, None)
+
+    async def join(
+        self,
+        room_id: str,
+        participant_id: str,
+        role: ParticipantRole,
+        offer_sdp: str,
+        tracks: Mapping[str, TrackKind] | None = None,
+        slots: Mapping[str, SlotKind] | None = None,
+    ) -> str:
+        return await self._room(room_id).join(participant_id, role, offer_sdp, tracks, slots)
+
+    async def leave(self, room_id: str, participant_id: str) -> None:
+        await self._room(room_id).leave(participant_id)
+
+    async def set_talkback(self, room_id: str, participant_id: str | None, to_all: bool = False) -> None:
+        self._room(room_id).set_talkback(participant_id, to_all)
+
+    async def stats(self, room_id: str | None = None) -> dict[str, Any]:
+        if room_id is not None:
+            return self._room(room_id).snapshot()
+        return {
+            "pid": os.getpid(),
+            "rooms": {rid: room.snapshot() for rid, room in self.rooms.items()},
+            "events_dropped": self._hub.dropped,
+        }
+
+    def events(self) -> AsyncIterator[MediaEvent]:
+        return self._hub.subscribe()

@@ -1,0 +1,333 @@
+"""One participant's aiortc peer connection, with aiortc's media machinery taken out of the way.
+
+aiortc negotiates SDP, runs ICE and the DTLS handshake and keeps the SRTP keys; everything after that
+is ours. We replace, on this connection's DTLS transport instance only, the two methods that receive
+decrypted RTP and RTCP, so packets reach the forwarding code before aiortc's RTP parser, jitter
+buffer and decoder; and we keep aiortc's senders and receivers from starting their tasks (they would
+encode, decode, and send their own RTCP). Sending goes through `Wire`: SRTP protect and `sendto` on
+the nominated ICE socket, without aiortc's coroutine per packet.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription, sdp
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtcrtptransceiver import RTCRtpTransceiver
+
+from media.api import MediaError
+from media.config import MediaConfig
+from media.forwarding import CodecInfo, DownTrack, InboundTrack, Wire, ntp_time
+from media.ice import control_host_candidates
+from media.rtcp import Bye, Fir, Nack, Pli, ReceiverReport, Remb, SenderReport, TransportFeedback, parse_compound
+from media.rtp_header import RtpHeader
+
+logger = logging.getLogger(__name__)
+
+MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
+
+
+@dataclass(slots=True)
+class MLine:
+    """An audio/video m-line of the client's offer, as the room needs to see it."""
+
+    mid: str
+    media_kind: str  # "audio" | "video"
+    client_sends: bool
+    client_receives: bool
+    transceiver: RTCRtpTransceiver
+    codecs: list[RTCRtpCodecParameters] = field(default_factory=list)
+    ssrc: int | None = None
+    rtx_ssrc: int | None = None
+
+
+def codec_info(codec: RTCRtpCodecParameters) -> CodecInfo:
+    name = codec.mimeType.split("/")[-1].lower()
+    key = name
+    if name == "h264":
+        # Packetization mode must match exactly; the profile (first byte of profile-level-id) must
+        # match for a decoder to take the stream; the level does not matter for forwarding.
+        params = codec.parameters
+        profile = str(params.get("profile-level-id", "42e01f"))[:2].lower()
+        key = f"h264/{params.get('packetization-mode', 0)}/{profile}"
+    return CodecInfo(key=key, name=name, clock_rate=codec.clockRate)
+
+
+def is_rtx(codec: RTCRtpCodecParameters) -> bool:
+    return codec.mimeType.lower().endswith("/rtx")
+
+
+async def _not_started(parameters: Any) -> None:
+    """Stands in for aiortc's sender.send / receiver.receive: the SFU moves the packets itself."""
+
+
+class Peer:
+    def __init__(
+        self,
+        config: MediaConfig,
+        on_state: Callable[[Peer, str], None],
+    ) -> None:
+        self.config = config
+        self.on_state = on_state
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.mlines: list[MLine] = []
+        self.wires: dict[int, Wire] = {}
+        self.inbound: list[InboundTrack] = []
+        self.downtracks: list[DownTrack] = []
+        self.inbound_by_ssrc: dict[int, InboundTrack] = {}
+        self.down_by_ssrc: dict[int, DownTrack] = {}
+        self.mid_ext_id = 0
+        self.created_at = time.monotonic()
+        self.last_rtcp = 0.0
+        self.connected = False
+        self.closed = False
+        self.bad_rtp = 0
+        self.unknown_rtp = 0
+        self.rtcp_packets = 0
+        self.transport_feedback = 0
+        self.errors = 0
+        self.pc.on("connectionstatechange", self._on_connection_state)
+
+    # -- negotiation ------------------------------------------------------------------------------
+
+    async def apply_offer(self, offer_sdp: str) -> list[MLine]:
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+            parsed = sdp.SessionDescription.parse(offer_sdp)
+        except Exception as exc:
+            raise MediaError(f"cannot use this SDP offer: {exc}") from exc
+        by_mid = {t.mid: t for t in self.pc.getTransceivers()}
+        for media in parsed.media:
+            if media.kind not in ("audio", "video"):
+                continue
+            transceiver = by_mid.get(media.rtp.muxId)
+            if transceiver is None:
+                continue
+            line = MLine(
+                mid=media.rtp.muxId,
+                media_kind=media.kind,
+                client_sends=media.direction in ("sendonly", "sendrecv"),
+                client_receives=media.direction in ("recvonly", "sendrecv"),
+                transceiver=transceiver,
+                codecs=list(transceiver._codecs),
+            )
+            if media.ssrc:
+                line.ssrc = media.ssrc[0].ssrc
+            for group in media.ssrc_group:
+                if group.semantic == "FID" and len(group.items) == 2:
+                    line.ssrc, line.rtx_ssrc = int(group.items[0]), int(group.items[1])
+            for ext in transceiver._headerExtensions:
+                if ext.uri == MID_URI:
+                    self.mid_ext_id = ext.id
+            self.mlines.append(line)
+        return self.mlines
+
+    async def answer(self, directions: dict[str, str]) -> str:
+        """Answer with each m-line's direction as seen from the SFU ('recvonly', 'sendonly', ...)."""
+        for line in self.mlines:
+            t = line.transceiver
+            t.direction = directions.get(line.mid, "inactive")
+            # aiortc would start an encoder/decoder loop here; we forward packets instead.
+            t.sender.send = _not_started  # type: ignore[method-assign]
+            t.receiver.receive = _not_started  # type: ignore[method-assign]
+        for dtls in self._dtls_transports():
+            self._hook(dtls)
+        control_host_candidates(
+            self.pc, self.config.announced_addresses, self.config.udp_port_min, self.config.udp_port_max
+        )
+        try:
+            answer = await self.pc.createAnswer()
+            await self.pc.setLocalDescription(answer)
+        except Exception as exc:
+            raise MediaError(f"cannot answer this SDP offer: {exc}") from exc
+        return self.pc.localDescription.sdp
+
+    def _dtls_transports(self) -> list[RTCDtlsTransport]:
+        seen: dict[int, RTCDtlsTransport] = {}
+        for t in self.pc.getTransceivers():
+            seen[id(t.receiver.transport)] = t.receiver.transport
+        return list(seen.values())
+
+    def wire_for(self, line: MLine) -> Wire:
+        return self.wires[id(line.transceiver.receiver.transport)]
+
+    def _hook(self, dtls: RTCDtlsTransport) -> None:
+        wire = Wire()
+        self.wires[id(dtls)] = wire
+        dtls._handle_rtp_data = self._on_rtp  # type: ignore[method-assign]
+        dtls._handle_rtcp_data = self._on_rtcp  # type: ignore[method-assign]
+
+        def on_dtls_state() -> None:
+            if dtls.state == "connected" and dtls._tx_srtp is not None:
+                pair = dtls.transport._connection._nominated.get(1)
+                if pair is not None:
+                    wire.connect(
+                        dtls._tx_srtp.protect,
+                        dtls._tx_srtp.protect_rtcp,
+                        pair.protocol.transport.sendto,
+                        pair.remote_addr,
+                    )
+            elif dtls.state in ("closed", "failed"):
+                wire.down()
+
+        dtls.on("statechange", on_dtls_state)
+
+    def register(self, inbound: list[InboundTrack], downtracks: list[DownTrack]) -> None:
+        self.inbound = inbound
+        self.downtracks = downtracks
+        for track in inbound:
+            if track.ssrc is not None:
+                self.inbound_by_ssrc[track.ssrc] = track
+            if track.rtx_ssrc is not None:
+                self.inbound_by_ssrc[track.rtx_ssrc] = track
+        for dt in downtracks:
+            self.down_by_ssrc[dt.ssrc] = dt
+            self.down_by_ssrc[dt.rtx_ssrc] = dt
+
+    # -- inbound packets (called by aiortc's DTLS receive loop) ----------------------------------
+
+    async def _on_rtp(self, data: bytes, arrival_time_ms: int = 0) -> None:
+        hdr = RtpHeader.parse(data)
+        if hdr is None:
+            self.bad_rtp += 1
+            return
+        track = self.inbound_by_ssrc.get(hdr.ssrc)
+        if track is None:
+            track = self._learn_ssrc(hdr, data)
+            if track is None:
+                self.unknown_rtp += 1
+                return
+        try:
+            track.on_rtp(hdr, data, time.monotonic())
+        except Exception:
+            # A packet we failed on must not end aiortc's receive loop and with it the connection.
+            self.errors += 1
+            if self.errors <= 3:
+                logger.exception("dropping an RTP packet that broke forwarding")
+
+    def _learn_ssrc(self, hdr: RtpHeader, data: bytes) -> InboundTrack | None:
+        """Find the track of an SSRC the offer did not list (no a=ssrc): by mid extension or payload type."""
+        mid = None
+        if hdr.extension and self.mid_ext_id:
+            raw = hdr.extensions(data).get(self.mid_ext_id)
+            if raw:
+                mid = raw.decode("ascii", "replace")
+        pt = hdr.payload_type
+        candidates = [t for t in self.inbound if (mid is None or t.mid == mid) and (pt in t.codecs or pt in t.rtx_apt)]
+        if len(candidates) != 1:
+            return None
+        track = candidates[0]
+        # Only an empty place is filled, so a stream of random SSRCs cannot grow the table.
+        if pt in track.rtx_apt:
+            if track.rtx_ssrc is not None:
+                return None
+            track.rtx_ssrc = hdr.ssrc
+        else:
+            if track.ssrc is not None:
+                return None
+            track.ssrc = hdr.ssrc
+        self.inbound_by_ssrc[hdr.ssrc] = track
+        return track
+
+    async def _on_rtcp(self, data: bytes) -> None:
+        now = time.monotonic()
+        self.last_rtcp = now
+        self.rtcp_packets += 1
+        try:
+            self._dispatch_rtcp(parse_compound(data), now)
+        except Exception:
+            self.errors += 1
+            if self.errors <= 3:
+                logger.exception("dropping an RTCP packet that broke its handling")
+
+    def _dispatch_rtcp(self, packets: list[Any], now: float) -> None:
+        ntp_mid = (ntp_time(time.time()) >> 16) & 0xFFFFFFFF
+        down = self.down_by_ssrc
+        for p in packets:
+            if isinstance(p, SenderReport | ReceiverReport):
+                if isinstance(p, SenderReport):
+                    track = self.inbound_by_ssrc.get(p.ssrc)
+                    if track is not None:
+                        track.on_sender_report(p.ntp, now)
+                for block in p.reports:
+                    dt = down.get(block.ssrc)
+                    if dt is not None:
+                        dt.on_report(block, ntp_mid)
+            elif isinstance(p, Nack):
+                dt = down.get(p.media_ssrc)
+                if dt is not None:
+                    dt.on_nack(p.lost[:512])
+            elif isinstance(p, Pli):
+                dt = down.get(p.media_ssrc)
+                if dt is not None:
+                    dt.on_keyframe_request(now)
+            elif isinstance(p, Fir):
+                for ssrc, _ in p.entries[:16]:
+                    dt = down.get(ssrc)
+                    if dt is not None:
+                        dt.on_keyframe_request(now)
+            elif isinstance(p, Remb):
+                for ssrc in p.ssrcs:
+                    dt = down.get(ssrc)
+                    if dt is not None:
+                        dt.remb = p.bitrate
+            elif isinstance(p, TransportFeedback):
+                self.transport_feedback += 1
+            elif isinstance(p, Bye):
+                pass
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    def _on_connection_state(self) -> None:
+        state = self.pc.connectionState
+        if state == "connected":
+            self.connected = True
+            self.last_rtcp = time.monotonic()
+        self.on_state(self, state)
+
+    def send_reports(self, now: float, remb_bitrate: int) -> None:
+        """One compound RTCP datagram per transport: SRs of its slots, RRs (+REMB) of its tracks."""
+        ntp = ntp_time(time.time())
+        for wire in self.wires.values():
+            if not wire.up:
+                continue
+            parts: list[bytes] = []
+            for dt in self.downtracks:
+                if dt.wire is wire:
+                    sr = dt.sender_report(now, ntp)
+                    if sr:
+                        parts.append(sr)
+            for track in self.inbound:
+                if track.wire is wire:
+                    rr = track.receiver_report(now, remb_bitrate)
+                    if rr:
+                        parts.append(rr)
+            chunk = b""
+            for part in parts:
+                if len(chunk) + len(part) > 1100:
+                    wire.send_rtcp(chunk)
+                    chunk = b""
+                chunk += part
+            if chunk:
+                wire.send_rtcp(chunk)
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for wire in self.wires.values():
+            wire.down()
+        try:
+            await self.pc.close()
+        except Exception:
+            logger.debug("closing a peer connection failed", exc_info=True)
+
+    @property
+    def state(self) -> str:
+        return self.pc.connectionState

@@ -1,0 +1,380 @@
+"""A room: the live lesson's participants, their published tracks, and which track each slot shows.
+
+Slots are bound to a *source key*, (participant id, track kind), not to a connection. When the lead
+reconnects under the same participant id, the key finds the new connection's track and every slot
+resumes on its own SSRC; while the lead is away the slot stays, showing "source off air".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from media.api import EventKind, MediaError, ParticipantRole, SlotKind, TrackKind
+from media.config import MediaConfig
+from media.forwarding import DownTrack, InboundTrack
+from media.nack_tracker import NackTracker
+from media.peer import MLine, Peer, codec_info, is_rtx
+
+logger = logging.getLogger(__name__)
+
+Emit = Callable[[EventKind, str, str | None, TrackKind | None, Mapping[str, Any] | None], None]
+
+_LEAD_SLOTS = {"video": [SlotKind.TALKBACK_CAMERA], "audio": [SlotKind.TALKBACK_AUDIO]}
+_RECEIVER_SLOTS = {
+    "video": [SlotKind.CAMERA, SlotKind.SCREEN, SlotKind.TALKBACK_CAMERA],
+    "audio": [SlotKind.AUDIO, SlotKind.TALKBACK_AUDIO],
+}
+_PUBLISH_ORDER = {"video": [TrackKind.CAMERA, TrackKind.SCREEN], "audio": [TrackKind.AUDIO]}
+_SLOT_SOURCE = {
+    SlotKind.CAMERA: TrackKind.CAMERA,
+    SlotKind.AUDIO: TrackKind.AUDIO,
+    SlotKind.SCREEN: TrackKind.SCREEN,
+    SlotKind.TALKBACK_CAMERA: TrackKind.CAMERA,
+    SlotKind.TALKBACK_AUDIO: TrackKind.AUDIO,
+}
+_TICK = 0.1
+
+
+class Participant:
+    def __init__(self, participant_id: str, role: ParticipantRole, peer: Peer) -> None:
+        self.id = participant_id
+        self.role = role
+        self.peer = peer
+        self.inbound: dict[TrackKind, InboundTrack] = {}
+        self.slots: list[DownTrack] = []
+        self.announced_up = False
+
+
+class Room:
+    def __init__(self, room_id: str, config: MediaConfig, emit: Emit) -> None:
+        self.id = room_id
+        self.config = config
+        self._emit = emit
+        self.participants: dict[str, Participant] = {}
+        self.sources: dict[tuple[str, TrackKind], InboundTrack] = {}
+        self.lead_id: str | None = None
+        self.talkback_id: str | None = None
+        self.talkback_to_all = False
+        self.opened_at = time.time()
+        self._closing = False
+        self._task = asyncio.get_running_loop().create_task(self._housekeeping())
+
+    def emit(
+        self,
+        kind: EventKind,
+        participant_id: str | None = None,
+        track: TrackKind | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._emit(kind, self.id, participant_id, track, detail)
+
+    # -- membership -------------------------------------------------------------------------------
+
+    async def join(
+        self,
+        participant_id: str,
+        role: ParticipantRole,
+        offer_sdp: str,
+        tracks: Mapping[str, TrackKind] | None,
+        slots: Mapping[str, SlotKind] | None,
+    ) -> str:
+        role = ParticipantRole(role)
+        peer = Peer(self.config, self._on_peer_state)
+        try:
+            mlines = await peer.apply_offer(offer_sdp)
+            publish, slot_of = self._plan(role, mlines, tracks, slots)
+            directions = {}
+            for line in mlines:
+                sfu_recv = line.mid in publish
+                sfu_send = line.mid in slot_of
+                directions[line.mid] = (
+                    "sendrecv"
+                    if sfu_recv and sfu_send
+                    else "recvonly"
+                    if sfu_recv
+                    else "sendonly"
+                    if sfu_send
+                    else "inactive"
+                )
+            answer = await peer.answer(directions)
+        except BaseException:
+            await peer.close()
+            raise
+        if self._closing:
+            await peer.close()
+            raise MediaError(f"room {self.id} is closing")
+
+        old = self.participants.get(participant_id)
+        if old is not None:
+            # A reconnect: the new connection replaces the old one; its tracks take over the same keys.
+            await self._remove(old, reason="replaced", announce=False)
+        participant = Participant(participant_id, role, peer)
+        now = time.monotonic()
+        for line in mlines:
+            if line.mid in publish:
+                participant.inbound[publish[line.mid]] = self._make_inbound(participant, line, publish[line.mid])
+            if line.mid in slot_of:
+                participant.slots.append(self._make_downtrack(participant, line, slot_of[line.mid]))
+        peer.register(list(participant.inbound.values()), participant.slots)
+        self.participants[participant_id] = participant
+        for kind, track in participant.inbound.items():
+            self.sources[(participant_id, kind)] = track
+        if role == ParticipantRole.LEAD:
+            self.lead_id = participant_id
+        self._rebind(now)
+        return answer
+
+    def _plan(
+        self,
+        role: ParticipantRole,
+        mlines: list[MLine],
+        tracks: Mapping[str, TrackKind] | None,
+        slots: Mapping[str, SlotKind] | None,
+    ) -> tuple[dict[str, TrackKind], dict[str, SlotKind]]:
+        publish: dict[str, TrackKind] = {}
+        slot_of: dict[str, SlotKind] = {}
+        sending = [m for m in mlines if m.client_sends]
+        if sending and role == ParticipantRole.OBSERVER:
+            raise MediaError("an observer may not publish")
+        if tracks is not None:
+            for m in sending:
+                if m.mid in tracks:
+                    publish[m.mid] = TrackKind(tracks[m.mid])
+        else:
+            order = {k: list(v) for k, v in _PUBLISH_ORDER.items()}
+            for m in sending:
+                if order[m.media_kind]:
+                    publish[m.mid] = order[m.media_kind].pop(0)
+        if len(set(publish.values())) != len(publish):
+            raise MediaError("a participant publishes each track kind at most once")
+        for mid, kind in publish.items():
+            media_kind = next(m.media_kind for m in mlines if m.mid == mid)
+            if (kind == TrackKind.AUDIO) != (media_kind == "audio"):
+                raise MediaError(f"m-line {mid} is {media_kind}, cannot carry {kind}")
+        receiving = [m for m in mlines if m.client_receives]
+        if slots is not None:
+            for m in receiving:
+                if m.mid in slots:
+                    slot_of[m.mid] = SlotKind(slots[m.mid])
+        else:
+            defaults = _LEAD_SLOTS if role == ParticipantRole.LEAD else _RECEIVER_SLOTS
+            order = {k: list(v) for k, v in defaults.items()}
+            for m in receiving:
+                if order[m.media_kind]:
+                    slot_of[m.mid] = order[m.media_kind].pop(0)
+        for mid, slot in slot_of.items():
+            media_kind = next(m.media_kind for m in mlines if m.mid == mid)
+            if (_SLOT_SOURCE[slot] == TrackKind.AUDIO) != (media_kind == "audio"):
+                raise MediaError(f"m-line {mid} is {media_kind}, cannot show {slot}")
+        return publish, slot_of
+
+    def _make_inbound(self, participant: Participant, line: MLine, kind: TrackKind) -> InboundTrack:
+        cfg = self.config
+        codecs = {c.payloadType: codec_info(c) for c in line.codecs if not is_rtx(c)}
+        rtx_apt = {
+            c.payloadType: int(c.parameters["apt"])
+            for c in line.codecs
+            if is_rtx(c) and str(c.parameters.get("apt", "")).isdigit()
+        }
+        feedback = {(f.type, f.parameter) for c in line.codecs for f in c.rtcpFeedback}
+        fir_only = ("ccm", "fir") in feedback and ("nack", "pli") not in feedback
+        return InboundTrack(
+            participant_id=participant.id,
+            kind=kind,
+            media_kind=line.media_kind,
+            mid=line.mid,
+            codecs=codecs,
+            rtx_apt=rtx_apt,
+            ssrc=line.ssrc,
+            rtx_ssrc=line.rtx_ssrc,
+            wire=participant.peer.wire_for(line),
+            rtcp_ssrc=line.transceiver.sender._ssrc,
+            fir_only=fir_only,
+            history_size=cfg.send_history_packets,
+            keyframe_interval=cfg.keyframe_request_interval,
+            nack=NackTracker(cfg.nack_max_gap, cfg.nack_max_retries, cfg.nack_retry_interval),
+            emit=self.emit,
+        )
+
+    def _make_downtrack(self, participant: Participant, line: MLine, slot: SlotKind) -> DownTrack:
+        pt_by_key: dict[str, int] = {}
+        clock_rate = 90000 if line.media_kind == "video" else 48000
+        for c in line.codecs:
+            if not is_rtx(c):
+                info = codec_info(c)
+                pt_by_key.setdefault(info.key, c.payloadType)
+                clock_rate = info.clock_rate if len(pt_by_key) == 1 else clock_rate
+        rtx_pt_by_pt: dict[int, int] = {}
+        if self.config.use_rtx:
+            for c in line.codecs:
+                apt = str(c.parameters.get("apt", ""))
+                if is_rtx(c) and apt.isdigit():
+                    rtx_pt_by_pt[int(apt)] = c.payloadType
+        sender = line.transceiver.sender
+        return DownTrack(
+            participant_id=participant.id,
+            slot=slot,
+            mid=line.mid,
+            media_kind=line.media_kind,
+            ssrc=sender._ssrc,
+            rtx_ssrc=sender._rtx_ssrc,
+            pt_by_key=pt_by_key,
+            rtx_pt_by_pt=rtx_pt_by_pt,
+            clock_rate=clock_rate,
+            wire=participant.peer.wire_for(line),
+            emit=self.emit,
+        )
+
+    async def leave(self, participant_id: str, reason: str = "left") -> None:
+        participant = self.participants.get(participant_id)
+        if participant is None:
+            raise MediaError(f"{participant_id} is not in room {self.id}")
+        await self._remove(participant, reason=reason, announce=True)
+
+    async def _remove(self, participant: Participant, reason: str, announce: bool) -> None:
+        if self.participants.get(participant.id) is participant:
+            del self.participants[participant.id]
+        for kind, track in participant.inbound.items():
+            if self.sources.get((participant.id, kind)) is track:
+                del self.sources[(participant.id, kind)]
+            was_live = track.live
+            track.close()
+            if was_live:
+                self.emit(EventKind.PUBLISHER_DOWN, participant.id, kind, {"reason": reason, "mid": track.mid})
+        for dt in participant.slots:
+            dt.close()
+        if announce:
+            self.emit(EventKind.SUBSCRIBER_DOWN, participant.id, None, {"reason": reason})
+        if announce and self.talkback_id == participant.id:
+            self.talkback_id = None
+            self.talkback_to_all = False
+            self.emit(EventKind.TALKBACK, None, None, {"participant_id": None, "to_all": False, "reason": reason})
+        self._rebind(time.monotonic())
+        await participant.peer.close()
+
+    def _on_peer_state(self, peer: Peer, state: str) -> None:
+        participant = next((p for p in self.participants.values() if p.peer is peer), None)
+        if participant is None:
+            return
+        if state == "connected" and not participant.announced_up:
+            participant.announced_up = True
+            self.emit(EventKind.SUBSCRIBER_UP, participant.id, None, {"role": str(participant.role)})
+        elif state in ("failed", "closed"):
+            asyncio.get_running_loop().create_task(self._drop(participant, "disconnected"))
+
+    async def _drop(self, participant: Participant, reason: str) -> None:
+        if self.participants.get(participant.id) is participant:
+            await self._remove(participant, reason=reason, announce=True)
+
+    # -- talk-back and binding --------------------------------------------------------------------
+
+    def set_talkback(self, participant_id: str | None, to_all: bool) -> None:
+        if participant_id is not None:
+            participant = self.participants.get(participant_id)
+            if participant is None:
+                raise MediaError(f"{participant_id} is not in room {self.id}")
+            if participant.role != ParticipantRole.RECEIVER:
+                raise MediaError("talk-back calls on a receiving classroom")
+        self.talkback_id = participant_id
+        self.talkback_to_all = bool(to_all) and participant_id is not None
+        self._rebind(time.monotonic())
+        self.emit(
+            EventKind.TALKBACK, participant_id, None, {"participant_id": participant_id, "to_all": self.talkback_to_all}
+        )
+
+    def _binding(self, participant: Participant, slot: SlotKind) -> tuple[str, TrackKind] | None:
+        kind = _SLOT_SOURCE[slot]
+        if slot in (SlotKind.TALKBACK_CAMERA, SlotKind.TALKBACK_AUDIO):
+            tb = self.talkback_id
+            if tb is None or tb == participant.id:
+                return None
+            if participant.role == ParticipantRole.LEAD or self.talkback_to_all:
+                return (tb, kind)
+            return None
+        if self.lead_id is None or self.lead_id == participant.id:
+            return None
+        return (self.lead_id, kind)
+
+    def _rebind(self, now: float) -> None:
+        for participant in self.participants.values():
+            for dt in participant.slots:
+                key = self._binding(participant, dt.slot)
+                dt.bind(key, self.sources.get(key) if key is not None else None, now)
+
+    # -- periodic work ----------------------------------------------------------------------------
+
+    async def _housekeeping(self) -> None:
+        cfg = self.config
+        next_report = time.monotonic() + cfg.report_interval
+        while True:
+            await asyncio.sleep(_TICK)
+            try:
+                now = time.monotonic()
+                for track in self.sources.values():
+                    if track.nack.missing:
+                        lost = track.nack.due(now)
+                        if lost:
+                            track.send_nack(lost)
+                    if track.want_keyframe and now >= track.next_keyframe_request and track.live:
+                        track.request_keyframe(now)
+                for participant in self.participants.values():
+                    for dt in participant.slots:
+                        # A held slot asks again in case the request or the keyframe was lost.
+                        if dt.hold and dt.source is not None and now - dt.held_since > cfg.keyframe_retry_interval:
+                            dt.held_since = now
+                            dt.source.request_keyframe(now)
+                if now >= next_report:
+                    next_report = now + cfg.report_interval
+                    for participant in list(self.participants.values()):
+                        participant.peer.send_reports(now, cfg.publisher_max_bitrate)
+                    await self._reap(now)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("room %s housekeeping failed", self.id)
+
+    async def _reap(self, now: float) -> None:
+        """Free participants that vanished: never connected, or silent (no RTCP) for too long."""
+        cfg = self.config
+        for participant in list(self.participants.values()):
+            peer = participant.peer
+            if not peer.connected and now - peer.created_at > cfg.connect_timeout:
+                await self._drop(participant, "connect_timeout")
+            elif peer.connected and now - peer.last_rtcp > cfg.peer_timeout:
+                await self._drop(participant, "timeout")
+
+    async def close(self) -> None:
+        self._closing = True
+        self._task.cancel()
+        for participant in list(self.participants.values()):
+            await self._remove(participant, reason="room_closed", announce=True)
+
+    # -- stats ------------------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        lead = self.participants.get(self.lead_id) if self.lead_id else None
+        participants = {}
+        for p in self.participants.values():
+            peer = p.peer
+            participants[p.id] = {
+                "role": str(p.role),
+                "connection": peer.state,
+                "published": {str(k): t.snapshot() for k, t in p.inbound.items()},
+                "slots": {dt.mid: dt.snapshot() for dt in p.slots},
+                "rtcp_packets": peer.rtcp_packets,
+                "transport_feedback": peer.transport_feedback,
+                "bad_rtp": peer.bad_rtp,
+                "unknown_rtp": peer.unknown_rtp,
+                "errors": peer.errors + sum(w.errors for w in peer.wires.values()),
+            }
+        return {
+            "room_id": self.id,
+            "lead_id": self.lead_id,
+            "lead_on_air": bool(lead is not None and any(t.live for t in lead.inbound.values())),
+            "talkback": {"participant_id": self.talkback_id, "to_all": self.talkback_to_all},
+            "participants": participants,
+        }
