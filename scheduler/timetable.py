@@ -197,11 +197,11 @@ class Timetable:
     # ---- writing lessons -----------------------------------------------------------------------
     def add_lessons(self, drafts: Sequence[LessonDraft]) -> tuple[list[Lesson], list[Problem]]:
         """Store drafts if none has an error; returns the stored lessons and the warnings."""
-        problems = self.check([(None, x) for x in drafts])
-        errors = [p for p in problems if p.severity == "error"]
-        if errors:
-            raise LessonRefused(errors)
-        with self.db.write() as conn:
+        with self.db.write() as conn:  # checked and stored under one write lock, so no race slips in between
+            problems = self.check([(None, x) for x in drafts])
+            errors = [p for p in problems if p.severity == "error"]
+            if errors:
+                raise LessonRefused(errors)
             ids = self.repo.insert_lessons(conn, drafts)
         self._changed(ids)
         return [self._get(i) for i in ids], [p for p in problems if p.severity != "error"]
@@ -237,37 +237,45 @@ class Timetable:
                     continue
                 seen[key] = row.line
                 fresh.append((row.line, draft))
-        existing = self.repo.lessons_by_key(seen)
-        to_add: list[tuple[int | None, LessonDraft]] = []
-        for line, draft in fresh:
-            old = existing.get(lesson_key(draft))
-            if old is None:
-                to_add.append((line, draft))
-            elif _same(old, draft):
-                result.lessons_unchanged += 1
-            else:
-                result.errors.append(
-                    Problem(
-                        "changed_lesson",
-                        f"lesson #{old.id} at this time differs from this row; cancel it first to replace it",
-                        line=line,
-                        related_lesson_id=old.id,
-                    )
-                )
-        if not result.errors:
-            for p in self.check(to_add, directory):
-                (result.errors if p.severity == "error" else result.warnings).append(p)
-        result.errors.sort(key=lambda p: (p.line or 0, p.code))
-        if result.errors or dry_run:
-            log.info("import %s: %d errors, dry_run=%s; nothing written", filename, len(result.errors), dry_run)
-            if not result.errors:
-                result.lessons_added = len(to_add)
-            return result
-        digest = hashlib.sha256(data).hexdigest()
+        # one IMMEDIATE transaction from the look-up of existing lessons to the insert: imports (from the
+        # API or the `classroom import` command in another process) are serialised, none sees half of another
         with self.db.write() as conn:
+            existing = self.repo.lessons_by_key(seen)
+            to_add: list[tuple[int | None, LessonDraft]] = []
+            for line, draft in fresh:
+                old = existing.get(lesson_key(draft))
+                if old is None:
+                    to_add.append((line, draft))
+                elif _same(old, draft):
+                    result.lessons_unchanged += 1
+                else:
+                    result.errors.append(
+                        Problem(
+                            "changed_lesson",
+                            f"lesson #{old.id} at this time differs from this row; cancel it first to replace it",
+                            line=line,
+                            related_lesson_id=old.id,
+                        )
+                    )
+            # check every readable row even when others are bad, so one pass shows the administrator everything
+            if to_add:
+                for p in self.check(to_add, directory):
+                    (result.errors if p.severity == "error" else result.warnings).append(p)
+            result.errors.sort(key=lambda p: (p.line or 0, p.code))
+            if result.errors or dry_run:
+                log.info("import %s: %d errors, dry_run=%s; nothing written", filename, len(result.errors), dry_run)
+                if not result.errors:
+                    result.lessons_added = len(to_add)
+                return result
             ids = self.repo.insert_lessons(conn, [x for _, x in to_add])
             self.repo.record_import(
-                conn, actor, filename, digest, len(ids), result.lessons_unchanged, len(result.warnings)
+                conn,
+                actor,
+                filename,
+                hashlib.sha256(data).hexdigest(),
+                len(ids),
+                result.lessons_unchanged,
+                len(result.warnings),
             )
         result.lessons_added = len(ids)
         result.added_ids = ids
