@@ -1,0 +1,92 @@
+"""The database file: migrations, a newer schema, a corrupt or locked file, and configuration errors."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from classroom.config import ConfigError, describe, load_config
+from scheduler.db import Database, StorageError
+from scheduler.schema import SCHEMA_VERSION
+
+
+def test_a_new_database_is_migrated_to_the_current_version(tmp_path: Path) -> None:
+    db = Database(tmp_path / "x.sqlite3")
+    assert db.version == SCHEMA_VERSION
+    db.close()
+    assert Database(tmp_path / "x.sqlite3").version == SCHEMA_VERSION  # reopening changes nothing
+
+
+def test_a_database_from_a_newer_program_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "x.sqlite3"
+    Database(path).close()
+    with sqlite3.connect(path) as c:
+        c.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(StorageError, match="newer than this program"):
+        Database(path)
+
+
+def test_a_corrupt_file_gets_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "x.sqlite3"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StorageError, match="corrupt or not an SQLite database"):
+        Database(path)
+
+
+def test_a_locked_database_gets_a_clear_error_and_nothing_is_written(tmp_path: Path) -> None:
+    path = tmp_path / "x.sqlite3"
+    Database(path).close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        db = Database(path, busy_timeout_s=0.2)
+    except StorageError as exc:
+        assert "locked" in str(exc)
+    else:
+        with pytest.raises(StorageError, match="locked"), db.write() as c:
+            c.execute("INSERT INTO region(name) VALUES ('x')")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    with sqlite3.connect(path) as c:
+        assert c.execute("SELECT count(*) FROM region").fetchone()[0] == 0
+
+
+def test_the_cli_reports_a_corrupt_database_and_exits_nonzero(tmp_path: Path) -> None:
+    (tmp_path / "classroom.sqlite3").write_bytes(b"garbage" * 1000)
+    out = subprocess.run(
+        [sys.executable, "-m", "classroom.cli", "report", "--data-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 2 and "corrupt" in out.stderr
+
+
+def test_config_file_and_environment_overrides_with_secrets_masked(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[server]\nport = 9000\nadmin_token = "s3cret"\n[scheduler]\nwindow_open_before_min = 5\n')
+    config = load_config(path, env={"CLASSROOM_SERVER__PORT": "9100", "CLASSROOM_MEDIA__ANNOUNCED_ADDRESSES": "127.0.0.1"})
+    assert config.server.port == 9100 and config.scheduler.window_open_before_min == 5
+    assert config.media.announced_addresses == ("127.0.0.1",)
+    text = describe(config)
+    assert "s3cret" not in text and 'admin_token = "********"' in text
+
+
+@pytest.mark.parametrize(
+    ("toml", "fragment"),
+    [
+        ("[scheduler]\ndefault_workload_factor = 1.2\n", "below the policy minimum"),
+        ("[server]\nport = 'eighty'\n", "must be int"),
+        ("[nonsense]\nx = 1\n", "unknown section"),
+        ("[server]\nprot = 1\n", "unknown key"),
+        ("[server\n", "c.toml"),
+    ],
+)
+def test_bad_configuration_is_refused_with_the_reason(tmp_path: Path, toml: str, fragment: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError, match=fragment):
+        load_config(path, env={})
