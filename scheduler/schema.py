@@ -37,6 +37,9 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE holiday (
         semester_id INTEGER NOT NULL REFERENCES semester(id), day TEXT NOT NULL, name TEXT NOT NULL DEFAULT '',
         PRIMARY KEY (semester_id, day)) WITHOUT ROWID;
+    CREATE TABLE makeup_day (
+        semester_id INTEGER NOT NULL REFERENCES semester(id), day TEXT NOT NULL, name TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (semester_id, day)) WITHOUT ROWID;
     CREATE TABLE community (
         id INTEGER PRIMARY KEY, county_id INTEGER NOT NULL REFERENCES county(id), name TEXT NOT NULL UNIQUE);
     CREATE TABLE community_member (
@@ -103,6 +106,25 @@ MIGRATIONS: tuple[str, ...] = (
         action TEXT NOT NULL, lesson_id INTEGER, address TEXT NOT NULL DEFAULT '',
         outcome TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '');
     CREATE INDEX audit_at ON audit(at);
+    """,
+    # 2: access control: accounts, classroom enrolment and devices, revoked tokens (the audit table is in 1)
+    """
+    CREATE TABLE account (
+        id INTEGER PRIMARY KEY, username TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'teacher', 'technician')),
+        teacher_id INTEGER REFERENCES teacher(id), county_id INTEGER REFERENCES county(id),
+        password_hash TEXT NOT NULL, created_at INTEGER NOT NULL, disabled INTEGER NOT NULL DEFAULT 0);
+    CREATE TABLE enrolment (
+        id INTEGER PRIMARY KEY, classroom_id INTEGER NOT NULL REFERENCES classroom(id), jti TEXT NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, created_by TEXT NOT NULL, revoked_at INTEGER);
+    CREATE INDEX enrolment_classroom ON enrolment(classroom_id);
+    CREATE TABLE classroom_device (
+        classroom_id INTEGER PRIMARY KEY REFERENCES classroom(id), device_id TEXT NOT NULL,
+        enrolled_at INTEGER NOT NULL, address TEXT NOT NULL DEFAULT '');
+    CREATE TABLE revoked_token (
+        jti TEXT PRIMARY KEY, revoked_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
+        actor TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '') WITHOUT ROWID;
+    CREATE INDEX audit_lesson ON audit(lesson_id, at);
     """,
 )
 
