@@ -1,0 +1,338 @@
+"""The media plane in worker processes: one per core, each owning whole rooms.
+
+The control process (signaling, scheduler, monitoring) holds a `WorkerMediaPlane`, a proxy that
+sends each call over a pipe to the worker owning the room and relays events back. It never sees a
+packet: ICE sockets, DTLS and forwarding live in the worker, which runs a `LocalMediaPlane`. Python
+runs one thread of bytecode per process, so processes, not threads, multiply forwarding capacity.
+
+A worker that dies takes its rooms with it: the proxy reports ROOM_LOST for each, starts a
+replacement worker, and the rooms can be opened again (on any live worker). Other workers go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import multiprocessing
+import os
+import time
+from collections.abc import AsyncIterator, Mapping
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from media.api import EventKind, MediaError, MediaEvent, ParticipantRole, SlotKind, TrackKind
+from media.config import MediaConfig
+from media.event_hub import EventHub
+
+logger = logging.getLogger(__name__)
+
+_CALLS = frozenset({"open_room", "close_room", "join", "leave", "set_talkback", "stats", "stop"})
+_START_TIMEOUT = 60.0  # a spawned worker imports aiortc, av and numpy before it is ready
+
+
+# -- worker side -----------------------------------------------------------------------------------
+
+
+def worker_main(config: MediaConfig, conn: Connection) -> None:
+    """Entry point of a worker process."""
+    logging.basicConfig(level=logging.WARNING)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(config, conn))
+
+
+async def _serve(config: MediaConfig, conn: Connection) -> None:
+    from media.local import LocalMediaPlane  # imported here: the control process never loads aiortc's path
+
+    plane = LocalMediaPlane(config)
+    await plane.start()
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    tasks: set[asyncio.Task[None]] = set()
+
+    def send(message: tuple[Any, ...]) -> None:
+        try:
+            conn.send(message)
+        except (OSError, EOFError):
+            if not done.done():
+                done.set_result(None)
+
+    async def relay_events() -> None:
+        async for e in plane.events():
+            send(("event", str(e.kind), e.room_id, e.participant_id, e.track and str(e.track), e.at, dict(e.detail)))
+
+    async def call(call_id: int, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        try:
+            if method not in _CALLS:
+                raise MediaError(f"unknown call {method}")
+            if method == "stop":
+                await plane.stop()
+                send(("result", call_id, True, None))
+                if not done.done():
+                    done.set_result(None)
+                return
+            value = await getattr(plane, method)(*args, **kwargs)
+            send(("result", call_id, True, value))
+        except MediaError as exc:
+            send(("result", call_id, False, str(exc)))
+        except Exception as exc:
+            logger.exception("worker call %s failed", method)
+            send(("result", call_id, False, f"{type(exc).__name__}: {exc}"))
+
+    def readable() -> None:
+        try:
+            while conn.poll():
+                message = conn.recv()
+                _, call_id, method, args, kwargs = message
+                task = loop.create_task(call(call_id, method, args, kwargs))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+        except (EOFError, OSError):
+            # The control process went away: nobody is left to serve.
+            if not done.done():
+                done.set_result(None)
+
+    events_task = loop.create_task(relay_events())
+    loop.add_reader(conn.fileno(), readable)
+    send(("ready", os.getpid()))
+    try:
+        await done
+    finally:
+        loop.remove_reader(conn.fileno())
+        await plane.stop()
+        events_task.cancel()
+
+
+# -- control side ----------------------------------------------------------------------------------
+
+
+class _Worker:
+    def __init__(self, index: int, process: BaseProcess, conn: Connection) -> None:
+        self.index = index
+        self.process = process
+        self.conn = conn
+        self.pid = process.pid
+        self.rooms: set[str] = set()
+        self.pending: dict[int, asyncio.Future[Any]] = {}
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.alive = True
+
+
+class WorkerMediaPlane:
+    def __init__(self, config: MediaConfig) -> None:
+        self.config = config
+        self._ctx = multiprocessing.get_context("spawn")
+        self._workers: list[_Worker] = []
+        self._room_worker: dict[str, _Worker] = {}
+        self._hub = EventHub()
+        self._ids = itertools.count(1)
+        self._indexes = itertools.count()
+        self._stopping = False
+        self._respawns: set[asyncio.Task[None]] = set()
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        count = self.config.workers or os.cpu_count() or 1
+        self._stopping = False
+        await asyncio.gather(*(self._spawn() for _ in range(count)))
+
+    async def _spawn(self) -> _Worker:
+        parent, child = self._ctx.Pipe()
+        process = self._ctx.Process(
+            target=worker_main, args=(self.config, child), daemon=True, name="media-worker"
+        )
+        await asyncio.to_thread(process.start)
+        child.close()
+        worker = _Worker(next(self._indexes), process, parent)
+        self._workers.append(worker)
+        asyncio.get_running_loop().add_reader(parent.fileno(), self._readable, worker)
+        try:
+            await asyncio.wait_for(asyncio.shield(worker.ready), _START_TIMEOUT)
+        except (TimeoutError, MediaError) as exc:
+            self._lost(worker)
+            raise MediaError("a media worker did not start") from exc
+        return worker
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for task in list(self._respawns):
+            task.cancel()
+        workers = [w for w in self._workers if w.alive]
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(
+                asyncio.gather(*(self._call(w, "stop") for w in workers), return_exceptions=True), 10.0
+            )
+        for w in workers:
+            await asyncio.to_thread(w.process.join, 5.0)
+            if w.process.is_alive():
+                w.process.kill()
+                await asyncio.to_thread(w.process.join, 5.0)
+            self._lost(w, announce=False)
+        self._workers.clear()
+        self._room_worker.clear()
+        self._hub.close()
+
+    # -- pipe -------------------------------------------------------------------------------------
+
+    def _readable(self, worker: _Worker) -> None:
+        try:
+            while worker.conn.poll():
+                self._handle(worker, worker.conn.recv())
+        except (EOFError, OSError):
+            self._lost(worker)
+
+    def _handle(self, worker: _Worker, message: tuple[Any, ...]) -> None:
+        tag = message[0]
+        if tag == "result":
+            _, call_id, ok, value = message
+            future = worker.pending.pop(call_id, None)
+            if future is not None and not future.done():
+                if ok:
+                    future.set_result(value)
+                else:
+                    future.set_exception(MediaError(value))
+        elif tag == "event":
+            _, kind, room_id, participant_id, track, at, detail = message
+            self._hub.publish(
+                MediaEvent(EventKind(kind), room_id, participant_id, TrackKind(track) if track else None, at, detail)
+            )
+        elif tag == "ready" and not worker.ready.done():
+            worker.ready.set_result(None)
+
+    def _lost(self, worker: _Worker, announce: bool = True) -> None:
+        if not worker.alive:
+            return
+        worker.alive = False
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(Exception):
+            loop.remove_reader(worker.conn.fileno())
+        with contextlib.suppress(Exception):
+            worker.conn.close()
+        for future in worker.pending.values():
+            if not future.done():
+                future.set_exception(MediaError(f"media worker {worker.pid} died"))
+        worker.pending.clear()
+        if not worker.ready.done():
+            worker.ready.set_exception(MediaError("worker exited before it was ready"))
+            worker.ready.exception()  # retrieved here so an unawaited failure is not logged
+        if worker in self._workers:
+            self._workers.remove(worker)
+        for room_id in sorted(worker.rooms):
+            if self._room_worker.get(room_id) is worker:
+                del self._room_worker[room_id]
+            if announce:
+                self._hub.publish(
+                    MediaEvent(EventKind.ROOM_LOST, room_id, None, None, time.time(), {"worker_pid": worker.pid})
+                )
+        worker.rooms.clear()
+        if announce and not self._stopping:
+            logger.error("media worker %s died; its rooms are lost, starting a replacement", worker.pid)
+            task = loop.create_task(self._respawn())
+            self._respawns.add(task)
+            task.add_done_callback(self._respawns.discard)
+
+    async def _respawn(self) -> None:
+        try:
+            await self._spawn()
+        except MediaError:
+            logger.exception("could not replace a media worker")
+
+    async def _call(self, worker: _Worker, method: str, *args: Any, **kwargs: Any) -> Any:
+        if not worker.alive:
+            raise MediaError(f"media worker {worker.pid} is gone")
+        call_id = next(self._ids)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        worker.pending[call_id] = future
+        try:
+            worker.conn.send(("call", call_id, method, args, kwargs))
+        except (OSError, EOFError) as exc:
+            worker.pending.pop(call_id, None)
+            self._lost(worker)
+            raise MediaError(f"media worker {worker.pid} is gone") from exc
+        return await future
+
+    def _owner(self, room_id: str) -> _Worker:
+        worker = self._room_worker.get(room_id)
+        if worker is None or not worker.alive:
+            raise MediaError(f"no open room {room_id!r}")
+        return worker
+
+    # -- MediaPlane -------------------------------------------------------------------------------
+
+    async def open_room(self, room_id: str) -> None:
+        if room_id in self._room_worker:
+            return
+        live = [w for w in self._workers if w.alive and w.ready.done()]
+        if not live:
+            raise MediaError("no media worker is running")
+        worker = min(live, key=lambda w: (len(w.rooms), w.index))
+        self._room_worker[room_id] = worker
+        worker.rooms.add(room_id)
+        try:
+            await self._call(worker, "open_room", room_id)
+        except MediaError:
+            worker.rooms.discard(room_id)
+            if self._room_worker.get(room_id) is worker:
+                del self._room_worker[room_id]
+            raise
+
+    async def close_room(self, room_id: str) -> None:
+        worker = self._owner(room_id)
+        del self._room_worker[room_id]
+        worker.rooms.discard(room_id)
+        await self._call(worker, "close_room", room_id)
+
+    async def join(
+        self,
+        room_id: str,
+        participant_id: str,
+        role: ParticipantRole,
+        offer_sdp: str,
+        tracks: Mapping[str, TrackKind] | None = None,
+        slots: Mapping[str, SlotKind] | None = None,
+    ) -> str:
+        return await self._call(
+            self._owner(room_id),
+            "join",
+            room_id,
+            participant_id,
+            ParticipantRole(role),
+            offer_sdp,
+            dict(tracks) if tracks is not None else None,
+            dict(slots) if slots is not None else None,
+        )
+
+    async def leave(self, room_id: str, participant_id: str) -> None:
+        await self._call(self._owner(room_id), "leave", room_id, participant_id)
+
+    async def set_talkback(self, room_id: str, participant_id: str | None, to_all: bool = False) -> None:
+        await self._call(self._owner(room_id), "set_talkback", room_id, participant_id, to_all)
+
+    async def stats(self, room_id: str | None = None) -> dict[str, Any]:
+        if room_id is not None:
+            return await self._call(self._owner(room_id), "stats", room_id)
+        workers = [w for w in self._workers if w.alive]
+        results = await asyncio.gather(*(self._call(w, "stats") for w in workers), return_exceptions=True)
+        rooms: dict[str, Any] = {}
+        per_worker = []
+        for w, r in zip(workers, results, strict=True):
+            ok = isinstance(r, dict)
+            if ok:
+                rooms.update(r["rooms"])
+            per_worker.append({"pid": w.pid, "rooms": sorted(w.rooms), "responding": ok})
+        return {"pid": os.getpid(), "rooms": rooms, "workers": per_worker, "events_dropped": self._hub.dropped}
+
+    def events(self) -> AsyncIterator[MediaEvent]:
+        return self._hub.subscribe()
+
+    # -- for operators and tests ------------------------------------------------------------------
+
+    def worker_pids(self) -> dict[str, int]:
+        """The process id owning each open room."""
+        return {room_id: w.pid for room_id, w in self._room_worker.items() if w.pid is not None}
+
+    def workers_alive(self) -> int:
+        return sum(1 for w in self._workers if w.alive)
