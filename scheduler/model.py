@@ -91,6 +91,7 @@ class Semester:
     start: date  # first day (local)
     end: date  # last day (local), inclusive
     holidays: frozenset[date] = frozenset()
+    makeup_days: frozenset[date] = frozenset()  # weekend days that are school days (调休补课)
 
 
 @dataclass(frozen=True, slots=True)

@@ -96,7 +96,9 @@ class Repository:
             (teacher.school_id, teacher.name, Level(teacher.level).value, ",".join(teacher.subjects)),
         )
 
-    def add_semester(self, conn: sqlite3.Connection, semester: Semester, holiday_names: dict[date, str]) -> int:
+    def add_semester(
+        self, conn: sqlite3.Connection, semester: Semester, holiday_names: dict[date, str] | None = None
+    ) -> int:
         sid = _insert(
             conn,
             "INSERT INTO semester(name, start_date, end_date) VALUES (?, ?, ?)",
@@ -104,7 +106,11 @@ class Repository:
         )
         conn.executemany(
             "INSERT INTO holiday(semester_id, day, name) VALUES (?, ?, ?)",
-            [(sid, d.isoformat(), holiday_names.get(d, "")) for d in sorted(semester.holidays)],
+            [(sid, d.isoformat(), (holiday_names or {}).get(d, "")) for d in sorted(semester.holidays)],
+        )
+        conn.executemany(
+            "INSERT INTO makeup_day(semester_id, day) VALUES (?, ?)",
+            [(sid, d.isoformat()) for d in sorted(semester.makeup_days)],
         )
         return sid
 
@@ -160,6 +166,9 @@ class Repository:
             holidays: dict[int, set[date]] = {}
             for r in c.execute("SELECT semester_id, day FROM holiday"):
                 holidays.setdefault(r[0], set()).add(date.fromisoformat(r[1]))
+            makeups: dict[int, set[date]] = {}
+            for r in c.execute("SELECT semester_id, day FROM makeup_day"):
+                makeups.setdefault(r[0], set()).add(date.fromisoformat(r[1]))
             return [
                 Semester(
                     r["id"],
@@ -167,6 +176,7 @@ class Repository:
                     date.fromisoformat(r["start_date"]),
                     date.fromisoformat(r["end_date"]),
                     frozenset(holidays.get(r["id"], ())),
+                    frozenset(makeups.get(r["id"], ())),
                 )
                 for r in c.execute("SELECT * FROM semester ORDER BY start_date")
             ]

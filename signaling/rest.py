@@ -235,6 +235,9 @@ class Api:
                     holidays = data.get("holidays", [])
                     if not isinstance(holidays, list):
                         raise BadRequest("holidays must be a list of dates")
+                    makeups = data.get("makeup_days", [])
+                    if not isinstance(makeups, list):
+                        raise BadRequest("makeup_days must be a list of dates")
                     days = {date.fromisoformat(str(h)) for h in holidays}
                     new_id = repo.add_semester(
                         conn,
@@ -244,8 +247,8 @@ class Api:
                             date.fromisoformat(str(data["start"])),
                             date.fromisoformat(str(data["end"])),
                             frozenset(days),
+                            frozenset(date.fromisoformat(str(m)) for m in makeups),
                         ),
-                        {},
                     )
                 elif what == "communities":
                     members = data.get("member_teacher_ids", [])
@@ -465,6 +468,7 @@ def _semester_json(s: Semester) -> dict[str, Any]:
         "start": s.start.isoformat(),
         "end": s.end.isoformat(),
         "holidays": sorted(d.isoformat() for d in s.holidays),
+        "makeup_days": sorted(d.isoformat() for d in s.makeup_days),
     }
 
 

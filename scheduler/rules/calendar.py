@@ -1,6 +1,7 @@
 """The semester calendar: teaching days and teaching weeks.
 
-A teaching day is a Monday-to-Friday date inside the semester that is not a holiday. A teaching week
+A teaching day is a Monday-to-Friday date inside the semester that is not a holiday, or a weekend
+make-up day (调休补课) the district declared. A teaching week
 is a calendar week (Monday to Sunday) of the semester with at least one teaching day: a week with a
 one-day holiday still counts, a week that is all holiday (the National Day "golden week") does not.
 """
@@ -14,7 +15,9 @@ from scheduler.model import Semester
 
 
 def is_teaching_day(semester: Semester, day: date) -> bool:
-    return semester.start <= day <= semester.end and day.weekday() < 5 and day not in semester.holidays
+    if not semester.start <= day <= semester.end or day in semester.holidays:
+        return False
+    return day.weekday() < 5 or day in semester.makeup_days
 
 
 def week_monday(day: date) -> date:
@@ -26,7 +29,7 @@ def teaching_weeks(semester: Semester) -> list[date]:
     weeks: list[date] = []
     monday = week_monday(semester.start)
     while monday <= semester.end:
-        if any(is_teaching_day(semester, monday + timedelta(days=i)) for i in range(5)):
+        if any(is_teaching_day(semester, monday + timedelta(days=i)) for i in range(7)):
             weeks.append(monday)
         monday += timedelta(days=7)
     return weeks

@@ -60,7 +60,9 @@ def test_the_cli_reports_a_corrupt_database_and_exits_nonzero(tmp_path: Path) ->
     (tmp_path / "classroom.sqlite3").write_bytes(b"garbage" * 1000)
     out = subprocess.run(
         [sys.executable, "-m", "classroom.cli", "report", "--data-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert out.returncode == 2 and "corrupt" in out.stderr
 
@@ -68,7 +70,9 @@ def test_the_cli_reports_a_corrupt_database_and_exits_nonzero(tmp_path: Path) ->
 def test_config_file_and_environment_overrides_with_secrets_masked(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
     path.write_text('[server]\nport = 9000\nadmin_token = "s3cret"\n[scheduler]\nwindow_open_before_min = 5\n')
-    config = load_config(path, env={"CLASSROOM_SERVER__PORT": "9100", "CLASSROOM_MEDIA__ANNOUNCED_ADDRESSES": "127.0.0.1"})
+    config = load_config(
+        path, env={"CLASSROOM_SERVER__PORT": "9100", "CLASSROOM_MEDIA__ANNOUNCED_ADDRESSES": "127.0.0.1"}
+    )
     assert config.server.port == 9100 and config.scheduler.window_open_before_min == 5
     assert config.media.announced_addresses == ("127.0.0.1",)
     text = describe(config)
