@@ -119,12 +119,12 @@ def test_admin_imports_over_http_records_evidence_and_reads_reports(server_facto
     assert (teacher["minimum"], teacher["delivered"], teacher["missed"], teacher["status"]) == (15, 2, 2, "at_risk")
     assert report["workload"][0]["weighted_hours"] == 3.0
 
-    status, headers, body = srv.request("GET", "/api/v1/reports?format=csv&section=teachers&as_of=2026-09-30")
+    status, _headers, body = srv.request("GET", "/api/v1/reports?format=csv&section=teachers&as_of=2026-09-30")
     assert status == 200 and body.startswith("\ufeff教师编号".encode())
-    status, headers, body = srv.request("GET", "/api/v1/reports?format=xlsx")
+    status, _headers, body = srv.request("GET", "/api/v1/reports?format=xlsx")
     sheets = load_workbook(io.BytesIO(body)).sheetnames
     assert status == 200 and {"teachers", "schools", "workload", "famous_school"} <= set(sheets)
-    status, headers, body = srv.request("GET", f"/api/v1/classrooms/{room}/calendar.ics")
+    status, _headers, body = srv.request("GET", f"/api/v1/classrooms/{room}/calendar.ics")
     assert status == 200 and body.count(b"BEGIN:VEVENT") == 4 and b"DTSTART:20260907T000000Z" in body
 
     # without the token nothing is served
