@@ -1,0 +1,1 @@
+"""Edge nodes and multi-node placement (filled by the cluster work)."""
