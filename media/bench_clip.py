@@ -1,7 +1,8 @@
 """The benchmark's media: a pre-encoded 720p30 VP8 stream (~2 Mbit/s) plus Opus, encoded once and cached.
 
 Every picture carries its frame number drawn as large seven-segment digits, so a test that decodes can
-check order. Besides the main stream (one keyframe at the start of the loop, then inter frames) the clip
+check order. The main stream is one keyframe at the start of the loop, then inter frames (a 10-second
+loop, so about one unrequested keyframe per 10 s, as from a camera's encoder). Besides that the clip
 holds an intra-coded version of every frame: a publisher that is asked for a keyframe (PLI/FIR) sends the
 intra version of the frame that is due, the way a live encoder would answer, without encoding anything
 while the benchmark runs.
@@ -46,7 +47,7 @@ class ClipSpec:
     width: int = 1280
     height: int = 720
     fps: int = 30
-    seconds: int = 4
+    seconds: int = 10
     video_bitrate: int = 2_000_000
     audio_bitrate: int = 64_000
 

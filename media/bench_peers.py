@@ -2,8 +2,8 @@
 
 The publisher sends the cached clip's packets as `av.Packet`s, which aiortc's sender packetizes without
 encoding; when asked for a keyframe it sends the intra-coded version of the frame that is due. It logs
-the send time (CLOCK_MONOTONIC, shared by all processes of the machine) of every packet that ends a
-frame, keyed by the last 16 payload bytes, which no forwarder rewrites.
+the send time (CLOCK_MONOTONIC, shared by all processes of the machine) of every
+RTP packet, keyed by its last 16 payload bytes, which no forwarder rewrites.
 
 A subscriber never decodes. Its receivers' `_handle_rtp_packet` (the step below aiortc's jitter
 buffer) is replaced by a counter that keeps what a real receiver must keep to stay honest to the
@@ -124,17 +124,19 @@ class ClipTrack(MediaStreamTrack):
 
 
 def _log_sends(transport: Any, log: SendLog) -> None:
-    """Wrap a DTLS transport's `_send_rtp` to log when each frame-ending RTP packet left (after sendto)."""
+    """Wrap a DTLS transport's `_send_rtp` to log when each RTP packet is sent."""
     if getattr(transport, "_bench_logged", False):
         return
     original: Callable[[bytes], Awaitable[None]] = transport._send_rtp
     monotonic = time.monotonic
 
     async def send_rtp(data: bytes) -> None:
-        await original(data)
-        # Byte 1 >= 224: RTP with the marker bit and a dynamic payload type (RTCP has 192..223).
-        if len(data) > 12 + KEY_BYTES and data[1] >= 224:
+        # RTP with a dynamic payload type (RTCP's packet types 200..206 read as 72..78 here).
+        # Stamped before SRTP and sendto: the receiver may well see the packet before this process
+        # is scheduled again after sendto.
+        if len(data) > 12 + KEY_BYTES and data[1] & 0x7F >= 96:
             log.setdefault(data[-KEY_BYTES:], []).append(monotonic())
+        await original(data)
 
     transport._send_rtp = send_rtp
     transport._bench_logged = True
@@ -210,6 +212,38 @@ def publisher_main(conn: Connection, port: int, room: str, spec: ClipSpec, max_s
 # subscribers
 
 
+class ArrivalClock:
+    """Stamps each datagram as aioice hands it over (before DTLS/SRTP/RTP parsing) for latency samples.
+
+    The stamp rides through aioice's queue with the datagram, so the time read when a packet reaches
+    the counter is that packet's own arrival in this process, not the end of its processing.
+    """
+
+    __slots__ = ("at",)
+
+    def __init__(self) -> None:
+        self.at = 0.0
+
+    def install(self, connection: Any) -> None:
+        queue = connection._queue
+        original_recvfrom = connection.recvfrom
+        monotonic = time.monotonic
+
+        def data_received(data: bytes, component: int) -> None:
+            queue.put_nowait(((data, monotonic()), component))
+
+        async def recvfrom() -> tuple[bytes, int]:
+            data, component = await original_recvfrom()
+            if isinstance(data, tuple):
+                data, self.at = data
+            else:
+                self.at = monotonic()
+            return data, component
+
+        connection.data_received = data_received
+        connection.recvfrom = recvfrom
+
+
 class _Stream:
     """Sequence bookkeeping of one media SSRC as a subscriber receives it."""
 
@@ -235,8 +269,11 @@ class _Stream:
 class SlotCounter:
     """Replaces one receiver's `_handle_rtp_packet`: count, timestamp, NACK; never decode."""
 
-    def __init__(self, receiver: RTCRtpReceiver, kind: str, loss: float, rng: random.Random) -> None:
+    def __init__(
+        self, receiver: RTCRtpReceiver, kind: str, loss: float, rng: random.Random, arrival: ArrivalClock
+    ) -> None:
         self.receiver = receiver
+        self.arrival = arrival
         self.kind = kind
         self.video = kind == "video"
         self.loss = loss if self.video else 0.0
@@ -255,7 +292,8 @@ class SlotCounter:
         self.window_rtx = 0
         self.first_packet_at: float | None = None
         self.first_keyframe_at: float | None = None
-        self.samples: list[tuple[bytes, float]] = []
+        # (key, arrival, handled, ends a frame, in the every-fourth-packet sample)
+        self.samples: list[tuple[bytes, float, float, bool, bool]] = []
         self.unknown_payload_type = 0
 
     def set_parameters(self, parameters: RTCRtpReceiveParameters) -> None:
@@ -311,9 +349,12 @@ class SlotCounter:
             self.window_bytes += len(payload) + 12
             if rtx:
                 self.window_rtx += 1
-            elif packet.marker and self.video:
+            elif len(payload) >= KEY_BYTES + 8:  # the key must not reach into the VP8 descriptor
+                frame_end = self.video and packet.marker
+                if frame_end or not ext & 3:
+                    self.samples.append((payload[-KEY_BYTES:], self.arrival.at, now, frame_end, not ext & 3))
+            if self.video and packet.marker and not rtx:
                 self.window_frames += 1
-                self.samples.append((payload[-KEY_BYTES:], now))
         elif stream.end is not None:
             stream.received.add(ext)  # late retransmissions still repair the window
 
@@ -357,14 +398,20 @@ class SlotCounter:
             dropped += len(lost)
             repaired += len(lost & inside)
         latencies: list[float] = []
+        handled: list[float] = []
+        frame_latencies: list[float] = []
         unmatched = 0
-        for key, at in self.samples:
+        for key, arrived, done, frame_end, sampled in self.samples:
             sent = log.get(key)
-            i = bisect.bisect_right(sent, at) if sent else 0
+            i = bisect.bisect_right(sent, arrived) if sent else 0
             if i == 0:
                 unmatched += 1
                 continue
-            latencies.append((at - sent[i - 1]) * 1000)
+            if sampled:
+                latencies.append((arrived - sent[i - 1]) * 1000)
+                handled.append((done - sent[i - 1]) * 1000)
+            if frame_end:
+                frame_latencies.append((arrived - sent[i - 1]) * 1000)
         return {
             "kind": self.kind,
             "expected": expected,
@@ -376,6 +423,8 @@ class SlotCounter:
             "frames": self.window_frames,
             "rtx": self.window_rtx,
             "latencies_ms": latencies,
+            "handled_latencies_ms": handled,
+            "frame_latencies_ms": frame_latencies,
             "unmatched": unmatched,
             "unknown_payload_type": self.unknown_payload_type,
         }
@@ -399,8 +448,11 @@ class Subscriber:
         rng = random.Random(seed)
         tv = self.pc.addTransceiver("video", direction="recvonly")
         ta = self.pc.addTransceiver("audio", direction="recvonly")
-        self.video = SlotCounter(tv.receiver, "video", loss, rng)
-        self.audio = SlotCounter(ta.receiver, "audio", loss, rng)
+        arrival = ArrivalClock()
+        for t in (tv, ta):
+            arrival.install(t.receiver.transport.transport._connection)
+        self.video = SlotCounter(tv.receiver, "video", loss, rng, arrival)
+        self.audio = SlotCounter(ta.receiver, "audio", loss, rng, arrival)
         install_counter(tv.receiver, self.video)
         install_counter(ta.receiver, self.audio)
         self.offer_at: float | None = None

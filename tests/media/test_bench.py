@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from media import bench
 from media.bench_clip import ClipSpec, draw_number, load_clip, read_number
-from media.bench_peers import SlotCounter, _Stream, vp8_keyframe_start
+from media.bench_peers import ArrivalClock, SlotCounter, _Stream, vp8_keyframe_start
 
 KEYS = (
     "subs",
@@ -147,24 +147,25 @@ def _vp8(seq: int, marker: bool = False) -> RtpPacket:
 
 async def test_counter_accounts_loss_repair_and_latency() -> None:
     receiver = _FakeReceiver()
-    counter = SlotCounter(receiver, "video", loss=0.0, rng=random.Random(1))  # type: ignore[arg-type]
+    counter = SlotCounter(receiver, "video", 0.0, random.Random(1), ArrivalClock())  # type: ignore[arg-type]
     counter.clock_rates[96] = 90000
     await counter.handle(_vp8(65530), 0)
     counter.start_window()
     for seq in (65531, 65532, 65534, 65535, 65536, 65537):  # 65533 missing, across the wrap
-        await counter.handle(_vp8(seq, marker=seq % 2 == 0), 0)
+        await counter.handle(_vp8(seq, marker=seq % 2 == 0), 0)  # 65532, 65536: frame ends and 4th
     assert receiver.nacks == [[65533]]
     counter.stop_window()
     await counter.handle(_vp8(65533), 0)  # a late retransmission still repairs the window
     log = {_vp8(s).payload[-16:]: [0.0] for s in range(65530, 65538)}
     report = counter.report(log)
     assert report["expected"] == 7 and report["received"] == 7
-    assert report["frames"] == 3 and len(report["latencies_ms"]) == 3 and report["unmatched"] == 0
+    assert report["frames"] == 3 and len(report["frame_latencies_ms"]) == 3 and report["unmatched"] == 0
+    assert len(report["latencies_ms"]) == 2  # 65532 and 65536 (sequence numbers divisible by 4)
 
 
 async def test_counter_drops_before_nack_and_counts_repairs() -> None:
     receiver = _FakeReceiver()
-    counter = SlotCounter(receiver, "video", loss=0.5, rng=random.Random(3))  # type: ignore[arg-type]
+    counter = SlotCounter(receiver, "video", 0.5, random.Random(3), ArrivalClock())  # type: ignore[arg-type]
     counter.clock_rates[96] = 90000
     counter.start_window()
     for seq in range(1000, 1200):
