@@ -24,9 +24,7 @@ class CapacityLimits:
     bandwidth_share: float = 0.5  # part of a school's bandwidth that live lessons may use
 
 
-def receiver_problems(
-    draft: LessonDraft | Lesson, limits: CapacityLimits, community_size: int = 0
-) -> list[Problem]:
+def receiver_problems(draft: LessonDraft | Lesson, limits: CapacityLimits, community_size: int = 0) -> list[Problem]:
     count = len(draft.receiving_classroom_ids) + community_size
     cap = limits.max_receivers.get(Kind(draft.kind).value, 0)
     if count > cap:

@@ -66,9 +66,7 @@ def booking_conflicts(
                 code, what = "teacher_busy", f"teacher #{rid} already teaches lesson #{other.id}"
             else:
                 code, what = "classroom_busy", f"classroom #{rid} is already in lesson #{other.id}"
-            problems.append(
-                Problem(code, f"{what} ({_span(other.start, other.end, tz)})", related_lesson_id=other.id)
-            )
+            problems.append(Problem(code, f"{what} ({_span(other.start, other.end, tz)})", related_lesson_id=other.id))
     return problems
 
 
@@ -137,17 +135,13 @@ def role_problems(
         school = schools[room.school_id]
         if room.school_id == lead_school.id:
             problems.append(
-                Problem(
-                    "receiver_is_lead", f"{school.name} {room.name} cannot receive its own school's lesson"
-                )
+                Problem("receiver_is_lead", f"{school.name} {room.name} cannot receive its own school's lesson")
             )
         elif not (school.is_receiving or school.is_teaching_point):
             problems.append(Problem("not_receiving_school", f"{school.name} is not a receiving school"))
     if draft.kind == Kind.MASTER:
         if not receiving and draft.community_id is None:
-            problems.append(
-                Problem("no_receivers", "a master lesson needs a research community or classrooms")
-            )
+            problems.append(Problem("no_receivers", "a master lesson needs a research community or classrooms"))
     elif not receiving:
         problems.append(Problem("no_receivers", f"a {draft.kind.value} lesson needs receiving classrooms"))
     return problems

@@ -40,9 +40,7 @@ class Progress:
         return self.delivered + self.remaining * self.delivery_rate
 
 
-def teacher_status(
-    level: Level | str, progress: Progress, minimums: Mapping[str, int]
-) -> tuple[int, QuotaStatus]:
+def teacher_status(level: Level | str, progress: Progress, minimums: Mapping[str, int]) -> tuple[int, QuotaStatus]:
     minimum = int(minimums.get(Level(level).value, 0))
     if minimum <= 0:
         return 0, QuotaStatus.NO_QUOTA

@@ -68,16 +68,10 @@ class EntryDraft:
         return round(self.base_hours * self.factor, 4)
 
 
-def delivery_entries(
-    lesson: Lesson, lead_school_id: int, factor: float, hours: float = 1.0
-) -> list[EntryDraft]:
+def delivery_entries(lesson: Lesson, lead_school_id: int, factor: float, hours: float = 1.0) -> list[EntryDraft]:
     """What the ledger gains when a lesson is delivered (a reversal uses the same rows negated)."""
     if lesson.kind in WEIGHTED_KINDS:
-        return [
-            EntryDraft(
-                "teacher_workload", lesson.lead_teacher_id, lead_school_id, hours, validate_factor(factor)
-            )
-        ]
+        return [EntryDraft("teacher_workload", lesson.lead_teacher_id, lead_school_id, hours, validate_factor(factor))]
     return [EntryDraft("school_credit", None, lead_school_id, hours, 1.0)]
 
 
