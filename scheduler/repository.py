@@ -473,6 +473,31 @@ class Repository:
         with self.db.read() as c:
             return [dict(r) for r in c.execute(sql + " ORDER BY id", args)]
 
+    def add_offline_activity(
+        self,
+        conn: sqlite3.Connection,
+        lead_school_id: int,
+        receiving_school_id: int | None,
+        day: date,
+        title: str,
+        note: str,
+        actor: str,
+    ) -> int:
+        """Offline activities (教研, visits) are logged for the record; they never count as lesson hours."""
+        return _insert(
+            conn,
+            "INSERT INTO offline_activity(lead_school_id, receiving_school_id, day, title, note, created_at, actor) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (lead_school_id, receiving_school_id, day.isoformat(), title, note, int(time.time()), actor),
+        )
+
+    def offline_activities(self, school_id: int | None = None) -> list[dict[str, object]]:
+        sql, args = "SELECT * FROM offline_activity", ()
+        if school_id is not None:
+            sql, args = sql + " WHERE lead_school_id = ? OR receiving_school_id = ?", (school_id, school_id)
+        with self.db.read() as c:
+            return [dict(r) for r in c.execute(sql + " ORDER BY day, id", args)]
+
     def record_import(
         self,
         conn: sqlite3.Connection,

@@ -365,6 +365,30 @@ class Api:
         result = await asyncio.to_thread(self.t.import_csv, data, filename, _actor(request, {}), dry_run)
         return ok(result.to_json(), status=200 if result.ok else 422)
 
+    async def list_offline(self, request: web.Request) -> web.Response:
+        return ok(self.t.repo.offline_activities(_opt_int(request, "school_id")))
+
+    async def add_offline(self, request: web.Request) -> web.Response:
+        data = await body_json(request)
+        if not isinstance(data, dict):
+            raise BadRequest("an activity is a JSON object")
+        title = str(data.get("title") or "").strip() or _missing("title")
+        receiving = data.get("receiving_school_id")
+        try:
+            with self.t.db.write() as conn:
+                new_id = self.t.repo.add_offline_activity(
+                    conn,
+                    _int(data.get("lead_school_id"), "lead_school_id"),
+                    None if receiving is None else _int(receiving, "receiving_school_id"),
+                    date.fromisoformat(str(data.get("day"))),
+                    title,
+                    str(data.get("note") or ""),
+                    _actor(request, data),
+                )
+        except sqlite3.IntegrityError:
+            raise NotFound("no such school") from None
+        return ok({"id": new_id}, status=201)
+
     # ---- reports and calendars ------------------------------------------------------------
     async def report(self, request: web.Request) -> web.StreamResponse:
         q = request.query
@@ -490,4 +514,6 @@ def add_routes(app: web.Application, timetable: Timetable) -> None:
     r.add_get("/api/v1/ledger", api.ledger)
     r.add_post("/api/v1/timetable/import", api.import_timetable)
     r.add_get("/api/v1/reports", api.report)
+    r.add_get("/api/v1/offline-activities", api.list_offline)
+    r.add_post("/api/v1/offline-activities", api.add_offline)
     r.add_get("/api/v1/{what:teachers|classrooms}/{id}/calendar.ics", api.calendar)

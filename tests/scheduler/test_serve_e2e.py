@@ -127,6 +127,17 @@ def test_admin_imports_over_http_records_evidence_and_reads_reports(server_facto
     status, _headers, body = srv.request("GET", f"/api/v1/classrooms/{room}/calendar.ics")
     assert status == 200 and body.count(b"BEGIN:VEVENT") == 4 and b"DTSTART:20260907T000000Z" in body
 
+    # offline activities are logged, and do not change any count
+    status, _ = srv.json(
+        "POST",
+        "/api/v1/offline-activities",
+        {"lead_school_id": 1, "receiving_school_id": 2, "day": "2026-09-20", "title": "送教下乡: 英语教研"},
+    )
+    assert status == 201
+    assert srv.json("GET", "/api/v1/offline-activities?school_id=2")[1][0]["title"] == "送教下乡: 英语教研"
+    assert srv.json("POST", "/api/v1/offline-activities", {"lead_school_id": 1, "day": "soon", "title": "x"})[0] == 400
+    assert srv.json("GET", "/api/v1/reports?as_of=2026-09-30")[1]["teachers"][0]["delivered"] == 2
+
     # without the token nothing is served
     assert srv.request("GET", "/api/v1/lessons", token=None)[0] == 401
     assert srv.request("GET", "/api/v1/lessons", token="forged")[0] == 401
@@ -184,7 +195,7 @@ def test_kill_9_between_window_open_and_settlement_loses_no_job_and_settles_once
     assert status_of(first) == "delivered"
     srv.kill9()
     srv.start()  # a second restart must not settle it again
-    status, ledger = srv.json("GET", f"/api/v1/lessons/{first}/ledger")
+    _status, ledger = srv.json("GET", f"/api/v1/lessons/{first}/ledger")
     assert len(ledger) == 1 and ledger[0]["weighted_hours"] == 1.5
 
     # the second lesson's jobs were derived again from the database after the crash
