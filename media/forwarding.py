@@ -130,6 +130,9 @@ class InboundTrack:
         self.history: list[tuple[int, int, int, int, bytes] | None] = [None] * history_size
         self.keyframe_interval = keyframe_interval
         self.nack = nack
+        self.max_gap = nack.max_gap
+        self.max_seq = -1
+        self.probation_seq = -1
         self.emit = emit
         self.downtracks: list[DownTrack] = []
         clock_rate = next(iter(codecs.values())).clock_rate if codecs else 90000
@@ -160,6 +163,10 @@ class InboundTrack:
                 return
             seq = (payload[0] << 8) | payload[1]
             payload = payload[2:]
+            if self.max_seq < 0 or (self.max_seq - seq) & 0xFFFF > self.mask:
+                # Only a packet we could have missed recently is a believable retransmission.
+                self.dropped += 1
+                return
             pt = self.rtx_apt[pt]
             retransmission = True
             self.retransmitted_in += 1
@@ -170,6 +177,30 @@ class InboundTrack:
             return
         ts = hdr.timestamp
         if not retransmission:
+            top = self.max_seq
+            if top >= 0:
+                d = (seq - top) & 0xFFFF
+                if d >= 0x8000:
+                    if 0x10000 - d > self.mask:
+                        # Older than anything a subscriber could still be waiting for.
+                        self.dropped += 1
+                        return
+                elif d > self.max_gap:
+                    # A big jump is either a restarted encoder or a forged packet. As RFC 3550 A.1
+                    # does, believe it only when the next packet continues from it; then every slot
+                    # starts a new mapping so its outgoing numbering stays continuous.
+                    if seq != self.probation_seq:
+                        self.probation_seq = (seq + 1) & 0xFFFF
+                        self.dropped += 1
+                        return
+                    for dt in self.downtracks:
+                        dt.restart(now)
+                    self.want_keyframe = self.video
+                    self.max_seq = seq
+                elif d:
+                    self.max_seq = seq
+            else:
+                self.max_seq = seq
             self.stats.on_packet(seq, ts, now)
         lost = self.nack.on_packet(seq, now)
         if lost:
@@ -386,6 +417,15 @@ class DownTrack:
             source.downtracks.append(self)
             if self.video:
                 source.request_keyframe(now)
+
+    def restart(self, now: float) -> None:
+        """The source renumbered its stream: start a new mapping (after a keyframe, for video)."""
+        rw = self.rw
+        if rw.started and self.source is not None:
+            self.prev = (self.source, rw.seq_offset, rw.ts_offset, rw.start_out_seq, rw.last_seq)
+        rw.stop()
+        self.hold = self.video
+        self.held_since = now
 
     # -- subscriber RTCP --------------------------------------------------------------------------
 
