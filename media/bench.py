@@ -202,11 +202,23 @@ def summarize_profile(files: Sequence[Path], top: int = 15) -> dict[str, Any]:
             for frame in set(frames):
                 inclusive[frame] = inclusive.get(frame, 0) + n
 
+    by_module: dict[str, int] = {}
+    for function, n in own.items():
+        where = function.rpartition("(")[2].rstrip(")")
+        module = where.rsplit(":", 1)[0] if ":" in where else where
+        by_module[module] = by_module.get(module, 0) + n
+
     def ranked(table: dict[str, int]) -> list[dict[str, Any]]:
         rows = sorted(table.items(), key=lambda kv: -kv[1])[:top]
         return [{"function": f, "percent": round(100 * n / total, 1)} for f, n in rows]
 
-    return {"files": [str(p) for p in files], "samples": total, "own": ranked(own), "inclusive": ranked(inclusive)}
+    return {
+        "files": [str(p) for p in files],
+        "samples": total,
+        "own": ranked(own),
+        "own_by_module": ranked(by_module),
+        "inclusive": ranked(inclusive),
+    }
 
 
 def run_fanout(options: FanoutOptions, spec: ClipSpec) -> dict[str, Any]:
@@ -315,13 +327,20 @@ def run_fanout(options: FanoutOptions, spec: ClipSpec) -> dict[str, Any]:
 
     window = t1 - t0
     cpu = cpu1 - cpu0
+    busy_fraction = (busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1])
     result = _figures(n, window, cpu, rss_after - rss_before, reports, join_errors)
+    result["forward_latency_p99_by_second_ms"] = _latency_by_second(reports, t0, window)
     result.update(
         {
             "plane": options.plane,
             "server_processes": len(server_pids),
             "client_cpu_cores": round((client1 - client0) / window, 3),
-            "machine_busy_fraction": round((busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]), 3),
+            "machine_busy_fraction": round(busy_fraction, 3),
+            # CPU that neither the server nor the bench's peers used: other work on the machine,
+            # which competes with the server and inflates latency (not CPU per subscriber).
+            "machine_other_cores": round(
+                max(0.0, busy_fraction * (os.cpu_count() or 1) - (cpu + client1 - client0) / window), 3
+            ),
             "udp_drops_server": drops1[0] - drops0[0],
             "udp_drops_subscribers": drops1[1] - drops0[1],
             "publisher_keyframe_requests": pub["keyframe_requests"],
@@ -407,6 +426,19 @@ def _figures(
         "repaired_fraction": ratio(repaired, dropped),
         "retransmissions_received": rtx,
     }
+
+
+def _latency_by_second(reports: list[dict[str, Any]], t0: float, window: float) -> list[float | None]:
+    """p99 forwarding latency of each second of the window: shows stalls that one p99 hides."""
+    seconds = max(1, math.ceil(window))
+    buckets: list[list[float]] = [[] for _ in range(seconds)]
+    for rep in reports:
+        for part in (rep["video"], rep["audio"]):
+            for at, latency in zip(part["arrivals"], part["latencies_ms"], strict=True):
+                i = int(at - t0)
+                if 0 <= i < seconds:
+                    buckets[i].append(latency)
+    return [None if not b else round(percentile(b, 99) or 0.0, 1) for b in buckets]
 
 
 def _sustained(figures: dict[str, Any], fps: int) -> bool:

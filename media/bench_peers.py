@@ -400,6 +400,7 @@ class SlotCounter:
         latencies: list[float] = []
         handled: list[float] = []
         frame_latencies: list[float] = []
+        arrivals: list[float] = []  # when each of `latencies` arrived (CLOCK_MONOTONIC)
         unmatched = 0
         for key, arrived, done, frame_end, sampled in self.samples:
             sent = log.get(key)
@@ -409,6 +410,7 @@ class SlotCounter:
                 continue
             if sampled:
                 latencies.append((arrived - sent[i - 1]) * 1000)
+                arrivals.append(arrived)
                 handled.append((done - sent[i - 1]) * 1000)
             if frame_end:
                 frame_latencies.append((arrived - sent[i - 1]) * 1000)
@@ -423,6 +425,7 @@ class SlotCounter:
             "frames": self.window_frames,
             "rtx": self.window_rtx,
             "latencies_ms": latencies,
+            "arrivals": arrivals,
             "handled_latencies_ms": handled,
             "frame_latencies_ms": frame_latencies,
             "unmatched": unmatched,

@@ -186,8 +186,12 @@ def test_percentile_and_profile_summary(tmp_path: Path) -> None:
     assert bench.percentile([5.0], 99) == 5.0
     assert bench.percentile([float(i) for i in range(1, 101)], 99) == 99.0
     raw = tmp_path / "sfu-1.txt"
-    raw.write_text("main;loop;forward 30\nmain;loop;protect 50\nmain;idle 20\n")
+    raw.write_text(
+        "main (a.py:1);loop (a.py:2);forward (f.py:3) 30\nmain (a.py:1);loop (a.py:2);protect (s.so) 50\n"
+        "main (a.py:1);idle (f.py:9) 20\n"
+    )
     summary = bench.summarize_profile([raw])
     assert summary["samples"] == 100
-    assert summary["own"][0] == {"function": "protect", "percent": 50.0}
-    assert {"function": "loop", "percent": 80.0} in summary["inclusive"]
+    assert summary["own"][0] == {"function": "protect (s.so)", "percent": 50.0}
+    assert {"function": "loop (a.py:2)", "percent": 80.0} in summary["inclusive"]
+    assert summary["own_by_module"][0] == {"function": "f.py", "percent": 50.0}
