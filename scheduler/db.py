@@ -16,39 +16,54 @@ class StorageError(RuntimeError):
 
 
 class Database:
-    """One SQLite connection shared by the process, used by one thread at a time.
+    """SQLite in WAL mode: one write connection, and one read connection per thread.
 
     Writers take `write()`, which holds the lock and an IMMEDIATE transaction, so concurrent imports are
-    serialised and a failed one leaves nothing behind.
+    serialised and a failed one leaves nothing behind. Readers on other threads use their own
+    connection and never wait for a writer (WAL), so a long import in a worker thread does not stall
+    the event loop's reads; a read inside a thread's own write transaction sees that transaction.
     """
 
     def __init__(self, path: Path | str, *, busy_timeout_s: float = 5.0) -> None:
         self.path = Path(path) if str(path) != ":memory:" else path
+        self.busy_timeout_s = busy_timeout_s
         self._lock = threading.RLock()
+        self._owner: int | None = None  # the thread inside write(), if any
+        self._depth = 0
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
         if isinstance(self.path, Path):
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.conn = sqlite3.connect(
-                str(self.path), timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
-            )
-            self.conn.row_factory = sqlite3.Row
-            self.conn.execute("PRAGMA foreign_keys = ON")
+            self.conn = self._connect()
             self.conn.execute("PRAGMA journal_mode = WAL")
             self.conn.execute("PRAGMA synchronous = NORMAL")
             self._migrate()
         except sqlite3.DatabaseError as exc:
             raise StorageError(_explain(exc, self.path)) from exc
 
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            str(self.path), timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False
+        )
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA foreign_keys = ON")
+        return conn
+
     def close(self) -> None:
         with self._lock:
+            for reader in self._readers:
+                reader.close()
+            self._readers.clear()
             self.conn.close()
 
     @property
     def version(self) -> int:
-        return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+        with self.read() as conn:
+            return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
     def _migrate(self) -> None:
-        current = self.version
+        current = int(self.conn.execute("PRAGMA user_version").fetchone()[0])
         if current > SCHEMA_VERSION:
             raise StorageError(
                 f"the database {self.path} has schema version {current}, newer than this program's "
@@ -62,12 +77,22 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
-        """A serialised write transaction: committed on success, rolled back entirely on any error."""
+        """A serialised write transaction: committed on success, rolled back entirely on any error.
+
+        A write() nested in another on the same thread joins the outer transaction."""
         with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield self.conn
+                finally:
+                    self._depth -= 1
+                return
             try:
                 self.conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
                 raise StorageError(_explain(exc, self.path)) from exc
+            self._owner, self._depth = threading.get_ident(), 1
             try:
                 yield self.conn
             except BaseException:
@@ -75,11 +100,25 @@ class Database:
                 raise
             else:
                 self.conn.execute("COMMIT")
+            finally:
+                self._owner, self._depth = None, 0
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            yield self.conn
+        if self._owner == threading.get_ident() or not isinstance(self.path, Path):
+            with self._lock:  # inside our own transaction, or an in-memory database: one connection
+                yield self.conn
+            return
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = self._connect()
+            except sqlite3.DatabaseError as exc:
+                raise StorageError(_explain(exc, self.path)) from exc
+            self._local.conn = conn
+            with self._lock:
+                self._readers.append(conn)
+        yield conn
 
 
 def _statements(script: str) -> list[str]:

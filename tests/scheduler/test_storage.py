@@ -94,3 +94,30 @@ def test_bad_configuration_is_refused_with_the_reason(tmp_path: Path, toml: str,
     path.write_text(toml)
     with pytest.raises(ConfigError, match=fragment):
         load_config(path, env={})
+
+
+def test_reads_do_not_wait_for_a_long_write_on_another_thread(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    db = Database(tmp_path / "x.sqlite3")
+    inside, release = threading.Event(), threading.Event()
+
+    def long_import() -> None:
+        with db.write() as c:
+            c.execute("INSERT INTO region(name) VALUES ('uncommitted')")
+            inside.set()
+            release.wait(10)
+
+    worker = threading.Thread(target=long_import)
+    worker.start()
+    assert inside.wait(10)
+    started = time.monotonic()
+    with db.read() as c:
+        names = [r[0] for r in c.execute("SELECT name FROM region")]
+    waited = time.monotonic() - started
+    release.set()
+    worker.join()
+    assert names == [] and waited < 5  # it saw the committed state without waiting for the writer
+    with db.read() as c:
+        assert [r[0] for r in c.execute("SELECT name FROM region")] == ["uncommitted"]
