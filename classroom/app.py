@@ -12,8 +12,8 @@ from classroom.config import Config
 from scheduler.db import Database
 from scheduler.jobs import LessonJobs
 from scheduler.timetable import Timetable
-from signaling.auth import load_or_create_token, token_middleware
 from signaling.rest import TIMETABLE, add_routes, errors_middleware
+from signaling.wiring import SIGNALING, install, make_signaling
 
 log = logging.getLogger(__name__)
 
@@ -22,15 +22,22 @@ JOBS = web.AppKey("jobs", LessonJobs)
 STARTED = web.AppKey("started", float)
 
 
-def build_app(config: Config, db: Database) -> web.Application:
-    token = load_or_create_token(config.server.data_path / "admin-token", config.server.admin_token)
-    app = web.Application(middlewares=[errors_middleware, token_middleware(token)], client_max_size=64 * 1024 * 1024)
+def build_app(config: Config, db: Database, *, tls: bool = False, media: str = "workers") -> web.Application:
     timetable = Timetable(db, config.scheduler)
+    data = config.server.data_path
+    signaling = make_signaling(
+        config.signaling, config.media, data, config.server.admin_token, db, timetable, tls=tls, media_kind=media
+    )
+    app = web.Application(
+        middlewares=[*signaling.middlewares_outer(), errors_middleware, *signaling.middlewares_inner()],
+        client_max_size=64 * 1024 * 1024,
+    )
     app[CONFIG] = config
     app[TIMETABLE] = timetable
     app[STARTED] = time.time()
     app.router.add_get("/healthz", healthz)
     add_routes(app, timetable)
+    install(app, signaling)  # before the jobs: a window that opens at start needs the media plane running
     app.cleanup_ctx.append(_jobs_context)
     return app
 
@@ -38,6 +45,7 @@ def build_app(config: Config, db: Database) -> web.Application:
 async def _jobs_context(app: web.Application) -> AsyncIterator[None]:
     jobs = LessonJobs(app[TIMETABLE], app[CONFIG].server.data_path / "reports")
     app[JOBS] = jobs
+    app[SIGNALING].attach_jobs(jobs)
     jobs.start()
     log.info("timed jobs planned: %d", len(jobs.scheduler.get_jobs()))
     yield

@@ -27,6 +27,19 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, help="port to listen on (default 8080)")
     s.add_argument("--data-dir", help="data folder (database, token, reports); default ./data")
     s.add_argument("--demo", action="store_true", help="load the demo county into an empty database first")
+    s.add_argument("--tls-cert", help="HTTPS certificate chain (PEM); default from config [signaling] tls_cert")
+    s.add_argument("--tls-key", help="HTTPS private key (PEM)")
+    s.add_argument(
+        "--tls-self-signed",
+        action="store_true",
+        help="serve HTTPS with a self-signed certificate made in the data folder (a trial: browsers warn once)",
+    )
+    s.add_argument(
+        "--media",
+        choices=("workers", "local"),
+        default="workers",
+        help="run media rooms in worker processes, one per core (default), or in the serving process",
+    )
 
     for name, helptext in (
         ("import", "import a timetable CSV (all or nothing)"),
@@ -88,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         timetable = Timetable(db, config.scheduler)
         if args.command == "serve":
-            return _serve(config, db, timetable, args.demo)
+            return _serve(config, db, timetable, args)
         if args.command in ("import", "check"):
             return _import(timetable, args.file, dry_run=args.command == "check", as_json=args.json)
         if args.command == "report":
@@ -106,10 +119,23 @@ def main(argv: list[str] | None = None) -> int:
     return 1
 
 
-def _serve(config: Config, db: Database, timetable: Timetable, demo: bool) -> int:
+def _serve(config: Config, db: Database, timetable: Timetable, args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from classroom.app import build_app
+    from signaling.tls import self_signed, server_context
+
+    demo = args.demo
+    cert = args.tls_cert or config.signaling.tls_cert
+    key = args.tls_key or config.signaling.tls_key
+    if bool(cert) != bool(key):
+        print("classroom: --tls-cert and --tls-key go together", file=sys.stderr)
+        return 2
+    if args.tls_self_signed and not cert:
+        cert_path, key_path = self_signed(config.server.data_path / "tls")
+        cert, key = str(cert_path), str(key_path)
+        log.info("HTTPS with the self-signed certificate %s", cert)
+    ssl_context = server_context(Path(cert), Path(key)) if cert else None
 
     print("effective configuration:\n" + describe(config), file=sys.stderr, flush=True)
     if demo:
@@ -119,10 +145,12 @@ def _serve(config: Config, db: Database, timetable: Timetable, demo: bool) -> in
             log.info("--demo: the database already has data; leaving it as it is")
         else:
             log.info("--demo: %s", load_demo(timetable))
-    app = build_app(config, db)
+    app = build_app(config, db, tls=ssl_context is not None, media=args.media)
     token_file = config.server.data_path / "admin-token"
     log.info("API token: %s (Authorization: Bearer ...)", token_file if not config.server.admin_token else "configured")
-    web.run_app(app, host=config.server.host, port=config.server.port, print=None, handle_signals=True)
+    web.run_app(
+        app, host=config.server.host, port=config.server.port, ssl_context=ssl_context, print=None, handle_signals=True
+    )
     return 0
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from media.config import MediaConfig
 from scheduler.config import SchedulerConfig
+from signaling.config import SignalingConfig
 
 SECRET_WORDS = ("password", "secret", "token", "key")
 
@@ -49,6 +50,7 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
+    signaling: SignalingConfig = field(default_factory=SignalingConfig)
 
 
 def _convert(value: Any, kind: Any, where: str) -> Any:

@@ -1,0 +1,659 @@
+"""Live lessons on the signaling side: WebSocket sessions, rooms in the media plane, evidence.
+
+A room opens in the media plane when a lesson's window opens (the scheduler's timed jobs tell us) or
+when the first entitled participant arrives inside an open window (after a restart); it closes when
+the lesson is settled. Each WebSocket session is admitted once, by a join token, and is then a
+participant of the room. Media events (the lead's tracks going up and down, classrooms connecting)
+become protocol events; periodic room stats become the lead's quality display and, every
+`evidence_interval_s`, the lesson's evidence (lead broadcast minutes, each classroom's minutes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC
+from typing import Any
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from media.api import EventKind, MediaError, MediaEvent, MediaPlane, ParticipantRole, SlotKind, TrackKind
+from scheduler.model import LessonStatus
+from scheduler.timetable import Timetable
+from signaling import protocol
+from signaling.access import LessonFacts, check_join
+from signaling.config import SignalingConfig
+from signaling.ratelimit import RateLimiter
+from signaling.store import AccessStore
+from signaling.tokens import Claims, Role, TokenRefused, TokenService, TokenType
+
+log = logging.getLogger(__name__)
+
+CLOSE_REFUSED = 4403  # the join was refused: the page shows the reason and does not retry blindly
+CLOSE_KICKED = 4409  # replaced by another device, token revoked, window closed
+CLOSE_RESTART = 4503  # the media room was lost: reconnect
+MEDIA_TIMEOUT_S = 15.0
+MAX_ERRORS = 50  # a session sending this many bad messages is closed
+
+
+def room_id_of(lesson_id: int) -> str:
+    return f"lesson-{lesson_id}"
+
+
+def lesson_of_room(room_id: str) -> int | None:
+    prefix, _, tail = room_id.partition("-")
+    return int(tail) if prefix == "lesson" and tail.isdigit() else None
+
+
+@dataclass(eq=False)
+class Session:
+    ws: web.WebSocketResponse
+    address: str
+    opened: float = field(default_factory=time.monotonic)
+    claims: Claims | None = None
+    lesson_id: int | None = None
+    participant_id: str | None = None
+    name: str = ""
+    in_media: bool = False
+    hand_up: bool = False
+    talkback_requested: bool = False
+    client_stats: dict[str, float | None] = field(default_factory=dict)
+    errors: int = 0
+    closed: bool = False
+
+    @property
+    def role(self) -> Role | None:
+        return self.claims.role if self.claims else None
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if self.closed or self.ws.closed:
+            return
+        try:
+            await self.ws.send_str(json.dumps(message, ensure_ascii=False))
+        except (ConnectionError, RuntimeError):
+            self.closed = True
+
+
+@dataclass
+class LiveLesson:
+    lesson_id: int
+    facts: LessonFacts
+    names: dict[int, str]  # classroom id -> "school classroom"
+    sessions: dict[str, Session] = field(default_factory=dict)  # participant id -> session
+    lead_tracks: set[str] = field(default_factory=set)
+    talkback: str | None = None
+    talkback_to_all: bool = False
+    lead_seconds: float = 0.0
+    attended_seconds: dict[int, float] = field(default_factory=dict)
+    quality: dict[str, dict[str, Any]] = field(default_factory=dict)
+    last_evidence: float = field(default_factory=time.monotonic)
+
+    @property
+    def room_id(self) -> str:
+        return room_id_of(self.lesson_id)
+
+    @property
+    def lead_on_air(self) -> bool:
+        return bool(self.lead_tracks)
+
+    def leads(self) -> list[Session]:
+        return [s for s in self.sessions.values() if s.role == Role.LEAD]
+
+
+class Hub:
+    def __init__(
+        self,
+        plane: MediaPlane,
+        timetable: Timetable,
+        tokens: TokenService,
+        store: AccessStore,
+        config: SignalingConfig,
+        ice_servers: list[dict[str, Any]],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.plane = plane
+        self.timetable = timetable
+        self.tokens = tokens
+        self.store = store
+        self.config = config
+        self.ice_servers = ice_servers
+        self.clock = clock
+        self.join_limiter = RateLimiter(config.join_per_minute, config.join_burst, config.rate_limit_addresses)
+        self.lessons: dict[int, LiveLesson] = {}
+        self.sessions: set[Session] = set()
+        self.standby: dict[int, set[Session]] = {}  # classroom id -> device sessions waiting for a window
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._lock = asyncio.Lock()  # opening/closing rooms one at a time keeps rooms and lessons in step
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._spawn(self._consume_events())
+        self._spawn(self._stats_loop())
+
+    async def stop(self) -> None:
+        for session in list(self.sessions):
+            await self._close(session, 1001, "server shutting down")
+        for live in list(self.lessons.values()):
+            self._flush_evidence(live)
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # ---- scheduler listeners (called synchronously from the timed jobs) -----------------------
+    def on_window_open(self, lesson_id: int) -> None:
+        self._spawn(self._window_opened(lesson_id))
+
+    def on_settled(self, lesson_id: int, status: LessonStatus) -> None:
+        self._spawn(self.close_lesson(lesson_id, f"lesson {status.value}"))
+
+    async def _window_opened(self, lesson_id: int) -> None:
+        facts = self.facts(lesson_id)
+        if facts is None:
+            return
+        try:
+            await self.ensure_room(facts)
+        except MediaError:
+            log.exception("lesson %d: the media room did not open", lesson_id)
+            return
+        for classroom_id in facts.lesson.receiving_classroom_ids:
+            for session in list(self.standby.get(classroom_id, ())):
+                await session.send(protocol.event("window_opened", lesson_id=lesson_id))
+
+    def facts(self, lesson_id: int) -> LessonFacts | None:
+        lesson = self.timetable.repo.lesson(lesson_id)
+        if lesson is None:
+            return None
+        opens, closes = self.timetable.window(lesson)
+        members: frozenset[int] = frozenset()
+        if lesson.community_id is not None:
+            community = next((c for c in self.timetable.repo.communities() if c.id == lesson.community_id), None)
+            members = frozenset(community.member_teacher_ids) if community else frozenset()
+        return LessonFacts(lesson, opens.astimezone(UTC).timestamp(), closes.astimezone(UTC).timestamp(), members)
+
+    async def ensure_room(self, facts: LessonFacts) -> LiveLesson:
+        async with self._lock:
+            live = self.lessons.get(facts.lesson.id)
+            if live is None:
+                await self.plane.open_room(room_id_of(facts.lesson.id))
+                live = LiveLesson(facts.lesson.id, facts, self._names(facts))
+                self.lessons[facts.lesson.id] = live
+                log.info("lesson %d: room open", facts.lesson.id)
+            else:
+                live.facts = facts
+            return live
+
+    def _names(self, facts: LessonFacts) -> dict[int, str]:
+        rooms = {c.id: c for c in self.timetable.repo.classrooms()}
+        schools = {s.id: s.name for s in self.timetable.repo.schools()}
+        wanted = [facts.lesson.lead_classroom_id, *facts.lesson.receiving_classroom_ids]
+        return {c: f"{schools.get(rooms[c].school_id, '')} {rooms[c].name}".strip() for c in wanted if c in rooms}
+
+    async def close_lesson(self, lesson_id: int, reason: str) -> None:
+        async with self._lock:
+            live = self.lessons.pop(lesson_id, None)
+        if live is None:
+            return
+        self._flush_evidence(live)
+        for session in list(live.sessions.values()):
+            await session.send(protocol.event("window_closed", lesson_id=lesson_id, reason=reason))
+            await self._close(session, CLOSE_KICKED, "window closed")
+        with contextlib.suppress(MediaError):
+            await self.plane.close_room(live.room_id)
+        log.info("lesson %d: room closed (%s)", lesson_id, reason)
+
+    def kick_token(self, jti: str, reason: str) -> int:
+        """Close every session admitted with the token `jti` (revocation); returns how many."""
+        hits = [s for s in self.sessions if s.claims is not None and s.claims.jti == jti]
+        for s in hits:
+            self._spawn(self._kick(s, reason))
+        return len(hits)
+
+    def kick_classroom(self, classroom_id: int, reason: str, keep_device: str | None = None) -> None:
+        for s in list(self.sessions):
+            c = s.claims
+            if c is not None and c.classroom_id == classroom_id and c.role == Role.RECEIVER:
+                if keep_device is not None and c.device_id == keep_device:
+                    continue
+                self._spawn(self._kick(s, reason))
+
+    async def _kick(self, session: Session, reason: str) -> None:
+        await session.send(protocol.event("kicked", reason=reason))
+        await self._close(session, CLOSE_KICKED, reason)
+
+    async def _close(self, session: Session, code: int, message: str) -> None:
+        if not session.ws.closed:
+            with contextlib.suppress(Exception):
+                await session.ws.close(code=code, message=message.encode()[:120])
+        session.closed = True
+
+    # ---- the WebSocket endpoint --------------------------------------------------------------
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        if len(self.sessions) >= self.config.ws_max_sessions:
+            return web.json_response({"error": "too many connections; retry shortly"}, status=503)
+        ws = web.WebSocketResponse(
+            max_msg_size=self.config.ws_max_message_bytes, heartbeat=20.0, receive_timeout=self.config.ws_idle_timeout_s
+        )
+        await ws.prepare(request)
+        session = Session(ws, request.remote or "")
+        self.sessions.add(session)
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    await self._on_frame(session, msg.data)
+                elif msg.type == WSMsgType.BINARY:
+                    await session.send(protocol.error("binary_frame", "frames are JSON text, not binary"))
+                    session.errors += 1
+                elif msg.type == WSMsgType.ERROR:
+                    break
+                if session.errors >= MAX_ERRORS:
+                    await self._close(session, WSCloseCode.POLICY_VIOLATION, "too many bad messages")
+                if session.closed:
+                    break
+        except (TimeoutError, ConnectionError):
+            pass
+        finally:
+            await self._gone(session)
+        return ws
+
+    async def _on_frame(self, session: Session, raw: str) -> None:
+        try:
+            msg = protocol.parse(raw)
+        except protocol.ProtocolError as exc:
+            session.errors += 1
+            await session.send(protocol.error(exc.code, exc.message))
+            return
+        handler = getattr(self, f"_m_{msg.type}")
+        try:
+            await handler(session, msg)
+        except protocol.ProtocolError as exc:
+            session.errors += 1
+            await session.send(protocol.error(exc.code, exc.message, msg))
+        except MediaError as exc:
+            await session.send(protocol.error("media_refused", str(exc)[:300], msg))
+        except Exception:
+            log.exception("handling %s failed", msg.type)
+            await session.send(protocol.error("internal", "the server failed to handle this message", msg))
+
+    def _need(self, session: Session, *roles: Role) -> LiveLesson:
+        if session.claims is None or session.lesson_id is None:
+            raise protocol.ProtocolError("not_joined", "send join first")
+        live = self.lessons.get(session.lesson_id)
+        if live is None:
+            raise protocol.ProtocolError("window_closed", "the lesson is not live")
+        if roles and session.role not in roles:
+            raise protocol.ProtocolError("not_allowed", f"{session.role} may not do this")
+        return live
+
+    # ---- messages ----------------------------------------------------------------------------
+    async def _m_ping(self, session: Session, msg: protocol.Message) -> None:
+        await session.send(protocol.event("pong", id=msg.id, t=self.clock()))
+
+    async def _m_join(self, session: Session, msg: protocol.Message) -> None:
+        if session.claims is not None:
+            raise protocol.ProtocolError("already_joined", "this connection has joined already")
+        wanted = msg.data.get("lesson_id")
+        claims: Claims | None = None
+        try:
+            if not self.join_limiter.allow(session.address):
+                raise TokenRefused("rate_limited", "too many join attempts from this address; wait a minute")
+            claims = self.tokens.verify(msg.data["token"], (TokenType.JOIN, TokenType.DEVICE))
+            if claims.typ == TokenType.DEVICE:
+                await self._standby(session, claims, msg)
+                return
+            lesson_id = claims.lesson_id if wanted is None else wanted
+            facts = self.facts(lesson_id) if isinstance(lesson_id, int) else None
+            check_join(claims, facts, wanted, self.clock())
+            assert facts is not None
+        except TokenRefused as exc:
+            peek = claims or self.tokens.peek(msg.data["token"])
+            self.store.audit(
+                peek.sub if peek else "unknown",
+                peek.role.value if peek else "",
+                "join",
+                "refused",
+                lesson_id=wanted if isinstance(wanted, int) else (peek.lesson_id if peek else None),
+                address=session.address,
+                reason=exc.code,
+            )
+            await session.send(protocol.error(exc.code, exc.message, msg))
+            await self._close(session, CLOSE_REFUSED, exc.code)
+            return
+        live = await self.ensure_room(facts)
+        pid, name = self._identity(claims, live)
+        old = live.sessions.get(pid)
+        session.claims, session.lesson_id, session.participant_id, session.name = claims, facts.lesson.id, pid, name
+        live.sessions[pid] = session
+        self.store.audit(claims.sub, claims.role.value, "join", "admitted", lesson_id=live.lesson_id,
+                         address=session.address, reason="replaces an earlier connection" if old else "")
+        if old is not None and old is not session:
+            # the same classroom (or teacher) again: the newer connection wins; tell the old one why
+            old.participant_id = None
+            self.store.audit(claims.sub, claims.role.value, "join", "replaced", lesson_id=live.lesson_id,
+                             address=old.address, reason="another connection of the same participant")
+            self._spawn(self._kick(old, "replaced"))
+        lesson = facts.lesson
+        await session.send(
+            protocol.event(
+                "joined",
+                id=msg.id,
+                participant_id=pid,
+                role=claims.role.value,
+                name=name,
+                lesson={
+                    "id": lesson.id,
+                    "kind": lesson.kind.value,
+                    "subject": lesson.subject,
+                    "grade": lesson.grade,
+                    "start": lesson.start.isoformat(),
+                    "end": lesson.end.isoformat(),
+                    "lead": live.names.get(lesson.lead_classroom_id, ""),
+                },
+                window_closes=facts.closes,
+                ice_servers=self.ice_servers,
+                lead_on_air=live.lead_on_air,
+                talkback={"participant_id": live.talkback, "to_all": live.talkback_to_all},
+                may_publish=claims.role in (Role.LEAD, Role.RECEIVER),
+            )
+        )
+        if claims.role == Role.LEAD:
+            await self._send_roster(live)
+        else:
+            await self._roster_changed(live)
+
+    async def _standby(self, session: Session, claims: Claims, msg: protocol.Message) -> None:
+        cid = claims.classroom_id
+        if cid is None or self.store.current_device(cid) != claims.device_id:
+            raise TokenRefused("device_replaced", "another device has been enrolled for this classroom")
+        session.claims = claims
+        self.standby.setdefault(cid, set()).add(session)
+        open_now = [
+            live.lesson_id
+            for live in self.lessons.values()
+            if cid in live.facts.lesson.receiving_classroom_ids and live.facts.opens <= self.clock() < live.facts.closes
+        ]
+        await session.send(protocol.event("standby", id=msg.id, classroom_id=cid, open_lessons=open_now))
+
+    def _identity(self, claims: Claims, live: LiveLesson) -> tuple[str, str]:
+        if claims.role == Role.LEAD:
+            return f"lead-{claims.teacher_id}", live.names.get(live.facts.lesson.lead_classroom_id, "lead")
+        if claims.role == Role.RECEIVER:
+            return f"classroom-{claims.classroom_id}", live.names.get(claims.classroom_id or 0, "classroom")
+        return f"observer-{claims.jti[:10]}", claims.sub
+
+    async def _m_offer(self, session: Session, msg: protocol.Message) -> None:
+        live = self._need(session)
+        assert session.participant_id is not None and session.role is not None
+        tracks = msg.data.get("tracks")
+        if session.role == Role.OBSERVER and tracks:
+            self.store.audit(session.claims.sub if session.claims else "", "observer", "publish", "refused",
+                             lesson_id=live.lesson_id, address=session.address, reason="observer_publish")
+            raise protocol.ProtocolError("not_allowed_to_publish", "an observer watches and listens only")
+        if session.role == Role.RECEIVER and tracks and set(tracks.values()) - {"camera", "audio"}:
+            raise protocol.ProtocolError("not_allowed_to_publish", "a classroom publishes camera and audio only")
+        role = ParticipantRole(session.role.value)
+        try:
+            answer = await asyncio.wait_for(
+                self.plane.join(
+                    live.room_id,
+                    session.participant_id,
+                    role,
+                    msg.data["sdp"],
+                    {k: TrackKind(v) for k, v in tracks.items()} if tracks is not None else None,
+                    {k: SlotKind(v) for k, v in msg.data["slots"].items()} if msg.data.get("slots") else None,
+                ),
+                MEDIA_TIMEOUT_S,
+            )
+        except TimeoutError:
+            raise protocol.ProtocolError("media_timeout", "the media server did not answer in time") from None
+        except MediaError as exc:
+            text = str(exc)
+            code = "not_allowed_to_publish" if "may not publish" in text else "bad_sdp"
+            raise protocol.ProtocolError(code, text[:300]) from None
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            # aiortc raises these on SDP it cannot parse: the client hears "bad SDP", never a hung join
+            raise protocol.ProtocolError("bad_sdp", f"the offer could not be used: {exc}"[:300]) from None
+        if self.lessons.get(live.lesson_id) is not live or live.sessions.get(session.participant_id) is not session:
+            # closed or replaced while the media plane worked: undo
+            with contextlib.suppress(MediaError):
+                await self.plane.leave(live.room_id, session.participant_id)
+            raise protocol.ProtocolError("window_closed", "the lesson closed meanwhile")
+        session.in_media = True
+        await session.send(protocol.event("answer", id=msg.id, sdp=answer))
+
+    async def _m_candidate(self, session: Session, msg: protocol.Message) -> None:
+        live = self._need(session)
+        add = getattr(self.plane, "add_candidate", None)
+        if add is None:
+            # The SFU answers with all its candidates and learns the client's address from its checks
+            # (peer-reflexive), so candidates trickled after the offer are not needed; say so once.
+            return
+        await add(live.room_id, session.participant_id, msg.data)
+
+    async def _m_talkback_request(self, session: Session, msg: protocol.Message) -> None:
+        live = self._need(session, Role.RECEIVER)
+        session.talkback_requested = True
+        for lead in live.leads():
+            await lead.send(protocol.event("talkback_requested", participant_id=session.participant_id,
+                                           name=session.name, up=True))
+        await self._send_roster(live)
+
+    async def _m_talkback_cancel(self, session: Session, msg: protocol.Message) -> None:
+        live = self._need(session, Role.RECEIVER)
+        session.talkback_requested = False
+        for lead in live.leads():
+            await lead.send(protocol.event("talkback_requested", participant_id=session.participant_id,
+                                           name=session.name, up=False))
+        await self._send_roster(live)
+
+    async def _m_talkback_grant(self, session: Session, msg: protocol.Message) -> None:
+        live = self._need(session, Role.LEAD)
+        target = live.sessions.get(msg.data["participant_id"])
+        if target is None or target.role != Role.RECEIVER:
+            raise protocol.ProtocolError("unknown_participant", "no such classroom in this lesson")
+        to_all = bool(msg.data.get("to_all", False))
+        await self.plane.set_talkback(live.room_id, target.participant_id, to_all)
+        live.talkback, live.talkback_to_all = target.participant_id, to_all
+        target.talkback_requested = False
+        target.hand_up = False
+        self.store.audit(session.claims.sub if session.claims else "", "lead", "talkback", "granted",
+                         lesson_id=live.lesson_id, address=session.address, reason=target.participant_id or "")
+        await self._broadcast(live, protocol.event("talkback", participant_id=target.participant_id,
+                                                   name=target.name, to_all=to_all))
+        await self._send_roster(live)
+
+    async def _m_talkback_end(self, session: Session, msg: protocol.Message) -> None:
+        live = self._need(session, Role.LEAD)
+        await self.plane.set_talkback(live.room_id, None)
+        live.talkback, live.talkback_to_all = None, False
+        await self._broadcast(live, protocol.event("talkback", participant_id=None, name="", to_all=False))
+        await self._send_roster(live)
+
+    async def _m_raise_hand(self, session: Session, msg: protocol.Message) -> None:
+        live = self._need(session, Role.RECEIVER, Role.OBSERVER)
+        session.hand_up = bool(msg.data["up"])
+        for lead in live.leads():
+            await lead.send(protocol.event("hand", participant_id=session.participant_id, name=session.name,
+                                           up=session.hand_up))
+        await self._send_roster(live)
+
+    async def _m_text(self, session: Session, msg: protocol.Message) -> None:
+        live = self._need(session, Role.RECEIVER, Role.OBSERVER)
+        leads = live.leads()
+        for lead in leads:
+            await lead.send(protocol.event("text", participant_id=session.participant_id, name=session.name,
+                                           text=msg.data["text"].strip(), at=self.clock()))
+        await session.send(protocol.event("text", id=msg.id, delivered=len(leads)))
+
+    async def _m_stats(self, session: Session, msg: protocol.Message) -> None:
+        self._need(session)
+        session.client_stats = dict(msg.data["report"])
+
+    async def _m_leave(self, session: Session, msg: protocol.Message) -> None:
+        await self._close(session, 1000, "left")
+
+    # ---- departures, media events, stats -------------------------------------------------------
+    async def _gone(self, session: Session) -> None:
+        session.closed = True
+        self.sessions.discard(session)
+        if session.claims is not None and session.claims.classroom_id is not None:
+            waiting = self.standby.get(session.claims.classroom_id)
+            if waiting is not None:
+                waiting.discard(session)
+                if not waiting:
+                    del self.standby[session.claims.classroom_id]
+        live = self.lessons.get(session.lesson_id) if session.lesson_id is not None else None
+        pid = session.participant_id
+        if live is None or pid is None or live.sessions.get(pid) is not session:
+            return  # never joined, or replaced by a newer connection that keeps the media
+        del live.sessions[pid]
+        if session.in_media:
+            with contextlib.suppress(MediaError):
+                await self.plane.leave(live.room_id, pid)
+        if live.talkback == pid:
+            live.talkback, live.talkback_to_all = None, False
+            await self._broadcast(live, protocol.event("talkback", participant_id=None, name="", to_all=False))
+        self.store.audit(session.claims.sub if session.claims else "", session.role.value if session.role else "",
+                         "leave", "left", lesson_id=live.lesson_id, address=session.address)
+        await self._roster_changed(live)
+
+    async def _consume_events(self) -> None:
+        async for ev in self.plane.events():
+            try:
+                await self._on_media_event(ev)
+            except Exception:
+                log.exception("media event %s failed", ev.kind)
+
+    async def _on_media_event(self, ev: MediaEvent) -> None:
+        lesson_id = lesson_of_room(ev.room_id)
+        live = self.lessons.get(lesson_id) if lesson_id is not None else None
+        if live is None:
+            return
+        if ev.kind == EventKind.ROOM_LOST:
+            # the worker that held the room died: open it again and have everyone reconnect to it
+            async with self._lock:
+                self.lessons.pop(live.lesson_id, None)
+            for s in list(live.sessions.values()):
+                await s.send(protocol.event("restart", reason="media_lost"))
+                await self._close(s, CLOSE_RESTART, "media lost")
+            with contextlib.suppress(MediaError):
+                await self.ensure_room(live.facts)
+            return
+        is_lead = ev.participant_id is not None and ev.participant_id.startswith("lead-")
+        if is_lead and ev.kind in (EventKind.PUBLISHER_UP, EventKind.PUBLISHER_DOWN) and ev.track is not None:
+            was = live.lead_on_air
+            if ev.kind == EventKind.PUBLISHER_UP:
+                live.lead_tracks.add(str(ev.track))
+            else:
+                live.lead_tracks.discard(str(ev.track))
+            if was != live.lead_on_air:
+                await self._broadcast(live, protocol.event("lead", on_air=live.lead_on_air))
+                if live.lead_on_air and live.facts.lesson.status in (LessonStatus.SCHEDULED, LessonStatus.OPEN):
+                    self._flush_evidence(live)  # marks the lesson live at once
+        elif ev.kind in (EventKind.SUBSCRIBER_UP, EventKind.SUBSCRIBER_DOWN, EventKind.TALKBACK):
+            await self._send_roster(live)
+
+    async def _broadcast(self, live: LiveLesson, message: dict[str, Any]) -> None:
+        await asyncio.gather(*(s.send(message) for s in list(live.sessions.values())))
+
+    async def _roster_changed(self, live: LiveLesson) -> None:
+        await self._send_roster(live)
+
+    def roster(self, live: LiveLesson) -> list[dict[str, Any]]:
+        out = []
+        for pid, s in sorted(live.sessions.items()):
+            if s.role == Role.LEAD:
+                continue
+            out.append(
+                {
+                    "participant_id": pid,
+                    "role": s.role.value if s.role else "",
+                    "name": s.name,
+                    "classroom_id": s.claims.classroom_id if s.claims else None,
+                    "hand_up": s.hand_up,
+                    "talkback_requested": s.talkback_requested,
+                    "talkback": live.talkback == pid,
+                    "quality": {**live.quality.get(pid, {}), **_client_quality(s.client_stats)},
+                }
+            )
+        return out
+
+    async def _send_roster(self, live: LiveLesson) -> None:
+        leads = live.leads()
+        if leads:
+            message = protocol.event("roster", participants=self.roster(live), lead_on_air=live.lead_on_air)
+            await asyncio.gather(*(lead.send(message) for lead in leads))
+
+    async def _stats_loop(self) -> None:
+        interval = self.config.stats_interval_s
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            dt, last = now - last, now
+            for live in list(self.lessons.values()):
+                try:
+                    snapshot = await self.plane.stats(live.room_id)
+                except MediaError:
+                    continue
+                except Exception:
+                    log.exception("stats of lesson %d failed", live.lesson_id)
+                    continue
+                self._account(live, snapshot, dt)
+                if now - live.last_evidence >= self.config.evidence_interval_s:
+                    self._flush_evidence(live)
+                await self._send_roster(live)
+
+    def _account(self, live: LiveLesson, snapshot: dict[str, Any], dt: float) -> None:
+        """Add `dt` seconds of broadcast and attendance from one stats snapshot; refresh quality."""
+        if snapshot.get("lead_on_air"):
+            live.lead_seconds += dt
+        receivers = set(live.facts.lesson.receiving_classroom_ids)
+        for pid, p in (snapshot.get("participants") or {}).items():
+            live.quality[pid] = _media_quality(p)
+            if p.get("role") != "receiver" or p.get("connection") != "connected" or not pid.startswith("classroom-"):
+                continue
+            cid = int(pid.split("-", 1)[1])
+            if cid in receivers:
+                live.attended_seconds[cid] = live.attended_seconds.get(cid, 0.0) + dt
+
+    def _flush_evidence(self, live: LiveLesson) -> None:
+        live.last_evidence = time.monotonic()
+        if not live.lead_seconds and not live.attended_seconds:
+            return
+        try:
+            self.timetable.record_evidence(
+                live.lesson_id,
+                round(live.lead_seconds / 60.0, 2),
+                {c: round(s / 60.0, 2) for c, s in live.attended_seconds.items()},
+                "signaling",
+            )
+        except Exception:
+            log.exception("recording evidence of lesson %d failed", live.lesson_id)
+
+
+def _media_quality(p: dict[str, Any]) -> dict[str, Any]:
+    """A classroom's link as the SFU sees it: worst loss and RTT over its slots, and a 0-100 score."""
+    losses = [s.get("fraction_lost") or 0.0 for s in (p.get("slots") or {}).values()]
+    rtts = [s.get("rtt_ms") for s in (p.get("slots") or {}).values() if s.get("rtt_ms") is not None]
+    loss = max(losses, default=0.0)
+    rtt = max(rtts, default=None)
+    score = 100.0 - min(60.0, loss * 600.0) - (min(40.0, max(0.0, rtt - 100.0) / 10.0) if rtt is not None else 0.0)
+    return {"connection": p.get("connection"), "loss": round(loss, 4), "rtt_ms": rtt, "score": round(score)}
+
+
+def _client_quality(stats: dict[str, float | None]) -> dict[str, Any]:
+    keep = ("fps", "frames_decoded", "width", "height", "jitter_ms", "packets_lost", "freeze_count", "bitrate_kbps")
+    return {k: stats[k] for k in keep if k in stats}

@@ -1,0 +1,97 @@
+"""Signaling's part of the application: tokens, accounts, the hub, the media plane, routes, middlewares."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from media.api import MediaPlane
+from media.config import MediaConfig
+from scheduler.db import Database
+from scheduler.jobs import LessonJobs
+from scheduler.timetable import Timetable
+from signaling.auth import load_or_create_token
+from signaling.config import SignalingConfig
+from signaling.http import AccessApi, add_routes, auth_middleware, refusal_middleware, security_headers
+from signaling.hub import Hub
+from signaling.store import AccessStore
+from signaling.tokens import TokenService, load_or_create_key
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Signaling:
+    config: SignalingConfig
+    tokens: TokenService
+    store: AccessStore
+    hub: Hub
+    api: AccessApi
+    plane: MediaPlane
+    tls: bool
+
+    def middlewares_outer(self) -> list[Any]:
+        """Outside the domain's error handling: headers go on every response, errors included."""
+        return [security_headers(self.tls, self.config.hsts)]
+
+    def middlewares_inner(self) -> list[Any]:
+        return [auth_middleware(self.api.admin_token, self.tokens), refusal_middleware]
+
+    def attach_jobs(self, jobs: LessonJobs) -> None:
+        jobs.on_open.append(self.hub.on_window_open)
+        jobs.on_settled.append(self.hub.on_settled)
+
+
+SIGNALING = web.AppKey("signaling", Signaling)
+
+
+def make_plane(media: MediaConfig, kind: str) -> MediaPlane:
+    """`workers`: rooms in worker processes (the default); `local`: in this process."""
+    if kind == "local":
+        from media.local import LocalMediaPlane
+
+        return LocalMediaPlane(media)
+    from media.workers import WorkerMediaPlane
+
+    return WorkerMediaPlane(media)
+
+
+def make_signaling(
+    config: SignalingConfig,
+    media: MediaConfig,
+    data_path: Path,
+    admin_token_setting: str,
+    db: Database,
+    timetable: Timetable,
+    *,
+    tls: bool = False,
+    media_kind: str = "workers",
+) -> Signaling:
+    admin_token = load_or_create_token(data_path / "admin-token", admin_token_setting)
+    tokens = TokenService(load_or_create_key(data_path / "signing-key"), db)
+    store = AccessStore(db)
+    plane = make_plane(media, media_kind)
+    hub = Hub(plane, timetable, tokens, store, config, media.ice_servers())
+    api = AccessApi(timetable, tokens, store, hub, config, admin_token)
+    return Signaling(config, tokens, store, hub, api, plane, tls)
+
+
+def install(app: web.Application, signaling: Signaling) -> None:
+    app[SIGNALING] = signaling
+    add_routes(app, signaling.api, signaling.hub)
+    app.cleanup_ctx.append(_media_context)
+
+
+async def _media_context(app: web.Application) -> AsyncIterator[None]:
+    s = app[SIGNALING]
+    await s.plane.start()
+    await s.hub.start()
+    log.info("media plane %s started", type(s.plane).__name__)
+    yield
+    await s.hub.stop()
+    await s.plane.stop()
