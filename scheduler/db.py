@@ -32,6 +32,7 @@ class Database:
         self._depth = 0
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()  # not the write lock: a new reader must not wait for a writer
         if isinstance(self.path, Path):
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -51,7 +52,7 @@ class Database:
         return conn
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._readers_lock:
             for reader in self._readers:
                 reader.close()
             self._readers.clear()
@@ -116,7 +117,7 @@ class Database:
             except sqlite3.DatabaseError as exc:
                 raise StorageError(_explain(exc, self.path)) from exc
             self._local.conn = conn
-            with self._lock:
+            with self._readers_lock:
                 self._readers.append(conn)
         yield conn
 
