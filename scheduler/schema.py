@@ -62,6 +62,8 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX lesson_teacher_start ON lesson(lead_teacher_id, start_utc);
     CREATE INDEX lesson_classroom_start ON lesson(lead_classroom_id, start_utc);
     CREATE INDEX lesson_start ON lesson(start_utc);
+    -- covers the capacity sweep's per-slot sums, so a check reads index pages only
+    CREATE INDEX lesson_span ON lesson(start_utc, end_utc, community_id, status);
     CREATE INDEX lesson_semester ON lesson(semester_id, status);
     CREATE TABLE lesson_receiver (
         lesson_id INTEGER NOT NULL REFERENCES lesson(id), classroom_id INTEGER NOT NULL REFERENCES classroom(id),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -17,13 +18,17 @@ from scheduler.csvimport import CsvFormatError, Directory, parse_timetable
 from scheduler.db import Database
 from scheduler.model import (
     SETTLED_STATUSES,
+    Classroom,
+    Kind,
     Lesson,
     LessonDraft,
     LessonStatus,
     Problem,
+    School,
+    Teacher,
 )
-from scheduler.repository import MAX_LESSON_SECONDS, Repository, lesson_key, to_epoch
-from scheduler.rules.capacity import receiver_problems, slot_warnings
+from scheduler.repository import MAX_LESSON_SECONDS, Repository, from_epoch, lesson_key, to_epoch
+from scheduler.rules.capacity import CapacityLimits, receiver_problems, slot_warnings
 from scheduler.rules.conflicts import (
     Booking,
     booking_conflicts,
@@ -92,6 +97,7 @@ class Timetable:
         self.repo = Repository(db)
         self.config = config
         self._listeners: list[Callable[[list[int]], None]] = []
+        self._cached_reference: _Reference | None = None
 
     def on_change(self, listener: Callable[[list[int]], None]) -> None:
         """Called with the ids of lessons added or changed (the timed jobs re-plan from it)."""
@@ -102,27 +108,48 @@ class Timetable:
             listener(ids)
 
     def directory(self) -> Directory:
+        """Names and ids of places and people, shared until the database changes.
+
+        Building it reads every school, classroom and teacher (tens of thousands in a region), which would
+        dominate a one-lesson check; any committed or uncommitted change, by this connection or another
+        one, makes the next call rebuild it.
+        """
+        return self._reference().directory
+
+    def _reference(self) -> _Reference:
+        with self.db.read() as conn:
+            # data_version moves when another connection commits; total_changes when this one writes.
+            stamp = (int(conn.execute("PRAGMA data_version").fetchone()[0]), conn.total_changes)
+        cached = self._cached_reference
+        if cached is not None and cached.stamp == stamp:
+            return cached
         schools = {s.name: s for s in self.repo.schools()}
-        return Directory(
+        directory = Directory(
             schools=schools,
             classrooms={(c.school_id, c.name): c for c in self.repo.classrooms()},
             teachers={(t.school_id, t.name): t for t in self.repo.teachers()},
             communities={c.name: c for c in self.repo.communities()},
             semesters=self.repo.semesters(),
         )
+        self._cached_reference = _Reference.of(stamp, directory)
+        return self._cached_reference
 
     # ---- checking ----------------------------------------------------------------------------
     def check(
         self, drafts: Sequence[tuple[int | None, LessonDraft]], directory: Directory | None = None
     ) -> list[Problem]:
         """Problems of a batch of drafts (with their CSV lines), against each other and the database."""
-        d = directory or self.directory()
+        cached = self._cached_reference
+        if directory is None:
+            ref = self._reference()
+        elif cached is not None and directory is cached.directory:
+            ref = cached
+        else:
+            ref = _Reference.of((-1, -1), directory)  # a caller's own directory is used as given, never cached
         tz = self.config.tz
-        schools = {s.id: s for s in d.schools.values()}
-        rooms = {c.id: c for c in d.classrooms.values()}
-        teachers = {t.id: t for t in d.teachers.values()}
-        semesters = {s.id: s for s in d.semesters}
-        community_size = {c.id: len(c.member_teacher_ids) for c in d.communities.values()}
+        schools, rooms, teachers = ref.schools, ref.rooms, ref.teachers
+        semesters = {s.id: s for s in ref.directory.semesters}
+        community_size = ref.community_sizes
         problems: list[Problem] = []
 
         def add(line: int | None, found: Sequence[Problem]) -> None:
@@ -172,27 +199,96 @@ class Timetable:
                 candidates = [c for c in candidates if lesson_key(c) != own or not _same(c, draft)]
                 add(line, booking_conflicts(draft, candidates, tz))
 
-        problems.extend(self._capacity_warnings([dr for _, dr in drafts], d))
+        problems.extend(self._capacity_warnings([dr for _, dr in drafts], ref))
         return problems
 
-    def _capacity_warnings(self, drafts: Sequence[LessonDraft], d: Directory) -> list[Problem]:
+    def _capacity_warnings(self, drafts: Sequence[LessonDraft], ref: _Reference) -> list[Problem]:
         if not drafts:
             return []
-        start = min(x.start for x in drafts)
-        end = max(x.end for x in drafts)
-        stored = self.repo.lessons(start=start - timedelta(seconds=MAX_LESSON_SECONDS), end=end, limit=10_000_000)
-        keys = {lesson_key(x) for x in drafts}
-        everything: list[Lesson | LessonDraft] = [x for x in stored if lesson_key(x) not in keys]
-        everything.extend(drafts)
-        schools = list(d.schools.values())
+        lo = to_epoch(min(x.start for x in drafts)) - MAX_LESSON_SECONDS
+        hi = to_epoch(max(x.end for x in drafts))
+        limits = self.config.capacity
+        sizes = dict(ref.community_sizes)
+        stored = self._stored_load(lo, hi, {lesson_key(x) for x in drafts}, ref.crowdable_classrooms(limits), sizes)
         return slot_warnings(
-            everything,
-            school_of_classroom={c.id: c.school_id for c in d.classrooms.values()},
-            school_bandwidth={s.id: s.bandwidth_mbps for s in schools},
-            school_names={s.id: s.name for s in schools},
-            limits=self.config.capacity,
-            community_sizes={c.id: len(c.member_teacher_ids) for c in d.communities.values()},
+            [*stored, *drafts],
+            school_of_classroom=ref.school_of_classroom,
+            school_bandwidth=ref.bandwidth,
+            school_names=ref.school_names,
+            limits=limits,
+            community_sizes=sizes,
         )
+
+    def _stored_load(
+        self, lo: int, hi: int, exclude_keys: set[str], crowdable: Sequence[int], sizes: dict[int, int]
+    ) -> list[LessonDraft]:
+        """The stored lessons starting in [lo, hi), folded into one stand-in per (start, end) for the sweep.
+
+        A region holds a million lessons a semester; handing each to `slot_warnings` as a `Lesson` took
+        most of an import's time and memory. The sweep only sums, per instant, the streams that start and
+        end and the receiving classrooms of each school, so lessons sharing start and end can stand in as
+        one draft with the same sums: its receivers are the group's receivers in schools that could be
+        overloaded at all, and the rest of its streams ride on a stand-in community (negative id, added to
+        `sizes`). A school whose classrooms, all receiving at once, stay within its budget can never be
+        overloaded (a classroom is never double-booked: every write is checked), so its receivers are only
+        counted, not listed. Lessons with a draft's key are left out: the draft stands for them.
+        """
+        streams: dict[tuple[int, int], int] = defaultdict(int)
+        receivers: dict[tuple[int, int], list[int]] = defaultdict(list)
+        with self.db.read() as conn:
+            # Covered by the lesson_span index; the receiver count is a primary-key range per lesson.
+            for start, end, community, n, rooms in conn.execute(
+                "SELECT start_utc, end_utc, community_id, count(*), "
+                "sum((SELECT count(*) FROM lesson_receiver r WHERE r.lesson_id = l.id)) FROM lesson l "
+                "WHERE start_utc >= ? AND start_utc < ? AND status != 'cancelled' GROUP BY 1, 2, 3",
+                (lo, hi),
+            ):
+                extra = n * sizes.get(community, 0) if community is not None else 0
+                streams[(start, end)] += n + rooms + extra
+            keys = sorted(exclude_keys)
+            for i in range(0, len(keys), 500):
+                chunk = keys[i : i + 500]
+                for start, end, community, rooms in conn.execute(
+                    "SELECT start_utc, end_utc, community_id, "
+                    "(SELECT count(*) FROM lesson_receiver r WHERE r.lesson_id = l.id) FROM lesson l "
+                    f"WHERE lesson_key IN ({','.join('?' * len(chunk))}) AND start_utc >= ? AND start_utc < ? "
+                    "AND status != 'cancelled'",
+                    [*chunk, lo, hi],
+                ):
+                    extra = sizes.get(community, 0) if community is not None else 0
+                    streams[(start, end)] -= 1 + rooms + extra
+            for i in range(0, len(crowdable), 500):
+                chunk = list(crowdable[i : i + 500])
+                for room, start, end, key in conn.execute(
+                    "SELECT r.classroom_id, l.start_utc, l.end_utc, l.lesson_key FROM lesson_receiver r "
+                    "JOIN lesson l ON l.id = r.lesson_id "
+                    f"WHERE r.classroom_id IN ({','.join('?' * len(chunk))}) AND r.start_utc >= ? AND r.start_utc < ? "
+                    "AND l.status != 'cancelled'",
+                    [*chunk, lo, hi],
+                ):
+                    if key not in exclude_keys:
+                        receivers[(start, end)].append(room)
+        out: list[LessonDraft] = []
+        for (start, end), total in sorted(streams.items()):
+            if total <= 0:
+                continue
+            rooms_listed = tuple(receivers.get((start, end), ()))
+            stand_in = -(len(out) + 1)
+            sizes[stand_in] = total - len(rooms_listed) - 1  # streams_of adds the listed rooms and 1
+            out.append(
+                LessonDraft(
+                    kind=Kind.SPECIALISED,
+                    subject="",
+                    grade="",
+                    lead_teacher_id=0,
+                    lead_classroom_id=0,
+                    start=from_epoch(start),
+                    end=from_epoch(end),
+                    receiving_classroom_ids=rooms_listed,
+                    community_id=stand_in,
+                )
+            )
+        return out
 
     # ---- writing lessons -----------------------------------------------------------------------
     def add_lessons(self, drafts: Sequence[LessonDraft]) -> tuple[list[Lesson], list[Problem]]:
@@ -423,6 +519,51 @@ class Timetable:
         value = validate_factor(factor)
         with self.db.write() as conn:
             self.repo.set_county_factor(conn, county_id, value)
+
+
+@dataclass(frozen=True)
+class _Reference:
+    """A directory with the id lookups a check needs, built once per state of the database."""
+
+    stamp: tuple[int, int]
+    directory: Directory
+    schools: dict[int, School]
+    rooms: dict[int, Classroom]
+    teachers: dict[int, Teacher]
+    community_sizes: dict[int, int]
+    school_of_classroom: dict[int, int]
+    rooms_of_school: dict[int, list[int]]
+    bandwidth: dict[int, float]
+    school_names: dict[int, str]
+
+    @classmethod
+    def of(cls, stamp: tuple[int, int], d: Directory) -> _Reference:
+        schools = {s.id: s for s in d.schools.values()}
+        rooms = {c.id: c for c in d.classrooms.values()}
+        rooms_of_school: dict[int, list[int]] = defaultdict(list)
+        for c in rooms.values():
+            rooms_of_school[c.school_id].append(c.id)
+        return cls(
+            stamp=stamp,
+            directory=d,
+            schools=schools,
+            rooms=rooms,
+            teachers={t.id: t for t in d.teachers.values()},
+            community_sizes={c.id: len(c.member_teacher_ids) for c in d.communities.values()},
+            school_of_classroom={c.id: c.school_id for c in rooms.values()},
+            rooms_of_school=dict(rooms_of_school),
+            bandwidth={s.id: s.bandwidth_mbps for s in schools.values()},
+            school_names={s.id: s.name for s in schools.values()},
+        )
+
+    def crowdable_classrooms(self, limits: CapacityLimits) -> list[int]:
+        """Classrooms of schools that would exceed their live-lesson bandwidth if all of them received."""
+        return [
+            room
+            for sid, rooms in self.rooms_of_school.items()
+            if len(rooms) * limits.stream_mbps > self.bandwidth.get(sid, 0.0) * limits.bandwidth_share
+            for room in rooms
+        ]
 
 
 def _same(a: Lesson, b: LessonDraft) -> bool:
