@@ -46,6 +46,7 @@ class FanoutOptions:
     plane: str = "local"
     sub_procs: int = 0  # 0: about one process per 25 subscribers, at least 2, at most 8
     join_concurrency: int = 8
+    subscriber_nice: int = 10
     seed: int = 1
     port_min: int = 42000
     port_max: int = 43999
@@ -273,6 +274,7 @@ def run_fanout(options: FanoutOptions, spec: ClipSpec) -> dict[str, Any]:
                 loss,
                 options.seed * 1000 + i,
                 options.join_concurrency,
+                options.subscriber_nice,
             )
             children.append(handle)
         sub_handles = children[2:]
@@ -430,14 +432,14 @@ def _figures(
 
 def _latency_by_second(reports: list[dict[str, Any]], t0: float, window: float) -> list[float | None]:
     """p99 forwarding latency of each second of the window: shows stalls that one p99 hides."""
-    seconds = max(1, math.ceil(window))
+    seconds = max(1, int(window))
     buckets: list[list[float]] = [[] for _ in range(seconds)]
     for rep in reports:
         for part in (rep["video"], rep["audio"]):
             for at, latency in zip(part["arrivals"], part["latencies_ms"], strict=True):
                 i = int(at - t0)
-                if 0 <= i < seconds:
-                    buckets[i].append(latency)
+                if 0 <= i <= seconds:
+                    buckets[min(i, seconds - 1)].append(latency)
     return [None if not b else round(percentile(b, 99) or 0.0, 1) for b in buckets]
 
 
@@ -464,6 +466,7 @@ def run_baseline(options: FanoutOptions, spec: ClipSpec, start_subs: int, attemp
             plane="baseline",
             sub_procs=min(subs, 2),
             join_concurrency=options.join_concurrency,
+            subscriber_nice=options.subscriber_nice,
             seed=options.seed,
             port_min=options.port_min,
             port_max=options.port_max,
@@ -525,6 +528,7 @@ def build_parser() -> argparse.ArgumentParser:
     fan.add_argument("--plane", choices=("local", "workers"), default="local", help="which media plane")
     fan.add_argument("--sub-procs", type=int, default=0, help="subscriber processes (default: N/25, 2..8)")
     fan.add_argument("--join-concurrency", type=int, default=8, help="joins in flight per subscriber process")
+    fan.add_argument("--subscriber-nice", type=int, default=10, help="nice value of subscriber processes (default 10)")
     fan.add_argument("--seed", type=int, default=1, help="seed of the loss injection")
     fan.add_argument("--port-min", type=int, default=42000, help="lowest UDP port of the SFU")
     fan.add_argument("--port-max", type=int, default=43999, help="highest UDP port of the SFU")
@@ -549,6 +553,7 @@ def main(argv: list[str]) -> int:
         plane=args.plane,
         sub_procs=args.sub_procs,
         join_concurrency=max(1, args.join_concurrency),
+        subscriber_nice=max(0, min(19, args.subscriber_nice)),
         seed=args.seed,
         port_min=args.port_min,
         port_max=args.port_max,

@@ -18,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import os
 import random
+import struct
 import time
 import traceback
 from collections.abc import Awaitable, Callable
@@ -27,11 +29,12 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import av
+import pylibsrtp
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcrtpparameters import RTCRtpReceiveParameters
 from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
-from aiortc.rtp import RtpPacket, unwrap_rtx
+from aiortc.rtp import RtpPacket
 
 from media.bench_clip import AUDIO_CLOCK, AUDIO_FRAME_SAMPLES, VIDEO_CLOCK, Clip, ClipSpec, load_clip
 from media.bench_link import ChildLink
@@ -212,25 +215,83 @@ def publisher_main(conn: Connection, port: int, room: str, spec: ClipSpec, max_s
 # subscribers
 
 
-class ArrivalClock:
-    """Stamps each datagram as aioice hands it over (before DTLS/SRTP/RTP parsing) for latency samples.
+class _Header:
+    """The clear fields of an RTP header; what aiortc's NACK generator and RR statistics read."""
 
-    The stamp rides through aioice's queue with the datagram, so the time read when a packet reaches
-    the counter is that packet's own arrival in this process, not the end of its processing.
-    """
-
-    __slots__ = ("at",)
+    __slots__ = ("marker", "payload_type", "sequence_number", "ssrc", "timestamp")
 
     def __init__(self) -> None:
-        self.at = 0.0
+        self.marker = 0
+        self.payload_type = 0
+        self.sequence_number = 0
+        self.ssrc = 0
+        self.timestamp = 0
 
-    def install(self, connection: Any) -> None:
+
+def rtp_payload(data: bytes) -> bytes:
+    """The payload of a plain RTP packet (after CSRCs, header extension; without padding)."""
+    if len(data) < 12:
+        return b""
+    pos = 12 + 4 * (data[0] & 0x0F)
+    if data[0] & 0x10 and len(data) >= pos + 4:
+        pos += 4 + 4 * ((data[pos + 2] << 8) | data[pos + 3])
+    end = len(data)
+    if data[0] & 0x20 and end > pos:
+        end -= data[-1]
+    return data[pos:end] if end > pos else b""
+
+
+class FastPath:
+    """Counts a subscriber's media where aioice hands a datagram over, from the clear RTP header.
+
+    SRTP leaves the RTP header in clear text, so sequence numbers, SSRC, timestamp and marker can be
+    counted without aiortc's per-packet chain (asyncio queue, DTLS transport task, SRTP, RtpPacket
+    parsing, routing), which would otherwise cost the subscriber processes more CPU than the server
+    under test uses. A packet is decrypted (SRTP, authenticated) only when its payload is needed:
+    retransmissions (RTX carries the original sequence number in its payload), video until the first
+    keyframe, and latency samples. Before SRTP keys exist, and for DTLS and RTCP, aioice's queue and
+    aiortc's transport handle the datagram as usual. Every datagram is stamped on arrival.
+    """
+
+    def __init__(self, counters: list[SlotCounter]) -> None:
+        self.counters = counters
+        self.by_pt: dict[int, SlotCounter] = {}
+        self.at = 0.0  # arrival time of the datagram being handled
+        self.header = _Header()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.auth_failures = 0
+
+    def install(self, dtls: Any) -> None:
+        connection = dtls.transport._connection
         queue = connection._queue
         original_recvfrom = connection.recvfrom
         monotonic = time.monotonic
+        unpack = struct.Struct("!HII").unpack_from
+        header = self.header
 
         def data_received(data: bytes, component: int) -> None:
-            queue.put_nowait(((data, monotonic()), component))
+            now = monotonic()
+            srtp = dtls._rx_srtp
+            # RTP (first byte 128..191) that is not RTCP (second byte 192..208, as aiortc tells them).
+            if srtp is not None and len(data) > 12 and 127 < data[0] < 192 and not 191 < data[1] < 209:
+                counter = self.by_pt.get(data[1] & 0x7F) or self._route(data[1] & 0x7F)
+                if counter is not None:
+                    self.at = now
+                    header.marker = data[1] >> 7
+                    header.payload_type = data[1] & 0x7F
+                    header.sequence_number, header.timestamp, header.ssrc = unpack(data, 2)
+                    payload = None
+                    if counter.needs_payload(header):
+                        try:
+                            payload = rtp_payload(srtp.unprotect(data))
+                        except pylibsrtp.Error:
+                            self.auth_failures += 1
+                            return
+                    lost = counter.on_packet(header, payload, len(data), now)
+                    if lost:
+                        self._send_nack(counter, counter.last_ssrc, lost)
+                    return
+            queue.put_nowait(((data, now), component))
 
         async def recvfrom() -> tuple[bytes, int]:
             data, component = await original_recvfrom()
@@ -242,6 +303,43 @@ class ArrivalClock:
 
         connection.data_received = data_received
         connection.recvfrom = recvfrom
+
+    @staticmethod
+    def bypass_stun_parsing(dtls: Any) -> None:
+        """Hand SRTP/DTLS datagrams straight to the connection instead of trying them as STUN first.
+
+        aioice parses every datagram as STUN and takes the ValueError as "not STUN"; the first byte
+        tells it (RFC 7983: 0..3 STUN, 20..63 DTLS, 128..191 RTP/RTCP). Call after gathering.
+        """
+        connection = dtls.transport._connection
+        for protocol in connection._protocols:
+            if getattr(protocol, "_bench_bypass", False):
+                continue
+            stun_path = protocol.datagram_received
+            component = protocol.local_candidate.component
+
+            def datagram_received(
+                data: bytes, addr: tuple[Any, ...], stun_path: Any = stun_path, component: int = component
+            ) -> None:
+                if data and data[0] > 19:
+                    connection.data_received(data, component)
+                else:
+                    stun_path(data, addr)
+
+            protocol.datagram_received = datagram_received
+            protocol._bench_bypass = True
+
+    def _route(self, pt: int) -> SlotCounter | None:
+        for counter in self.counters:
+            if pt in counter.clock_rates:
+                self.by_pt[pt] = counter
+                return counter
+        return None
+
+    def _send_nack(self, counter: SlotCounter, ssrc: int, lost: list[int]) -> None:
+        task = asyncio.get_running_loop().create_task(counter.receiver._send_rtcp_nack(ssrc, lost))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
 
 class _Stream:
@@ -270,7 +368,7 @@ class SlotCounter:
     """Replaces one receiver's `_handle_rtp_packet`: count, timestamp, NACK; never decode."""
 
     def __init__(
-        self, receiver: RTCRtpReceiver, kind: str, loss: float, rng: random.Random, arrival: ArrivalClock
+        self, receiver: RTCRtpReceiver, kind: str, loss: float, rng: random.Random, arrival: FastPath | None
     ) -> None:
         self.receiver = receiver
         self.arrival = arrival
@@ -295,6 +393,8 @@ class SlotCounter:
         # (key, arrival, handled, ends a frame, in the every-fourth-packet sample)
         self.samples: list[tuple[bytes, float, float, bool, bool]] = []
         self.unknown_payload_type = 0
+        self.last_ssrc = 0
+        self.seq_holder = _Header()
 
     def set_parameters(self, parameters: RTCRtpReceiveParameters) -> None:
         for codec in parameters.codecs:
@@ -306,67 +406,88 @@ class SlotCounter:
             if encoding.rtx:
                 self.rtx_ssrc[encoding.rtx.ssrc] = encoding.ssrc
 
+    def needs_payload(self, header: _Header) -> bool:
+        """Whether `on_packet` will read this packet's payload (so the fast path must decrypt it)."""
+        pt = header.payload_type
+        if pt in self.rtx_apt or (self.video and self.first_keyframe_at is None):
+            return True
+        return self.in_window and ((self.video and header.marker) or not header.sequence_number & 3)
+
     async def handle(self, packet: RtpPacket, arrival_time_ms: int) -> None:
-        now = time.monotonic()
-        pt = packet.payload_type
+        """aiortc's path (what `_handle_rtp_packet` is replaced by) for packets the fast path left."""
+        lost = self.on_packet(packet, packet.payload, len(packet.payload) + 12, time.monotonic())
+        if lost:
+            await self.receiver._send_rtcp_nack(self.last_ssrc, lost)
+
+    def on_packet(self, header: Any, payload: bytes | None, size: int, now: float) -> list[int] | None:
+        """Account one packet (`payload` None: not decrypted); returns the sequence numbers to NACK."""
+        pt = header.payload_type
         clock_rate = self.clock_rates.get(pt)
         if clock_rate is None:
             self.unknown_payload_type += 1
-            return
+            return None
         apt = self.rtx_apt.get(pt)
         if apt is not None:
-            media_ssrc = self.rtx_ssrc.get(packet.ssrc)
-            if media_ssrc is None or len(packet.payload) < 2:
+            media_ssrc = self.rtx_ssrc.get(header.ssrc)
+            if media_ssrc is None or payload is None or len(payload) < 2:
                 self.unknown_payload_type += 1
-                return
+                return None
             if self.loss and self.rng.random() < self.loss:
-                return
+                return None
             if self.rr_streams is not None:
-                self._feed_rr(packet, clock_rate)
-            packet = unwrap_rtx(packet, payload_type=apt, ssrc=media_ssrc)
+                self._feed_rr(header, clock_rate)
+            ssrc = media_ssrc
+            seq = (payload[0] << 8) | payload[1]
+            payload = payload[2:]
+            size -= 2
             rtx = True
         else:
-            rtx = False
+            ssrc = header.ssrc
+            seq = header.sequence_number
             if self.loss and self.rng.random() < self.loss:
                 if self.in_window:
-                    stream = self._stream(packet.ssrc, packet.sequence_number)
-                    stream.dropped.add(stream.extend(packet.sequence_number))
-                return
+                    stream = self._stream(ssrc, seq)
+                    stream.dropped.add(stream.extend(seq))
+                return None
             if self.rr_streams is not None:
-                self._feed_rr(packet, clock_rate)
+                self._feed_rr(header, clock_rate)
+            rtx = False
+        self.last_ssrc = ssrc
 
-        stream = self._stream(packet.ssrc, packet.sequence_number)
-        ext = stream.extend(packet.sequence_number)
+        stream = self._stream(ssrc, seq)
+        ext = stream.extend(seq)
         self.packets += 1
         if self.first_packet_at is None:
             self.first_packet_at = now
-        payload = packet.payload
-        if self.first_keyframe_at is None and self.video and vp8_keyframe_start(payload):
+        if self.first_keyframe_at is None and self.video and payload and vp8_keyframe_start(payload):
             self.first_keyframe_at = now
         if self.in_window:
             stream.received.add(ext)
             self.window_packets += 1
-            self.window_bytes += len(payload) + 12
+            self.window_bytes += size
             if rtx:
                 self.window_rtx += 1
-            elif len(payload) >= KEY_BYTES + 8:  # the key must not reach into the VP8 descriptor
-                frame_end = self.video and packet.marker
+            elif payload is not None and len(payload) >= KEY_BYTES + 8:  # key must not reach the descriptor
+                frame_end = bool(self.video and header.marker)
                 if frame_end or not ext & 3:
                     self.samples.append((payload[-KEY_BYTES:], self.arrival.at, now, frame_end, not ext & 3))
-            if self.video and packet.marker and not rtx:
+            if self.video and header.marker and not rtx:
                 self.window_frames += 1
         elif stream.end is not None:
             stream.received.add(ext)  # late retransmissions still repair the window
 
-        if self.nack is not None and self.nack.add(packet):
-            await self.receiver._send_rtcp_nack(packet.ssrc, sorted(self.nack.missing))
+        if self.nack is not None:
+            self.seq_holder.sequence_number = seq
+            if self.nack.add(self.seq_holder):
+                return sorted(self.nack.missing)
+        return None
 
-    def _feed_rr(self, packet: RtpPacket, clock_rate: int) -> None:
+    def _feed_rr(self, header: Any, clock_rate: int) -> None:
         assert self.rr_streams is not None
-        stats = self.rr_streams.get(packet.ssrc)
+        stats = self.rr_streams.get(header.ssrc)
         if stats is None:
-            stats = self.rr_streams[packet.ssrc] = StreamStatistics(clock_rate)
-        stats.add(packet)
+            stats = self.rr_streams[header.ssrc] = StreamStatistics(clock_rate)
+        stats.add(header)
 
     def _stream(self, ssrc: int, seq: int) -> _Stream:
         stream = self.streams.get(ssrc)
@@ -451,11 +572,12 @@ class Subscriber:
         rng = random.Random(seed)
         tv = self.pc.addTransceiver("video", direction="recvonly")
         ta = self.pc.addTransceiver("audio", direction="recvonly")
-        arrival = ArrivalClock()
+        self.video = SlotCounter(tv.receiver, "video", loss, rng, None)
+        self.audio = SlotCounter(ta.receiver, "audio", loss, rng, None)
+        self.fast = FastPath([self.video, self.audio])
+        self.video.arrival = self.audio.arrival = self.fast
         for t in (tv, ta):
-            arrival.install(t.receiver.transport.transport._connection)
-        self.video = SlotCounter(tv.receiver, "video", loss, rng, arrival)
-        self.audio = SlotCounter(ta.receiver, "audio", loss, rng, arrival)
+            self.fast.install(t.receiver.transport)
         install_counter(tv.receiver, self.video)
         install_counter(ta.receiver, self.audio)
         self.offer_at: float | None = None
@@ -471,6 +593,8 @@ class Subscriber:
         rpc = RpcClient(port)
         try:
             await self.pc.setLocalDescription(await self.pc.createOffer())
+            for t in self.pc.getTransceivers():
+                FastPath.bypass_stun_parsing(t.receiver.transport)
             offer = self.pc.localDescription.sdp
             check_loopback_sdp(offer)
             self.offer_at = time.monotonic()
@@ -548,9 +672,24 @@ async def _subscribers(
 
 
 def subscribers_main(
-    conn: Connection, port: int, room: str, names: list[str], loss: float, seed: int, concurrency: int
+    conn: Connection,
+    port: int,
+    room: str,
+    names: list[str],
+    loss: float,
+    seed: int,
+    concurrency: int,
+    nice: int,
 ) -> None:
-    """Entry point of one subscriber process (multiprocessing, spawn): several subscribers share it."""
+    """Entry point of one subscriber process (multiprocessing, spawn): several subscribers share it.
+
+    `nice` lowers this process's CPU priority: on a machine shared with the server under test, the
+    measuring apparatus must not take the server's CPU away (on a real network subscribers are
+    elsewhere). A subscriber process that falls behind drops at its own sockets, which the bench
+    reports separately (`udp_drops_subscribers`).
+    """
+    if nice:
+        os.nice(nice)
 
     async def run() -> None:
         link = ChildLink(conn)

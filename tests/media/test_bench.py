@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from media import bench
 from media.bench_clip import ClipSpec, draw_number, load_clip, read_number
-from media.bench_peers import ArrivalClock, SlotCounter, _Stream, vp8_keyframe_start
+from media.bench_peers import FastPath, SlotCounter, _Stream, vp8_keyframe_start
 
 KEYS = (
     "subs",
@@ -147,7 +147,7 @@ def _vp8(seq: int, marker: bool = False) -> RtpPacket:
 
 async def test_counter_accounts_loss_repair_and_latency() -> None:
     receiver = _FakeReceiver()
-    counter = SlotCounter(receiver, "video", 0.0, random.Random(1), ArrivalClock())  # type: ignore[arg-type]
+    counter = SlotCounter(receiver, "video", 0.0, random.Random(1), FastPath([]))  # type: ignore[arg-type]
     counter.clock_rates[96] = 90000
     await counter.handle(_vp8(65530), 0)
     counter.start_window()
@@ -165,7 +165,7 @@ async def test_counter_accounts_loss_repair_and_latency() -> None:
 
 async def test_counter_drops_before_nack_and_counts_repairs() -> None:
     receiver = _FakeReceiver()
-    counter = SlotCounter(receiver, "video", 0.5, random.Random(3), ArrivalClock())  # type: ignore[arg-type]
+    counter = SlotCounter(receiver, "video", 0.5, random.Random(3), FastPath([]))  # type: ignore[arg-type]
     counter.clock_rates[96] = 90000
     counter.start_window()
     for seq in range(1000, 1200):
