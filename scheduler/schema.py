@@ -128,6 +128,31 @@ MIGRATIONS: tuple[str, ...] = (
         actor TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '') WITHOUT ROWID;
     CREATE INDEX audit_lesson ON audit(lesson_id, at);
     """,
+    # 3: a version number of the directory (places, people, semesters), moved by triggers, so cached
+    # name look-ups are rebuilt when the directory changes and not on every evidence or ledger write
+    """
+    CREATE TABLE directory_version (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL);
+    INSERT INTO directory_version(id, version) VALUES (1, 0);
+    """
+    + "".join(
+        f"""
+    CREATE TRIGGER directory_{table}_{event.lower()} AFTER {event} ON {table}
+        BEGIN UPDATE directory_version SET version = version + 1; END;"""
+        for table in (
+            "region",
+            "city",
+            "county",
+            "school",
+            "classroom",
+            "teacher",
+            "semester",
+            "holiday",
+            "makeup_day",
+            "community",
+            "community_member",
+        )
+        for event in ("INSERT", "UPDATE", "DELETE")
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -111,15 +111,15 @@ class Timetable:
         """Names and ids of places and people, shared until the database changes.
 
         Building it reads every school, classroom and teacher (tens of thousands in a region), which would
-        dominate a one-lesson check; any committed or uncommitted change, by this connection or another
-        one, makes the next call rebuild it.
+        dominate a one-lesson check; a change to any of them (committed by any connection, or uncommitted
+        in this thread's own transaction) makes the next call rebuild it.
         """
         return self._reference().directory
 
     def _reference(self) -> _Reference:
         with self.db.read() as conn:
-            # data_version moves when another connection commits; total_changes when this one writes.
-            stamp = (int(conn.execute("PRAGMA data_version").fetchone()[0]), conn.total_changes)
+            # triggers move this number whenever a place, person or semester changes, on any connection
+            stamp = int(conn.execute("SELECT version FROM directory_version").fetchone()[0])
         cached = self._cached_reference
         if cached is not None and cached.stamp == stamp:
             return cached
@@ -525,7 +525,7 @@ class Timetable:
 class _Reference:
     """A directory with the id lookups a check needs, built once per state of the database."""
 
-    stamp: tuple[int, int]
+    stamp: int
     directory: Directory
     schools: dict[int, School]
     rooms: dict[int, Classroom]
@@ -537,7 +537,7 @@ class _Reference:
     school_names: dict[int, str]
 
     @classmethod
-    def of(cls, stamp: tuple[int, int], d: Directory) -> _Reference:
+    def of(cls, stamp: int, d: Directory) -> _Reference:
         schools = {s.id: s for s in d.schools.values()}
         rooms = {c.id: c for c in d.classrooms.values()}
         rooms_of_school: dict[int, list[int]] = defaultdict(list)
