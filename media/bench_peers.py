@@ -2,7 +2,7 @@
 
 The publisher sends the cached clip's packets as `av.Packet`s, which aiortc's sender packetizes without
 encoding; when asked for a keyframe it sends the intra-coded version of the frame that is due. It logs
-the send time (CLOCK_MONOTONIC, shared by all processes of the machine) of every
+the send time (CLOCK_REALTIME, shared by all processes of the machine) of every
 RTP packet, keyed by its last 16 payload bytes, which no forwarder rewrites.
 
 A subscriber never decodes. Its receivers' `_handle_rtp_packet` (the step below aiortc's jitter
@@ -20,6 +20,7 @@ import bisect
 import contextlib
 import os
 import random
+import socket
 import struct
 import time
 import traceback
@@ -41,6 +42,9 @@ from media.bench_link import ChildLink
 from media.bench_net import RpcClient, check_loopback_sdp, rtc_configuration, use_loopback_ice
 
 KEY_BYTES = 16
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux; Python does not export it
+READ_BATCH = 64  # datagrams read per readiness callback
+READ_SIZE = 4096
 JOIN_TIMEOUT = 60.0
 SendLog = dict[bytes, list[float]]
 
@@ -131,14 +135,14 @@ def _log_sends(transport: Any, log: SendLog) -> None:
     if getattr(transport, "_bench_logged", False):
         return
     original: Callable[[bytes], Awaitable[None]] = transport._send_rtp
-    monotonic = time.monotonic
+    wall = time.time  # CLOCK_REALTIME, the clock of the kernel's receive timestamps
 
     async def send_rtp(data: bytes) -> None:
         # RTP with a dynamic payload type (RTCP's packet types 200..206 read as 72..78 here).
         # Stamped before SRTP and sendto: the receiver may well see the packet before this process
         # is scheduled again after sendto.
         if len(data) > 12 + KEY_BYTES and data[1] & 0x7F >= 96:
-            log.setdefault(data[-KEY_BYTES:], []).append(monotonic())
+            log.setdefault(data[-KEY_BYTES:], []).append(wall())
         await original(data)
 
     transport._send_rtp = send_rtp
@@ -256,27 +260,31 @@ class FastPath:
     def __init__(self, counters: list[SlotCounter]) -> None:
         self.counters = counters
         self.by_pt: dict[int, SlotCounter] = {}
-        self.at = 0.0  # arrival time of the datagram being handled
+        self.at = 0.0  # when the datagram being handled reached the socket (CLOCK_REALTIME)
+        self.kernel_at: float | None = None  # the kernel's receive timestamp of that datagram
         self.header = _Header()
         self.tasks: set[asyncio.Task[None]] = set()
         self.auth_failures = 0
 
     def install(self, dtls: Any) -> None:
+        """Take over aioice's `data_received` (and the queue's consumer) of this DTLS transport."""
         connection = dtls.transport._connection
         queue = connection._queue
         original_recvfrom = connection.recvfrom
         monotonic = time.monotonic
+        wall = time.time
         unpack = struct.Struct("!HII").unpack_from
         header = self.header
 
         def data_received(data: bytes, component: int) -> None:
             now = monotonic()
+            at = self.kernel_at or wall()
             srtp = dtls._rx_srtp
             # RTP (first byte 128..191) that is not RTCP (second byte 192..208, as aiortc tells them).
             if srtp is not None and len(data) > 12 and 127 < data[0] < 192 and not 191 < data[1] < 209:
                 counter = self.by_pt.get(data[1] & 0x7F) or self._route(data[1] & 0x7F)
                 if counter is not None:
-                    self.at = now
+                    self.at = at
                     header.marker = data[1] >> 7
                     header.payload_type = data[1] & 0x7F
                     header.sequence_number, header.timestamp, header.ssrc = unpack(data, 2)
@@ -291,27 +299,30 @@ class FastPath:
                     if lost:
                         self._send_nack(counter, counter.last_ssrc, lost)
                     return
-            queue.put_nowait(((data, now), component))
+            queue.put_nowait(((data, at), component))
 
         async def recvfrom() -> tuple[bytes, int]:
             data, component = await original_recvfrom()
             if isinstance(data, tuple):
                 data, self.at = data
             else:
-                self.at = monotonic()
+                self.at = wall()
             return data, component
 
         connection.data_received = data_received
         connection.recvfrom = recvfrom
 
-    @staticmethod
-    def bypass_stun_parsing(dtls: Any) -> None:
-        """Hand SRTP/DTLS datagrams straight to the connection instead of trying them as STUN first.
+    def bypass_stun_parsing(self, dtls: Any) -> None:
+        """Read this transport's sockets ourselves, with kernel receive timestamps, and hand SRTP/DTLS
+        datagrams straight to the connection instead of trying them as STUN first. Call after gathering.
 
         aioice parses every datagram as STUN and takes the ValueError as "not STUN"; the first byte
-        tells it (RFC 7983: 0..3 STUN, 20..63 DTLS, 128..191 RTP/RTCP). Call after gathering.
+        tells (RFC 7983: 0..3 STUN, 20..63 DTLS, 128..191 RTP/RTCP). The kernel's timestamp (when the
+        datagram reached the socket) keeps the latency figure free of this process's own scheduling:
+        a subscriber process that lags behind does not make the server look slow.
         """
         connection = dtls.transport._connection
+        loop = asyncio.get_running_loop()
         for protocol in connection._protocols:
             if getattr(protocol, "_bench_bypass", False):
                 continue
@@ -328,6 +339,34 @@ class FastPath:
 
             protocol.datagram_received = datagram_received
             protocol._bench_bypass = True
+            sock = getattr(protocol.transport, "_sock", None)
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+                loop._add_reader(sock.fileno(), self._reader(sock, protocol))  # type: ignore[attr-defined]
+
+    def _reader(self, sock: socket.socket, protocol: Any) -> Callable[[], None]:
+        """What the event loop calls when the socket is readable (instead of asyncio's transport)."""
+        space = socket.CMSG_SPACE(16)
+        timespec = struct.Struct("qq").unpack
+
+        def read_ready() -> None:
+            for _ in range(READ_BATCH):
+                try:
+                    data, ancillary, _flags, addr = sock.recvmsg(READ_SIZE, space)
+                except (BlockingIOError, InterruptedError):
+                    return
+                except OSError as exc:
+                    protocol.error_received(exc)
+                    return
+                self.kernel_at = None
+                for level, kind, value in ancillary:
+                    if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= 16:
+                        sec, nsec = timespec(value[:16])
+                        self.kernel_at = sec + nsec * 1e-9
+                protocol.datagram_received(data, addr)
+                self.kernel_at = None
+
+        return read_ready
 
     def _route(self, pt: int) -> SlotCounter | None:
         for counter in self.counters:
@@ -470,7 +509,8 @@ class SlotCounter:
             elif payload is not None and len(payload) >= KEY_BYTES + 8:  # key must not reach the descriptor
                 frame_end = bool(self.video and header.marker)
                 if frame_end or not ext & 3:
-                    self.samples.append((payload[-KEY_BYTES:], self.arrival.at, now, frame_end, not ext & 3))
+                    sample = (payload[-KEY_BYTES:], self.arrival.at, time.time(), frame_end, not ext & 3)
+                    self.samples.append(sample)
             if self.video and header.marker and not rtx:
                 self.window_frames += 1
         elif stream.end is not None:
@@ -594,7 +634,7 @@ class Subscriber:
         try:
             await self.pc.setLocalDescription(await self.pc.createOffer())
             for t in self.pc.getTransceivers():
-                FastPath.bypass_stun_parsing(t.receiver.transport)
+                self.fast.bypass_stun_parsing(t.receiver.transport)
             offer = self.pc.localDescription.sdp
             check_loopback_sdp(offer)
             self.offer_at = time.monotonic()
