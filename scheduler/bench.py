@@ -45,6 +45,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from scheduler.config import SchedulerConfig
+from scheduler.csvimport import CHINESE_HEADER
 from scheduler.db import Database
 from scheduler.model import Kind, LessonDraft, School, Semester, Teacher
 from scheduler.reports import build_report
@@ -443,22 +444,7 @@ def county_csv(region: Region, opts: BenchOptions, tz: ZoneInfo) -> bytes:
     per_cell = spread(opts.county_lessons, len(cells))
     buf = io.StringIO()
     out = csv.writer(buf)
-    out.writerow(
-        [
-            "日期",
-            "开始时间",
-            "结束时间",
-            "类型",
-            "学科",
-            "年级",
-            "主讲学校",
-            "主讲教师",
-            "主讲教室",
-            "接收教室",
-            "研修共同体",
-            "每周重复至",
-        ]
-    )
+    out.writerow(CHINESE_HEADER)
     for i, (day, key, start, end) in enumerate(cells):
         begin = datetime.fromtimestamp(start, tz)
         finish = datetime.fromtimestamp(end, tz)

@@ -35,6 +35,8 @@ HEADERS: Mapping[str, tuple[str, ...]] = {
     "community": ("community", "研修共同体", "共同体"),
     "repeat_until": ("repeat_until", "weekly_until", "每周重复至", "重复至"),
 }
+# the header row the program writes (demo, benchmark): each column's Chinese spelling, in HEADERS' order
+CHINESE_HEADER: tuple[str, ...] = tuple(next(n for n in names if not n.isascii()) for names in HEADERS.values())
 REQUIRED = ("date", "start", "end", "kind", "subject", "lead_school", "lead_teacher", "lead_classroom")
 KIND_NAMES: Mapping[str, Kind] = {
     "specialised": Kind.SPECIALISED,

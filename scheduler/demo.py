@@ -14,6 +14,7 @@ import logging
 import random
 from datetime import UTC, date, datetime, timedelta
 
+from scheduler.csvimport import CHINESE_HEADER
 from scheduler.model import School, Semester, Teacher
 from scheduler.timetable import Timetable
 
@@ -145,22 +146,7 @@ def load_demo(timetable: Timetable, today: date | None = None, seed: int = 7) ->
             )
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(
-        [
-            "日期",
-            "开始时间",
-            "结束时间",
-            "类型",
-            "学科",
-            "年级",
-            "主讲学校",
-            "主讲教师",
-            "主讲教室",
-            "接收教室",
-            "研修共同体",
-            "每周重复至",
-        ]
-    )
+    writer.writerow(CHINESE_HEADER)
     writer.writerows(rows)
     result = timetable.import_csv(buf.getvalue().encode("utf-8-sig"), "demo-timetable.csv", "demo")
     if not result.ok:
