@@ -5,12 +5,15 @@ encoding; when asked for a keyframe it sends the intra-coded version of the fram
 the send time (CLOCK_REALTIME, shared by all processes of the machine) of every
 RTP packet, keyed by its last 16 payload bytes, which no forwarder rewrites.
 
-A subscriber never decodes. Its receivers' `_handle_rtp_packet` (the step below aiortc's jitter
-buffer) is replaced by a counter that keeps what a real receiver must keep to stay honest to the
-server: RTCP receiver-report statistics and NACK generation (so loss repair is exercised end to end),
-and otherwise only counts, records sequence numbers, notes the first keyframe, and timestamps packets.
-Injected loss (`loss` in 0..1) drops video packets right there, before the NACK generator sees them:
-the packet was lost on the server-to-subscriber leg, and only a retransmission can repair it.
+A subscriber never decodes. Its media never reaches aiortc's receivers, jitter buffers or decoders:
+`FastPath` reads the sockets itself (with kernel receive timestamps) and hands each RTP packet to a
+`SlotCounter` (which also replaces the receivers' `_handle_rtp_packet`, for anything that takes aiortc's
+own path). A counter keeps what a real receiver must keep to stay honest to the server: RTCP
+receiver-report statistics and NACK generation (so loss repair is exercised end to end), and otherwise
+only counts, records sequence numbers, notes the first keyframe, and takes latency samples (every
+fourth packet by sequence number, and every frame-ending video packet). Injected loss (`loss` in 0..1)
+drops video packets right there, before the NACK generator sees them: the packet was lost on the
+server-to-subscriber leg, and only a retransmission can repair it.
 """
 
 from __future__ import annotations
@@ -406,9 +409,7 @@ class _Stream:
 class SlotCounter:
     """Replaces one receiver's `_handle_rtp_packet`: count, timestamp, NACK; never decode."""
 
-    def __init__(
-        self, receiver: RTCRtpReceiver, kind: str, loss: float, rng: random.Random, arrival: FastPath | None
-    ) -> None:
+    def __init__(self, receiver: RTCRtpReceiver, kind: str, loss: float, rng: random.Random, arrival: FastPath) -> None:
         self.receiver = receiver
         self.arrival = arrival
         self.kind = kind
@@ -612,10 +613,10 @@ class Subscriber:
         rng = random.Random(seed)
         tv = self.pc.addTransceiver("video", direction="recvonly")
         ta = self.pc.addTransceiver("audio", direction="recvonly")
-        self.video = SlotCounter(tv.receiver, "video", loss, rng, None)
-        self.audio = SlotCounter(ta.receiver, "audio", loss, rng, None)
-        self.fast = FastPath([self.video, self.audio])
-        self.video.arrival = self.audio.arrival = self.fast
+        self.fast = FastPath([])
+        self.video = SlotCounter(tv.receiver, "video", loss, rng, self.fast)
+        self.audio = SlotCounter(ta.receiver, "audio", loss, rng, self.fast)
+        self.fast.counters += [self.video, self.audio]
         for t in (tv, ta):
             self.fast.install(t.receiver.transport)
         install_counter(tv.receiver, self.video)
