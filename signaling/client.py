@@ -158,13 +158,12 @@ class Peer:
                 self._tasks.append(asyncio.ensure_future(self._consume(track)))
 
     def as_lead(self) -> dict[str, Any]:
-        self.pc.addTransceiver(MovingPicture(), direction="sendonly")
-        self.pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
-        self.pc.addTransceiver("video", direction="recvonly")
-        self.pc.addTransceiver("audio", direction="recvonly")
+        # one m-line per kind that both publishes and receives the called classroom (as the web page does)
+        self.pc.addTransceiver(MovingPicture(), direction="sendrecv")
+        self.pc.addTransceiver(AudioStreamTrack(), direction="sendrecv")
         mids = self._mids()
         return {"tracks": {mids[0]: "camera", mids[1]: "audio"},
-                "slots": {mids[2]: "talkback_camera", mids[3]: "talkback_audio"}}
+                "slots": {mids[0]: "talkback_camera", mids[1]: "talkback_audio"}}
 
     def as_classroom(self, publish: bool = False) -> dict[str, Any]:
         fields: dict[str, Any] = {}

@@ -420,10 +420,18 @@ class AccessApi:
 
     async def live(self, request: web.Request) -> web.Response:
         self._principal(request, Role.ADMIN, Role.TECHNICIAN)
+        detail = request.query.get("detail") in ("1", "true")
         out = []
         for live in list(self.hub.lessons.values()):
+            media: dict[str, Any] | None = None
+            if detail:
+                try:
+                    media = await self.hub.plane.stats(live.room_id)
+                except Exception as exc:  # a lost worker: show why instead of failing the whole page
+                    media = {"error": str(exc)[:200]}
             out.append(
                 {
+                    "media": media,
                     "lesson_id": live.lesson_id,
                     "subject": live.facts.lesson.subject,
                     "lead": live.names.get(live.facts.lesson.lead_classroom_id, ""),

@@ -1,0 +1,249 @@
+// The receiving classroom's kiosk page. Opened once with its enrolment link (#enrol=...), the PC keeps a
+// device token and from then on joins each of its lessons by itself when the window opens, full screen,
+// showing "waiting for the teacher" while the lead is off air and reconnecting by itself after a drop.
+// A direct join link (#token=...&lesson=...) serves observers and one-off joins.
+import { api, el } from "./common.js";
+import { applyTexts, languageButton, reasonText, t } from "./i18n.js";
+import { LessonConnection } from "./rtc.js";
+
+const DEVICE_KEY = "classroom-device-token";
+const params = new URLSearchParams(location.hash.slice(1));
+
+const mainVideo = el("video", { class: "main", id: "main-video", autoplay: true, playsinline: true, muted: true });
+const pipVideo = el("video", { class: "pip hidden", id: "pip-video", autoplay: true, playsinline: true, muted: true });
+const talkbackVideo = el("video", { class: "pip hidden", id: "talkback-video", autoplay: true, playsinline: true, muted: true });
+const audioLead = el("audio", { id: "audio-lead", autoplay: true });
+const audioTalkback = el("audio", { id: "audio-talkback", autoplay: true });
+const big = el("div", { class: "big", id: "overlay-title" });
+const reason = el("div", { class: "reason", id: "overlay-reason" });
+const soundButton = el("button", { class: "hidden", id: "sound", onclick: () => { playAll(); soundButton.classList.add("hidden"); } }, t("start_sound"));
+const overlay = el("div", { class: "overlay", id: "overlay" }, big, reason, soundButton);
+const title = el("div", { class: "title", id: "lesson-title" });
+const badge = el("span", { class: "badge", id: "air" });
+const handButton = el("button", { id: "hand", class: "secondary" });
+const talkButton = el("button", { id: "talk", class: "secondary" });
+const text = el("input", { id: "text", maxlength: "500", "data-t-placeholder": "message_to_teacher" });
+const sendButton = el("button", { id: "send", class: "secondary", "data-t": "send" });
+const fullButton = el("button", { id: "fullscreen", "data-t": "fullscreen" });
+const bar = el("div", { class: "kiosk-bar" }, title, badge, handButton, talkButton, text, sendButton, fullButton, languageButton(render));
+document.body.append(el("div", { class: "kiosk-stage" }, mainVideo, pipVideo, talkbackVideo, audioLead, audioTalkback, overlay, bar));
+
+const state = { phase: "connecting", reasonCode: "", reasonText: "", lesson: null, onAir: false, hand: false, talk: false,
+  speaking: false, conn: null, streams: {}, screenLive: false, nextLesson: null, retries: 0, local: null, standby: null };
+window.__classroom = state; // read by the end-to-end tests and handy when supporting a school on the phone
+
+function setPhase(phase, code = "", message = "") {
+  state.phase = phase;
+  state.reasonCode = code;
+  state.reasonText = message;
+  render();
+}
+
+function render() {
+  document.body.dataset.state = state.phase;
+  document.body.dataset.reason = state.reasonCode;
+  const live = state.phase === "live";
+  const showOverlay = !(live && state.onAir);
+  overlay.classList.toggle("hidden", !showOverlay);
+  reason.textContent = "";
+  if (state.phase === "refused") {
+    big.textContent = t("refused");
+    reason.textContent = reasonText(state.reasonCode, state.reasonText);
+  } else if (state.phase === "not_enrolled") {
+    big.textContent = t("not_enrolled");
+  } else if (state.phase === "enrolling") {
+    big.textContent = t("enrolling");
+  } else if (state.phase === "reconnecting") {
+    big.textContent = t("reconnecting");
+  } else if (state.phase === "standby") {
+    big.textContent = t("waiting_lesson");
+    reason.textContent = state.nextLesson ? `${t("next_lesson")}: ${state.nextLesson}` : t("no_more_lessons");
+  } else if (live) {
+    big.textContent = t("waiting_teacher");
+  } else {
+    big.textContent = t("connecting");
+  }
+  const l = state.lesson;
+  title.textContent = l ? `${l.subject} ${l.grade} · ${l.lead}` : t("classroom_title");
+  badge.textContent = state.onAir && live ? t("on_air") : t("off_air");
+  badge.classList.toggle("live", state.onAir && live);
+  const canAct = live && state.conn && state.conn.role !== "lead";
+  const publishes = canAct && state.conn.role === "receiver";
+  handButton.textContent = state.hand ? t("lower_hand") : t("raise_hand");
+  talkButton.textContent = state.speaking ? t("you_are_speaking") : state.talk ? t("cancel_talk") : t("request_talk");
+  handButton.disabled = !canAct;
+  talkButton.disabled = !publishes;
+  sendButton.disabled = !canAct;
+  pipVideo.classList.toggle("hidden", !state.screenLive);
+  applyTexts(bar);
+}
+
+function showSlot(slot, stream, track) {
+  state.streams[slot] = stream;
+  if (slot === "camera") { (state.screenLive ? pipVideo : mainVideo).srcObject = stream; }
+  if (slot === "screen") {
+    // courseware takes the big screen while it is shared; the teacher's camera moves to the corner
+    const update = () => {
+      state.screenLive = !track.muted;
+      mainVideo.srcObject = state.screenLive ? stream : state.streams.camera || null;
+      pipVideo.srcObject = state.screenLive ? state.streams.camera || null : null;
+      render();
+    };
+    track.addEventListener("mute", update);
+    track.addEventListener("unmute", update);
+  }
+  if (slot === "talkback_camera") {
+    talkbackVideo.srcObject = stream;
+    track.addEventListener("unmute", () => talkbackVideo.classList.remove("hidden"));
+    track.addEventListener("mute", () => talkbackVideo.classList.add("hidden"));
+  }
+  if (slot === "audio") audioLead.srcObject = stream;
+  if (slot === "talkback_audio") audioTalkback.srcObject = stream;
+  playAll();
+}
+
+function playAll() {
+  for (const media of [mainVideo, pipVideo, talkbackVideo]) media.play().catch(() => {});
+  for (const media of [audioLead, audioTalkback]) {
+    if (media.srcObject) media.play().catch(() => soundButton.classList.remove("hidden"));
+  }
+}
+
+async function localMedia(wanted) {
+  if (!wanted) return null;
+  if (state.local) return state.local;
+  try {
+    state.local = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 360 }, audio: true });
+  } catch {
+    state.local = null; // a classroom without camera still watches; it just cannot be called on
+  }
+  return state.local;
+}
+
+async function connect(token, lessonId, { publish = true, force = false } = {}) {
+  if (state.conn) state.conn.close();
+  const local = await localMedia(publish);
+  const pub = local ? { camera: local.getVideoTracks()[0] || null, audio: local.getAudioTracks()[0] || null, force } : null;
+  const conn = new LessonConnection({ token, lessonId, publish: pub });
+  state.conn = conn;
+  conn.addEventListener("joined", (e) => {
+    state.lesson = e.detail.lesson;
+    state.onAir = e.detail.lead_on_air;
+    state.retries = 0;
+    setPhase("live");
+  });
+  conn.addEventListener("slot", (e) => showSlot(e.detail.slot, e.detail.stream, e.detail.track));
+  conn.addEventListener("lead", (e) => { state.onAir = e.detail.on_air; render(); });
+  conn.addEventListener("talkback", (e) => {
+    state.speaking = e.detail.participant_id === conn.joined?.participant_id;
+    if (state.speaking) state.talk = false;
+    render();
+  });
+  conn.addEventListener("refused", (e) => setPhase("refused", e.detail.code, e.detail.message));
+  conn.addEventListener("kicked", (e) => setPhase("refused", e.detail.reason, ""));
+  conn.addEventListener("window_closed", () => { state.lesson = null; setTimeout(start, 3000); setPhase("standby"); });
+  conn.addEventListener("lost", () => {
+    if (state.conn !== conn) return;
+    setPhase("reconnecting");
+    // back off a little, but stay within a few seconds: a lesson is running
+    const delay = Math.min(3000, 300 * 2 ** state.retries++);
+    setTimeout(() => { if (state.conn === conn) (deviceToken() ? start() : connect(token, lessonId, { publish, force })); }, delay);
+  });
+  conn.start();
+}
+
+function tokenRole(token) {
+  try {
+    return JSON.parse(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/"))).role || "";
+  } catch {
+    return "";
+  }
+}
+
+function deviceToken() { return localStorage.getItem(DEVICE_KEY) || ""; }
+
+async function enrol(token) {
+  setPhase("enrolling");
+  try {
+    const result = await api("/api/v1/enrol", { method: "POST", body: { token }, token: "" });
+    localStorage.setItem(DEVICE_KEY, result.device_token);
+    history.replaceState(null, "", location.pathname); // the link's token leaves the address bar
+  } catch (err) {
+    setPhase("refused", err.code, err.message);
+    return false;
+  }
+  return true;
+}
+
+// Device mode: find the lesson whose window is open now, else wait for one (server push plus polling).
+async function start() {
+  const device = deviceToken();
+  if (!device) { setPhase("not_enrolled"); return; }
+  let lessons;
+  try {
+    lessons = await api("/api/v1/me/lessons", { token: device });
+  } catch (err) {
+    if (err.status === 401) { setPhase("refused", err.code, err.message); return; }
+    setPhase("reconnecting");
+    setTimeout(start, 3000);
+    return;
+  }
+  const open = lessons.find((l) => l.window_open);
+  if (open) {
+    try {
+      const grant = await api(`/api/v1/lessons/${open.id}/join-token`, { method: "POST", body: { role: "receiver" }, token: device });
+      closeStandby();
+      await connect(grant.token, open.id, { publish: true });
+      return;
+    } catch (err) {
+      if (err.status === 401) { setPhase("refused", err.code, err.message); return; }
+    }
+  }
+  const upcoming = lessons.filter((l) => new Date(l.window_opens) > new Date());
+  state.nextLesson = upcoming.length ? `${upcoming[0].subject} ${new Date(upcoming[0].start).toLocaleTimeString()}` : null;
+  setPhase("standby");
+  openStandby(device);
+  setTimeout(() => { if (state.phase === "standby") start(); }, 30000);
+}
+
+function openStandby(device) {
+  if (state.standby && state.standby.readyState <= WebSocket.OPEN) return;
+  const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`);
+  state.standby = ws;
+  ws.onopen = () => ws.send(JSON.stringify({ v: 1, type: "join", token: device }));
+  ws.onmessage = (event) => {
+    const msg = JSON.parse(event.data);
+    if (msg.type === "window_opened" || (msg.type === "standby" && msg.open_lessons.length)) start();
+    if (msg.type === "error") setPhase("refused", msg.code, msg.message);
+  };
+  ws.onclose = () => { if (state.standby === ws) state.standby = null; };
+}
+
+function closeStandby() { if (state.standby) { const ws = state.standby; state.standby = null; ws.close(); } }
+
+handButton.addEventListener("click", () => { state.hand = !state.hand; state.conn?.send("raise_hand", { up: state.hand }); render(); });
+talkButton.addEventListener("click", () => {
+  state.talk = !state.talk;
+  state.conn?.send(state.talk ? "talkback_request" : "talkback_cancel");
+  render();
+});
+sendButton.addEventListener("click", () => { if (text.value.trim()) { state.conn?.send("text", { text: text.value.trim() }); text.value = ""; } });
+fullButton.addEventListener("click", () => { document.documentElement.requestFullscreen?.().catch(() => {}); playAll(); });
+// a kiosk goes full screen at the first touch of the keyboard or mouse (browsers require a gesture)
+document.addEventListener("click", () => { if (!document.fullscreenElement) document.documentElement.requestFullscreen?.().catch(() => {}); }, { once: true });
+
+async function boot() {
+  render();
+  if (params.get("enrol")) {
+    if (!(await enrol(params.get("enrol")))) return;
+    start();
+  } else if (params.get("token")) {
+    const token = params.get("token");
+    const force = params.get("publish") === "1";
+    // only a receiving classroom needs its camera (for talk-back); an observer's page never asks for it
+    connect(token, params.get("lesson"), { publish: force || tokenRole(token) === "receiver", force });
+  } else {
+    start();
+  }
+}
+boot();

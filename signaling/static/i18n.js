@@ -1,0 +1,113 @@
+// Page texts in Simplified Chinese (the default) and English. Choice kept in localStorage.
+const TEXTS = {
+  zh: {
+    app: "三个课堂", login: "登录", logout: "退出", username: "用户名", password: "密码",
+    admin_token: "或者：管理员令牌（首次使用）", wrong_login: "用户名或密码错误", lang: "English",
+    teacher_title: "主讲教师", today: "今日课程", start_broadcast: "开始上课", stop_broadcast: "结束直播",
+    share_screen: "共享课件（屏幕）", stop_screen: "停止共享", on_air: "直播中", off_air: "未开播",
+    classrooms: "接收教室", call_on: "点名发言", call_on_all: "全体可听", end_talkback: "结束发言",
+    talkback_now: "正在发言", hand_up: "举手", wants_to_speak: "请求发言", quality: "质量",
+    messages: "消息", no_lessons: "今天没有课程", window_not_open: "未到上课时间", window_open: "可以进入",
+    preview: "本地预览", talkback_view: "发言教室", no_talkback: "点名后，这里显示发言教室的画面",
+    classroom_title: "接收教室", waiting_teacher: "等待老师开始上课", waiting_lesson: "等待下一节课",
+    next_lesson: "下一节课", no_more_lessons: "今天没有更多课程", connecting: "正在连接…",
+    reconnecting: "网络中断，正在重新连接…", fullscreen: "全屏", raise_hand: "举手", lower_hand: "放下手",
+    request_talk: "请求发言", cancel_talk: "取消发言", send: "发送", message_to_teacher: "给主讲老师留言",
+    enrolling: "正在登记本教室…", enrolled: "本机已登记为接收教室", not_enrolled: "本机尚未登记。请用管理员提供的登记链接打开本页。",
+    you_are_speaking: "老师请本教室发言", start_sound: "点击开始（开启声音）", lesson: "课程", kind: "类型",
+    refused: "无法进入课堂", observer: "观摩", subject: "学科", time: "时间", status: "状态",
+    admin_title: "管理", tab_import: "导入课表", tab_calendar: "日历", tab_reports: "报表", tab_accounts: "账号",
+    tab_enrol: "教室登记链接", tab_audit: "审计记录", tab_live: "直播",
+    import_file: "选择课表 CSV 文件", dry_run: "只检查，不导入", do_import: "导入", import_ok: "导入成功",
+    import_failed: "有错误，未导入任何课程", line: "行", reason: "原因", code: "代码",
+    week_prev: "上一周", week_next: "下一周", report_teachers: "骨干教师开课进度", report_schools: "学校周均开课",
+    report_workload: "教师工作量（折算课时）", semester: "学期", download_xlsx: "下载 Excel",
+    create: "创建", role: "角色", teacher_id: "教师编号", disabled: "停用", enable: "启用", disable: "停用",
+    classroom: "教室", create_link: "生成登记链接", revoke: "撤销", copy: "复制", link: "链接", enrolled_device: "已登记设备",
+    actor: "操作者", action: "动作", outcome: "结果", address: "地址", at: "时间",
+    tech_title: "技术支持", live_lessons: "正在直播的课程", participants: "参与者", none: "无",
+    minutes: "分钟", lead_minutes: "主讲直播分钟", attendance: "出勤分钟",
+    "reason.missing_token": "没有访问凭证", "reason.malformed": "访问凭证无效", "reason.bad_signature": "访问凭证不是本系统签发的",
+    "reason.expired": "访问凭证已过期", "reason.not_yet_valid": "还没到这节课的进入时间", "reason.revoked": "访问凭证已被撤销",
+    "reason.wrong_type": "这个凭证不能用于进入课堂", "reason.wrong_lesson": "这个凭证属于另一节课",
+    "reason.not_entitled": "本教室/本人无权进入这节课", "reason.window_closed": "这节课的时间已结束",
+    "reason.window_not_open": "还没到这节课的进入时间", "reason.lesson_cancelled": "这节课已取消",
+    "reason.device_replaced": "本教室已在另一台设备上登记，本机已失效", "reason.rate_limited": "尝试次数过多，请稍后再试",
+    "reason.unknown_lesson": "没有这节课", "reason.not_allowed_to_publish": "观摩者不能发布音视频",
+    "reason.replaced": "本教室已在另一处连接", "reason.kicked": "已被移出课堂", "reason.bad_sdp": "媒体协商失败",
+    "reason.media_refused": "媒体服务器拒绝了连接", "reason.bad_credentials": "用户名或密码错误",
+  },
+  en: {
+    app: "Three Classrooms", login: "Log in", logout: "Log out", username: "Username", password: "Password",
+    admin_token: "Or: administrator token (first use)", wrong_login: "Wrong username or password", lang: "中文",
+    teacher_title: "Lead teacher", today: "Today's lessons", start_broadcast: "Start lesson", stop_broadcast: "Stop broadcasting",
+    share_screen: "Share courseware (screen)", stop_screen: "Stop sharing", on_air: "On air", off_air: "Off air",
+    classrooms: "Receiving classrooms", call_on: "Call on", call_on_all: "Everyone hears", end_talkback: "End talk-back",
+    talkback_now: "Speaking", hand_up: "Hand raised", wants_to_speak: "Asks to speak", quality: "Quality",
+    messages: "Messages", no_lessons: "No lessons today", window_not_open: "Not yet open", window_open: "Open now",
+    preview: "Local preview", talkback_view: "Called classroom", no_talkback: "Call on a classroom to see it here",
+    classroom_title: "Receiving classroom", waiting_teacher: "Waiting for the teacher", waiting_lesson: "Waiting for the next lesson",
+    next_lesson: "Next lesson", no_more_lessons: "No more lessons today", connecting: "Connecting…",
+    reconnecting: "Connection lost, reconnecting…", fullscreen: "Full screen", raise_hand: "Raise hand", lower_hand: "Lower hand",
+    request_talk: "Ask to speak", cancel_talk: "Cancel", send: "Send", message_to_teacher: "Message to the lead teacher",
+    enrolling: "Enrolling this classroom…", enrolled: "This PC is enrolled as a receiving classroom",
+    not_enrolled: "This PC is not enrolled. Open this page with the enrolment link from your administrator.",
+    you_are_speaking: "The teacher has called on this classroom", start_sound: "Click to start (sound on)", lesson: "Lesson", kind: "Kind",
+    refused: "Cannot enter the lesson", observer: "Observer", subject: "Subject", time: "Time", status: "Status",
+    admin_title: "Administration", tab_import: "Import timetable", tab_calendar: "Calendar", tab_reports: "Reports", tab_accounts: "Accounts",
+    tab_enrol: "Classroom enrolment links", tab_audit: "Audit", tab_live: "Live",
+    import_file: "Timetable CSV file", dry_run: "Check only", do_import: "Import", import_ok: "Imported",
+    import_failed: "Errors found; nothing was imported", line: "Line", reason: "Reason", code: "Code",
+    week_prev: "Previous week", week_next: "Next week", report_teachers: "Backbone teachers' progress", report_schools: "Schools' weekly average",
+    report_workload: "Teachers' weighted workload (hours)", semester: "Semester", download_xlsx: "Download Excel",
+    create: "Create", role: "Role", teacher_id: "Teacher id", disabled: "Disabled", enable: "Enable", disable: "Disable",
+    classroom: "Classroom", create_link: "Create enrolment link", revoke: "Revoke", copy: "Copy", link: "Link", enrolled_device: "Enrolled device",
+    actor: "Actor", action: "Action", outcome: "Outcome", address: "Address", at: "Time",
+    tech_title: "Technician", live_lessons: "Live lessons", participants: "Participants", none: "None",
+    minutes: "min", lead_minutes: "Lead on-air minutes", attendance: "Attended minutes",
+    "reason.missing_token": "No access token", "reason.malformed": "The access token is not valid", "reason.bad_signature": "The access token was not issued by this server",
+    "reason.expired": "The access token has expired", "reason.not_yet_valid": "The lesson's window is not open yet", "reason.revoked": "The access token was revoked",
+    "reason.wrong_type": "This token does not admit to a lesson", "reason.wrong_lesson": "This token is for another lesson",
+    "reason.not_entitled": "Not entitled to this lesson", "reason.window_closed": "The lesson's window has closed",
+    "reason.window_not_open": "The lesson's window is not open yet", "reason.lesson_cancelled": "The lesson was cancelled",
+    "reason.device_replaced": "Another device was enrolled for this classroom", "reason.rate_limited": "Too many attempts; wait a minute",
+    "reason.unknown_lesson": "No such lesson", "reason.not_allowed_to_publish": "An observer may not publish audio or video",
+    "reason.replaced": "This classroom connected from elsewhere", "reason.kicked": "Removed from the lesson", "reason.bad_sdp": "Media negotiation failed",
+    "reason.media_refused": "The media server refused the connection", "reason.bad_credentials": "Wrong username or password",
+  },
+};
+
+export function lang() {
+  const chosen = localStorage.getItem("lang");
+  return chosen === "en" ? "en" : "zh";
+}
+
+export function t(key) {
+  return TEXTS[lang()][key] ?? TEXTS.zh[key] ?? key;
+}
+
+export function reasonText(code, fallback) {
+  const key = `reason.${code}`;
+  const text = TEXTS[lang()][key];
+  return text ?? fallback ?? code;
+}
+
+export function applyTexts(root = document) {
+  document.documentElement.lang = lang() === "en" ? "en" : "zh-CN";
+  for (const node of root.querySelectorAll("[data-t]")) node.textContent = t(node.dataset.t);
+  for (const node of root.querySelectorAll("[data-t-placeholder]")) node.placeholder = t(node.dataset.tPlaceholder);
+}
+
+export function languageButton(onChange) {
+  const button = document.createElement("button");
+  button.className = "lang";
+  button.id = "lang";
+  button.textContent = t("lang");
+  button.addEventListener("click", () => {
+    localStorage.setItem("lang", lang() === "en" ? "zh" : "en");
+    button.textContent = t("lang");
+    applyTexts();
+    if (onChange) onChange();
+  });
+  return button;
+}

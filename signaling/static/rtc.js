@@ -1,0 +1,196 @@
+// The browser side of protocol v1 (docs/protocol.md): one WebSocket and one RTCPeerConnection per lesson.
+//
+// The page always offers. Send m-lines carry what it publishes (camera, audio, screen); recvonly m-lines
+// are slots the SFU fills and re-points without renegotiation (the lead's camera, audio, screen, and the
+// called classroom's camera and audio). Events: joined, refused, lost, answer, slot, lead, roster,
+// talkback, talkback_requested, hand, text, kicked, window_closed, closed.
+
+const SLOTS_WATCH = [["video", "camera"], ["audio", "audio"], ["video", "screen"], ["video", "talkback_camera"], ["audio", "talkback_audio"]];
+const SLOTS_LEAD = [["video", "talkback_camera"], ["audio", "talkback_audio"]];
+const FINAL = new Set(["refused", "kicked", "window_closed"]);
+
+export class LessonConnection extends EventTarget {
+  constructor({ token, lessonId = null, publish = null }) {
+    super();
+    this.token = token;
+    this.lessonId = lessonId;
+    this.publish = publish; // {camera: MediaStreamTrack|null, audio: ..., screen: true|null} or null
+    this.ws = null;
+    this.pc = null;
+    this.role = null;
+    this.joined = null;
+    this.slots = new Map(); // mid -> slot name
+    this.senders = {};
+    this.ended = false; // refused, kicked, closed by the window: the page must not retry blindly
+    this.nextId = 1;
+    this.statsTimer = null;
+    this.lastFrames = 0;
+    this.lastStatsAt = 0;
+  }
+
+  emit(type, detail = {}) { this.dispatchEvent(new CustomEvent(type, { detail })); }
+
+  start() {
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const ws = new WebSocket(`${scheme}://${location.host}/ws`);
+    this.ws = ws;
+    ws.onopen = () => {
+      const join = { token: this.token, client: { name: "live-classroom-web", agent: navigator.userAgent.slice(0, 120) } };
+      if (this.lessonId) join.lesson_id = Number(this.lessonId);
+      this.send("join", join);
+    };
+    ws.onmessage = (event) => this.onMessage(JSON.parse(event.data));
+    ws.onclose = (event) => {
+      this.stopStats();
+      if (this.pc) { this.pc.close(); this.pc = null; }
+      if (!this.ended) this.emit("lost", { code: event.code });
+      this.emit("closed", { code: event.code, ended: this.ended });
+    };
+  }
+
+  send(type, fields = {}) {
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return 0;
+    const id = this.nextId++;
+    this.ws.send(JSON.stringify({ v: 1, type, id, ...fields }));
+    return id;
+  }
+
+  close() {
+    this.ended = true;
+    this.send("leave");
+    this.stopStats();
+    if (this.ws) this.ws.close(1000);
+    if (this.pc) { this.pc.close(); this.pc = null; }
+  }
+
+  async onMessage(msg) {
+    switch (msg.type) {
+      case "joined":
+        this.joined = msg;
+        this.role = msg.role;
+        this.emit("joined", msg);
+        try { await this.negotiate(msg.ice_servers || []); } catch (err) { this.emit("error", { message: String(err) }); }
+        break;
+      case "answer":
+        await this.pc.setRemoteDescription({ type: "answer", sdp: msg.sdp });
+        this.emit("answer", msg);
+        this.startStats();
+        break;
+      case "error":
+        if (msg.re === "join" || msg.code === "not_allowed_to_publish" || !this.joined) {
+          this.ended = true;
+          this.emit("refused", msg);
+        } else {
+          this.emit("error", msg);
+        }
+        break;
+      case "kicked":
+      case "window_closed":
+        this.ended = true;
+        this.emit(msg.type, msg);
+        break;
+      case "restart":
+        this.emit("lost", msg);
+        break;
+      default:
+        this.emit(msg.type, msg);
+    }
+    if (FINAL.has(msg.type)) this.stopStats();
+  }
+
+  async negotiate(iceServers) {
+    const pc = new RTCPeerConnection({ iceServers });
+    this.pc = pc;
+    const lines = []; // [transceiver, track kind or null, slot or null]
+    const publishing = this.publish && (this.role !== "observer" || this.publish.force);
+    const pub = publishing ? this.publish : {};
+    const line = (media, track, kind, slot) => {
+      const direction = kind && slot ? "sendrecv" : kind ? "sendonly" : "recvonly";
+      const tr = pc.addTransceiver(track || media, { direction });
+      if (kind) this.senders[kind] = tr.sender;
+      lines.push([tr, kind, slot]);
+    };
+    // One m-line both sends and receives where it can (camera + a video slot, microphone + an audio slot):
+    // fewer m-lines, and the first audio m-line is the one that carries what the page must hear.
+    if (this.role === "lead") {
+      line("video", pub.camera, pub.camera !== undefined ? "camera" : null, "talkback_camera");
+      line("audio", pub.audio, pub.audio !== undefined ? "audio" : null, "talkback_audio");
+      if (pub.screen !== undefined) line("video", pub.screen, "screen", null);
+    } else {
+      line("video", pub.camera, pub.camera !== undefined && pub.camera ? "camera" : null, "camera");
+      line("audio", pub.audio, pub.audio !== undefined && pub.audio ? "audio" : null, "audio");
+      line("video", null, null, "screen");
+      line("video", null, null, "talkback_camera");
+      line("audio", null, null, "talkback_audio");
+    }
+    pc.ontrack = (event) => {
+      const slot = this.slots.get(event.transceiver.mid);
+      if (slot) this.emit("slot", { slot, track: event.track, stream: new MediaStream([event.track]) });
+    };
+    pc.onconnectionstatechange = () => {
+      this.emit("connection", { state: pc.connectionState });
+      if (pc.connectionState === "failed" && !this.ended) this.ws.close(4000, "media failed");
+    };
+    await pc.setLocalDescription(await pc.createOffer());
+    // The SFU reads every candidate from the offer (it does not need trickled ones): wait for gathering,
+    // which on a LAN takes milliseconds, but never more than two seconds.
+    await new Promise((resolve) => {
+      if (pc.iceGatheringState === "complete") return resolve();
+      const timer = setTimeout(resolve, 2000);
+      pc.addEventListener("icegatheringstatechange", () => {
+        if (pc.iceGatheringState === "complete") { clearTimeout(timer); resolve(); }
+      });
+    });
+    const slots = {};
+    const tracks = {};
+    for (const [tr, kind, slot] of lines) {
+      if (kind) tracks[tr.mid] = kind;
+      if (slot) { slots[tr.mid] = slot; this.slots.set(tr.mid, slot); }
+    }
+    const offer = { sdp: pc.localDescription.sdp, slots };
+    if (Object.keys(tracks).length) offer.tracks = tracks;
+    this.send("offer", offer);
+  }
+
+  async replaceTrack(kind, track) {
+    const sender = this.senders[kind];
+    if (sender) await sender.replaceTrack(track);
+  }
+
+  startStats() {
+    this.stopStats();
+    this.statsTimer = setInterval(() => this.reportStats(), 2000);
+  }
+
+  stopStats() { if (this.statsTimer) clearInterval(this.statsTimer); this.statsTimer = null; }
+
+  // What the page sees of the lead's camera: sent to the server for the teacher's quality display.
+  async videoStats() {
+    if (!this.pc) return null;
+    const stats = await this.pc.getStats();
+    let best = null;
+    stats.forEach((s) => {
+      if (s.type === "inbound-rtp" && s.kind === "video" && (!best || (s.framesDecoded || 0) > (best.framesDecoded || 0))) best = s;
+    });
+    return best;
+  }
+
+  async reportStats() {
+    const v = await this.videoStats();
+    if (!v) return;
+    const now = performance.now();
+    const frames = v.framesDecoded || 0;
+    const fps = this.lastStatsAt ? ((frames - this.lastFrames) * 1000) / (now - this.lastStatsAt) : 0;
+    this.lastFrames = frames; this.lastStatsAt = now;
+    this.send("stats", { report: {
+      frames_decoded: frames, fps: Math.round(fps * 10) / 10, width: v.frameWidth ?? null, height: v.frameHeight ?? null,
+      packets_lost: v.packetsLost ?? 0, jitter_ms: v.jitter != null ? Math.round(v.jitter * 1000) : null,
+      freeze_count: v.freezeCount ?? 0,
+    } });
+  }
+}
+
+export function qualityClass(score) {
+  if (score == null) return "";
+  return score >= 80 ? "q-good" : score >= 50 ? "q-fair" : "q-bad";
+}

@@ -1,0 +1,158 @@
+// The lead teacher's page: today's lessons; broadcast camera, microphone and courseware (screen); the
+// receiving classrooms with their raised hands, requests to speak and connection quality; call on one.
+import { api, el, header, hhmm, logoutButton, requireLogin } from "./common.js";
+import { applyTexts, reasonText, t } from "./i18n.js";
+import { LessonConnection, qualityClass } from "./rtc.js";
+
+if (requireLogin(["teacher", "admin"])) {
+  header("teacher_title", [el("span", { id: "air", class: "badge" }), logoutButton()]);
+  const lessonsList = el("ul", { class: "lessons", id: "lessons" });
+  const status = el("div", { id: "status" });
+  const preview = el("video", { id: "preview", autoplay: true, muted: true, playsinline: true });
+  const talkback = el("video", { id: "talkback", autoplay: true, playsinline: true, muted: true });
+  const talkbackAudio = el("audio", { id: "talkback-audio", autoplay: true });
+  const talkbackLabel = el("div", { id: "talkback-label", class: "muted", "data-t": "no_talkback" });
+  const screenButton = el("button", { id: "screen", class: "secondary", disabled: true, "data-t": "share_screen" });
+  const stopButton = el("button", { id: "stop", class: "danger", disabled: true, "data-t": "stop_broadcast" });
+  const endTalk = el("button", { id: "end-talkback", class: "secondary", disabled: true, "data-t": "end_talkback" });
+  const roster = el("ul", { class: "roster", id: "roster" });
+  const messages = el("div", { class: "messages", id: "messages" });
+  document.body.append(el("div", { class: "teacher" },
+    el("section", { class: "stage" },
+      el("div", { class: "panel" }, el("h3", { "data-t": "today" }), lessonsList, status),
+      el("div", { class: "grid2" },
+        el("div", {}, el("h3", { "data-t": "preview" }), preview),
+        el("div", {}, el("h3", { "data-t": "talkback_view" }), talkback, talkbackLabel, talkbackAudio)),
+      el("div", { class: "row" }, screenButton, stopButton, endTalk)),
+    el("aside", { class: "side panel" },
+      el("h3", { "data-t": "classrooms" }), roster,
+      el("h3", { "data-t": "messages" }), messages)));
+  applyTexts();
+
+  const state = { conn: null, lessonId: null, local: null, screen: null, onAir: false, roster: [], talkback: null };
+  window.__teacher = state;
+
+  const setAir = (on) => {
+    state.onAir = on;
+    const badge = document.getElementById("air");
+    badge.textContent = on ? t("on_air") : t("off_air");
+    badge.classList.toggle("live", on);
+  };
+  setAir(false);
+
+  async function loadLessons() {
+    let lessons = [];
+    try { lessons = await api("/api/v1/me/lessons"); } catch (err) { status.textContent = err.message; return; }
+    lessonsList.replaceChildren();
+    if (!lessons.length) lessonsList.append(el("li", { class: "muted" }, t("no_lessons")));
+    for (const l of lessons) {
+      const button = el("button", { class: "start", dataset: { lesson: l.id }, disabled: !l.window_open || state.lessonId === l.id,
+        onclick: () => broadcast(l) }, t("start_broadcast"));
+      lessonsList.append(el("li", { dataset: { lesson: l.id } },
+        el("strong", {}, `${hhmm(l.start)}–${hhmm(l.end)}`),
+        el("span", {}, `${l.subject} ${l.grade}`),
+        el("span", { class: "muted" }, l.receivers.map((r) => r.name).join("、")),
+        el("span", { class: "badge" }, l.window_open ? t("window_open") : t("window_not_open")),
+        button));
+    }
+  }
+
+  async function broadcast(lesson) {
+    status.replaceChildren();
+    try {
+      state.local = state.local || await navigator.mediaDevices.getUserMedia({ video: { width: 1280, height: 720 }, audio: true });
+    } catch (err) {
+      status.replaceChildren(el("div", { class: "notice" }, String(err)));
+      return;
+    }
+    preview.srcObject = state.local;
+    const grant = await api(`/api/v1/lessons/${lesson.id}/join-token`, { method: "POST", body: { role: "lead" } })
+      .catch((err) => { status.replaceChildren(el("div", { class: "notice" }, reasonText(err.code, err.message))); return null; });
+    if (!grant) return;
+    state.lessonId = lesson.id;
+    connect(grant.token, lesson.id, 0);
+    loadLessons();
+  }
+
+  function connect(token, lessonId, retries) {
+    const conn = new LessonConnection({ token, lessonId, publish: {
+      camera: state.local.getVideoTracks()[0] || null, audio: state.local.getAudioTracks()[0] || null, screen: state.screen } });
+    state.conn = conn;
+    conn.addEventListener("joined", (e) => { setAir(false); state.talkback = e.detail.talkback.participant_id; renderRoster(); });
+    conn.addEventListener("answer", () => { screenButton.disabled = false; stopButton.disabled = false; });
+    conn.addEventListener("lead", (e) => setAir(e.detail.on_air));
+    conn.addEventListener("roster", (e) => { state.roster = e.detail.participants; setAir(e.detail.lead_on_air); renderRoster(); });
+    conn.addEventListener("talkback", (e) => {
+      state.talkback = e.detail.participant_id;
+      talkbackLabel.textContent = e.detail.participant_id ? `${t("talkback_now")}: ${e.detail.name}` : t("no_talkback");
+      endTalk.disabled = !e.detail.participant_id;
+      renderRoster();
+    });
+    conn.addEventListener("slot", (e) => {
+      if (e.detail.slot === "talkback_camera") talkback.srcObject = e.detail.stream;
+      if (e.detail.slot === "talkback_audio") { talkbackAudio.srcObject = e.detail.stream; talkbackAudio.play().catch(() => {}); }
+    });
+    conn.addEventListener("text", (e) => {
+      if (e.detail.text) messages.prepend(el("p", {}, el("strong", {}, `${e.detail.name}: `), e.detail.text));
+    });
+    conn.addEventListener("refused", (e) => status.replaceChildren(el("div", { class: "notice", role: "alert" }, reasonText(e.detail.code, e.detail.message))));
+    conn.addEventListener("window_closed", () => { stop(); loadLessons(); });
+    conn.addEventListener("lost", () => {
+      if (state.conn !== conn) return;
+      setAir(false);
+      setTimeout(() => { if (state.conn === conn) connect(token, lessonId, retries + 1); }, Math.min(3000, 300 * 2 ** retries));
+    });
+    conn.start();
+  }
+
+  function renderRoster() {
+    roster.replaceChildren();
+    for (const p of state.roster) {
+      const q = p.quality || {};
+      const qualityText = [q.score != null ? `${t("quality")} ${q.score}` : "", q.rtt_ms != null ? `RTT ${Math.round(q.rtt_ms)}ms` : "",
+        q.loss != null ? `loss ${(q.loss * 100).toFixed(1)}%` : "", q.fps != null ? `${q.fps} fps` : ""].filter(Boolean).join(" · ");
+      const isTalking = state.talkback === p.participant_id;
+      roster.append(el("li", { dataset: { participant: p.participant_id } },
+        el("div", {},
+          el("div", {}, el("strong", {}, p.name), p.role === "observer" ? ` (${t("observer")})` : "",
+            p.hand_up ? el("span", { class: "hand", title: t("hand_up") }, " ✋") : "",
+            p.talkback_requested ? el("span", { class: "badge" }, t("wants_to_speak")) : "",
+            isTalking ? el("span", { class: "badge live" }, t("talkback_now")) : ""),
+          el("div", { class: `quality ${qualityClass(q.score)}` }, qualityText)),
+        p.role === "receiver" ? el("div", { class: "row" },
+          el("button", { class: "call", disabled: isTalking, onclick: () => state.conn.send("talkback_grant", { participant_id: p.participant_id, to_all: false }) }, t("call_on")),
+          el("button", { class: "call-all secondary", onclick: () => state.conn.send("talkback_grant", { participant_id: p.participant_id, to_all: true }) }, t("call_on_all"))) : ""));
+    }
+  }
+
+  screenButton.addEventListener("click", async () => {
+    if (state.screen) {
+      state.screen.stop();
+      state.screen = null;
+      await state.conn?.replaceTrack("screen", null);
+      screenButton.textContent = t("share_screen");
+      return;
+    }
+    try {
+      const display = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: 10 } });
+      state.screen = display.getVideoTracks()[0];
+      state.screen.addEventListener("ended", () => { state.screen = null; screenButton.textContent = t("share_screen"); });
+      await state.conn?.replaceTrack("screen", state.screen);
+      screenButton.textContent = t("stop_screen");
+    } catch { /* the teacher cancelled the picker */ }
+  });
+  endTalk.addEventListener("click", () => state.conn?.send("talkback_end"));
+  function stop() {
+    const conn = state.conn;
+    state.conn = null;
+    conn?.close();
+    state.lessonId = null;
+    setAir(false);
+    screenButton.disabled = true;
+    stopButton.disabled = true;
+  }
+  stopButton.addEventListener("click", () => { stop(); loadLessons(); });
+
+  loadLessons();
+  setInterval(() => { if (!state.conn) loadLessons(); }, 30000);
+}

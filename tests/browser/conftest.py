@@ -1,0 +1,44 @@
+"""Real Chromium (Debian's, driven by Playwright) on loopback, and a served lesson to open in it."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, async_playwright
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "artifacts"
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--allow-loopback-in-peer-connection",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
+    # receive-only pages would otherwise hide their address behind an mDNS name the SFU cannot resolve here
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+]
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    # a missing browser is a failed test, never a skip: CI must install it
+    assert shutil.which(CHROMIUM) or Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: apt-get install chromium"
+    ARTIFACTS.mkdir(exist_ok=True)
+    async with async_playwright() as p:
+        # launch() gives every run a fresh temporary profile (user-data-dir), removed afterwards
+        b = await p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        try:
+            yield b
+        finally:
+            await b.close()

@@ -1,0 +1,163 @@
+"""A lesson in real Chromium: a teacher page and two classroom pages on a served lesson.
+
+Checks what people in the room would check: both classrooms show the teacher's moving video, the
+teacher calls on classroom 2 and sees and hears it, a reloaded classroom is back within 5 s, old or
+foreign links are refused with a visible reason, and an observer cannot publish. Screenshots go to
+artifacts/.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import jwt
+from playwright.async_api import Browser, Page
+
+from signaling.trial import AdminApi, build_world, join_token, lesson_now_timezone
+from tests.browser.conftest import ARTIFACTS
+
+FRAMES_JS = """async () => {
+  const c = window.__classroom;
+  if (!c || !c.conn || !c.conn.pc) return -1;
+  const stats = await c.conn.pc.getStats();
+  let frames = -1;
+  stats.forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'video' && (s.framesDecoded || 0) > frames
+      && c.conn.slots.get(s.mid) === 'camera') frames = s.framesDecoded || 0; });
+  return frames;
+}"""
+
+AUDIO_JS = """async () => {
+  const c = window.__classroom;
+  if (!c || !c.conn || !c.conn.pc) return -1;
+  let samples = -1;
+  (await c.conn.pc.getStats()).forEach((s) => {
+    if (s.type === 'inbound-rtp' && s.kind === 'audio' && c.conn.slots.get(s.mid) === 'audio')
+      samples = s.totalSamplesReceived || 0;
+  });
+  return samples;
+}"""
+
+TALKBACK_JS = """async () => {
+  const c = window.__teacher.conn;
+  if (!c || !c.pc) return {video: -1, audio: -1};
+  const stats = await c.pc.getStats();
+  const out = {video: -1, audio: -1};
+  stats.forEach((s) => {
+    if (s.type !== 'inbound-rtp') return;
+    if (s.kind === 'video') out.video = Math.max(out.video, s.framesDecoded || 0);
+    if (s.kind === 'audio') out.audio = Math.max(out.audio, s.totalSamplesReceived || s.packetsReceived || 0);
+  });
+  return out;
+}"""
+
+
+async def _poll(page: Page, script: str, ok: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    value = None
+    while time.monotonic() < deadline:
+        value = await page.evaluate(script)
+        if ok(value):
+            return value
+        await page.wait_for_timeout(200)
+    await page.screenshot(path=str(ARTIFACTS / f"failed-{what}.png"))
+    raise AssertionError(f"{what}: still {value!r} after {timeout}s")
+
+
+async def _moving(page: Page, what: str) -> None:
+    first = await _poll(page, FRAMES_JS, lambda v: v > 0, 20, f"{what}-first-frames")
+    await _poll(page, FRAMES_JS, lambda v: v > first + 10, 10, f"{what}-frames-increasing")
+
+
+async def test_lesson_in_chromium(server_factory: Any, browser: Browser) -> None:
+    tz = lesson_now_timezone()
+    srv = server_factory(env={"CLASSROOM_SCHEDULER__TIMEZONE": tz, "CLASSROOM_MEDIA__ANNOUNCED_ADDRESSES": "127.0.0.1"})
+    api = AdminApi(srv.url, srv.token)
+    world = await build_world(api, tz, receivers=2)
+    lesson_a, lesson_b = world.lesson_ids
+    await api.ok("POST", "/api/v1/accounts", {"username": "wang", "password": "correct horse 1",
+                                              "role": "teacher", "teacher_id": world.lead_teacher_id})
+    links = [(await api.ok("POST", "/api/v1/enrolments", {"classroom_id": c}))["url"]
+             for c in world.receiving_classroom_ids]
+
+    # the teacher logs in and starts the lesson
+    teacher = await (await browser.new_context(viewport={"width": 1366, "height": 768})).new_page()
+    await teacher.goto(srv.url + "/login")
+    await teacher.fill("#username", "wang")
+    await teacher.fill("#password", "correct horse 1")
+    await teacher.click("#login-button")
+    await teacher.wait_for_url("**/teacher")
+    await teacher.click(f"button.start[data-lesson='{lesson_a}']")
+    await teacher.wait_for_selector("#air.live", timeout=20000)
+
+    # two classroom PCs open their enrolment links once and join by themselves
+    rooms: list[Page] = []
+    for url in links:
+        page = await (await browser.new_context(viewport={"width": 1366, "height": 768})).new_page()
+        await page.goto(url)
+        rooms.append(page)
+    for i, page in enumerate(rooms, 1):
+        await page.wait_for_function("() => document.body.dataset.state === 'live'", timeout=20000)
+        await _moving(page, f"classroom{i}")
+        assert "#enrol=" not in page.url  # the enrolment token leaves the address bar
+    await rooms[0].screenshot(path=str(ARTIFACTS / "classroom1-live.png"))
+    for i, page in enumerate(rooms, 1):
+        await _poll(page, AUDIO_JS, lambda v: v > 0, 10, f"classroom{i}-hears-teacher")
+
+    # the teacher sees both classrooms and calls on classroom 2
+    second = f"classroom-{world.receiving_classroom_ids[1]}"
+    await teacher.wait_for_selector(f"li[data-participant='{second}'] button.call", timeout=15000)
+    await teacher.click(f"li[data-participant='{second}'] button.call")
+    try:
+        got = await _poll(teacher, TALKBACK_JS, lambda v: v["video"] > 5 and v["audio"] > 0, 20, "teacher-talkback")
+    except AssertionError:
+        # what the SFU saw, for whoever reads the failure
+        (ARTIFACTS / "live-detail.json").write_text(json.dumps(await api.ok("GET", "/api/v1/live?detail=1")))
+        raise
+    await _poll(teacher, TALKBACK_JS, lambda v: v["video"] > got["video"] + 5, 10, "teacher-talkback-moving")
+    await rooms[1].wait_for_selector("#talk:has-text('老师请本教室发言')", timeout=10000)
+    await teacher.screenshot(path=str(ARTIFACTS / "teacher-talkback.png"))
+    await rooms[1].screenshot(path=str(ARTIFACTS / "classroom2-called-on.png"))
+
+    # a classroom PC that reloads is back with moving video within 5 s
+    started = time.monotonic()
+    await rooms[0].reload()
+    await _poll(rooms[0], FRAMES_JS, lambda v: v > 0, 5, "classroom1-after-reload")
+    recovered = time.monotonic() - started
+    assert recovered < 5.0, recovered
+    await rooms[0].screenshot(path=str(ARTIFACTS / "classroom1-after-reload.png"))
+
+    # an expired token and a token of another lesson are refused, with the reason on screen
+    key = bytes.fromhex((srv.data_dir / "signing-key").read_text().strip())
+    now = int(time.time())
+    expired = jwt.encode({"iss": "live-classroom", "jti": "expired-1", "typ": "join", "role": "receiver",
+                          "sub": f"classroom:{world.receiving_classroom_ids[0]}", "iat": now - 7200, "nbf": now - 7200,
+                          "exp": now - 60, "lesson": lesson_a, "classroom": world.receiving_classroom_ids[0]},
+                         key, algorithm="HS256")
+    other = await join_token(api, lesson_b, "receiver", world.other_classroom_id)
+    observer = await join_token(api, lesson_a, "observer")
+    cases = [
+        ("expired", f"#token={expired}&lesson={lesson_a}", "访问凭证已过期"),
+        ("other-lesson", f"#token={other}&lesson={lesson_a}", "这个凭证属于另一节课"),
+        ("observer-publish", f"#token={observer}&lesson={lesson_a}&publish=1", "观摩者不能发布音视频"),
+    ]
+    for name, fragment, text in cases:
+        page = await (await browser.new_context(viewport={"width": 1366, "height": 768})).new_page()
+        await page.goto(srv.url + "/classroom" + fragment)
+        await page.wait_for_function("() => document.body.dataset.state === 'refused'", timeout=15000)
+        shown = await page.inner_text("#overlay")
+        assert text in shown, (name, shown)
+        await page.screenshot(path=str(ARTIFACTS / f"refused-{name}.png"))
+
+    # refusals and admissions are in the audit trail
+    audit = await api.ok("GET", f"/api/v1/audit?lesson_id={lesson_a}&limit=500")
+    reasons = {(r["outcome"], r["reason"]) for r in audit}
+    assert ("refused", "expired") in reasons and ("refused", "wrong_lesson") in reasons
+    assert ("refused", "observer_publish") in reasons
+    assert sum(1 for r in audit if r["outcome"] == "admitted" and r["role"] == "receiver") >= 3
+
+    # the other classroom kept playing throughout
+    await _moving(rooms[1], "classroom2-still")
+    for page in (teacher, *rooms):
+        await page.context.close()
