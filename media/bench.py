@@ -71,12 +71,18 @@ def _stat_fields(pid: int) -> list[bytes] | None:
 
 def cpu_seconds(pids: Sequence[int]) -> float:
     """utime + stime of these processes (all their threads), in seconds."""
-    ticks = 0
+    return sum(cpu_split(pids))
+
+
+def cpu_split(pids: Sequence[int]) -> tuple[float, float]:
+    """(utime, stime) of these processes, in seconds: time in Python/C code, and in the kernel."""
+    user = system = 0
     for pid in pids:
         fields = _stat_fields(pid)
         if fields is not None:
-            ticks += int(fields[11]) + int(fields[12])
-    return ticks / CLK_TCK
+            user += int(fields[11])
+            system += int(fields[12])
+    return user / CLK_TCK, system / CLK_TCK
 
 
 def rss_kib(pids: Sequence[int]) -> int:
@@ -336,10 +342,10 @@ def run_fanout(options: FanoutOptions, spec: ClipSpec) -> dict[str, Any]:
             handle.request("start_window", "started", 10)
         drops0 = udp_drops(server_pids), udp_drops(client_pids)
         busy0 = machine_busy()
-        cpu0, client0, t0 = cpu_seconds(server_pids), cpu_seconds(client_pids), time.monotonic()
+        split0, client0, t0 = cpu_split(server_pids), cpu_seconds(client_pids), time.monotonic()
         wall0 = time.time()  # latency samples are stamped with CLOCK_REALTIME (kernel timestamps)
         time.sleep(options.duration)
-        cpu1, client1, t1 = cpu_seconds(server_pids), cpu_seconds(client_pids), time.monotonic()
+        split1, client1, t1 = cpu_split(server_pids), cpu_seconds(client_pids), time.monotonic()
         busy1 = machine_busy()
         drops1 = udp_drops(server_pids), udp_drops(client_pids)
         server_pids = [server.pid, *server.remember_descendants()]
@@ -359,7 +365,8 @@ def run_fanout(options: FanoutOptions, spec: ClipSpec) -> dict[str, Any]:
         stop_children(children)
 
     window = t1 - t0
-    cpu = cpu1 - cpu0
+    cpu = sum(split1) - sum(split0)
+    kernel = split1[1] - split0[1]
     busy_fraction = (busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1])
     result = _figures(n, window, cpu, rss_after - rss_before, reports, join_errors)
     result["forward_latency_p99_by_second_ms"] = _latency_by_second(reports, wall0, window)
@@ -367,6 +374,9 @@ def run_fanout(options: FanoutOptions, spec: ClipSpec) -> dict[str, Any]:
         {
             "plane": options.plane,
             "server_processes": len(server_pids),
+            # Share of the server's CPU spent in the kernel (stime): mostly sendto, which on loopback
+            # also carries the delivery into the subscriber's socket.
+            "sfu_kernel_share": round(kernel / cpu, 3) if cpu > 0 else None,
             "client_cpu_cores": round((client1 - client0) / window, 3),
             "machine_busy_fraction": round(busy_fraction, 3),
             # CPU that neither the server nor the bench's peers used: other work on the machine,
