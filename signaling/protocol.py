@@ -139,8 +139,9 @@ def _check_details(kind: str, data: dict[str, Any]) -> None:
                 isinstance(k, str) and len(k) <= 32 and isinstance(v, str) and v in allowed for k, v in mapping.items()
             ):
                 raise ProtocolError("bad_field", f"offer: {name} maps mids to one of {', '.join(sorted(allowed))}")
-        if "v=0" not in data["sdp"][:64]:
-            raise ProtocolError("bad_sdp", "offer: sdp is not a session description (it starts with v=0)")
+        sdp = data["sdp"]
+        if not sdp.lstrip().startswith("v=0") or "\nm=" not in sdp:
+            raise ProtocolError("bad_sdp", "offer: sdp is not a session description with media (v=0 ... m=...)")
     elif kind == "stats":
         report = data["report"]
         if len(report) > MAX_STATS_KEYS or not all(
