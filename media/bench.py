@@ -18,8 +18,10 @@ import math
 import multiprocessing
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -579,6 +581,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _terminate_as_exit() -> Iterator[None]:
+    """Turn SIGTERM into SystemExit while the bench runs, so its `finally` blocks stop every child;
+    a second SIGTERM during that cleanup is ignored (the cleanup is bounded)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_term(signum: int, _frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if args.subs < 1 or args.duration <= 0 or not 0 <= args.loss_percent < 100:
@@ -604,7 +625,8 @@ def main(argv: list[str]) -> int:
     )
     baseline = None if args.no_baseline else (args.baseline_subs or min(args.subs, 6))
     try:
-        result = fanout(options, baseline)
+        with _terminate_as_exit():
+            result = fanout(options, baseline)
     except (RuntimeError, TimeoutError, OSError) as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 1
