@@ -152,7 +152,7 @@ async function renderAccounts(view) {
   const draw = async () => {
     const accounts = await api("/api/v1/accounts");
     list.replaceChildren(el("tr", {}, el("th", {}, "#"), el("th", {}, t("username")), el("th", {}, t("role")), el("th", {}, t("teacher_id")), el("th", {}, "")),
-      accounts.map((a) => el("tr", {}, el("td", {}, a.id), el("td", {}, a.username), el("td", {}, a.role), el("td", {}, a.teacher_id ?? ""),
+      ...accounts.map((a) => el("tr", {}, el("td", {}, a.id), el("td", {}, a.username), el("td", {}, a.role), el("td", {}, a.teacher_id ?? ""),
         el("td", {}, el("button", { class: "secondary", onclick: async () => { await api(`/api/v1/accounts/${a.id}`, { method: "POST", body: { disabled: !a.disabled } }); draw(); } },
           a.disabled ? t("enable") : t("disable"))))));
   };
@@ -193,13 +193,13 @@ async function renderEnrol(view) {
   const draw = async () => {
     const rows = await api("/api/v1/enrolments");
     list.replaceChildren(el("tr", {}, el("th", {}, "#"), el("th", {}, t("classroom")), el("th", {}, t("enrolled_device")), el("th", {}, t("at")), el("th", {}, "")),
-      rows.map((r) => el("tr", {}, el("td", {}, r.id), el("td", {}, r.name), el("td", {}, r.enrolled ? "✓" : ""),
+      ...rows.map((r) => el("tr", {}, el("td", {}, r.id), el("td", {}, r.name), el("td", {}, r.enrolled ? "✓" : ""),
         el("td", {}, new Date(r.created_at * 1000).toLocaleString()),
         el("td", {}, r.revoked_at ? t("revoke") + " ✓" : el("button", { class: "danger", onclick: async () => { await api(`/api/v1/enrolments/${r.id}/revoke`, { method: "POST" }); draw(); } }, t("revoke"))))));
   };
   const create = el("button", { id: "create-link", onclick: async () => {
     const r = await api("/api/v1/enrolments", { method: "POST", body: { classroom_id: Number(pick.value) } });
-    const link = el("input", { id: "enrol-url", value: r.url, readonly: true, style: "width: 100%" });
+    const link = el("input", { id: "enrol-url", value: r.url, readonly: true, class: "wide" });
     made.replaceChildren(el("div", { class: "panel" }, el("h3", {}, r.name), qrSvg(r.url), el("p", {}, link),
       el("button", { class: "secondary", onclick: () => navigator.clipboard?.writeText(r.url) }, t("copy"))));
     draw();

@@ -132,14 +132,16 @@ export class LessonConnection extends EventTarget {
       if (pc.connectionState === "failed" && !this.ended) this.ws.close(4000, "media failed");
     };
     await pc.setLocalDescription(await pc.createOffer());
-    // The SFU reads every candidate from the offer (it does not need trickled ones): wait for gathering,
-    // which on a LAN takes milliseconds, but never more than two seconds.
+    // The SFU takes the candidates in the offer (it needs no trickled ones) and learns the page's public
+    // address from its connectivity checks. Host candidates come within milliseconds, server-reflexive ones
+    // (STUN) later: send once gathering completes, or 250 ms after the first candidate, at most after 2 s.
     await new Promise((resolve) => {
       if (pc.iceGatheringState === "complete") return resolve();
       const timer = setTimeout(resolve, 2000);
-      pc.addEventListener("icegatheringstatechange", () => {
-        if (pc.iceGatheringState === "complete") { clearTimeout(timer); resolve(); }
-      });
+      let soon = null;
+      const done = () => { clearTimeout(timer); clearTimeout(soon); resolve(); };
+      pc.addEventListener("icegatheringstatechange", () => { if (pc.iceGatheringState === "complete") done(); });
+      pc.addEventListener("icecandidate", (e) => { if (e.candidate && !soon) soon = setTimeout(done, 250); });
     });
     const slots = {};
     const tracks = {};

@@ -13,7 +13,7 @@ if (requireLogin(["technician", "admin"])) {
       const live = await api("/api/v1/live");
       view.replaceChildren(el("h2", {}, `${t("live_lessons")}: ${live.lessons.length}`),
         live.lessons.length ? "" : el("p", { class: "muted" }, t("none")),
-        live.lessons.map((l) => el("div", { class: "panel" },
+        ...live.lessons.map((l) => el("div", { class: "panel" },
           el("h3", {}, `#${l.lesson_id} ${l.subject} · ${l.lead} `, el("span", { class: l.lead_on_air ? "badge live" : "badge" }, l.lead_on_air ? t("on_air") : t("off_air"))),
           el("table", {}, el("tr", {}, el("th", {}, t("classroom")), el("th", {}, t("quality")), el("th", {}, "RTT"), el("th", {}, "loss"), el("th", {}, "fps")),
             l.roster.map((p) => el("tr", {}, el("td", {}, p.name), el("td", { class: qualityClass(p.quality.score) }, p.quality.score ?? ""),

@@ -8,6 +8,7 @@ artifacts/.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any
@@ -128,6 +129,23 @@ async def test_lesson_in_chromium(server_factory: Any, browser: Browser) -> None
     assert recovered < 5.0, recovered
     await rooms[0].screenshot(path=str(ARTIFACTS / "classroom1-after-reload.png"))
 
+    # one real Chromium classroom: from opening the page to the first decoded frame of the teacher's camera;
+    # it joins as classroom 1, so the enrolled PC's connection is replaced and told so
+    direct = await join_token(api, lesson_a, "receiver", world.receiving_classroom_ids[0])
+    fresh = await (await browser.new_context(viewport={"width": 1366, "height": 768})).new_page()
+    started = time.monotonic()
+    await fresh.goto(srv.url + f"/classroom#token={direct}&lesson={lesson_a}")
+    deadline = started + 15
+    while time.monotonic() < deadline and await fresh.evaluate(FRAMES_JS) <= 0:
+        await asyncio.sleep(0.02)
+    join_ms = (time.monotonic() - started) * 1000
+    assert await fresh.evaluate(FRAMES_JS) > 0
+    (ARTIFACTS / "chromium-join.json").write_text(json.dumps({"chromium_join_to_first_frame_ms": round(join_ms)}))
+    print(f"Chromium classroom join to first frame: {join_ms:.0f} ms")
+    await rooms[0].wait_for_function("() => document.body.dataset.reason === 'replaced'", timeout=10000)
+    await rooms[0].screenshot(path=str(ARTIFACTS / "classroom1-replaced.png"))
+    await fresh.context.close()
+
     # an expired token and a token of another lesson are refused, with the reason on screen
     key = bytes.fromhex((srv.data_dir / "signing-key").read_text().strip())
     now = int(time.time())
@@ -159,5 +177,34 @@ async def test_lesson_in_chromium(server_factory: Any, browser: Browser) -> None
 
     # the other classroom kept playing throughout
     await _moving(rooms[1], "classroom2-still")
+
+    # the administrator's pages, in Chinese and in English
+    admin = await (await browser.new_context(viewport={"width": 1366, "height": 768})).new_page()
+    await admin.goto(srv.url + "/login")
+    await admin.fill("#admin-token", srv.token)
+    await admin.click("#login-button")
+    await admin.wait_for_url("**/admin#import")
+    csv = ("date,start_time,end_time,kind,subject,lead_school,lead_teacher,lead_classroom\n"
+           "2026-09-07,08:00,08:40,specialised,数学,第一中学,王老师,录播教室1\n")
+    await admin.set_input_files("#import-file", files=[{"name": "课表.csv", "mimeType": "text/csv",
+                                                        "buffer": csv.encode()}])
+    await admin.click("#import-go")
+    await admin.wait_for_selector("#import-errors td", timeout=10000)
+    assert "2" in await admin.inner_text("#import-errors tr:nth-child(2) td:first-child")  # the CSV line
+    await admin.screenshot(path=str(ARTIFACTS / "admin-import-errors.png"))
+    await admin.click("#tab-enrol")
+    await admin.click("#create-link")
+    await admin.wait_for_selector("#qr svg", timeout=10000)
+    await admin.wait_for_selector("#enrolments tr:nth-child(2) td", timeout=10000)
+    await admin.screenshot(path=str(ARTIFACTS / "admin-enrolment-qr.png"))
+    await admin.click("#tab-audit")
+    await admin.wait_for_selector("#audit tr:nth-child(3)", timeout=10000)
+    await admin.click("#lang")
+    await admin.wait_for_selector("#tab-audit:has-text('Audit')")
+    await admin.screenshot(path=str(ARTIFACTS / "admin-audit-en.png"))
+    await admin.click("#tab-reports")
+    await admin.wait_for_selector("#report .chart svg", timeout=10000)
+    await admin.screenshot(path=str(ARTIFACTS / "admin-reports-en.png"))
+    await admin.context.close()
     for page in (teacher, *rooms):
         await page.context.close()
