@@ -229,6 +229,15 @@ class Hub:
                     continue
                 self._spawn(self._kick(s, reason))
 
+    async def move(self, lesson_id: int, participant_id: str, url: str) -> bool:
+        """Tell one participant to reconnect to another node (edge placement); it keeps its join token."""
+        live = self.lessons.get(lesson_id)
+        session = live.sessions.get(participant_id) if live else None
+        if session is None:
+            return False
+        await session.send(protocol.event("move", url=url))
+        return True
+
     async def _kick(self, session: Session, reason: str) -> None:
         await session.send(protocol.event("kicked", reason=reason))
         await self._close(session, CLOSE_KICKED, reason)

@@ -122,8 +122,9 @@ async function localMedia(wanted) {
 
 async function connect(token, lessonId, { publish = true, force = false } = {}) {
   if (state.conn) state.conn.close();
-  const local = await localMedia(publish);
-  const pub = local ? { camera: local.getVideoTracks()[0] || null, audio: local.getAudioTracks()[0] || null, force } : null;
+  const later = localMedia(publish).then((local) => (local
+    ? { camera: local.getVideoTracks()[0] || null, audio: local.getAudioTracks()[0] || null } : null));
+  const pub = publish ? { camera: null, audio: null, force, later } : null;
   const conn = new LessonConnection({ token, lessonId, publish: pub });
   state.conn = conn;
   conn.addEventListener("joined", (e) => {

@@ -14,7 +14,10 @@ export class LessonConnection extends EventTarget {
     super();
     this.token = token;
     this.lessonId = lessonId;
-    this.publish = publish; // {camera: MediaStreamTrack|null, audio: ..., screen: true|null} or null
+    // {camera: MediaStreamTrack|null, audio: ..., screen: ..., later: promise of {kind: track}} or null. With
+    // `later`, the m-lines are offered at once and the tracks attached when the camera has started, so a
+    // classroom does not wait for its camera before it sees the teacher.
+    this.publish = publish;
     this.ws = null;
     this.pc = null;
     this.role = null;
@@ -26,7 +29,10 @@ export class LessonConnection extends EventTarget {
     this.statsTimer = null;
     this.lastFrames = 0;
     this.lastStatsAt = 0;
+    this.marks = { created: performance.now() }; // when each step happened: join time is a support question
   }
+
+  mark(name) { if (!(name in this.marks)) this.marks[name] = Math.round(performance.now()); }
 
   emit(type, detail = {}) { this.dispatchEvent(new CustomEvent(type, { detail })); }
 
@@ -35,6 +41,7 @@ export class LessonConnection extends EventTarget {
     const ws = new WebSocket(`${scheme}://${location.host}/ws`);
     this.ws = ws;
     ws.onopen = () => {
+      this.mark("ws_open");
       const join = { token: this.token, client: { name: "live-classroom-web", agent: navigator.userAgent.slice(0, 120) } };
       if (this.lessonId) join.lesson_id = Number(this.lessonId);
       this.send("join", join);
@@ -66,12 +73,14 @@ export class LessonConnection extends EventTarget {
   async onMessage(msg) {
     switch (msg.type) {
       case "joined":
+        this.mark("joined");
         this.joined = msg;
         this.role = msg.role;
         this.emit("joined", msg);
         try { await this.negotiate(msg.ice_servers || []); } catch (err) { this.emit("error", { message: String(err) }); }
         break;
       case "answer":
+        this.mark("answer");
         await this.pc.setRemoteDescription({ type: "answer", sdp: msg.sdp });
         this.emit("answer", msg);
         this.startStats();
@@ -102,8 +111,9 @@ export class LessonConnection extends EventTarget {
     const pc = new RTCPeerConnection({ iceServers });
     this.pc = pc;
     const lines = []; // [transceiver, track kind or null, slot or null]
-    const publishing = this.publish && (this.role !== "observer" || this.publish.force);
-    const pub = publishing ? this.publish : {};
+    const wanted = this.publish;
+    const publishing = wanted && (this.role !== "observer" || wanted.force);
+    const pub = publishing ? wanted : {};
     const line = (media, track, kind, slot) => {
       const direction = kind && slot ? "sendrecv" : kind ? "sendonly" : "recvonly";
       const tr = pc.addTransceiver(track || media, { direction });
@@ -117,31 +127,38 @@ export class LessonConnection extends EventTarget {
       line("audio", pub.audio, pub.audio !== undefined ? "audio" : null, "talkback_audio");
       if (pub.screen !== undefined) line("video", pub.screen, "screen", null);
     } else {
-      line("video", pub.camera, pub.camera !== undefined && pub.camera ? "camera" : null, "camera");
-      line("audio", pub.audio, pub.audio !== undefined && pub.audio ? "audio" : null, "audio");
+      line("video", pub.camera, pub.camera !== undefined ? "camera" : null, "camera");
+      line("audio", pub.audio, pub.audio !== undefined ? "audio" : null, "audio");
       line("video", null, null, "screen");
       line("video", null, null, "talkback_camera");
       line("audio", null, null, "talkback_audio");
     }
+    if (pub.later) {
+      pub.later.then(async (tracks) => {
+        for (const [kind, track] of Object.entries(tracks || {})) if (track && this.pc === pc) await this.replaceTrack(kind, track);
+      });
+    }
     pc.ontrack = (event) => {
+      this.mark("track");
       const slot = this.slots.get(event.transceiver.mid);
       if (slot) this.emit("slot", { slot, track: event.track, stream: new MediaStream([event.track]) });
     };
     pc.onconnectionstatechange = () => {
+      this.mark(`pc_${pc.connectionState}`);
       this.emit("connection", { state: pc.connectionState });
       if (pc.connectionState === "failed" && !this.ended) this.ws.close(4000, "media failed");
     };
     await pc.setLocalDescription(await pc.createOffer());
     // The SFU takes the candidates in the offer (it needs no trickled ones) and learns the page's public
     // address from its connectivity checks. Host candidates come within milliseconds, server-reflexive ones
-    // (STUN) later: send once gathering completes, or 250 ms after the first candidate, at most after 2 s.
+    // (STUN) later: send once gathering completes, or 100 ms after the first candidate, at most after 2 s.
     await new Promise((resolve) => {
       if (pc.iceGatheringState === "complete") return resolve();
       const timer = setTimeout(resolve, 2000);
       let soon = null;
       const done = () => { clearTimeout(timer); clearTimeout(soon); resolve(); };
       pc.addEventListener("icegatheringstatechange", () => { if (pc.iceGatheringState === "complete") done(); });
-      pc.addEventListener("icecandidate", (e) => { if (e.candidate && !soon) soon = setTimeout(done, 250); });
+      pc.addEventListener("icecandidate", (e) => { if (e.candidate && !soon) soon = setTimeout(done, 100); });
     });
     const slots = {};
     const tracks = {};
@@ -151,6 +168,7 @@ export class LessonConnection extends EventTarget {
     }
     const offer = { sdp: pc.localDescription.sdp, slots };
     if (Object.keys(tracks).length) offer.tracks = tracks;
+    this.mark("offer");
     this.send("offer", offer);
   }
 
