@@ -39,6 +39,7 @@ CLOSE_KICKED = 4409  # replaced by another device, token revoked, window closed
 CLOSE_RESTART = 4503  # the media room was lost: reconnect
 MEDIA_TIMEOUT_S = 15.0
 MAX_ERRORS = 50  # a session sending this many bad messages is closed
+JOIN_DEADLINE_S = 20.0  # a socket that has not joined by then is closed: idle sockets must not pile up
 
 
 def room_id_of(lesson_id: int) -> str:
@@ -258,6 +259,7 @@ class Hub:
         await ws.prepare(request)
         session = Session(ws, request.remote or "")
         self.sessions.add(session)
+        deadline = asyncio.get_running_loop().call_later(JOIN_DEADLINE_S, self._join_deadline, session)
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
@@ -274,8 +276,13 @@ class Hub:
         except (TimeoutError, ConnectionError):
             pass
         finally:
+            deadline.cancel()
             await self._gone(session)
         return ws
+
+    def _join_deadline(self, session: Session) -> None:
+        if session.claims is None and not session.closed:
+            self._spawn(self._close(session, WSCloseCode.POLICY_VIOLATION, "join first"))
 
     async def _on_frame(self, session: Session, raw: str) -> None:
         try:
@@ -627,6 +634,8 @@ class Hub:
 
     def _account(self, live: LiveLesson, snapshot: dict[str, Any], dt: float) -> None:
         """Add `dt` seconds of broadcast and attendance from one stats snapshot; refresh quality."""
+        # after a stall (a slow stats call, a busy loop) credit at most two intervals: evidence never inflates
+        dt = min(dt, 2 * self.config.stats_interval_s)
         if snapshot.get("lead_on_air"):
             live.lead_seconds += dt
         receivers = set(live.facts.lesson.receiving_classroom_ids)

@@ -58,9 +58,12 @@ class AdminApi:
         return data
 
 
-async def build_world(api: AdminApi, tz: str, receivers: int = 2) -> TrialWorld:
-    """A county with a lead school, `receivers` receiving classrooms and a lesson for them whose window is
-    open now; plus a second lesson at the same time, of another teacher, for another school's classroom."""
+async def build_world(
+    api: AdminApi, tz: str, receivers: int = 2, start_in: timedelta = timedelta(minutes=1)
+) -> TrialWorld:
+    """A county with a lead school, `receivers` receiving classrooms and a lesson for them starting in
+    `start_in` (its window is open now unless that is over 10 minutes); plus a second lesson at the same
+    time, of another teacher, for another school's classroom."""
     tag = secrets.token_hex(3)
     zone = ZoneInfo(tz)
     today = datetime.now(zone).date()
@@ -87,7 +90,7 @@ async def build_world(api: AdminApi, tz: str, receivers: int = 2) -> TrialWorld:
               end=(today + timedelta(days=60)).isoformat(), makeup_days=makeup)
     community = await new("communities", name=f"研修共同体-{tag}", county_id=county, member_teacher_ids=[peer_teacher])
     world = TrialWorld(teacher, lead_room, rooms[:receivers], rooms[receivers], community_teacher_id=peer_teacher)
-    begin = datetime.now(zone).replace(second=0, microsecond=0, tzinfo=None) + timedelta(minutes=1)
+    begin = datetime.now(zone).replace(microsecond=0, tzinfo=None) + start_in
     end = begin + timedelta(minutes=40)
     big = receivers > 6
     for who, room, receiving in ((teacher, lead_room, world.receiving_classroom_ids),
@@ -100,8 +103,8 @@ async def build_world(api: AdminApi, tz: str, receivers: int = 2) -> TrialWorld:
             "lead_classroom_id": room,
             "receiving_classroom_ids": receiving,
             "community_id": None if big else community,
-            "start": begin.isoformat(timespec="minutes"),
-            "end": end.isoformat(timespec="minutes"),
+            "start": begin.isoformat(timespec="seconds"),
+            "end": end.isoformat(timespec="seconds"),
         }
         made = await api.ok("POST", "/api/v1/lessons", body)
         world.lesson_ids.append(int(made["lessons"][0]["id"]))
