@@ -139,10 +139,10 @@ class AccessApi:
             raise _Refusal(403, "not_entitled", "your role may not do this")
         return principal
 
-    def _lesson_json(self, lesson: Lesson, now: float) -> dict[str, Any]:
+    def _lesson_json(self, lesson: Lesson, now: float, my_role: str = "") -> dict[str, Any]:
         opens, closes = self.t.window(lesson)
         tz = self.t.config.tz
-        names = self.hub._names(LessonFacts(lesson, 0, 0))
+        names = self.hub.classroom_names(LessonFacts(lesson, 0, 0))
         return {
             "id": lesson.id,
             "kind": lesson.kind.value,
@@ -159,6 +159,7 @@ class AccessApi:
             "lead_teacher_id": lesson.lead_teacher_id,
             "receivers": [{"classroom_id": c, "name": names.get(c, "")} for c in lesson.receiving_classroom_ids],
             "live": lesson.id in self.hub.lessons,
+            "my_role": my_role,
         }
 
     # ---- open routes --------------------------------------------------------------------------
@@ -262,14 +263,25 @@ class AccessApi:
         day = datetime.fromtimestamp(now, tz).replace(hour=0, minute=0, second=0, microsecond=0)
         days = min(max(int(request.query.get("days", "1") or 1), 1), 14)
         start, end = day.astimezone(UTC), (day + timedelta(days=days)).astimezone(UTC)
+        roles: dict[int, str] = {}
         if p.typ == TokenType.DEVICE:
             lessons = [x for x in self.t.repo.lessons(start=start, end=end, classroom_id=p.classroom_id)
                        if p.classroom_id in x.receiving_classroom_ids]
+            roles = {x.id: "receiver" for x in lessons}
         elif p.role == Role.TEACHER:
             lessons = self.t.repo.lessons(start=start, end=end, teacher_id=p.teacher_id)
+            roles = {x.id: "lead" for x in lessons}
+            # master lessons of the research communities this teacher belongs to: watched as an observer
+            communities = {c.id for c in self.t.repo.communities() if p.teacher_id in c.member_teacher_ids}
+            if communities:
+                watched = [x for x in self.t.repo.lessons(start=start, end=end, limit=5000)
+                           if x.community_id in communities and x.id not in roles]
+                roles.update({x.id: "observer" for x in watched})
+                lessons = sorted([*lessons, *watched], key=lambda x: x.start)
         else:
             lessons = self.t.repo.lessons(start=start, end=end, limit=500)
-        return ok([self._lesson_json(x, now) for x in lessons if x.status.value != "cancelled"])
+            roles = {x.id: "lead" for x in lessons}
+        return ok([self._lesson_json(x, now, roles.get(x.id, "")) for x in lessons if x.status.value != "cancelled"])
 
     def _check_device(self, p: Claims) -> None:
         if p.typ == TokenType.DEVICE and (

@@ -189,14 +189,14 @@ class Hub:
             live = self.lessons.get(facts.lesson.id)
             if live is None:
                 await self.plane.open_room(room_id_of(facts.lesson.id))
-                live = LiveLesson(facts.lesson.id, facts, self._names(facts))
+                live = LiveLesson(facts.lesson.id, facts, self.classroom_names(facts))
                 self.lessons[facts.lesson.id] = live
                 log.info("lesson %d: room open", facts.lesson.id)
             else:
                 live.facts = facts
             return live
 
-    def _names(self, facts: LessonFacts) -> dict[int, str]:
+    def classroom_names(self, facts: LessonFacts) -> dict[int, str]:
         rooms = {c.id: c for c in self.timetable.repo.classrooms()}
         schools = {s.id: s.name for s in self.timetable.repo.schools()}
         wanted = [facts.lesson.lead_classroom_id, *facts.lesson.receiving_classroom_ids]

@@ -159,13 +159,17 @@ async function renderAccounts(view) {
   const username = el("input", { id: "new-username", placeholder: t("username") });
   const password = el("input", { id: "new-password", type: "password", placeholder: t("password") });
   const role = el("select", { id: "new-role" }, ["teacher", "admin", "technician"].map((r) => el("option", { value: r }, r)));
-  const teacher = el("input", { id: "new-teacher", type: "number", placeholder: t("teacher_id") });
+  const [teachers, schools] = await Promise.all([api("/api/v1/teachers"), api("/api/v1/schools")]);
+  const schoolName = Object.fromEntries(schools.map((s) => [s.id, s.name]));
+  const teacher = el("select", { id: "new-teacher" }, el("option", { value: "" }, "—"),
+    ...teachers.map((x) => el("option", { value: x.id }, `${schoolName[x.school_id] || ""} ${x.name}`)));
   const result = el("div", {});
   const create = el("button", { id: "create-account", onclick: async () => {
     try {
       await api("/api/v1/accounts", { method: "POST", body: { username: username.value, password: password.value, role: role.value,
         teacher_id: teacher.value ? Number(teacher.value) : null } });
-      username.value = password.value = teacher.value = "";
+      username.value = password.value = "";
+      teacher.value = "";
       result.replaceChildren();
       draw();
     } catch (err) { notice(result, err.message); }

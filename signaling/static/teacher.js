@@ -46,14 +46,26 @@ if (requireLogin(["teacher", "admin"])) {
     lessonsList.replaceChildren();
     if (!lessons.length) lessonsList.append(el("li", { class: "muted" }, t("no_lessons")));
     for (const l of lessons) {
-      const button = el("button", { class: "start", dataset: { lesson: l.id }, disabled: !l.window_open || state.lessonId === l.id,
-        onclick: () => broadcast(l) }, t("start_broadcast"));
+      const button = l.my_role === "observer"
+        ? el("button", { class: "watch secondary", dataset: { lesson: l.id }, disabled: !l.window_open, onclick: () => watch(l) }, t("observer"))
+        : el("button", { class: "start", dataset: { lesson: l.id }, disabled: !l.window_open || state.lessonId === l.id,
+          onclick: () => broadcast(l) }, t("start_broadcast"));
       lessonsList.append(el("li", { dataset: { lesson: l.id } },
         el("strong", {}, `${hhmm(l.start)}–${hhmm(l.end)}`),
         el("span", {}, `${l.subject} ${l.grade}`),
         el("span", { class: "muted" }, l.receivers.map((r) => r.name).join("、")),
         el("span", { class: "badge" }, l.window_open ? t("window_open") : t("window_not_open")),
         button));
+    }
+  }
+
+  // a master lesson of the teacher's research community: watched in its own tab, never publishing
+  async function watch(lesson) {
+    try {
+      const grant = await api(`/api/v1/lessons/${lesson.id}/join-token`, { method: "POST", body: { role: "observer" } });
+      window.open(`/classroom#token=${encodeURIComponent(grant.token)}&lesson=${lesson.id}`, "_blank", "noopener");
+    } catch (err) {
+      status.replaceChildren(el("div", { class: "notice" }, reasonText(err.code, err.message)));
     }
   }
 
