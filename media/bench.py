@@ -360,7 +360,8 @@ def run_fanout(options: FanoutOptions, spec: ClipSpec) -> dict[str, Any]:
         reports: list[dict[str, Any]] = []
         for handle in sub_handles:
             reports += handle.request("report", "report", 60, log=pub["log"])["subscribers"]
-        server_stats = server.request("stats", "stats", 15).get("stats")
+        server_reply = server.request("stats", "stats", 15)
+        server_stats = server_reply.get("stats")
     finally:
         if profiler is not None:
             profiler.kill()
@@ -397,8 +398,13 @@ def run_fanout(options: FanoutOptions, spec: ClipSpec) -> dict[str, Any]:
         result["injected_loss_percent"] = options.loss_percent
     if profile is not None:
         result["profile"] = profile
-    if isinstance(server_stats, dict):
-        result["server_stats_keys"] = sorted(server_stats)[:20]
+    if isinstance(server_stats, dict) and "error" in server_stats:
+        result["server_stats_error"] = server_stats["error"]
+    # The plane's events over the whole run (joins, first keyframes...), and the first few that ended
+    # something: a publisher or subscriber the server dropped explains a window without media.
+    result["server_events"] = server_reply.get("events", {})
+    if server_reply.get("notable"):
+        result["server_events_notable"] = server_reply["notable"]
     return result
 
 

@@ -11,11 +11,11 @@ import asyncio
 import contextlib
 import os
 import traceback
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from multiprocessing.connection import Connection
 from typing import Any
 
-from media.api import MediaPlane, ParticipantRole, TrackKind
+from media.api import MediaEvent, MediaPlane, ParticipantRole, TrackKind
 from media.bench_link import ChildLink
 from media.bench_net import check_loopback_sdp, serve_rpc
 
@@ -43,10 +43,32 @@ def make_plane(plane: str, config_overrides: Mapping[str, Any]) -> MediaPlane:
     raise ValueError(f"unknown plane {plane!r}; choose one of {PLANES}")
 
 
+class EventLog:
+    """Counts the plane's events by kind and keeps the first few that end something, for the report."""
+
+    KEEP = 10
+    NOTABLE = frozenset({"publisher_down", "subscriber_down", "room_lost", "room_closed"})
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.notable: list[dict[str, Any]] = []
+
+    async def consume(self, stream: AsyncIterator[MediaEvent]) -> None:
+        async for event in stream:
+            kind = str(event.kind)
+            self.counts[kind] = self.counts.get(kind, 0) + 1
+            if kind in self.NOTABLE and len(self.notable) < self.KEEP:
+                self.notable.append(
+                    {"kind": kind, "participant": event.participant_id, "at": event.at, "detail": dict(event.detail)}
+                )
+
+
 async def _serve(link: ChildLink, plane_name: str, room_id: str, config: Mapping[str, Any]) -> None:
     plane = make_plane(plane_name, config)
     await plane.start()
     server: asyncio.Server | None = None
+    events = EventLog()
+    consumer = asyncio.get_running_loop().create_task(events.consume(plane.events()))
     try:
         await plane.open_room(room_id)
 
@@ -82,8 +104,9 @@ async def _serve(link: ChildLink, plane_name: str, room_id: str, config: Mapping
                     stats = await asyncio.wait_for(plane.stats(room_id), 10)
                 except Exception as exc:
                     stats = {"error": f"{type(exc).__name__}: {exc}"}
-                link.send("stats", stats=stats)
+                link.send("stats", stats=stats, events=events.counts, notable=events.notable)
     finally:
+        consumer.cancel()
         if server is not None:
             server.close()
         with contextlib.suppress(Exception):
