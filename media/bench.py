@@ -340,6 +340,7 @@ def run_fanout(options: FanoutOptions, spec: ClipSpec) -> dict[str, Any]:
         client_pids = [h.pid for h in children[1:]]
         if options.profile_dir is not None and options.plane != "baseline":
             profiler = _Profiler(options.profile_dir, server_pids, options.duration, options.profile_rate)
+        frames0 = publisher.request("status", "status", 10)["video_frames"]
         for handle in sub_handles:
             handle.request("start_window", "started", 10)
         drops0 = udp_drops(server_pids), udp_drops(client_pids)
@@ -354,6 +355,7 @@ def run_fanout(options: FanoutOptions, spec: ClipSpec) -> dict[str, Any]:
         rss_after = rss_kib(server_pids)
         for handle in sub_handles:
             handle.request("stop_window", "stopped", 10)
+        frames1 = publisher.request("status", "status", 10)["video_frames"]
         time.sleep(REPAIR_GRACE)
         profile = profiler.finish(timeout=options.duration + 30) if profiler is not None else None
         pub = publisher.request("report", "report", 30)
@@ -372,6 +374,11 @@ def run_fanout(options: FanoutOptions, spec: ClipSpec) -> dict[str, Any]:
     kernel = split1[1] - split0[1]
     busy_fraction = (busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1])
     result = _figures(n, window, cpu, rss_after - rss_before, reports, join_errors)
+    # Loss counts gaps in what arrived; if the server stopped forwarding altogether there is no gap.
+    # This compares frames delivered with frames the publisher sent in the window instead.
+    sent_frames = frames1 - frames0
+    received_frames = sum(rep["video"]["frames"] for rep in reports)
+    result["delivered_fraction"] = round(received_frames / (n * sent_frames), 4) if sent_frames else None
     result["forward_latency_p99_by_second_ms"] = _latency_by_second(reports, wall0, window)
     result.update(
         {
@@ -497,11 +504,13 @@ def _latency_by_second(reports: list[dict[str, Any]], t0: float, window: float) 
 
 def _sustained(figures: dict[str, Any], fps: int) -> bool:
     loss = figures["loss"]
+    delivered = figures.get("delivered_fraction")
     return (
         figures["subs_receiving"] == figures["subs"]
         and loss is not None
         and loss <= SUSTAINED_MAX_LOSS
         and figures["video_fps"] >= SUSTAINED_MIN_FPS * fps
+        and (delivered is None or delivered >= SUSTAINED_MIN_FPS)
     )
 
 

@@ -47,6 +47,7 @@ def test_fanout_short_run_against_the_baseline(capsys: pytest.CaptureFixture[str
     assert result["per_sub_mbps"] > 0.5  # the ~2 Mbit/s source arrives, not a trickle
     assert result["video_fps"] > 10
     assert result["loss"] is not None and result["loss"] < 0.01
+    assert 0.9 < result["delivered_fraction"] <= 1.05  # every frame the publisher sent, to everyone
     assert result["sfu_cpu_cores"] > 0 and result["cpu_ms_per_sub_s"] > 0
     assert result["first_keyframe_p95_ms"] is not None
     # Payloads arrive unchanged, so the publisher's send log matches what subscribers received.
