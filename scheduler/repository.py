@@ -125,6 +125,16 @@ class Repository:
     def set_county_factor(self, conn: sqlite3.Connection, county_id: int, factor: float) -> None:
         conn.execute("UPDATE county SET workload_factor = ? WHERE id = ?", (factor, county_id))
 
+    def update_teacher(self, conn: sqlite3.Connection, teacher_id: int, changes: dict[str, object]) -> bool:
+        """A teacher's name, level (promotion to a backbone level) or subjects; True if the teacher exists."""
+        columns = {"name": "name", "level": "level", "subjects": "subjects"}
+        return _update(conn, "teacher", teacher_id, columns, changes)
+
+    def update_school(self, conn: sqlite3.Connection, school_id: int, changes: dict[str, object]) -> bool:
+        """A school's name, roles or bandwidth; True if the school exists."""
+        columns = {k: k for k in ("name", "is_lead", "is_receiving", "is_teaching_point", "bandwidth_mbps")}
+        return _update(conn, "school", school_id, columns, changes)
+
     def regions(self) -> list[Region]:
         with self.db.read() as c:
             return [Region(r["id"], r["name"]) for r in c.execute("SELECT * FROM region ORDER BY id")]
@@ -514,6 +524,19 @@ class Repository:
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             (int(time.time()), actor, filename, sha256, added, unchanged, warnings),
         )
+
+
+def _update(
+    conn: sqlite3.Connection, table: str, row_id: int, columns: dict[str, str], changes: dict[str, object]
+) -> bool:
+    unknown = set(changes) - set(columns)
+    if unknown:
+        raise ValueError(f"cannot change {', '.join(sorted(unknown))} of a {table}")
+    if not changes:
+        return conn.execute(f"SELECT 1 FROM {table} WHERE id = ?", (row_id,)).fetchone() is not None
+    sets = ", ".join(f"{columns[k]} = ?" for k in changes)
+    cur = conn.execute(f"UPDATE {table} SET {sets} WHERE id = ?", [*changes.values(), row_id])
+    return cur.rowcount == 1
 
 
 def _insert(conn: sqlite3.Connection, sql: str, args: Sequence[object]) -> int:

@@ -261,6 +261,44 @@ class Api:
             return error(409, f"cannot create {what[:-1]} '{name}': {exc}")
         return ok({"id": new_id}, status=201)
 
+    async def update_entity(self, request: web.Request) -> web.Response:
+        """PATCH a teacher (name, level, subjects) or a school (name, roles, bandwidth)."""
+        what = request.match_info["what"]
+        ident = _int(request.match_info["id"], "id")
+        data = await body_json(request)
+        if not isinstance(data, dict):
+            raise BadRequest("the body must be a JSON object")
+        changes: dict[str, object] = {}
+        for key, value in data.items():
+            if key == "name":
+                changes[key] = str(value).strip() or _missing("name")
+            elif key == "level":
+                changes[key] = Level(value).value
+            elif key == "subjects":
+                if not isinstance(value, list):
+                    raise BadRequest("subjects must be a list")
+                changes[key] = ",".join(str(s) for s in value)
+            elif key in ("is_lead", "is_receiving", "is_teaching_point"):
+                if not isinstance(value, bool):
+                    raise BadRequest(f"{key} must be true or false")
+                changes[key] = int(value)
+            elif key == "bandwidth_mbps":
+                changes[key] = float(value)
+                if not 0 < float(value) < 1e6:
+                    raise BadRequest("bandwidth_mbps must be positive")
+            else:
+                changes[key] = value  # the repository names what cannot be changed
+        try:
+            with self.t.db.write() as conn:
+                update = self.t.repo.update_teacher if what == "teachers" else self.t.repo.update_school
+                found = update(conn, ident, changes)
+        except sqlite3.IntegrityError as exc:
+            return error(409, f"cannot change {what[:-1]} #{ident}: {exc}")
+        if not found:
+            raise NotFound(f"no {what[:-1]} #{ident}")
+        rows = self.t.repo.teachers() if what == "teachers" else self.t.repo.schools()
+        return ok(next(_dc(x) for x in rows if x.id == ident))
+
     async def set_factor(self, request: web.Request) -> web.Response:
         data = await body_json(request)
         county_id = _int(request.match_info["id"], "id")
@@ -503,6 +541,7 @@ def add_routes(app: web.Application, timetable: Timetable) -> None:
     r.add_get(f"/api/v1/{entities}", api.list_entities)
     r.add_post(f"/api/v1/{entities}", api.create_entity)
     r.add_put("/api/v1/counties/{id}/workload-factor", api.set_factor)
+    r.add_patch("/api/v1/{what:teachers|schools}/{id}", api.update_entity)
     r.add_get("/api/v1/lessons", api.list_lessons)
     r.add_post("/api/v1/lessons", api.create_lessons)
     r.add_get("/api/v1/lessons/{id}", api.get_lesson)

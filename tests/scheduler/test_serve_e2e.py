@@ -138,6 +138,15 @@ def test_admin_imports_over_http_records_evidence_and_reads_reports(server_facto
     assert srv.json("POST", "/api/v1/offline-activities", {"lead_school_id": 1, "day": "soon", "title": "x"})[0] == 400
     assert srv.json("GET", "/api/v1/reports?as_of=2026-09-30")[1]["teachers"][0]["delivered"] == 2
 
+    # a promotion changes the teacher's minimum at once; junk changes are refused
+    status, teacher = srv.json("PATCH", "/api/v1/teachers/1", {"level": "county"})
+    assert status == 200 and teacher["level"] == "county"
+    assert srv.json("GET", "/api/v1/reports?as_of=2026-09-30")[1]["teachers"][0]["minimum"] == 5
+    assert srv.json("PATCH", "/api/v1/teachers/1", {"level": "emperor"})[0] == 400
+    assert srv.json("PATCH", "/api/v1/teachers/1", {"password": "x"})[0] == 400
+    assert srv.json("PATCH", "/api/v1/teachers/999", {"level": "city"})[0] == 404
+    assert srv.json("PATCH", "/api/v1/schools/2", {"is_lead": "yes"})[0] == 400
+
     # without the token nothing is served
     assert srv.request("GET", "/api/v1/lessons", token=None)[0] == 401
     assert srv.request("GET", "/api/v1/lessons", token="forged")[0] == 401
