@@ -130,9 +130,11 @@ class Hub:
         self.standby: dict[int, set[Session]] = {}  # classroom id -> device sessions waiting for a window
         self._tasks: set[asyncio.Task[Any]] = set()
         self._lock = asyncio.Lock()  # opening/closing rooms one at a time keeps rooms and lessons in step
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # ---- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self._spawn(self._consume_events())
         self._spawn(self._stats_loop())
 
@@ -153,12 +155,27 @@ class Hub:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    # ---- scheduler listeners (called synchronously from the timed jobs) -----------------------
+    # ---- scheduler listeners ----------------------------------------------------------------------
+    # The timed jobs call these from APScheduler's worker threads (plain functions run in its executor),
+    # or from the event loop when a lesson added over the API opens at once: hand over to the loop.
     def on_window_open(self, lesson_id: int) -> None:
-        self._spawn(self._window_opened(lesson_id))
+        self._call_in_loop(lambda: self._spawn(self._window_opened(lesson_id)))
 
     def on_settled(self, lesson_id: int, status: LessonStatus) -> None:
-        self._spawn(self.close_lesson(lesson_id, f"lesson {status.value}"))
+        self._call_in_loop(lambda: self._spawn(self.close_lesson(lesson_id, f"lesson {status.value}")))
+
+    def _call_in_loop(self, fn: Callable[[], object]) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            fn()
+        else:
+            loop.call_soon_threadsafe(fn)
 
     async def _window_opened(self, lesson_id: int) -> None:
         facts = self.facts(lesson_id)
