@@ -59,7 +59,11 @@ class AdminApi:
 
 
 async def build_world(
-    api: AdminApi, tz: str, receivers: int = 2, start_in: timedelta = timedelta(minutes=1)
+    api: AdminApi,
+    tz: str,
+    receivers: int = 2,
+    start_in: timedelta = timedelta(minutes=1),
+    duration: timedelta = timedelta(minutes=40),
 ) -> TrialWorld:
     """A county with a lead school, `receivers` receiving classrooms and a lesson for them starting in
     `start_in` (its window is open now unless that is over 10 minutes); plus a second lesson at the same
@@ -91,7 +95,7 @@ async def build_world(
     community = await new("communities", name=f"研修共同体-{tag}", county_id=county, member_teacher_ids=[peer_teacher])
     world = TrialWorld(teacher, lead_room, rooms[:receivers], rooms[receivers], community_teacher_id=peer_teacher)
     begin = datetime.now(zone).replace(microsecond=0, tzinfo=None) + start_in
-    end = begin + timedelta(minutes=40)
+    end = begin + duration
     big = receivers > 6
     for who, room, receiving in ((teacher, lead_room, world.receiving_classroom_ids),
                                  (peer_teacher, lead_room2, [world.other_classroom_id])):

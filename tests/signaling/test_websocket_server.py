@@ -14,6 +14,7 @@ import ssl
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,40 @@ async def test_a_live_lesson_with_aiortc_clients_records_evidence(server_factory
         live = await api.ok("GET", "/api/v1/live")
         entry = next(x for x in live["lessons"] if x["lesson_id"] == lesson)
         assert entry["lead_on_air"] and entry["lead_minutes"] > 0
+    finally:
+        for c in (lead, room):
+            await c.close()
+        for p in (lead_peer, room_peer):
+            await p.close()
+
+
+async def test_a_short_lesson_runs_to_its_end_and_is_settled_as_delivered(server_factory: Any) -> None:
+    # a 20-second lesson with no grace after its end: its window closes while we watch
+    tz = lesson_now_timezone()
+    srv = server_factory(env={**ENV, "CLASSROOM_SCHEDULER__TIMEZONE": tz,
+                              "CLASSROOM_SCHEDULER__WINDOW_CLOSE_GRACE_MIN": "0"})
+    api2 = AdminApi(srv.url, srv.token)
+    ws2 = srv.url.replace("http", "ws") + "/ws"
+    short = await build_world(api2, tz, receivers=1, start_in=timedelta(seconds=3), duration=timedelta(seconds=20))
+    lesson = short.lesson_ids[0]
+    lead_peer, room_peer = Peer(), Peer()
+    lead = await join_with_media(ws2, await join_token(api2, lesson, "lead"), lead_peer, lead_peer.as_lead())
+    room = await join_with_media(ws2, await join_token(api2, lesson, "receiver", short.receiving_classroom_ids[0]),
+                                 room_peer, room_peer.as_classroom())
+    try:
+        await asyncio.wait_for(room_peer.first_frame.wait(), 15)
+        closed = await room.expect("window_closed", timeout=60)
+        assert closed["lesson_id"] == lesson
+        await asyncio.wait_for(room.closed.wait(), 10)
+        assert room.ws.close_code == 4409
+        info = await api2.ok("GET", f"/api/v1/lessons/{lesson}")
+        assert info["status"] == "delivered", info
+        ledger = await api2.ok("GET", f"/api/v1/lessons/{lesson}/ledger")
+        assert any(e["entry_type"] == "teacher_workload" for e in ledger)
+        # the window is over: no way back in
+        status, body = await api2.call("POST", f"/api/v1/lessons/{lesson}/join-token",
+                                       {"role": "receiver", "classroom_id": short.receiving_classroom_ids[0]})
+        assert status == 403 and body["code"] == "window_closed"
     finally:
         for c in (lead, room):
             await c.close()
