@@ -453,7 +453,10 @@ class Hub:
             raise protocol.ProtocolError("media_timeout", "the media server did not answer in time") from None
         except MediaError as exc:
             text = str(exc)
-            code = "not_allowed_to_publish" if "may not publish" in text else "bad_sdp"
+            code = (
+                "not_allowed_to_publish" if "may not publish" in text else "media_lost" if "no open room" in text
+                else "bad_sdp"
+            )
             raise protocol.ProtocolError(code, text[:300]) from None
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
             # aiortc raises these on SDP it cannot parse: the client hears "bad SDP", never a hung join

@@ -65,4 +65,13 @@ async def test_the_kiosk_waits_for_its_window_and_for_the_teacher(server_factory
     await page.wait_for_selector("#overlay:not(.hidden)", timeout=20000)
     assert "等待老师开始上课" in await page.inner_text("#overlay")
     assert time.monotonic() - opened < 120
+
+    # the server goes away hard (power cut, kill -9) and comes back: the PC reconnects by itself
+    srv.kill9()
+    await _state(page, "reconnecting", 15)
+    srv.start()
+    back = time.monotonic()
+    await _state(page, "live", 30)
+    print(f"kiosk back in the lesson {time.monotonic() - back:.1f} s after the server answered again")
+    await page.screenshot(path=str(ARTIFACTS / "kiosk-after-server-restart.png"))
     await page.context.close()
