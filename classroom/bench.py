@@ -18,5 +18,9 @@ def run_bench(argv: list[str]) -> int:
         from media.bench import main as media_main
 
         return media_main(argv)
-    print(f"classroom bench: unknown benchmark '{name}' (schedule, fanout)", file=sys.stderr)
+    if name == "join":
+        from signaling.bench_join import main as join_main
+
+        return join_main(argv[1:])
+    print(f"classroom bench: unknown benchmark '{name}' (schedule, fanout, join)", file=sys.stderr)
     return 2
