@@ -148,6 +148,12 @@ def _serve(config: Config, db: Database, timetable: Timetable, args: argparse.Na
     app = build_app(config, db, tls=ssl_context is not None, media=args.media)
     token_file = config.server.data_path / "admin-token"
     log.info("API token: %s (Authorization: Bearer ...)", token_file if not config.server.admin_token else "configured")
+    scheme = "https" if ssl_context is not None else "http"
+    log.info(
+        "pages: %s://<this host>:%d/admin (first login: the administrator token), /teacher, /classroom, /tech",
+        scheme,
+        config.server.port,
+    )
     web.run_app(
         app, host=config.server.host, port=config.server.port, ssl_context=ssl_context, print=None, handle_signals=True
     )

@@ -55,8 +55,8 @@ export function requireLogin(roles) {
   return true;
 }
 
-export function header(titleKey, extra = []) {
-  const bar = el("header", { class: "bar" }, el("h1", { "data-t": titleKey }, t(titleKey)), ...extra, languageButton());
+export function header(titleKey, extra = [], onLanguage = null) {
+  const bar = el("header", { class: "bar" }, el("h1", { "data-t": titleKey }, t(titleKey)), ...extra, languageButton(onLanguage));
   document.body.prepend(bar);
   applyTexts();
   return bar;

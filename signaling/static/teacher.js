@@ -5,7 +5,8 @@ import { applyTexts, reasonText, t } from "./i18n.js";
 import { LessonConnection, qualityClass } from "./rtc.js";
 
 if (requireLogin(["teacher", "admin"])) {
-  header("teacher_title", [el("span", { id: "air", class: "badge" }), logoutButton()]);
+  // texts drawn from data follow a language switch at once
+  header("teacher_title", [el("span", { id: "air", class: "badge" }), logoutButton()], () => { loadLessons(); renderRoster(); setAir(state.onAir); });
   const lessonsList = el("ul", { class: "lessons", id: "lessons" });
   const status = el("div", { id: "status" });
   const preview = el("video", { id: "preview", autoplay: true, muted: true, playsinline: true });
