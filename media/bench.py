@@ -51,8 +51,8 @@ class FanoutOptions:
     join_concurrency: int = 8
     subscriber_nice: int = 10
     seed: int = 1
-    port_min: int = 42000
-    port_max: int = 43999
+    port_min: int = 45000
+    port_max: int = 46999
     profile_dir: Path | None = None
     profile_rate: int = 100
     log: Callable[[str], None] = field(default=lambda _msg: None)
@@ -591,8 +591,8 @@ def build_parser() -> argparse.ArgumentParser:
     fan.add_argument("--join-concurrency", type=int, default=8, help="joins in flight per subscriber process")
     fan.add_argument("--subscriber-nice", type=int, default=10, help="nice value of subscriber processes (default 10)")
     fan.add_argument("--seed", type=int, default=1, help="seed of the loss injection")
-    fan.add_argument("--port-min", type=int, default=42000, help="lowest UDP port of the SFU")
-    fan.add_argument("--port-max", type=int, default=43999, help="highest UDP port of the SFU")
+    fan.add_argument("--port-min", type=int, default=45000, help="lowest UDP port of the SFU")
+    fan.add_argument("--port-max", type=int, default=46999, help="highest UDP port of the SFU")
     fan.add_argument("--profile", type=Path, default=None, help="py-spy the SFU over the window into DIR")
     fan.add_argument("--json", action="store_true", help="print only the JSON object")
     return parser

@@ -502,6 +502,7 @@ class SlotCounter:
         if self.first_keyframe_at is None and self.video and payload and vp8_keyframe_start(payload):
             self.first_keyframe_at = now
         if self.in_window:
+            fresh = ext not in stream.received
             stream.received.add(ext)
             self.window_packets += 1
             self.window_bytes += size
@@ -512,7 +513,7 @@ class SlotCounter:
                 if frame_end or not ext & 3:
                     sample = (payload[-KEY_BYTES:], self.arrival.at, time.time(), frame_end, not ext & 3)
                     self.samples.append(sample)
-            if self.video and header.marker and not rtx:
+            if self.video and header.marker and fresh:  # a repaired frame end counts once
                 self.window_frames += 1
         elif stream.end is not None:
             stream.received.add(ext)  # late retransmissions still repair the window
