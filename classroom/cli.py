@@ -107,9 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "report":
             return _report(timetable, args)
         if args.command == "demo":
-            from scheduler.demo import load_demo
-
-            print(json.dumps(load_demo(timetable), ensure_ascii=False))
+            print(json.dumps(_load_demo(config, timetable), ensure_ascii=False))
             return 0
     except StorageError as exc:
         print(f"classroom: {exc}", file=sys.stderr)
@@ -139,12 +137,10 @@ def _serve(config: Config, db: Database, timetable: Timetable, args: argparse.Na
 
     print("effective configuration:\n" + describe(config), file=sys.stderr, flush=True)
     if demo:
-        from scheduler.demo import load_demo
-
         if timetable.repo.schools():
             log.info("--demo: the database already has data; leaving it as it is")
         else:
-            log.info("--demo: %s", load_demo(timetable))
+            log.info("--demo: %s", _load_demo(config, timetable))
     app = build_app(config, db, tls=ssl_context is not None, media=args.media)
     token_file = config.server.data_path / "admin-token"
     log.info("API token: %s (Authorization: Bearer ...)", token_file if not config.server.admin_token else "configured")
@@ -158,6 +154,38 @@ def _serve(config: Config, db: Database, timetable: Timetable, args: argparse.Na
         app, host=config.server.host, port=config.server.port, ssl_context=ssl_context, print=None, handle_signals=True
     )
     return 0
+
+
+def _load_demo(config: Config, timetable: Timetable) -> dict[str, object]:
+    """The demo county, plus a login for each of its teachers and a technician, so every page can be tried.
+
+    One random password for the demo accounts, written with the usernames to <data>/demo-accounts.txt
+    (owner-only) and logged once."""
+    import os
+    import secrets
+
+    from scheduler.demo import load_demo
+    from signaling.store import AccessStore
+
+    summary: dict[str, object] = dict(load_demo(timetable))
+    store = AccessStore(timetable.db)
+    password = secrets.token_urlsafe(9)
+    lines = [f"# demo logins at /login; every password is {password}"]
+    for teacher in timetable.repo.teachers():
+        username = f"teacher{teacher.id}"
+        store.create_account(username, password, "teacher", teacher_id=teacher.id)
+        lines.append(f"{username}\t{teacher.name}\t{teacher.level.value}")
+    county = timetable.repo.counties()[0]
+    store.create_account("tech", password, "technician", county_id=county.id)
+    lines.append("tech\ttechnician")
+    path = config.server.data_path / "demo-accounts.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    log.info("demo logins (teacher1..teacher%d, tech) with password %s, listed in %s", len(lines) - 2, password, path)
+    summary["accounts"] = len(lines) - 1
+    return summary
 
 
 def _import(timetable: Timetable, path: Path, dry_run: bool, as_json: bool) -> int:
