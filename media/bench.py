@@ -340,7 +340,8 @@ def run_fanout(options: FanoutOptions, spec: ClipSpec) -> dict[str, Any]:
         client_pids = [h.pid for h in children[1:]]
         if options.profile_dir is not None and options.plane != "baseline":
             profiler = _Profiler(options.profile_dir, server_pids, options.duration, options.profile_rate)
-        frames0 = publisher.request("status", "status", 10)["video_frames"]
+        pub_status = publisher.request("status", "status", 10)
+        frames0 = pub_status["video_frames"]
         for handle in sub_handles:
             handle.request("start_window", "started", 10)
         drops0 = udp_drops(server_pids), udp_drops(client_pids)
@@ -403,6 +404,21 @@ def run_fanout(options: FanoutOptions, spec: ClipSpec) -> dict[str, Any]:
     )
     if options.loss_percent:
         result["injected_loss_percent"] = options.loss_percent
+    result["publisher_states"] = [
+        {"at_s": round(at - wall0, 3), "what": what, "state": state} for at, what, state in pub["states"]
+    ]
+    problems = []
+    if pub_status["connection"] != "connected":
+        problems.append(f"publisher {pub_status['connection']} when the window started")
+    if result["subs_receiving"] < n:
+        problems.append(f"{n - result['subs_receiving']} subscribers received no media in the window")
+    if not drained:
+        problems.append(f"server backlog of {backlog_start // 1024} KiB not drained before the window")
+    if result["delivered_fraction"] is not None and result["delivered_fraction"] < SUSTAINED_MIN_FPS:
+        problems.append("subscribers got less than 80 % of the frames the publisher sent")
+    # A run with problems still prints its figures (they show what broke), flagged as not valid.
+    result["valid"] = not problems
+    result["problems"] = problems
     if profile is not None:
         result["profile"] = profile
     if isinstance(server_stats, dict) and "error" in server_stats:

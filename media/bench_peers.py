@@ -159,6 +159,16 @@ async def _publisher(link: ChildLink, port: int, room: str, spec: ClipSpec, max_
     video = ClipTrack("video", clip, max_seconds)
     audio = ClipTrack("audio", clip, max_seconds)
     pc = RTCPeerConnection(rtc_configuration())
+    states: list[tuple[float, str, str]] = []  # (time.time(), "ice" | "connection", new state)
+
+    @pc.on("iceconnectionstatechange")
+    def on_ice() -> None:
+        states.append((time.time(), "ice", pc.iceConnectionState))
+
+    @pc.on("connectionstatechange")
+    def on_connection() -> None:
+        states.append((time.time(), "connection", pc.connectionState))
+
     rpc = RpcClient(port)
     try:
         tv = pc.addTransceiver(video, direction="sendonly")
@@ -196,6 +206,7 @@ async def _publisher(link: ChildLink, port: int, room: str, spec: ClipSpec, max_
                     keyframe_requests=video.keyframe_requests,
                     keyframes_sent=video.keyframes_sent,
                     video_mbps=clip.video_mbps,
+                    states=states,
                 )
     finally:
         await rpc.close()

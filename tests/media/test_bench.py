@@ -43,6 +43,7 @@ def test_fanout_short_run_against_the_baseline(capsys: pytest.CaptureFixture[str
     for key in (*KEYS, "baseline", "speedup_vs_baseline"):
         assert key in result, key
     assert result["subs"] == 3
+    assert result["valid"] and result["problems"] == []
     assert result["subs_receiving"] == 3
     assert result["per_sub_mbps"] > 0.5  # the ~2 Mbit/s source arrives, not a trickle
     assert result["video_fps"] > 10
