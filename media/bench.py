@@ -326,6 +326,7 @@ def run_fanout(options: FanoutOptions, spec: ClipSpec) -> dict[str, Any]:
                     totals[key] += value
             ok = n - len(join_errors)
             if totals["keyframe"] >= ok and totals["audio"] >= ok:
+                log(f"{options.plane}: every subscriber has a keyframe and audio")
                 break
             if time.monotonic() > deadline:
                 log(f"{options.plane}: not every subscriber is receiving: {totals}")
@@ -335,6 +336,7 @@ def run_fanout(options: FanoutOptions, spec: ClipSpec) -> dict[str, Any]:
 
         server_pids = [server.pid, *server.remember_descendants()]
         drained, backlog_start = wait_drained(server_pids, DRAIN_WAIT)
+        log(f"{options.plane}: measuring for {options.duration:.0f} s")
         if not drained:
             log(f"{options.plane}: the server still has {backlog_start // 1024} KiB unread after {DRAIN_WAIT:.0f} s")
         client_pids = [h.pid for h in children[1:]]
@@ -572,7 +574,7 @@ def fanout(options: FanoutOptions, baseline_subs: int | None, spec: ClipSpec | N
     if baseline_subs is not None and baseline_subs > 0:
         base = run_baseline(options, spec, baseline_subs)
         ours["baseline"] = base
-        if base["cpu_ms_per_sub_s"] and ours["cpu_ms_per_sub_s"]:
+        if base["cpu_ms_per_sub_s"] and ours["cpu_ms_per_sub_s"] and base["valid"] and ours["valid"]:
             ours["speedup_vs_baseline"] = round(base["cpu_ms_per_sub_s"] / ours["cpu_ms_per_sub_s"], 1)
         else:
             ours["speedup_vs_baseline"] = None
@@ -639,8 +641,10 @@ def main(argv: list[str]) -> int:
         print("bench: --subs >= 1, --duration > 0 and 0 <= --loss-percent < 100", file=sys.stderr)
         return 2
 
+    started = time.monotonic()
+
     def log(msg: str) -> None:
-        print(f"[bench] {msg}", file=sys.stderr, flush=True)
+        print(f"[bench {time.monotonic() - started:6.1f}s] {msg}", file=sys.stderr, flush=True)
 
     options = FanoutOptions(
         subs=args.subs,
