@@ -14,10 +14,11 @@ import hashlib
 import os
 import struct
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from types import MappingProxyType
 
 import av
 import numpy as np
@@ -28,18 +29,20 @@ AUDIO_CLOCK = 48_000
 AUDIO_FRAME_SAMPLES = 960  # 20 ms
 
 # Seven-segment layout: which of the segments a..g are lit for each digit.
-_SEGMENTS = {
-    "0": "abcdef",
-    "1": "bc",
-    "2": "abdeg",
-    "3": "abcdg",
-    "4": "bcfg",
-    "5": "acdfg",
-    "6": "acdefg",
-    "7": "abc",
-    "8": "abcdefg",
-    "9": "abcdfg",
-}
+_SEGMENTS: Mapping[str, str] = MappingProxyType(
+    {
+        "0": "abcdef",
+        "1": "bc",
+        "2": "abdeg",
+        "3": "abcdg",
+        "4": "bcfg",
+        "5": "acdfg",
+        "6": "acdefg",
+        "7": "abc",
+        "8": "abcdefg",
+        "9": "abcdfg",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
