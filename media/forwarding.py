@@ -326,6 +326,7 @@ class DownTrack:
         self.source: InboundTrack | None = None
         self.hold = self.video
         self.held_since = 0.0
+        self.asked_since_up = False  # a keyframe was requested since this subscriber's wire came up
         self.in_pt = -1
         self.out_pt = -1
         self.prev: tuple[InboundTrack, int, int, int, int] | None = None
@@ -351,7 +352,9 @@ class DownTrack:
     def forward(self, seq: int, ts: int, mbit: int, pt: int, payload: bytes, keyframe: bool, now: float) -> None:
         rw = self.rw
         if not rw.started:
-            if self.hold and not keyframe:
+            # Begin only once the subscriber's DTLS is up: a keyframe sent into a wire that is still
+            # down is lost, and the slot would then wait for the publisher's next unrequested one.
+            if not self.wire.up or (self.hold and not keyframe):
                 return
             rw.begin(seq, ts, now)
             self.hold = False

@@ -323,10 +323,15 @@ class Room:
                         track.request_keyframe(now)
                 for participant in self.participants.values():
                     for dt in participant.slots:
-                        # A held slot asks again in case the request or the keyframe was lost.
-                        if dt.hold and dt.source is not None and now - dt.held_since > cfg.keyframe_retry_interval:
-                            dt.held_since = now
-                            dt.source.request_keyframe(now)
+                        # A held slot asks as soon as its subscriber's wire is up (a keyframe asked for at
+                        # bind time may have arrived before), and again in case the request or keyframe
+                        # was lost.
+                        if dt.hold and dt.source is not None:
+                            just_up = dt.wire.up and not dt.asked_since_up
+                            if just_up or now - dt.held_since > cfg.keyframe_retry_interval:
+                                dt.asked_since_up = dt.wire.up
+                                dt.held_since = now
+                                dt.source.request_keyframe(now)
                 if now >= next_report:
                     next_report = now + cfg.report_interval
                     for participant in list(self.participants.values()):
