@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription, sdp
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription, sdp
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
@@ -75,7 +75,10 @@ class Peer:
     ) -> None:
         self.config = config
         self.on_state = on_state
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        # Every m-line on the one transport the client bundles them on. aiortc's default (balanced) puts
+        # the second and later m-lines of a kind on a per-kind transport that BUNDLE then abandons, so
+        # those slots and tracks would never carry a packet.
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         self.mlines: list[MLine] = []
         self.wires: dict[int, Wire] = {}
         self.inbound: list[InboundTrack] = []

@@ -115,24 +115,16 @@ export class LessonConnection extends EventTarget {
     const publishing = wanted && (this.role !== "observer" || wanted.force);
     const pub = publishing ? wanted : {};
     const line = (media, track, kind, slot) => {
-      const direction = kind && slot ? "sendrecv" : kind ? "sendonly" : "recvonly";
-      const tr = pc.addTransceiver(track || media, { direction });
+      const tr = pc.addTransceiver(track || media, { direction: kind ? "sendonly" : "recvonly" });
       if (kind) this.senders[kind] = tr.sender;
       lines.push([tr, kind, slot]);
     };
-    // One m-line both sends and receives where it can (camera + a video slot, microphone + an audio slot):
-    // fewer m-lines, and the first audio m-line is the one that carries what the page must hear.
-    if (this.role === "lead") {
-      line("video", pub.camera, pub.camera !== undefined ? "camera" : null, "talkback_camera");
-      line("audio", pub.audio, pub.audio !== undefined ? "audio" : null, "talkback_audio");
-      if (pub.screen !== undefined) line("video", pub.screen, "screen", null);
-    } else {
-      line("video", pub.camera, pub.camera !== undefined ? "camera" : null, "camera");
-      line("audio", pub.audio, pub.audio !== undefined ? "audio" : null, "audio");
-      line("video", null, null, "screen");
-      line("video", null, null, "talkback_camera");
-      line("audio", null, null, "talkback_audio");
-    }
+    // What the page publishes goes on send-only m-lines, and every slot is a receive-only m-line of its own:
+    // the SFU bundles all of them on one transport, so every slot plays, whatever its place in the offer.
+    if (pub.camera !== undefined) line("video", pub.camera, "camera", null);
+    if (pub.audio !== undefined) line("audio", pub.audio, "audio", null);
+    if (this.role === "lead" && pub.screen !== undefined) line("video", pub.screen, "screen", null);
+    for (const [media, slot] of this.role === "lead" ? SLOTS_LEAD : SLOTS_WATCH) line(media, null, null, slot);
     if (pub.later) {
       pub.later.then(async (tracks) => {
         for (const [kind, track] of Object.entries(tracks || {})) if (track && this.pc === pc) await this.replaceTrack(kind, track);

@@ -40,6 +40,18 @@ AUDIO_JS = """async () => {
   return samples;
 }"""
 
+HEARS_TALKBACK_JS = """async () => {
+  const c = window.__classroom;
+  if (!c || !c.conn || !c.conn.pc) return null;
+  let out = null;
+  (await c.conn.pc.getStats()).forEach((s) => {
+    if (s.type === 'inbound-rtp' && s.kind === 'audio' && c.conn.slots.get(s.mid) === 'talkback_audio')
+      out = {packets: s.packetsReceived || 0, bytes: s.bytesReceived || 0, level: s.audioLevel || 0,
+             energy: s.totalAudioEnergy || 0, playing: !!document.getElementById('audio-talkback').srcObject};
+  });
+  return out;
+}"""
+
 TALKBACK_JS = """async () => {
   const c = window.__teacher.conn;
   if (!c || !c.pc) return {video: -1, audio: -1};
@@ -120,6 +132,15 @@ async def test_lesson_in_chromium(server_factory: Any, browser: Browser) -> None
     await rooms[1].wait_for_selector("#talk:has-text('老师请本教室发言')", timeout=10000)
     await teacher.screenshot(path=str(ARTIFACTS / "teacher-talkback.png"))
     await rooms[1].screenshot(path=str(ARTIFACTS / "classroom2-called-on.png"))
+
+    # "everyone hears the called classroom": classroom 1 plays classroom 2's microphone (Chromium's fake
+    # microphone beeps) on its talk-back audio slot, the second audio m-line of its offer
+    await teacher.click(f"li[data-participant='{second}'] button.call-all")
+    heard = await _poll(rooms[0], HEARS_TALKBACK_JS, lambda v: bool(v) and v["packets"] > 20, 15,
+                        "classroom1-talkback-audio")
+    await _poll(rooms[0], HEARS_TALKBACK_JS,
+                lambda v: v["packets"] > heard["packets"] + 20 and v["bytes"] > heard["bytes"]
+                and (v["level"] > 0 or v["energy"] > 0) and v["playing"], 15, "classroom1-hears-classroom2")
 
     # a classroom PC that reloads is back with moving video within 5 s
     started = time.monotonic()

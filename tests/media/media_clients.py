@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamTrack
 from av import VideoFrame
 
@@ -25,6 +25,8 @@ WIDTH, HEIGHT = 320, 240
 BITS = 16
 FPS = 30
 CLIENT_PORTS = (52000, 59999)
+# like the SFU and browsers: every m-line on one transport (aiortc's default strands later audio m-lines)
+BUNDLE = RTCBundlePolicy.MAX_BUNDLE
 
 
 def draw_number(source: int, number: int) -> np.ndarray:
@@ -116,7 +118,7 @@ class Publisher:
         source: int = 1,
         recv_slots: bool = False,
     ) -> Publisher:
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=BUNDLE))
         video = NumberedVideoTrack(source)
         pc.addTransceiver(video, direction="sendonly")
         pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
@@ -145,6 +147,7 @@ class Subscriber:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     drop: Callable[[RtpHeader], bool] | None = None
     dropped: int = 0
+    by_mid: dict[str, list[Received]] = field(default_factory=dict)  # pictures per video slot (decode_all)
 
     @classmethod
     async def connect(
@@ -157,9 +160,10 @@ class Subscriber:
         audio_slots: int = 1,
         drop: Callable[[RtpHeader], bool] | None = None,
         publish_source: int | None = None,
+        decode_all: bool = False,
         **kwargs: object,
     ) -> Subscriber:
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=BUNDLE))
         sub = cls(pc, drop=drop)
         if publish_source is not None:
             pc.addTransceiver(NumberedVideoTrack(publish_source), direction="sendonly")
@@ -171,8 +175,10 @@ class Subscriber:
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
-            if track.kind == "video" and not sub.tasks:
-                sub.tasks.append(asyncio.ensure_future(sub._consume(track)))
+            if track.kind != "video" or (sub.tasks and not decode_all):
+                return
+            mid = next((t.mid for t in pc.getTransceivers() if t.receiver.track is track), None)
+            sub.tasks.append(asyncio.ensure_future(sub._consume(track, mid, first=not sub.tasks)))
 
         await _negotiate(plane, pc, room_id, participant_id, role, **kwargs)
         tap_rtp(pc, sub._tap)
@@ -188,14 +194,17 @@ class Subscriber:
         self.packets.append((hdr.ssrc, hdr.payload_type, hdr.seq, hdr.timestamp))
         return True
 
-    async def _consume(self, track: MediaStreamTrack) -> None:
+    async def _consume(self, track: MediaStreamTrack, mid: str | None, first: bool) -> None:
         while True:
             try:
                 frame = await track.recv()
             except Exception:
                 return
             source, number = read_number(frame)
-            self.frames.append(Received(source, number, time.monotonic()))
+            got = Received(source, number, time.monotonic())
+            if first:
+                self.frames.append(got)
+            self.by_mid.setdefault(mid or "", []).append(got)
 
     async def wait_frames(self, count: int, timeout: float = 20.0, source: int | None = None) -> None:
         deadline = time.monotonic() + timeout
