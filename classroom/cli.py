@@ -49,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
         c.add_argument("file", type=Path)
         c.add_argument("--data-dir")
         c.add_argument("--json", action="store_true", help="print the result as JSON")
+        c.add_argument("--lang", choices=("en", "zh"), default="en", help="language of the problems (default en)")
 
     r = sub.add_parser("report", help="quota and workload report of a semester")
     r.add_argument("--data-dir")
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             return _serve(config, db, timetable, args)
         if args.command in ("import", "check"):
-            return _import(timetable, args.file, dry_run=args.command == "check", as_json=args.json)
+            return _import(timetable, args.file, dry_run=args.command == "check", as_json=args.json, lang=args.lang)
         if args.command == "report":
             return _report(timetable, args)
         if args.command == "demo":
@@ -188,7 +189,7 @@ def _load_demo(config: Config, timetable: Timetable) -> dict[str, object]:
     return summary
 
 
-def _import(timetable: Timetable, path: Path, dry_run: bool, as_json: bool) -> int:
+def _import(timetable: Timetable, path: Path, dry_run: bool, as_json: bool, lang: str = "en") -> int:
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -200,7 +201,8 @@ def _import(timetable: Timetable, path: Path, dry_run: bool, as_json: bool) -> i
     else:
         for p in result.errors + result.warnings:
             where = f"line {p.line}: " if p.line else ""
-            print(f"{path.name}: {where}{p.severity}: {p.message} [{p.code}]")
+            message = (p.message_zh or p.message) if lang == "zh" else p.message
+            print(f"{path.name}: {where}{p.severity}: {message} [{p.code}]")
         verb = "would add" if dry_run else "added"
         state = "OK" if result.ok else "REFUSED, nothing imported"
         added = result.lessons_added if result.ok else 0

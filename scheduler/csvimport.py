@@ -57,6 +57,10 @@ MAX_BYTES = 50 * 1024 * 1024
 class CsvFormatError(ValueError):
     """The file as a whole cannot be read (encoding, headers); no row is looked at."""
 
+    def __init__(self, message: str, message_zh: str) -> None:
+        super().__init__(message)
+        self.message_zh = message_zh
+
 
 @dataclass
 class Directory:
@@ -104,9 +108,15 @@ class ParsedTimetable:
 
 def decode(data: bytes) -> str:
     if len(data) > MAX_BYTES:
-        raise CsvFormatError(f"the file is {len(data) // 1048576} MiB, over the {MAX_BYTES // 1048576} MiB limit")
+        size, limit = len(data) // 1048576, MAX_BYTES // 1048576
+        raise CsvFormatError(
+            f"the file is {size} MiB, over the {limit} MiB limit", f"文件有 {size} MiB，超过 {limit} MiB 上限"
+        )
     if b"\x00" in data[:4096]:
-        raise CsvFormatError("the file is not a text CSV (it looks like a binary file, e.g. .xlsx): save it as CSV")
+        raise CsvFormatError(
+            "the file is not a text CSV (it looks like a binary file, e.g. .xlsx): save it as CSV",
+            "这不是文本 CSV 文件（像是 .xlsx 等二进制文件），请在 Excel 中另存为 CSV",
+        )
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -116,7 +126,9 @@ def decode(data: bytes) -> str:
     except UnicodeDecodeError as exc:
         raise CsvFormatError(
             f"the file is neither UTF-8 nor GBK/GB18030 text (bad byte at offset {exc.start}); "
-            "in Excel choose 'CSV UTF-8 (逗号分隔)'"
+            "in Excel choose 'CSV UTF-8 (逗号分隔)'",
+            f"文件既不是 UTF-8 也不是 GBK/GB18030 文本（第 {exc.start} 字节有误），"
+            "请在 Excel 中选择“CSV UTF-8（逗号分隔）”",
         ) from exc
     return text
 
@@ -136,13 +148,18 @@ def map_headers(header: Sequence[str]) -> dict[str, int]:
                 unknown.append(h.strip())
             continue
         if canon in found:
-            raise CsvFormatError(f"column '{h.strip()}' appears twice")
+            raise CsvFormatError(f"column '{h.strip()}' appears twice", f"列“{h.strip()}”出现了两次")
         found[canon] = i
     missing = [c for c in REQUIRED if c not in found]
     if missing:
-        wanted = ", ".join(f"{c} ({HEADERS[c][1]})" for c in missing)
+        zh_names = dict(zip(HEADERS, CHINESE_HEADER, strict=True))
+        wanted = ", ".join(f"{c} ({zh_names[c]})" for c in missing)
         extra = f"; unrecognised columns: {', '.join(unknown)}" if unknown else ""
-        raise CsvFormatError(f"the header row lacks the columns {wanted}{extra}")
+        extra_zh = f"；无法识别的列：{'、'.join(unknown)}" if unknown else ""
+        raise CsvFormatError(
+            f"the header row lacks the columns {wanted}{extra}",
+            f"表头缺少列：{'、'.join(zh_names[c] for c in missing)}{extra_zh}",
+        )
     return found
 
 
@@ -160,9 +177,10 @@ def parse_time(text: str) -> time:
     return time(int(m[1]), int(m[2]))
 
 
-def closest(name: str, choices: Sequence[str]) -> str:
+def closest(name: str, choices: Sequence[str]) -> tuple[str, str]:
+    """A hint naming the closest known name, in English and Chinese ("" when nothing is close)."""
     near = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.4)
-    return f"; did you mean '{near[0]}'?" if near else ""
+    return (f"; did you mean '{near[0]}'?", f"，是不是“{near[0]}”？") if near else ("", "")
 
 
 def parse_timetable(data: bytes, directory: Directory, tz: ZoneInfo) -> ParsedTimetable:
@@ -172,9 +190,9 @@ def parse_timetable(data: bytes, directory: Directory, tz: ZoneInfo) -> ParsedTi
     try:
         header = next(reader)
     except StopIteration:
-        raise CsvFormatError("the file is empty") from None
+        raise CsvFormatError("the file is empty", "文件是空的") from None
     except csv.Error as exc:
-        raise CsvFormatError(f"line 1: {exc}") from exc
+        raise CsvFormatError(f"line 1: {exc}", f"第 1 行无法读取：{exc}") from exc
     columns = map_headers(header)
     rows: list[ParsedRow] = []
     problems: list[Problem] = []
@@ -185,7 +203,11 @@ def parse_timetable(data: bytes, directory: Directory, tz: ZoneInfo) -> ParsedTi
         except StopIteration:
             break
         except csv.Error as exc:
-            problems.append(Problem("bad_csv", f"cannot read this row: {exc}", line=reader.line_num))
+            problems.append(
+                Problem(
+                    "bad_csv", f"cannot read this row: {exc}", line=reader.line_num, message_zh=f"无法读取这一行：{exc}"
+                )
+            )
             continue
         line = reader.line_num
         if not any(cell.strip() for cell in record):
@@ -193,14 +215,19 @@ def parse_timetable(data: bytes, directory: Directory, tz: ZoneInfo) -> ParsedTi
         try:
             rows.append(_parse_row(record, columns, directory, school_names, tz, line))
         except RowError as err:
-            problems.extend(Problem(code, msg, line=line) for code, msg in err.problems)
+            problems.extend(Problem(code, msg, line=line, message_zh=zh) for code, msg, zh in err.problems)
     return ParsedTimetable(rows, problems)
 
 
 class RowError(Exception):
-    def __init__(self, problems: list[tuple[str, str]]) -> None:
-        super().__init__("; ".join(m for _, m in problems))
+    """A row's problems as (code, English, Chinese)."""
+
+    def __init__(self, problems: list[tuple[str, str, str]]) -> None:
+        super().__init__("; ".join(m for _, m, _ in problems))
         self.problems = problems
+
+
+COLUMN_ZH = dict(zip(HEADERS, CHINESE_HEADER, strict=True))
 
 
 def _parse_row(
@@ -215,12 +242,13 @@ def _parse_row(
         i = columns.get(name)
         return record[i].strip() if i is not None and i < len(record) else ""
 
-    errs: list[tuple[str, str]] = []
+    errs: list[tuple[str, str, str]] = []
     for name in REQUIRED:
         if not cell(name):
-            code = "time_without_date" if name == "date" and (cell("start") or cell("end")) else "missing_value"
-            what = "a time without a date" if code == "time_without_date" else f"no value for '{name}'"
-            errs.append((code, what))
+            if name == "date" and (cell("start") or cell("end")):
+                errs.append(("time_without_date", "a time without a date", "有时间但没有日期"))
+            else:
+                errs.append(("missing_value", f"no value for '{name}'", f"“{COLUMN_ZH[name]}”没有填写"))
     if errs:
         raise RowError(errs)
 
@@ -228,12 +256,12 @@ def _parse_row(
     try:
         day = parse_date(cell("date"))
     except ValueError as exc:
-        errs.append(("bad_date", str(exc)))
+        errs.append(("bad_date", str(exc), f"“{cell('date')}”不是日期（请写成 2026-09-07）"))
     for name in ("start", "end"):
         try:
             value = parse_time(cell(name))
         except ValueError as exc:
-            errs.append(("bad_time", f"{name}: {exc}"))
+            errs.append(("bad_time", f"{name}: {exc}", f"{COLUMN_ZH[name]}：“{cell(name)}”不是时间（请写成 08:00）"))
             continue
         if name == "start":
             start_t = value
@@ -243,27 +271,52 @@ def _parse_row(
         try:
             until = parse_date(cell("repeat_until"))
         except ValueError as exc:
-            errs.append(("bad_date", f"repeat_until: {exc}"))
+            errs.append(
+                (
+                    "bad_date",
+                    f"repeat_until: {exc}",
+                    f"每周重复至：“{cell('repeat_until')}”不是日期（请写成 2027-01-15）",
+                )
+            )
 
     kind = KIND_NAMES.get(cell("kind").lower()) or KIND_NAMES.get(cell("kind"))
     if kind is None:
-        errs.append(("unknown_kind", f"unknown lesson kind '{cell('kind')}' (专递课堂, 名师课堂 or 名校网络课堂)"))
+        errs.append(
+            (
+                "unknown_kind",
+                f"unknown lesson kind '{cell('kind')}' (专递课堂, 名师课堂 or 名校网络课堂)",
+                f"未知的课堂类型“{cell('kind')}”（应为专递课堂、名师课堂或名校网络课堂）",
+            )
+        )
 
     school = d.schools.get(cell("lead_school"))
     teacher = classroom = None
     if school is None:
+        en, zh = closest(cell("lead_school"), school_names)
         errs.append(
-            ("unknown_school", f"unknown school '{cell('lead_school')}'{closest(cell('lead_school'), school_names)}")
+            ("unknown_school", f"unknown school '{cell('lead_school')}'{en}", f"没有学校“{cell('lead_school')}”{zh}")
         )
     else:
         teacher = d.teachers.get((school.id, cell("lead_teacher")))
         if teacher is None:
-            hint = closest(cell("lead_teacher"), d.teacher_names(school.id))
-            errs.append(("unknown_teacher", f"no teacher '{cell('lead_teacher')}' at {school.name}{hint}"))
+            en, zh = closest(cell("lead_teacher"), d.teacher_names(school.id))
+            errs.append(
+                (
+                    "unknown_teacher",
+                    f"no teacher '{cell('lead_teacher')}' at {school.name}{en}",
+                    f"{school.name}没有教师“{cell('lead_teacher')}”{zh}",
+                )
+            )
         classroom = d.classrooms.get((school.id, cell("lead_classroom")))
         if classroom is None:
-            hint = closest(cell("lead_classroom"), d.room_names(school.id))
-            errs.append(("unknown_classroom", f"no classroom '{cell('lead_classroom')}' at {school.name}{hint}"))
+            en, zh = closest(cell("lead_classroom"), d.room_names(school.id))
+            errs.append(
+                (
+                    "unknown_classroom",
+                    f"no classroom '{cell('lead_classroom')}' at {school.name}{en}",
+                    f"{school.name}没有教室“{cell('lead_classroom')}”{zh}",
+                )
+            )
 
     receivers: list[int] = []
     for item in (x.strip() for x in RECEIVER_SEPARATORS.split(cell("receiving_classrooms"))):
@@ -273,21 +326,30 @@ def _parse_row(
         rs = d.schools.get(school_name.strip())
         if rs is None:
             target = school_name.strip() or item
+            en, zh = closest(target, school_names)
             errs.append(
                 (
                     "unknown_school",
-                    f"receiving classroom '{item}': unknown school '{target}'"
-                    f"{closest(target, school_names)} (write 学校/教室)",
+                    f"receiving classroom '{item}': unknown school '{target}'{en} (write 学校/教室)",
+                    f"接收教室“{item}”：没有学校“{target}”{zh}（请写成 学校/教室）",
                 )
             )
             continue
         room = d.classrooms.get((rs.id, room_name.strip()))
         if room is None:
-            hint = closest(room_name.strip(), d.room_names(rs.id))
-            errs.append(("unknown_classroom", f"no classroom '{room_name.strip()}' at {rs.name}{hint}"))
+            en, zh = closest(room_name.strip(), d.room_names(rs.id))
+            errs.append(
+                (
+                    "unknown_classroom",
+                    f"no classroom '{room_name.strip()}' at {rs.name}{en}",
+                    f"{rs.name}没有教室“{room_name.strip()}”{zh}",
+                )
+            )
             continue
         if room.id in receivers:
-            errs.append(("duplicate_receiver", f"receiving classroom '{item}' is listed twice"))
+            errs.append(
+                ("duplicate_receiver", f"receiving classroom '{item}' is listed twice", f"接收教室“{item}”重复列出")
+            )
             continue
         receivers.append(room.id)
 
@@ -295,11 +357,12 @@ def _parse_row(
     if cell("community"):
         community = d.communities.get(cell("community"))
         if community is None:
+            en, zh = closest(cell("community"), list(d.communities))
             errs.append(
                 (
                     "unknown_community",
-                    f"unknown research community '{cell('community')}'"
-                    f"{closest(cell('community'), list(d.communities))}",
+                    f"unknown research community '{cell('community')}'{en}",
+                    f"没有研修共同体“{cell('community')}”{zh}",
                 )
             )
         else:
@@ -309,16 +372,40 @@ def _parse_row(
         raise RowError(errs)
     assert day and start_t and end_t and kind and teacher and classroom  # for the type checker
     if end_t <= start_t:
-        raise RowError([("bad_times", f"the lesson ends ({end_t:%H:%M}) before it starts ({start_t:%H:%M})")])
+        raise RowError(
+            [
+                (
+                    "bad_times",
+                    f"the lesson ends ({end_t:%H:%M}) before it starts ({start_t:%H:%M})",
+                    f"结束时间（{end_t:%H:%M}）早于开始时间（{start_t:%H:%M}）",
+                )
+            ]
+        )
 
     semester = d.semester_of(day)
     days = [day]
     skipped: list[date] = []
     if until is not None:
         if until < day:
-            raise RowError([("bad_date", f"repeat_until {until} is before the first date {day}")])
+            raise RowError(
+                [
+                    (
+                        "bad_date",
+                        f"repeat_until {until} is before the first date {day}",
+                        f"每周重复至 {until} 早于首次日期 {day}",
+                    )
+                ]
+            )
         if semester is not None and until > semester.end:
-            raise RowError([("outside_semester", f"repeat_until {until} is after the end of {semester.name}")])
+            raise RowError(
+                [
+                    (
+                        "outside_semester",
+                        f"repeat_until {until} is after the end of {semester.name}",
+                        f"每周重复至 {until} 晚于{semester.name}结束日期",
+                    )
+                ]
+            )
         days = []
         current = day
         while current <= until:

@@ -147,6 +147,7 @@ class Problem:
     severity: str = "error"
     line: int | None = None  # CSV line, when it came from an import
     related_lesson_id: int | None = None
+    message_zh: str = ""  # the same in Simplified Chinese, for the pages (falls back to `message`)
 
 
 @dataclass(frozen=True, slots=True)

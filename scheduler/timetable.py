@@ -83,7 +83,12 @@ class ImportResult:
 
 
 def problem_json(p: Problem) -> dict[str, object]:
-    out: dict[str, object] = {"code": p.code, "message": p.message, "severity": p.severity}
+    out: dict[str, object] = {
+        "code": p.code,
+        "message": p.message,
+        "message_zh": p.message_zh or p.message,
+        "severity": p.severity,
+    }
     if p.line is not None:
         out["line"] = p.line
     if p.related_lesson_id is not None:
@@ -153,18 +158,37 @@ class Timetable:
         problems: list[Problem] = []
 
         def add(line: int | None, found: Sequence[Problem]) -> None:
-            problems.extend(Problem(p.code, p.message, p.severity, line, p.related_lesson_id) for p in found)
+            problems.extend(
+                Problem(p.code, p.message, p.severity, line, p.related_lesson_id, p.message_zh) for p in found
+            )
+
+        def name_of(resource: tuple[str, int]) -> str:
+            what, rid = resource
+            if what == "teacher":
+                return teachers[rid].name if rid in teachers else f"#{rid}"
+            room = rooms.get(rid)
+            return f"{schools[room.school_id].name} {room.name}" if room is not None else f"#{rid}"
 
         for line, draft in drafts:
             if (draft.end - draft.start).total_seconds() > MAX_LESSON_SECONDS:
-                add(line, [Problem("bad_times", f"a lesson may last at most {MAX_LESSON_SECONDS // 3600} hours")])
+                hours = MAX_LESSON_SECONDS // 3600
+                add(
+                    line,
+                    [
+                        Problem(
+                            "bad_times",
+                            f"a lesson may last at most {hours} hours",
+                            message_zh=f"一节课最长 {hours} 小时",
+                        )
+                    ],
+                )
             semester = semesters.get(draft.semester_id) if draft.semester_id is not None else None
             add(line, calendar_problems(draft, semester, tz))
             teacher = teachers.get(draft.lead_teacher_id)
             lead_room = rooms.get(draft.lead_classroom_id)
             receiving = [rooms[c] for c in draft.receiving_classroom_ids if c in rooms]
             if teacher is None or lead_room is None or len(receiving) != len(draft.receiving_classroom_ids):
-                add(line, [Problem("unknown_id", "unknown teacher or classroom id")])
+                add(line, [Problem("unknown_id", "unknown teacher or classroom id", message_zh="教师或教室编号不存在")])
                 continue
             add(
                 line,
@@ -182,11 +206,13 @@ class Timetable:
         for a, b, (what, rid) in sorted(overlapping_pairs(bookings)):
             line_a, line_b = drafts[a][0], drafts[b][0]
             where = f"line {line_a}" if line_a is not None else f"lesson {a + 1} of the request"
-            name = teachers[rid].name if what == "teacher" and rid in teachers else f"{what} #{rid}"
-            if what == "classroom" and rid in rooms:
-                name = f"{schools[rooms[rid].school_id].name} {rooms[rid].name}"
+            where_zh = f"第 {line_a} 行" if line_a is not None else f"本次请求的第 {a + 1} 节课"
+            name = name_of((what, rid))
             code = "teacher_busy" if what == "teacher" else "classroom_busy"
-            add(line_b, [Problem(code, f"{name} is double-booked with {where}")])
+            add(
+                line_b,
+                [Problem(code, f"{name} is double-booked with {where}", message_zh=f"{name}与{where_zh}时间冲突")],
+            )
 
         # double bookings against stored lessons: index-backed candidate queries per draft
         with self.db.read() as conn:
@@ -197,7 +223,7 @@ class Timetable:
                 )
                 own = lesson_key(draft)
                 candidates = [c for c in candidates if lesson_key(c) != own or not _same(c, draft)]
-                add(line, booking_conflicts(draft, candidates, tz))
+                add(line, booking_conflicts(draft, candidates, tz, name_of))
 
         problems.extend(self._capacity_warnings([dr for _, dr in drafts], ref))
         return problems
@@ -217,6 +243,7 @@ class Timetable:
             school_names=ref.school_names,
             limits=limits,
             community_sizes=sizes,
+            tz=self.config.tz,
         )
 
     def _stored_load(
@@ -309,7 +336,7 @@ class Timetable:
         try:
             parsed = parse_timetable(data, directory, self.config.tz)
         except CsvFormatError as exc:
-            result.errors.append(Problem("bad_file", str(exc), line=None))
+            result.errors.append(Problem("bad_file", str(exc), line=None, message_zh=exc.message_zh))
             return result
         result.rows = len(parsed.rows)
         result.errors.extend(parsed.problems)
@@ -317,7 +344,11 @@ class Timetable:
             for day in row.skipped_holidays:
                 result.warnings.append(
                     Problem(
-                        "holiday_skipped", f"no lesson on {day.isoformat()} (not a teaching day)", "warning", row.line
+                        "holiday_skipped",
+                        f"no lesson on {day.isoformat()} (not a teaching day)",
+                        "warning",
+                        row.line,
+                        message_zh=f"{day.isoformat()} 不是教学日，当天不排课",
                     )
                 )
         # duplicates inside the file
@@ -328,7 +359,12 @@ class Timetable:
                 key = lesson_key(draft)
                 if key in seen:
                     result.errors.append(
-                        Problem("duplicate_lesson", f"the same lesson is already on line {seen[key]}", line=row.line)
+                        Problem(
+                            "duplicate_lesson",
+                            f"the same lesson is already on line {seen[key]}",
+                            line=row.line,
+                            message_zh=f"与第 {seen[key]} 行是同一节课",
+                        )
                     )
                     continue
                 seen[key] = row.line
@@ -351,6 +387,7 @@ class Timetable:
                             f"lesson #{old.id} at this time differs from this row; cancel it first to replace it",
                             line=line,
                             related_lesson_id=old.id,
+                            message_zh=f"此时已有课程 #{old.id}，内容与这一行不同；如需替换请先取消它",
                         )
                     )
             # check every readable row even when others are bad, so one pass shows the administrator everything

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import groupby
+from zoneinfo import ZoneInfo
 
 from scheduler.model import Kind, Lesson, LessonDraft, LessonStatus, Problem
 
@@ -32,6 +33,7 @@ def receiver_problems(draft: LessonDraft | Lesson, limits: CapacityLimits, commu
             Problem(
                 "too_many_receivers",
                 f"{count} receiving ends exceed the maximum of {cap} for a {Kind(draft.kind).value} lesson",
+                message_zh=f"接收端 {count} 个，超过该类课堂的上限 {cap} 个",
             )
         ]
     return []
@@ -50,11 +52,17 @@ def slot_warnings(
     school_names: Mapping[int, str],
     limits: CapacityLimits,
     community_sizes: Mapping[int, int] | None = None,
+    tz: ZoneInfo | None = None,
 ) -> list[Problem]:
     """Warnings for the moments when concurrent lessons exceed media capacity or a school's bandwidth.
 
-    Sweeps the start/end events once; each distinct overload is reported once, at its peak.
+    Sweeps the start/end events once; each distinct overload is reported once, at its peak. Moments are
+    written in `tz` (the district's zone) when given, else in UTC.
     """
+
+    def when(moment: datetime) -> str:
+        return f"{moment.astimezone(tz):%Y-%m-%d %H:%M}" if tz is not None else f"{moment:%Y-%m-%d %H:%M} UTC"
+
     sizes = community_sizes or {}
     live = [x for x in lessons if getattr(x, "status", LessonStatus.SCHEDULED) != LessonStatus.CANCELLED]
     events: list[tuple[datetime, int, int]] = []
@@ -87,9 +95,10 @@ def slot_warnings(
         elif media_overload is None or streams > media_overload[1]:
             warning = Problem(
                 "over_media_capacity",
-                f"at {moment:%Y-%m-%d %H:%M} UTC {streams} concurrent streams exceed the media "
+                f"at {when(moment)} {streams} concurrent streams exceed the media "
                 f"capacity of {limits.media_capacity_streams}",
                 severity="warning",
+                message_zh=f"{when(moment)} 同时有 {streams} 路流，超过媒体容量 {limits.media_capacity_streams}",
             )
             index = _place(problems, warning, media_overload)
             media_overload = (index, streams)
@@ -103,10 +112,12 @@ def slot_warnings(
             elif current is None or count > current[1]:
                 warning = Problem(
                     "over_bandwidth",
-                    f"at {moment:%Y-%m-%d %H:%M} UTC {school_names.get(school, school)} receives "
+                    f"at {when(moment)} {school_names.get(school, school)} receives "
                     f"{count} concurrent lessons ({need:.0f} Mbit/s) over its "
                     f"{budget:.0f} Mbit/s for live lessons",
                     severity="warning",
+                    message_zh=f"{when(moment)} {school_names.get(school, school)}同时接收 {count} 节课"
+                    f"（{need:.0f} Mbit/s），超过其可用于直播的 {budget:.0f} Mbit/s",
                 )
                 school_overload[school] = (_place(problems, warning, current), count)
     return problems

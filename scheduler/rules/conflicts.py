@@ -8,7 +8,7 @@ only the candidates its indexes find). `overlapping_pairs` finds every double bo
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -49,7 +49,10 @@ def overlaps(a_start: datetime, a_end: datetime, b_start: datetime, b_end: datet
 
 
 def booking_conflicts(
-    draft: LessonDraft | Lesson, candidates: Iterable[Lesson], tz: ZoneInfo | None = None
+    draft: LessonDraft | Lesson,
+    candidates: Iterable[Lesson],
+    tz: ZoneInfo | None = None,
+    name_of: Callable[[tuple[str, int]], str] | None = None,
 ) -> list[Problem]:
     """Double bookings of the draft's teacher, lead classroom or receiving classrooms."""
     own_id = draft.id if isinstance(draft, Lesson) else None
@@ -62,11 +65,15 @@ def booking_conflicts(
             continue
         clash = mine.intersection(resources_of(other))
         for kind, rid in sorted(clash):
+            span = _span(other.start, other.end, tz)
+            who = name_of((kind, rid)) if name_of is not None else None
             if kind == "teacher":
-                code, what = "teacher_busy", f"teacher #{rid} already teaches lesson #{other.id}"
+                code, what = "teacher_busy", f"teacher {who or f'#{rid}'} already teaches lesson #{other.id}"
+                zh = f"教师{who or f' #{rid} '}此时已有课程 #{other.id}（{span}）"
             else:
-                code, what = "classroom_busy", f"classroom #{rid} is already in lesson #{other.id}"
-            problems.append(Problem(code, f"{what} ({_span(other.start, other.end, tz)})", related_lesson_id=other.id))
+                code, what = "classroom_busy", f"classroom {who or f'#{rid}'} is already in lesson #{other.id}"
+                zh = f"教室{who or f' #{rid} '}此时已在课程 #{other.id} 中（{span}）"
+            problems.append(Problem(code, f"{what} ({span})", related_lesson_id=other.id, message_zh=zh))
     return problems
 
 
@@ -90,23 +97,29 @@ def overlapping_pairs(bookings: Sequence[Booking]) -> set[tuple[int, int, tuple[
 
 def calendar_problems(draft: LessonDraft, semester: Semester | None, tz: ZoneInfo) -> list[Problem]:
     if draft.end <= draft.start:
-        return [Problem("bad_times", "the lesson ends before it starts")]
+        return [Problem("bad_times", "the lesson ends before it starts", message_zh="结束时间早于开始时间")]
     if semester is None:
-        return [Problem("outside_semester", "the lesson is not inside any semester")]
+        return [Problem("outside_semester", "the lesson is not inside any semester", message_zh="课程不在任何学期内")]
     day = local_date(draft.start, tz)
     if local_date(draft.end, tz) != day:
-        return [Problem("bad_times", "a lesson must start and end on the same day")]
+        return [
+            Problem("bad_times", "a lesson must start and end on the same day", message_zh="课程须在同一天内开始和结束")
+        ]
     if not semester.start <= day <= semester.end:
         return [
             Problem(
                 "outside_semester",
                 f"{day.isoformat()} is outside semester {semester.name} "
                 f"({semester.start.isoformat()} – {semester.end.isoformat()})",
+                message_zh=f"{day.isoformat()} 不在{semester.name}（{semester.start.isoformat()} 至 "
+                f"{semester.end.isoformat()}）内",
             )
         ]
     if not is_teaching_day(semester, day):
-        why = "a holiday" if day in semester.holidays else "a weekend"
-        return [Problem("on_holiday", f"{day.isoformat()} is {why} in semester {semester.name}")]
+        holiday = day in semester.holidays
+        why = "a holiday" if holiday else "a weekend"
+        zh = f"{day.isoformat()} 是{semester.name}的{'假日' if holiday else '周末'}"
+        return [Problem("on_holiday", f"{day.isoformat()} is {why} in semester {semester.name}", message_zh=zh)]
     return []
 
 
@@ -122,28 +135,57 @@ def role_problems(
     problems: list[Problem] = []
     lead_school = schools[lead_classroom.school_id]
     if not lead_school.is_lead:
-        problems.append(Problem("not_lead_school", f"{lead_school.name} is not a lead school"))
+        problems.append(
+            Problem(
+                "not_lead_school",
+                f"{lead_school.name} is not a lead school",
+                message_zh=f"{lead_school.name}不是主讲学校",
+            )
+        )
     if teacher.school_id != lead_school.id:
         problems.append(
             Problem(
                 "teacher_elsewhere",
                 f"teacher {teacher.name} belongs to {schools[teacher.school_id].name}, "
                 f"not to the lead school {lead_school.name}",
+                message_zh=f"教师{teacher.name}属于{schools[teacher.school_id].name}，不属于主讲学校{lead_school.name}",
             )
         )
     for room in receiving:
         school = schools[room.school_id]
         if room.school_id == lead_school.id:
             problems.append(
-                Problem("receiver_is_lead", f"{school.name} {room.name} cannot receive its own school's lesson")
+                Problem(
+                    "receiver_is_lead",
+                    f"{school.name} {room.name} cannot receive its own school's lesson",
+                    message_zh=f"{school.name}{room.name}不能接收本校的课程",
+                )
             )
         elif not (school.is_receiving or school.is_teaching_point):
-            problems.append(Problem("not_receiving_school", f"{school.name} is not a receiving school"))
+            problems.append(
+                Problem(
+                    "not_receiving_school",
+                    f"{school.name} is not a receiving school",
+                    message_zh=f"{school.name}不是接收学校",
+                )
+            )
     if draft.kind == Kind.MASTER:
         if not receiving and draft.community_id is None:
-            problems.append(Problem("no_receivers", "a master lesson needs a research community or classrooms"))
+            problems.append(
+                Problem(
+                    "no_receivers",
+                    "a master lesson needs a research community or classrooms",
+                    message_zh="名师课堂需要研修共同体或接收教室",
+                )
+            )
     elif not receiving:
-        problems.append(Problem("no_receivers", f"a {draft.kind.value} lesson needs receiving classrooms"))
+        problems.append(
+            Problem(
+                "no_receivers",
+                f"a {draft.kind.value} lesson needs receiving classrooms",
+                message_zh=f"{'专递课堂' if draft.kind == Kind.SPECIALISED else '名校网络课堂'}需要接收教室",
+            )
+        )
     return problems
 
 

@@ -45,7 +45,7 @@ async function renderImport(view) {
           r.ok ? `${t("import_ok")}: ${r.lessons_added} + ${r.lessons_unchanged} (${r.rows})` : `${t("import_failed")} (${r.errors.length})`),
         rows.length ? el("table", { id: "import-errors" },
           el("tr", {}, el("th", {}, t("line")), el("th", {}, t("code")), el("th", {}, t("reason"))),
-          rows.map((p) => el("tr", { class: p.severity === "error" ? "error" : "muted" }, el("td", {}, p.line ?? ""), el("td", {}, p.code), el("td", {}, p.message)))) : "");
+          rows.map((p) => el("tr", { class: p.severity === "error" ? "error" : "muted" }, el("td", {}, p.line ?? ""), el("td", {}, p.code), el("td", {}, lang() === "zh" ? (p.message_zh || p.message) : p.message)))) : "");
     } catch (err) {
       notice(result, err.message);
     } finally {

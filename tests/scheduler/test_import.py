@@ -55,6 +55,8 @@ def test_one_bad_row_imports_nothing_and_every_error_has_its_line(t: Timetable) 
     assert (5, "bad_time") in codes(result)
     hint = next(p.message for p in result.errors if p.line == 3)
     assert "did you mean '马丽'" in hint
+    hint_zh = next(p.message_zh for p in result.errors if p.line == 3)
+    assert hint_zh == "第一小学没有教师“马莉”，是不是“马丽”？"  # what the Chinese admin page shows
     assert "迎水桥小学" in next(p.message for p in result.errors if p.line == 4)
     assert lesson_count(t) == 0
 
