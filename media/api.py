@@ -33,6 +33,7 @@ class SlotKind(StrEnum):
     SCREEN = "screen"  # the lead's courseware
     TALKBACK_CAMERA = "talkback_camera"  # the called classroom's camera during talk-back
     TALKBACK_AUDIO = "talkback_audio"  # the called classroom's microphone during talk-back
+    PREVIEW = "preview"  # the lead's thumbnails: one receiving classroom's camera each, first come first served
 
 
 class ParticipantRole(StrEnum):
@@ -48,6 +49,7 @@ class EventKind(StrEnum):
     SUBSCRIBER_DOWN = "subscriber_down"
     FIRST_KEYFRAME = "first_keyframe"
     TALKBACK = "talkback"
+    PREVIEW = "preview"  # which classroom each of a lead's preview slots shows changed
     ROOM_OPENED = "room_opened"
     ROOM_CLOSED = "room_closed"
     ROOM_LOST = "room_lost"  # the worker that owned the room died
@@ -61,6 +63,9 @@ class MediaEvent:
     track: TrackKind | None = None
     at: float = 0.0  # time.time()
     detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+MAX_PREVIEW_SLOTS = 12  # preview slots a lead may offer; the web page offers 6
 
 
 class MediaError(Exception):
@@ -89,7 +94,8 @@ class MediaPlane(Protocol):
         recvonly m-lines to what they show. Either may be None: send m-lines are then, in order,
         video -> camera, screen; audio -> audio. Recvonly m-lines of a receiver or observer are, in
         order, video -> camera, screen, talkback_camera; audio -> audio, talkback_audio; of the lead,
-        video -> talkback_camera; audio -> talkback_audio.
+        video -> talkback_camera, then preview for each further one; audio -> talkback_audio. Only the
+        lead may have preview slots (at most `MAX_PREVIEW_SLOTS`).
 
         A participant id that is already in the room replaces the earlier connection (reconnect),
         and the streams it published resume on the same outgoing slots of every subscriber.

@@ -3,6 +3,11 @@
 Slots are bound to a *source key*, (participant id, track kind), not to a connection. When the lead
 reconnects under the same participant id, the key finds the new connection's track and every slot
 resumes on its own SSRC; while the lead is away the slot stays, showing "source off air".
+
+The lead's preview slots (thumbnails) show the receiving classrooms' cameras, first come first served:
+a room-wide list of positions, position i on each lead's i-th preview slot. A classroom takes the
+lowest free position when its camera's first packet arrives, keeps it across its own reconnects, and
+frees it only when it leaves; the classroom waiting longest (more classrooms than slots) takes it.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from media.api import EventKind, MediaError, ParticipantRole, SlotKind, TrackKind
+from media.api import MAX_PREVIEW_SLOTS, EventKind, MediaError, ParticipantRole, SlotKind, TrackKind
 from media.config import MediaConfig
 from media.forwarding import DownTrack, InboundTrack
 from media.nack_tracker import NackTracker
@@ -23,7 +28,10 @@ logger = logging.getLogger(__name__)
 
 Emit = Callable[[EventKind, str, str | None, TrackKind | None, Mapping[str, Any] | None], None]
 
-_LEAD_SLOTS = {"video": [SlotKind.TALKBACK_CAMERA], "audio": [SlotKind.TALKBACK_AUDIO]}
+_LEAD_SLOTS = {
+    "video": [SlotKind.TALKBACK_CAMERA] + [SlotKind.PREVIEW] * MAX_PREVIEW_SLOTS,
+    "audio": [SlotKind.TALKBACK_AUDIO],
+}
 _RECEIVER_SLOTS = {
     "video": [SlotKind.CAMERA, SlotKind.SCREEN, SlotKind.TALKBACK_CAMERA],
     "audio": [SlotKind.AUDIO, SlotKind.TALKBACK_AUDIO],
@@ -35,6 +43,7 @@ _SLOT_SOURCE = {
     SlotKind.SCREEN: TrackKind.SCREEN,
     SlotKind.TALKBACK_CAMERA: TrackKind.CAMERA,
     SlotKind.TALKBACK_AUDIO: TrackKind.AUDIO,
+    SlotKind.PREVIEW: TrackKind.CAMERA,
 }
 _TICK = 0.1
 
@@ -59,6 +68,10 @@ class Room:
         self.lead_id: str | None = None
         self.talkback_id: str | None = None
         self.talkback_to_all = False
+        # preview positions (participant id or None) and the classrooms eligible for one, in the order
+        # their cameras first went on air
+        self.preview_ids: list[str | None] = []
+        self.preview_queue: dict[str, None] = {}
         self.opened_at = time.time()
         self._closing = False
         self._task = asyncio.get_running_loop().create_task(self._housekeeping())
@@ -71,6 +84,8 @@ class Room:
         detail: Mapping[str, Any] | None = None,
     ) -> None:
         self._emit(kind, self.id, participant_id, track, detail)
+        if kind == EventKind.PUBLISHER_UP and track == TrackKind.CAMERA and participant_id is not None:
+            self._camera_on_air(participant_id)
 
     # -- membership -------------------------------------------------------------------------------
 
@@ -125,7 +140,10 @@ class Room:
             self.sources[(participant_id, kind)] = track
         if role == ParticipantRole.LEAD:
             self.lead_id = participant_id
+        changed = self._assign_previews()
         self._rebind(now)
+        if changed or any(dt.slot == SlotKind.PREVIEW for dt in participant.slots):
+            self._announce_previews()
         return answer
 
     def _plan(
@@ -166,6 +184,11 @@ class Room:
             for m in receiving:
                 if order[m.media_kind]:
                     slot_of[m.mid] = order[m.media_kind].pop(0)
+        previews = sum(1 for slot in slot_of.values() if slot == SlotKind.PREVIEW)
+        if previews and role != ParticipantRole.LEAD:
+            raise MediaError("only the lead has preview slots")
+        if previews > MAX_PREVIEW_SLOTS:
+            raise MediaError(f"at most {MAX_PREVIEW_SLOTS} preview slots")
         for mid, slot in slot_of.items():
             media_kind = next(m.media_kind for m in mlines if m.mid == mid)
             if (_SLOT_SOURCE[slot] == TrackKind.AUDIO) != (media_kind == "audio"):
@@ -253,7 +276,14 @@ class Room:
             self.talkback_id = None
             self.talkback_to_all = False
             self.emit(EventKind.TALKBACK, None, None, {"participant_id": None, "to_all": False, "reason": reason})
+        # A reconnect (not announced) keeps the classroom's preview position for its new connection.
+        previews_changed = False
+        if announce and participant.id in self.preview_queue:
+            del self.preview_queue[participant.id]
+            previews_changed = self._assign_previews()
         self._rebind(time.monotonic())
+        if previews_changed:
+            self._announce_previews()
         await participant.peer.close()
 
     def _on_peer_state(self, peer: Peer, state: str) -> None:
@@ -301,9 +331,61 @@ class Room:
 
     def _rebind(self, now: float) -> None:
         for participant in self.participants.values():
+            position = 0
             for dt in participant.slots:
-                key = self._binding(participant, dt.slot)
+                if dt.slot == SlotKind.PREVIEW:
+                    key = self._preview_binding(participant, position)
+                    position += 1
+                else:
+                    key = self._binding(participant, dt.slot)
                 dt.bind(key, self.sources.get(key) if key is not None else None, now)
+
+    # -- the lead's preview slots -----------------------------------------------------------------
+
+    def _preview_binding(self, participant: Participant, position: int) -> tuple[str, TrackKind] | None:
+        if participant.role != ParticipantRole.LEAD or position >= len(self.preview_ids):
+            return None
+        pid = self.preview_ids[position]
+        return None if pid is None or pid == participant.id else (pid, TrackKind.CAMERA)
+
+    def _camera_on_air(self, participant_id: str) -> None:
+        """A classroom's camera sent its first packet: it may take a preview position."""
+        participant = self.participants.get(participant_id)
+        if participant is None or participant.role != ParticipantRole.RECEIVER or participant_id in self.preview_queue:
+            return
+        self.preview_queue[participant_id] = None
+        if self._assign_previews():
+            self._rebind(time.monotonic())
+            self._announce_previews()
+
+    def _assign_previews(self) -> bool:
+        """Fit the positions to the lead's preview slots and fill free ones; True when anything moved."""
+        lead = self.participants.get(self.lead_id) if self.lead_id else None
+        if lead is not None:
+            capacity = sum(1 for dt in lead.slots if dt.slot == SlotKind.PREVIEW)
+        else:
+            capacity = len(self.preview_ids)  # the lead is away: keep the picture for its return
+        ids = [pid if pid in self.preview_queue else None for pid in self.preview_ids[:capacity]]
+        ids += [None] * (capacity - len(ids))
+        waiting = [pid for pid in self.preview_queue if pid not in ids]
+        for i, pid in enumerate(ids):
+            if pid is None and waiting:
+                ids[i] = waiting.pop(0)
+        changed = ids != self.preview_ids
+        self.preview_ids = ids
+        return changed
+
+    def _announce_previews(self) -> None:
+        """Tell each lead which classroom each of its preview slots (by mid) shows now."""
+        for participant in self.participants.values():
+            slots = [dt for dt in participant.slots if dt.slot == SlotKind.PREVIEW]
+            if not slots:
+                continue
+            shown = [
+                {"mid": dt.mid, "participant_id": key[0] if (key := self._preview_binding(participant, i)) else None}
+                for i, dt in enumerate(slots)
+            ]
+            self.emit(EventKind.PREVIEW, participant.id, None, {"slots": shown})
 
     # -- periodic work ----------------------------------------------------------------------------
 
@@ -381,5 +463,6 @@ class Room:
             "lead_id": self.lead_id,
             "lead_on_air": bool(lead is not None and any(t.live for t in lead.inbound.values())),
             "talkback": {"participant_id": self.talkback_id, "to_all": self.talkback_to_all},
+            "preview": list(self.preview_ids),
             "participants": participants,
         }

@@ -455,7 +455,7 @@ class Hub:
             text = str(exc)
             code = (
                 "not_allowed_to_publish" if "may not publish" in text else "media_lost" if "no open room" in text
-                else "bad_sdp"
+                else "not_allowed" if "only the lead" in text else "bad_sdp"
             )
             raise protocol.ProtocolError(code, text[:300]) from None
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
@@ -600,6 +600,28 @@ class Hub:
                     self._flush_evidence(live)  # marks the lesson live at once
         elif ev.kind in (EventKind.SUBSCRIBER_UP, EventKind.SUBSCRIBER_DOWN, EventKind.TALKBACK):
             await self._send_roster(live)
+        elif ev.kind == EventKind.PREVIEW and ev.participant_id is not None:
+            await self._send_preview(live, ev.participant_id, ev.detail.get("slots") or [])
+
+    async def _send_preview(self, live: LiveLesson, lead_id: str, slots: list[dict[str, Any]]) -> None:
+        """Which receiving classroom each of the lead's preview slots (thumbnails) shows, by mid."""
+        lead = live.sessions.get(lead_id)
+        if lead is None or lead.role != Role.LEAD:
+            return
+        shown = []
+        for slot in slots:
+            pid = slot.get("participant_id")
+            shown.append({"mid": slot.get("mid"), "participant_id": pid, "name": self._name_of(live, pid)})
+        await lead.send(protocol.event("preview", slots=shown))
+
+    def _name_of(self, live: LiveLesson, pid: str | None) -> str:
+        if pid is None:
+            return ""
+        session = live.sessions.get(pid)
+        if session is not None:
+            return session.name
+        tail = pid.partition("-")[2]
+        return live.names.get(int(tail), "") if tail.isdigit() else ""
 
     async def _broadcast(self, live: LiveLesson, message: dict[str, Any]) -> None:
         await asyncio.gather(*(s.send(message) for s in list(live.sessions.values())))

@@ -65,6 +65,7 @@ EVENTS = (
     "pong",
     "lead",
     "roster",
+    "preview",
     "talkback",
     "talkback_requested",
     "hand",

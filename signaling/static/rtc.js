@@ -2,11 +2,16 @@
 //
 // The page always offers. Send m-lines carry what it publishes (camera, audio, screen); recvonly m-lines
 // are slots the SFU fills and re-points without renegotiation (the lead's camera, audio, screen, and the
-// called classroom's camera and audio). Events: joined, refused, lost, answer, slot, lead, roster,
-// talkback, talkback_requested, hand, text, kicked, window_closed, closed.
+// called classroom's camera and audio; for the lead, the receiving classrooms' thumbnails). Events: joined,
+// refused, lost, answer, slot, lead, roster, preview, talkback, talkback_requested, hand, text, kicked,
+// window_closed, closed.
 
 const SLOTS_WATCH = [["video", "camera"], ["audio", "audio"], ["video", "screen"], ["video", "talkback_camera"], ["audio", "talkback_audio"]];
-const SLOTS_LEAD = [["video", "talkback_camera"], ["audio", "talkback_audio"]];
+// the lead also sees up to PREVIEW_SLOTS receiving classrooms as thumbnails (the server's `preview` message
+// says which classroom each preview m-line shows)
+export const PREVIEW_SLOTS = 6;
+const SLOTS_LEAD = [["video", "talkback_camera"], ["audio", "talkback_audio"],
+  ...Array.from({ length: PREVIEW_SLOTS }, () => ["video", "preview"])];
 const FINAL = new Set(["refused", "kicked", "window_closed"]);
 
 export class LessonConnection extends EventTarget {
@@ -133,7 +138,7 @@ export class LessonConnection extends EventTarget {
     pc.ontrack = (event) => {
       this.mark("track");
       const slot = this.slots.get(event.transceiver.mid);
-      if (slot) this.emit("slot", { slot, track: event.track, stream: new MediaStream([event.track]) });
+      if (slot) this.emit("slot", { slot, mid: event.transceiver.mid, track: event.track, stream: new MediaStream([event.track]) });
     };
     pc.onconnectionstatechange = () => {
       this.mark(`pc_${pc.connectionState}`);

@@ -1,12 +1,22 @@
 // The lead teacher's page: today's lessons; broadcast camera, microphone and courseware (screen); the
-// receiving classrooms with their raised hands, requests to speak and connection quality; call on one.
+// receiving classrooms as thumbnails and in a list, with their raised hands, requests to speak and connection
+// quality; call on one.
 import { api, el, header, hhmm, logoutButton, requireLogin } from "./common.js";
-import { applyTexts, reasonText, t } from "./i18n.js";
+import { applyTexts, lang, reasonText, t } from "./i18n.js";
 import { LessonConnection, qualityClass } from "./rtc.js";
+
+// texts of the thumbnails, kept here with the page that alone uses them
+const THUMB_TEXTS = {
+  zh: { thumbs: "接收教室画面", no_thumbs: "接收教室开启摄像头后，画面显示在这里", click_to_call: "点击画面请该教室发言" },
+  en: { thumbs: "Receiving classrooms", no_thumbs: "Classrooms appear here once their cameras are on", click_to_call: "Click a picture to call on that classroom" },
+};
+const tt = (key) => THUMB_TEXTS[lang()][key];
 
 if (requireLogin(["teacher", "admin"])) {
   // texts drawn from data follow a language switch at once
-  header("teacher_title", [el("span", { id: "air", class: "badge" }), logoutButton()], () => { loadLessons(); renderRoster(); setAir(state.onAir); });
+  header("teacher_title", [el("span", { id: "air", class: "badge" }), logoutButton()], () => {
+    loadLessons(); renderRoster(); renderThumbs(); setAir(state.onAir);
+  });
   const lessonsList = el("ul", { class: "lessons", id: "lessons" });
   const status = el("div", { id: "status" });
   const preview = el("video", { id: "preview", autoplay: true, muted: true, playsinline: true });
@@ -17,6 +27,9 @@ if (requireLogin(["teacher", "admin"])) {
   const stopButton = el("button", { id: "stop", class: "danger", disabled: true, "data-t": "stop_broadcast" });
   const endTalk = el("button", { id: "end-talkback", class: "secondary", disabled: true, "data-t": "end_talkback" });
   const roster = el("ul", { class: "roster", id: "roster" });
+  const thumbsTitle = el("h3", { id: "thumbs-title" });
+  const thumbsEmpty = el("div", { class: "muted", id: "thumbs-empty" });
+  const thumbs = el("div", { class: "thumbs", id: "thumbs" });
   const messages = el("div", { class: "messages", id: "messages" });
   document.body.append(el("div", { class: "teacher" },
     el("section", { class: "stage" },
@@ -24,13 +37,16 @@ if (requireLogin(["teacher", "admin"])) {
       el("div", { class: "grid2" },
         el("div", {}, el("h3", { "data-t": "preview" }), preview),
         el("div", {}, el("h3", { "data-t": "talkback_view" }), talkback, talkbackLabel, talkbackAudio)),
-      el("div", { class: "row" }, screenButton, stopButton, endTalk)),
+      el("div", { class: "row" }, screenButton, stopButton, endTalk),
+      el("div", { class: "thumbs-panel" }, thumbsTitle, thumbs, thumbsEmpty)),
     el("aside", { class: "side panel" },
       el("h3", { "data-t": "classrooms" }), roster,
       el("h3", { "data-t": "messages" }), messages)));
   applyTexts();
 
-  const state = { conn: null, lessonId: null, local: null, screen: null, onAir: false, roster: [], talkback: null };
+  // preview: the server's word on which classroom each preview slot (by mid) shows; tiles: mid -> its element
+  const state = { conn: null, lessonId: null, local: null, screen: null, onAir: false, roster: [], talkback: null,
+    preview: [], tiles: new Map() };
   window.__teacher = state;
 
   const setAir = (on) => {
@@ -88,22 +104,30 @@ if (requireLogin(["teacher", "admin"])) {
   }
 
   function connect(token, lessonId, retries) {
+    // a new connection has new preview m-lines; the server says again who is in them
+    state.preview = [];
+    state.tiles = new Map();
+    thumbs.replaceChildren();
+    renderThumbs();
     const conn = new LessonConnection({ token, lessonId, publish: {
       camera: state.local.getVideoTracks()[0] || null, audio: state.local.getAudioTracks()[0] || null, screen: state.screen } });
     state.conn = conn;
     conn.addEventListener("joined", (e) => { setAir(false); state.talkback = e.detail.talkback.participant_id; renderRoster(); });
     conn.addEventListener("answer", () => { screenButton.disabled = false; stopButton.disabled = false; });
     conn.addEventListener("lead", (e) => setAir(e.detail.on_air));
-    conn.addEventListener("roster", (e) => { state.roster = e.detail.participants; setAir(e.detail.lead_on_air); renderRoster(); });
+    conn.addEventListener("roster", (e) => { state.roster = e.detail.participants; setAir(e.detail.lead_on_air); renderRoster(); renderThumbs(); });
+    conn.addEventListener("preview", (e) => { if (state.conn === conn) { state.preview = e.detail.slots; renderThumbs(); } });
     conn.addEventListener("talkback", (e) => {
       state.talkback = e.detail.participant_id;
       talkbackLabel.textContent = e.detail.participant_id ? `${t("talkback_now")}: ${e.detail.name}` : t("no_talkback");
       endTalk.disabled = !e.detail.participant_id;
       renderRoster();
+      renderThumbs();
     });
     conn.addEventListener("slot", (e) => {
       if (e.detail.slot === "talkback_camera") talkback.srcObject = e.detail.stream;
       if (e.detail.slot === "talkback_audio") { talkbackAudio.srcObject = e.detail.stream; talkbackAudio.play().catch(() => {}); }
+      if (e.detail.slot === "preview") addTile(e.detail.mid, e.detail.stream);
     });
     conn.addEventListener("text", (e) => {
       if (e.detail.text) messages.prepend(el("p", {}, el("strong", {}, `${e.detail.name}: `), e.detail.text));
@@ -136,6 +160,51 @@ if (requireLogin(["teacher", "admin"])) {
           el("button", { class: "call", disabled: isTalking, onclick: () => state.conn.send("talkback_grant", { participant_id: p.participant_id, to_all: false }) }, t("call_on")),
           el("button", { class: "call-all secondary", onclick: () => state.conn.send("talkback_grant", { participant_id: p.participant_id, to_all: true }) }, t("call_on_all"))) : ""));
     }
+  }
+
+  // one tile per preview slot, in the order of the offer; shown while the server puts a classroom in it
+  function addTile(mid, stream) {
+    const video = el("video", { autoplay: true, muted: true, playsinline: true });
+    video.srcObject = stream;
+    const tile = el("figure", { class: "thumb hidden", dataset: { mid }, role: "button", tabindex: "0",
+      onclick: () => callOn(tile.dataset.participant), onkeydown: (e) => { if (e.key === "Enter") callOn(tile.dataset.participant); } },
+    video, el("span", { class: "quality-dot" }), el("span", { class: "hand-mark" }), el("figcaption", {}));
+    state.tiles.set(mid, tile);
+    thumbs.append(tile);
+    video.play().catch(() => {});
+    renderThumbs();
+  }
+
+  function callOn(participantId) {
+    if (participantId && state.conn && state.talkback !== participantId) {
+      state.conn.send("talkback_grant", { participant_id: participantId, to_all: false });
+    }
+  }
+
+  function renderThumbs() {
+    thumbsTitle.textContent = tt("thumbs");
+    const byId = new Map(state.roster.map((p) => [p.participant_id, p]));
+    let shown = 0;
+    for (const slot of state.preview) {
+      const tile = state.tiles.get(slot.mid);
+      if (!tile) continue;
+      const pid = slot.participant_id;
+      tile.classList.toggle("hidden", !pid);
+      if (!pid) { delete tile.dataset.participant; continue; }
+      shown += 1;
+      const p = byId.get(pid) || {};
+      const q = p.quality || {};
+      tile.dataset.participant = pid;
+      tile.title = `${slot.name || p.name || pid} · ${tt("click_to_call")}`;
+      tile.querySelector("figcaption").textContent = slot.name || p.name || pid;
+      tile.querySelector(".quality-dot").className = `quality-dot ${qualityClass(q.score)}`;
+      tile.querySelector(".quality-dot").title = q.score != null ? `${t("quality")} ${q.score}` : "";
+      tile.classList.toggle("hand-up", !!(p.hand_up || p.talkback_requested));
+      // a text mark: classroom PCs often have no colour emoji font
+      tile.querySelector(".hand-mark").textContent = p.talkback_requested ? t("wants_to_speak") : t("hand_up");
+      tile.classList.toggle("talking", state.talkback === pid);
+    }
+    thumbsEmpty.textContent = shown ? "" : tt("no_thumbs");
   }
 
   screenButton.addEventListener("click", async () => {

@@ -52,6 +52,21 @@ HEARS_TALKBACK_JS = """async () => {
   return out;
 }"""
 
+THUMBS_JS = """async () => {
+  const c = window.__teacher.conn;
+  if (!c || !c.pc) return null;
+  const frames = {};
+  (await c.pc.getStats()).forEach((s) => {
+    if (s.type === 'inbound-rtp' && s.kind === 'video' && c.slots.get(s.mid) === 'preview')
+      frames[s.mid] = s.framesDecoded || 0;
+  });
+  const tiles = [...document.querySelectorAll('#thumbs .thumb:not(.hidden)')].map((t) => ({
+    mid: t.dataset.mid, participant: t.dataset.participant, name: t.querySelector('figcaption').textContent,
+    frames: frames[t.dataset.mid] || 0, hand: t.classList.contains('hand-up'),
+    width: t.getBoundingClientRect().width}));
+  return {tiles};
+}"""
+
 TALKBACK_JS = """async () => {
   const c = window.__teacher.conn;
   if (!c || !c.pc) return {video: -1, audio: -1};
@@ -118,10 +133,23 @@ async def test_lesson_in_chromium(server_factory: Any, browser: Browser) -> None
     for i, page in enumerate(rooms, 1):
         await _poll(page, AUDIO_JS, lambda v: v > 0, 10, f"classroom{i}-hears-teacher")
 
-    # the teacher sees both classrooms and calls on classroom 2
-    second = f"classroom-{world.receiving_classroom_ids[1]}"
+    # the teacher sees both classrooms as moving, labelled thumbnails; a raised hand shows on its picture
+    first_room, second = (f"classroom-{c}" for c in world.receiving_classroom_ids)
+    thumbs = await _poll(teacher, THUMBS_JS, lambda v: bool(v) and len(v["tiles"]) == 2
+                         and all(t["frames"] > 0 for t in v["tiles"]), 20, "teacher-thumbnails")
+    assert {t["participant"] for t in thumbs["tiles"]} == {first_room, second}
+    assert all(t["name"] and t["width"] > 50 for t in thumbs["tiles"]), thumbs
+    before = {t["mid"]: t["frames"] for t in thumbs["tiles"]}
+    await _poll(teacher, THUMBS_JS, lambda v: len(v["tiles"]) == 2
+                and all(t["frames"] > before.get(t["mid"], 1e9) + 10 for t in v["tiles"]), 10,
+                "teacher-thumbnails-moving")
+    await rooms[0].click("#hand")
+    await teacher.wait_for_selector(f"#thumbs .thumb.hand-up[data-participant='{first_room}']", timeout=10000)
+    await teacher.screenshot(path=str(ARTIFACTS / "teacher-thumbnails.png"))
+
+    # the teacher calls on classroom 2 by clicking its picture
     await teacher.wait_for_selector(f"li[data-participant='{second}'] button.call", timeout=15000)
-    await teacher.click(f"li[data-participant='{second}'] button.call")
+    await teacher.click(f"#thumbs .thumb[data-participant='{second}']")
     try:
         got = await _poll(teacher, TALKBACK_JS, lambda v: v["video"] > 5 and v["audio"] > 0, 20, "teacher-talkback")
     except AssertionError:
