@@ -157,6 +157,8 @@ class Evidence:
     lesson_id: int
     lead_minutes: float
     attended_minutes: dict[int, float] = field(default_factory=dict)  # classroom id -> minutes
+    # research-community members watching a master lesson on their own devices: teacher id -> minutes
+    attended_teachers: dict[int, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

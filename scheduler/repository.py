@@ -381,6 +381,7 @@ class Repository:
         lead_minutes: float | None,
         attended: dict[int, float],
         source: str,
+        teachers: dict[int, float] | None = None,
     ) -> None:
         """Store the latest totals; totals only grow, so a late or repeated report never lowers them."""
         now = int(time.time())
@@ -396,6 +397,12 @@ class Repository:
             "updated_at = excluded.updated_at",
             [(lesson_id, c, float(m), now) for c, m in attended.items()],
         )
+        conn.executemany(
+            "INSERT INTO teacher_attendance(lesson_id, teacher_id, minutes, updated_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(lesson_id, teacher_id) DO UPDATE SET minutes = max(minutes, excluded.minutes), "
+            "updated_at = excluded.updated_at",
+            [(lesson_id, t, float(m), now) for t, m in (teachers or {}).items()],
+        )
 
     def evidence(self, conn: sqlite3.Connection, lesson_id: int) -> Evidence:
         row = conn.execute("SELECT lead_minutes FROM evidence WHERE lesson_id = ?", (lesson_id,)).fetchone()
@@ -403,7 +410,13 @@ class Repository:
             r[0]: r[1]
             for r in conn.execute("SELECT classroom_id, minutes FROM attendance WHERE lesson_id = ?", (lesson_id,))
         }
-        return Evidence(lesson_id, float(row[0]) if row else 0.0, attended)
+        teachers = {
+            r[0]: r[1]
+            for r in conn.execute(
+                "SELECT teacher_id, minutes FROM teacher_attendance WHERE lesson_id = ?", (lesson_id,)
+            )
+        }
+        return Evidence(lesson_id, float(row[0]) if row else 0.0, attended, teachers)
 
     def append_ledger(
         self,

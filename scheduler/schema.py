@@ -153,6 +153,13 @@ MIGRATIONS: tuple[str, ...] = (
         )
         for event in ("INSERT", "UPDATE", "DELETE")
     ),
+    # 4: research-community members' attendance of master lessons on their own devices
+    """
+    CREATE TABLE teacher_attendance (
+        lesson_id INTEGER NOT NULL REFERENCES lesson(id), teacher_id INTEGER NOT NULL REFERENCES teacher(id),
+        minutes REAL NOT NULL, updated_at INTEGER NOT NULL,
+        PRIMARY KEY (lesson_id, teacher_id)) WITHOUT ROWID;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

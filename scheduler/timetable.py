@@ -450,10 +450,29 @@ class Timetable:
         return done
 
     def record_evidence(
-        self, lesson_id: int, lead_minutes: float | None, attended: dict[int, float], source: str
+        self,
+        lesson_id: int,
+        lead_minutes: float | None,
+        attended: dict[int, float],
+        source: str,
+        teachers: dict[int, float] | None = None,
     ) -> Lesson:
-        """Totals so far from media/monitoring. Evidence for a settled lesson is kept but changes nothing."""
+        """Totals so far from media/monitoring. Evidence for a settled lesson is kept but changes nothing.
+
+        `teachers` are research-community members who watched a master lesson on their own devices."""
         lesson = self._get(lesson_id)
+        teachers = teachers or {}
+        if teachers:
+            members: set[int] = set()
+            if lesson.community_id is not None:
+                members = {
+                    t for c in self.repo.communities() if c.id == lesson.community_id for t in c.member_teacher_ids
+                }
+            strangers = sorted(set(teachers) - members)
+            if strangers:
+                raise ValueError(f"teachers {strangers} are not members of lesson #{lesson_id}'s research community")
+            if any(not 0 <= m <= 24 * 60 for m in teachers.values()):
+                raise ValueError("attended minutes must be between 0 and 1440")
         if lead_minutes is not None and not 0 <= lead_minutes <= 24 * 60:
             raise ValueError("lead_minutes must be between 0 and 1440")
         unknown = [c for c in attended if c not in lesson.receiving_classroom_ids]
@@ -462,7 +481,7 @@ class Timetable:
         if any(not 0 <= m <= 24 * 60 for m in attended.values()):
             raise ValueError("attended minutes must be between 0 and 1440")
         with self.db.write() as conn:
-            self.repo.record_evidence(conn, lesson_id, lead_minutes, attended, source)
+            self.repo.record_evidence(conn, lesson_id, lead_minutes, attended, source, teachers)
             if lead_minutes:
                 self.repo.set_status(conn, lesson_id, LessonStatus.LIVE, (LessonStatus.OPEN, LessonStatus.SCHEDULED))
         return self._get(lesson_id)

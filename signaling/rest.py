@@ -354,12 +354,16 @@ class Api:
         attendance = data.get("attendance", {})
         if not isinstance(attendance, dict):
             raise BadRequest("attendance maps classroom ids to attended minutes")
+        teachers = data.get("teacher_attendance", {})
+        if not isinstance(teachers, dict):
+            raise BadRequest("teacher_attendance maps community members' teacher ids to attended minutes")
         lead = data.get("lead_minutes")
         lesson = self.t.record_evidence(
             _int(request.match_info["id"], "id"),
             None if lead is None else float(lead),
             {_int(k, "classroom id"): float(v) for k, v in attendance.items()},
             str(data.get("source", "api")),
+            {_int(k, "teacher id"): float(v) for k, v in teachers.items()},
         )
         return ok(self.lesson_json(lesson))
 

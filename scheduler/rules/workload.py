@@ -52,6 +52,8 @@ def is_delivered(lesson: Lesson, evidence: Evidence, thresholds: DeliveryThresho
         return False
     entitled = set(lesson.receiving_classroom_ids)
     attended = [m for room, m in evidence.attended_minutes.items() if not entitled or room in entitled]
+    if lesson.community_id is not None:  # a master lesson's community members count as receiving ends
+        attended.extend(evidence.attended_teachers.values())
     return any(m / minutes >= thresholds.receiver_share for m in attended)
 
 

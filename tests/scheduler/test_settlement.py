@@ -136,3 +136,17 @@ def test_report_counts_receiving_schools_only_where_a_classroom_attended(t: Time
     receiving = {r["school"]: r for r in report.sections["schools"] if r["role"] == "receiving"}
     assert receiving["迎水桥小学"]["delivered"] == 1
     assert receiving["香山小学"]["delivered"] == 0 and receiving["香山小学"]["missed"] == 1
+
+
+def test_a_master_lesson_for_a_research_community_is_delivered_from_its_members_attendance(tmp_path: Path) -> None:
+    t = small_county(tmp_path / "db.sqlite3")
+    row = "2026-09-07,08:00,08:40,名师课堂,英语,三年级,第一小学,马丽,录播教室1,,英语研修共同体,"
+    result = t.import_csv(csv_bytes(row), "a.csv", "admin")
+    assert result.ok, result.errors
+    lid = only_lesson(t)
+    member = t.repo.communities()[0].member_teacher_ids[1]
+    with pytest.raises(ValueError, match="not members"):
+        t.record_evidence(lid, 40.0, {}, "test", teachers={3: 40.0})  # 张伟 is not in the community
+    t.record_evidence(lid, 40.0, {}, "test", teachers={member: 35.0})
+    assert t.settle(lid, AFTER) == LessonStatus.DELIVERED
+    assert t.repo.ledger(lesson_id=lid)[0].weighted_hours == 1.5
