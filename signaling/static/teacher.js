@@ -11,11 +11,13 @@ const THUMB_TEXTS = {
   en: { thumbs: "Receiving classrooms", no_thumbs: "Classrooms appear here once their cameras are on", click_to_call: "Click a picture to call on that classroom" },
 };
 const tt = (key) => THUMB_TEXTS[lang()][key];
+// the lesson this tab is broadcasting: a reload (or a crashed tab restored) goes back on air by itself
+const ON_AIR_KEY = "teacher-on-air";
 
 if (requireLogin(["teacher", "admin"])) {
   // texts drawn from data follow a language switch at once
   header("teacher_title", [el("span", { id: "air", class: "badge" }), logoutButton()], () => {
-    loadLessons(); renderRoster(); renderThumbs(); setAir(state.onAir);
+    loadLessons(); renderRoster(); renderThumbs(); renderTalkback(); setAir(state.onAir);
   });
   const lessonsList = el("ul", { class: "lessons", id: "lessons" });
   const status = el("div", { id: "status" });
@@ -74,6 +76,17 @@ if (requireLogin(["teacher", "admin"])) {
         el("span", { class: "badge" }, l.window_open ? t("window_open") : t("window_not_open")),
         button));
     }
+    resume(lessons);
+  }
+
+  // back on air after a reload, while the lesson's window is open; the teacher's "stop" ends that
+  function resume(lessons) {
+    const wanted = sessionStorage.getItem(ON_AIR_KEY);
+    if (!wanted || state.lessonId || state.resuming) return;
+    const lesson = lessons.find((l) => String(l.id) === wanted && l.window_open && l.my_role !== "observer");
+    if (!lesson) { sessionStorage.removeItem(ON_AIR_KEY); return; }
+    state.resuming = true;
+    broadcast(lesson).finally(() => { state.resuming = false; });
   }
 
   // a master lesson of the teacher's research community: watched in its own tab, never publishing
@@ -97,8 +110,9 @@ if (requireLogin(["teacher", "admin"])) {
     preview.srcObject = state.local;
     const grant = await api(`/api/v1/lessons/${lesson.id}/join-token`, { method: "POST", body: { role: "lead" } })
       .catch((err) => { status.replaceChildren(el("div", { class: "notice" }, reasonText(err.code, err.message))); return null; });
-    if (!grant) return;
+    if (!grant) { sessionStorage.removeItem(ON_AIR_KEY); return; }
     state.lessonId = lesson.id;
+    sessionStorage.setItem(ON_AIR_KEY, String(lesson.id));
     connect(grant.token, lesson.id, 0);
     loadLessons();
   }
@@ -112,15 +126,27 @@ if (requireLogin(["teacher", "admin"])) {
     const conn = new LessonConnection({ token, lessonId, publish: {
       camera: state.local.getVideoTracks()[0] || null, audio: state.local.getAudioTracks()[0] || null, screen: state.screen } });
     state.conn = conn;
-    conn.addEventListener("joined", (e) => { setAir(false); state.talkback = e.detail.talkback.participant_id; renderRoster(); });
+    conn.addEventListener("joined", (e) => {
+      setAir(false);
+      state.talkback = e.detail.talkback.participant_id;
+      state.talkbackName = "";
+      renderTalkback();
+      renderRoster();
+    });
     conn.addEventListener("answer", () => { screenButton.disabled = false; stopButton.disabled = false; });
     conn.addEventListener("lead", (e) => setAir(e.detail.on_air));
-    conn.addEventListener("roster", (e) => { state.roster = e.detail.participants; setAir(e.detail.lead_on_air); renderRoster(); renderThumbs(); });
+    conn.addEventListener("roster", (e) => {
+      state.roster = e.detail.participants;
+      setAir(e.detail.lead_on_air);
+      renderRoster();
+      renderThumbs();
+      renderTalkback();
+    });
     conn.addEventListener("preview", (e) => { if (state.conn === conn) { state.preview = e.detail.slots; renderThumbs(); } });
     conn.addEventListener("talkback", (e) => {
       state.talkback = e.detail.participant_id;
-      talkbackLabel.textContent = e.detail.participant_id ? `${t("talkback_now")}: ${e.detail.name}` : t("no_talkback");
-      endTalk.disabled = !e.detail.participant_id;
+      state.talkbackName = e.detail.name || "";
+      renderTalkback();
       renderRoster();
       renderThumbs();
     });
@@ -132,6 +158,7 @@ if (requireLogin(["teacher", "admin"])) {
     conn.addEventListener("text", (e) => {
       if (e.detail.text) messages.prepend(el("p", {}, el("strong", {}, `${e.detail.name}: `), e.detail.text));
     });
+    conn.addEventListener("refused", () => sessionStorage.removeItem(ON_AIR_KEY));
     conn.addEventListener("refused", (e) => status.replaceChildren(el("div", { class: "notice", role: "alert" }, reasonText(e.detail.code, e.detail.message))));
     conn.addEventListener("window_closed", () => { stop(); loadLessons(); });
     conn.addEventListener("lost", () => {
@@ -152,7 +179,7 @@ if (requireLogin(["teacher", "admin"])) {
       roster.append(el("li", { dataset: { participant: p.participant_id } },
         el("div", {},
           el("div", {}, el("strong", {}, p.name), p.role === "observer" ? ` (${t("observer")})` : "",
-            p.hand_up ? el("span", { class: "hand", title: t("hand_up") }, " ✋") : "",
+            p.hand_up ? el("span", { class: "badge hand" }, t("hand_up")) : "",
             p.talkback_requested ? el("span", { class: "badge" }, t("wants_to_speak")) : "",
             isTalking ? el("span", { class: "badge live" }, t("talkback_now")) : ""),
           el("div", { class: `quality ${qualityClass(q.score)}` }, qualityText)),
@@ -173,6 +200,14 @@ if (requireLogin(["teacher", "admin"])) {
     thumbs.append(tile);
     video.play().catch(() => {});
     renderThumbs();
+  }
+
+  // who is speaking: also right after a reload, when only the joined message and the roster say so
+  function renderTalkback() {
+    const pid = state.talkback;
+    const name = state.talkbackName || state.roster.find((p) => p.participant_id === pid)?.name || pid;
+    talkbackLabel.textContent = pid ? `${t("talkback_now")}: ${name}` : t("no_talkback");
+    endTalk.disabled = !pid || !state.conn;
   }
 
   function callOn(participantId) {
@@ -225,6 +260,7 @@ if (requireLogin(["teacher", "admin"])) {
   });
   endTalk.addEventListener("click", () => state.conn?.send("talkback_end"));
   function stop() {
+    sessionStorage.removeItem(ON_AIR_KEY);
     const conn = state.conn;
     state.conn = null;
     conn?.close();

@@ -230,6 +230,17 @@ async def test_lesson_in_chromium(server_factory: Any, browser: Browser) -> None
     # the other classroom kept playing throughout
     await _moving(rooms[1], "classroom2-still")
 
+    # the teacher's page reloads (a slip of the finger, a restored tab): it goes back on air by itself, the
+    # classrooms keep their streams and the thumbnails come back
+    await teacher.reload()
+    await teacher.wait_for_selector("#air.live", timeout=15000)
+    await teacher.wait_for_selector("#talkback-label:has-text('正在发言')", timeout=10000)  # still calling on 2
+    await _poll(teacher, THUMBS_JS,
+                lambda v: bool(v) and any(t["participant"] == second and t["frames"] > 0 for t in v["tiles"]),
+                20, "teacher-thumbnails-after-reload")
+    await _moving(rooms[1], "classroom2-after-teacher-reload")
+    await teacher.screenshot(path=str(ARTIFACTS / "teacher-after-reload.png"))
+
     # the administrator's pages, in Chinese and in English
     admin = await (await browser.new_context(viewport={"width": 1366, "height": 768})).new_page()
     await admin.goto(srv.url + "/login")
