@@ -91,6 +91,7 @@ class LiveLesson:
     talkback_to_all: bool = False
     lead_seconds: float = 0.0
     attended_seconds: dict[int, float] = field(default_factory=dict)
+    watched_seconds: dict[int, float] = field(default_factory=dict)  # community member teacher id -> seconds
     quality: dict[str, dict[str, Any]] = field(default_factory=dict)
     last_evidence: float = field(default_factory=time.monotonic)
 
@@ -683,7 +684,16 @@ class Hub:
         receivers = set(live.facts.lesson.receiving_classroom_ids)
         for pid, p in (snapshot.get("participants") or {}).items():
             live.quality[pid] = _media_quality(p)
-            if p.get("role") != "receiver" or p.get("connection") != "connected" or not pid.startswith("classroom-"):
+            if p.get("connection") != "connected":
+                continue
+            if p.get("role") == "observer" and live.facts.lesson.community_id is not None:
+                # a research-community member watching a master lesson on their own device
+                session = live.sessions.get(pid)
+                teacher = session.claims.teacher_id if session is not None and session.claims is not None else None
+                if teacher is not None:
+                    live.watched_seconds[teacher] = live.watched_seconds.get(teacher, 0.0) + dt
+                continue
+            if p.get("role") != "receiver" or not pid.startswith("classroom-"):
                 continue
             cid = int(pid.split("-", 1)[1])
             if cid in receivers:
@@ -691,14 +701,20 @@ class Hub:
 
     def _flush_evidence(self, live: LiveLesson) -> None:
         live.last_evidence = time.monotonic()
-        if not live.lead_seconds and not live.attended_seconds:
+        if not live.lead_seconds and not live.attended_seconds and not live.watched_seconds:
             return
         try:
+            members: set[int] = set()
+            if live.watched_seconds:
+                community = live.facts.lesson.community_id
+                communities = self.timetable.repo.communities()
+                members = {t for c in communities if c.id == community for t in c.member_teacher_ids}
             self.timetable.record_evidence(
                 live.lesson_id,
                 round(live.lead_seconds / 60.0, 2),
                 {c: round(s / 60.0, 2) for c, s in live.attended_seconds.items()},
                 "signaling",
+                {t: round(s / 60.0, 2) for t, s in live.watched_seconds.items() if t in members},
             )
         except Exception:
             log.exception("recording evidence of lesson %d failed", live.lesson_id)

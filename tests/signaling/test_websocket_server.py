@@ -375,3 +375,36 @@ async def test_500_concurrent_sockets_leave_the_server_responsive(server_factory
         await asyncio.gather(*(c.close() for c in clients))
     async with aiohttp.ClientSession() as s, s.get(srv.url + "/healthz") as r:
         assert r.status == 200
+
+
+async def test_a_master_lesson_watched_only_by_its_research_community_is_delivered(server_factory: Any) -> None:
+    # no receiving classroom comes; a community member watches on their own device for the whole lesson
+    tz = lesson_now_timezone()
+    srv = server_factory(env={**ENV, "CLASSROOM_SCHEDULER__TIMEZONE": tz,
+                              "CLASSROOM_SCHEDULER__WINDOW_CLOSE_GRACE_MIN": "0"})
+    api = AdminApi(srv.url, srv.token)
+    ws_url = srv.url.replace("http", "ws") + "/ws"
+    world = await build_world(api, tz, receivers=1, start_in=timedelta(seconds=3), duration=timedelta(seconds=20))
+    lesson = world.lesson_ids[0]
+    await api.ok("POST", "/api/v1/accounts", {"username": "li", "password": "correct horse 2", "role": "teacher",
+                                              "teacher_id": world.community_teacher_id})
+    li = (await api.call("POST", "/api/v1/auth/login", {"username": "li", "password": "correct horse 2"}, token="-"))[1]
+    status, body = await api.call("POST", f"/api/v1/lessons/{lesson}/join-token", {"role": "observer"},
+                                  token=li["token"])
+    assert status == 200, body
+    lead_peer, watcher_peer = Peer(), Peer()
+    lead = await join_with_media(ws_url, await join_token(api, lesson, "lead"), lead_peer, lead_peer.as_lead())
+    watcher = await join_with_media(ws_url, body["token"], watcher_peer, watcher_peer.as_classroom())
+    try:
+        await asyncio.wait_for(watcher_peer.first_frame.wait(), 15)
+        await watcher.expect("window_closed", timeout=60)
+        deadline = time.monotonic() + 10
+        while (info := await api.ok("GET", f"/api/v1/lessons/{lesson}"))["status"] not in ("delivered", "missed"):
+            assert time.monotonic() < deadline, info
+            await asyncio.sleep(0.2)
+        assert info["status"] == "delivered", info
+    finally:
+        for c in (lead, watcher):
+            await c.close()
+        for p in (lead_peer, watcher_peer):
+            await p.close()
