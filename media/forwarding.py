@@ -111,6 +111,8 @@ class InboundTrack:
         keyframe_interval: float,
         nack: NackTracker,
         emit: Emit,
+        keyframe_max_interval: float | None = None,
+        keyframe_waiting_step: int = 10,
     ) -> None:
         self.participant_id = participant_id
         self.kind = kind
@@ -129,6 +131,8 @@ class InboundTrack:
         # (source seq, ts, marker bit, payload type, payload) by seq & mask
         self.history: list[tuple[int, int, int, int, bytes] | None] = [None] * history_size
         self.keyframe_interval = keyframe_interval
+        self.keyframe_max_interval = keyframe_interval if keyframe_max_interval is None else keyframe_max_interval
+        self.keyframe_waiting_step = max(1, keyframe_waiting_step)
         self.nack = nack
         self.max_gap = nack.max_gap
         self.max_seq = -1
@@ -234,17 +238,29 @@ class InboundTrack:
             self.wire.send_rtcp(build_nack(self.rtcp_ssrc, self.ssrc, lost))
 
     def request_keyframe(self, now: float) -> None:
-        """Ask the publisher for a keyframe, at most once per interval whoever asks (coalescing)."""
+        """Ask the publisher for a keyframe, at most once per interval whoever asks (coalescing).
+
+        One keyframe releases every slot waiting for it, and it costs a burst of packets to every
+        subscriber of the track, so during a join storm (many slots waiting) the interval grows.
+        """
         self.want_keyframe = True
         if now < self.next_keyframe_request or self.ssrc is None or not self.wire.up:
             return
-        self.next_keyframe_request = now + self.keyframe_interval
+        waiting = 0
+        for dt in self.downtracks:
+            if dt.hold:
+                waiting += 1
+        self.next_keyframe_request = now + self.keyframe_interval_for(waiting)
         self.keyframe_requests += 1
         if self.fir_only:
             self.fir_seq = (self.fir_seq + 1) & 0xFF
             self.wire.send_rtcp(build_fir(self.rtcp_ssrc, self.ssrc, self.fir_seq))
         else:
             self.wire.send_rtcp(build_pli(self.rtcp_ssrc, self.ssrc))
+
+    def keyframe_interval_for(self, waiting: int) -> float:
+        grown = self.keyframe_interval * (1 + waiting // self.keyframe_waiting_step)
+        return min(self.keyframe_max_interval, max(self.keyframe_interval, grown))
 
     def on_sender_report(self, ntp: int, now: float) -> None:
         self.stats.on_sr(ntp, now)
@@ -418,7 +434,10 @@ class DownTrack:
         if source is not None:
             self.switches += 1
             source.downtracks.append(self)
-            if self.video:
+            if self.video and self.wire.up:
+                # A slot whose subscriber is still connecting asks once its wire is up (the room's
+                # housekeeping does): a keyframe sent before that would be lost on it and only cost
+                # a burst to every other subscriber.
                 source.request_keyframe(now)
 
     def restart(self, now: float) -> None:

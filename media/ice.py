@@ -27,6 +27,16 @@ from aiortc import RTCPeerConnection
 logger = logging.getLogger(__name__)
 
 _SOCKET_BUFFER = 1 << 20  # a burst of keyframe packets must not overflow the kernel queue
+# Datagrams read from one socket per readiness event. asyncio reads one per event-loop iteration, so
+# when an iteration is long (a keyframe fanned out to hundreds of subscribers, a join storm) a
+# publisher's socket builds a backlog of media in the kernel, and the ICE consent checks queued
+# behind it are answered seconds late: the publisher's ICE gives up (6 misses of 0.5 s each, about
+# 30 s) and the whole room goes dark. Reading the backlog at once answers STUN as soon as the loop
+# gets to the socket; media goes on to aioice's queue, processed in order.
+READ_BATCH = 256
+# Datagrams aioice may hold for the DTLS receive loop of one connection. Beyond this the process is
+# overloaded; dropping media here (repaired by NACK) keeps memory bounded, as the kernel queue did.
+QUEUE_LIMIT = 4096
 
 
 async def _bind(connection: Connection, address: str, port_min: int, port_max: int) -> tuple[StunProtocol, str] | None:
@@ -58,9 +68,59 @@ async def _bind(connection: Connection, address: str, port_min: int, port_max: i
             for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
                 with contextlib.suppress(OSError):
                     sock.setsockopt(socket.SOL_SOCKET, opt, _SOCKET_BUFFER)
+        read_in_batches(transport, protocol)
         return protocol, address
     logger.warning("no free UDP port for %s in %d-%d", address, port_min, port_max)
     return None
+
+
+def read_in_batches(transport: asyncio.BaseTransport, protocol: asyncio.DatagramProtocol) -> bool:
+    """Make the loop drain up to READ_BATCH datagrams per readiness event of this UDP transport.
+
+    Works with asyncio's selector loop (the default on Linux); elsewhere the transport is left as it
+    is and False is returned.
+    """
+    loop = asyncio.get_running_loop()
+    raw = getattr(transport, "_sock", None)
+    add_reader = getattr(loop, "_add_reader", None)
+    remove_reader = getattr(loop, "_remove_reader", None)
+    if raw is None or add_reader is None or remove_reader is None or not hasattr(transport, "_conn_lost"):
+        return False
+    fd = raw.fileno()
+    recvfrom = raw.recvfrom
+    max_size = getattr(transport, "max_size", 256 * 1024)
+    received = protocol.datagram_received
+
+    def read_ready() -> None:
+        for _ in range(READ_BATCH):
+            if transport._conn_lost:  # type: ignore[attr-defined]
+                return
+            try:
+                data, addr = recvfrom(max_size)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                protocol.error_received(exc)
+                return
+            received(data, addr)
+
+    remove_reader(fd)
+    add_reader(fd, read_ready)
+    return True
+
+
+def bound_queue(connection: Connection, limit: int = QUEUE_LIMIT) -> None:
+    """Drop media arriving for `connection` while aioice already holds `limit` datagrams for it."""
+    queue = connection._queue
+    put = queue.put_nowait
+
+    def data_received(data: bytes, component: int) -> None:
+        if queue.qsize() >= limit:
+            connection.dropped_datagrams = getattr(connection, "dropped_datagrams", 0) + 1  # type: ignore[attr-defined]
+            return
+        put((data, component))
+
+    connection.data_received = data_received  # type: ignore[method-assign]
 
 
 async def gather_host_candidates(
@@ -70,6 +130,7 @@ async def gather_host_candidates(
     if connection._local_candidates_start:
         return
     connection._local_candidates_start = True
+    bound_queue(connection)
     if not addresses:
         addresses = get_host_addresses(use_ipv4=True, use_ipv6=False)
     for component in sorted(connection._components):

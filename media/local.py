@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from media.api import EventKind, MediaError, MediaEvent, ParticipantRole, SlotKind, TrackKind
-from media.config import MediaConfig
+from media.config import CAPACITY_REASON, MediaCapacityError, MediaConfig
 from media.event_hub import EventHub
 from media.room import Room
 
@@ -22,6 +22,33 @@ class LocalMediaPlane:
         self.rooms: dict[str, Room] = {}
         self._hub = EventHub()
         self._started = False
+        # Joins admitted but not finished yet, so that a burst of concurrent joins cannot overshoot
+        # the capacity while their SDP work awaits.
+        self._joining = 0
+        self.refused_joins = 0
+
+    def subscriptions(self) -> int:
+        """Subscriptions this plane carries: every participant but the leads, plus joins under way."""
+        held = sum(
+            1 for room in self.rooms.values() for p in room.participants.values() if p.role != ParticipantRole.LEAD
+        )
+        return held + self._joining
+
+    def _admit(self, room: Room, participant_id: str, role: ParticipantRole) -> bool:
+        """Whether this join needs a new subscription; raises MediaCapacityError when none is left."""
+        if role == ParticipantRole.LEAD:
+            return False  # a lesson never loses its teacher to capacity; one lead per room
+        old = room.participants.get(participant_id)
+        if old is not None and old.role != ParticipantRole.LEAD:
+            return False  # a reconnect replaces its own subscription
+        limit = self.config.max_subscriptions_per_worker
+        if limit and self.subscriptions() >= limit:
+            self.refused_joins += 1
+            room.refused_joins += 1
+            raise MediaCapacityError(
+                f"{CAPACITY_REASON}: this media worker carries {limit} subscriptions; try again later"
+            )
+        return True
 
     async def start(self) -> None:
         self._started = True
@@ -72,7 +99,16 @@ class LocalMediaPlane:
         tracks: Mapping[str, TrackKind] | None = None,
         slots: Mapping[str, SlotKind] | None = None,
     ) -> str:
-        return await self._room(room_id).join(participant_id, role, offer_sdp, tracks, slots)
+        room = self._room(room_id)
+        role = ParticipantRole(role)
+        reserved = self._admit(room, participant_id, role)
+        if reserved:
+            self._joining += 1
+        try:
+            return await room.join(participant_id, role, offer_sdp, tracks, slots)
+        finally:
+            if reserved:
+                self._joining -= 1
 
     async def leave(self, room_id: str, participant_id: str) -> None:
         await self._room(room_id).leave(participant_id)
@@ -87,6 +123,9 @@ class LocalMediaPlane:
             "pid": os.getpid(),
             "rooms": {rid: room.snapshot() for rid, room in self.rooms.items()},
             "events_dropped": self._hub.dropped,
+            "subscriptions": self.subscriptions(),
+            "capacity": self.config.max_subscriptions_per_worker,
+            "refused_joins": self.refused_joins,
         }
 
     def events(self) -> AsyncIterator[MediaEvent]:

@@ -10,6 +10,7 @@ the nominated ICE socket, without aiortc's coroutine per packet.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -31,6 +32,10 @@ from media.rtp_header import RtpHeader
 logger = logging.getLogger(__name__)
 
 MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
+# aiortc's DTLS receive loop hands us every queued packet without returning to the event loop while
+# our handler does not await. A keyframe to hundreds of subscribers is tens of packets times hundreds
+# of sends; after about this many sends we let the loop run (timers, other sockets, ICE consent).
+_SENDS_PER_YIELD = 2000
 
 
 @dataclass(slots=True)
@@ -95,6 +100,7 @@ class Peer:
         self.rtcp_packets = 0
         self.transport_feedback = 0
         self.errors = 0
+        self._sends_since_yield = 0
         self.pc.on("connectionstatechange", self._on_connection_state)
 
     # -- negotiation ------------------------------------------------------------------------------
@@ -213,6 +219,10 @@ class Peer:
             self.errors += 1
             if self.errors <= 3:
                 logger.exception("dropping an RTP packet that broke forwarding")
+        self._sends_since_yield += 1 + len(track.downtracks)
+        if self._sends_since_yield >= _SENDS_PER_YIELD:
+            self._sends_since_yield = 0
+            await asyncio.sleep(0)
 
     def _learn_ssrc(self, hdr: RtpHeader, data: bytes) -> InboundTrack | None:
         """Find the track of an SSRC the offer did not list (no a=ssrc): by mid extension or payload type."""

@@ -74,6 +74,7 @@ class Room:
         self.preview_queue: dict[str, None] = {}
         self.opened_at = time.time()
         self._closing = False
+        self.refused_joins = 0  # joins the worker refused for capacity
         self._task = asyncio.get_running_loop().create_task(self._housekeeping())
 
     def emit(
@@ -219,6 +220,8 @@ class Room:
             fir_only=fir_only,
             history_size=cfg.send_history_packets,
             keyframe_interval=cfg.keyframe_request_interval,
+            keyframe_max_interval=cfg.keyframe_request_max_interval,
+            keyframe_waiting_step=cfg.keyframe_waiting_step,
             nack=NackTracker(cfg.nack_max_gap, cfg.nack_max_retries, cfg.nack_retry_interval),
             emit=self.emit,
         )
@@ -464,5 +467,6 @@ class Room:
             "lead_on_air": bool(lead is not None and any(t.live for t in lead.inbound.values())),
             "talkback": {"participant_id": self.talkback_id, "to_all": self.talkback_to_all},
             "preview": list(self.preview_ids),
+            "refused_joins": self.refused_joins,
             "participants": participants,
         }

@@ -24,7 +24,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from media.api import EventKind, MediaError, MediaEvent, ParticipantRole, SlotKind, TrackKind
-from media.config import MediaConfig
+from media.config import MediaCapacityError, MediaConfig
 from media.event_hub import EventHub
 
 logger = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ async def _serve(config: MediaConfig, conn: Connection) -> None:
             value = await getattr(plane, method)(*args, **kwargs)
             send(("result", call_id, True, value))
         except MediaError as exc:
-            send(("result", call_id, False, str(exc)))
+            send(("result", call_id, False, str(exc), getattr(exc, "code", None)))
         except Exception as exc:
             logger.exception("worker call %s failed", method)
             send(("result", call_id, False, f"{type(exc).__name__}: {exc}"))
@@ -187,11 +187,14 @@ class WorkerMediaPlane:
     def _handle(self, worker: _Worker, message: tuple[Any, ...]) -> None:
         tag = message[0]
         if tag == "result":
-            _, call_id, ok, value = message
+            _, call_id, ok, value = message[:4]
+            code = message[4] if len(message) > 4 else None
             future = worker.pending.pop(call_id, None)
             if future is not None and not future.done():
                 if ok:
                     future.set_result(value)
+                elif code == MediaCapacityError.code:
+                    future.set_exception(MediaCapacityError(value))
                 else:
                     future.set_exception(MediaError(value))
         elif tag == "event":
@@ -318,12 +321,23 @@ class WorkerMediaPlane:
         results = await asyncio.gather(*(self._call(w, "stats") for w in workers), return_exceptions=True)
         rooms: dict[str, Any] = {}
         per_worker = []
+        refused = 0
         for w, r in zip(workers, results, strict=True):
             ok = isinstance(r, dict)
+            entry: dict[str, Any] = {"pid": w.pid, "rooms": sorted(w.rooms), "responding": ok}
             if ok:
                 rooms.update(r["rooms"])
-            per_worker.append({"pid": w.pid, "rooms": sorted(w.rooms), "responding": ok})
-        return {"pid": os.getpid(), "rooms": rooms, "workers": per_worker, "events_dropped": self._hub.dropped}
+                refused += r.get("refused_joins", 0)
+                for key in ("subscriptions", "capacity", "refused_joins"):
+                    entry[key] = r.get(key)
+            per_worker.append(entry)
+        return {
+            "pid": os.getpid(),
+            "rooms": rooms,
+            "workers": per_worker,
+            "events_dropped": self._hub.dropped,
+            "refused_joins": refused,
+        }
 
     def events(self) -> AsyncIterator[MediaEvent]:
         return self._hub.subscribe()
