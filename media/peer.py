@@ -17,10 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiortc.rtcpeerconnection
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription, sdp
-from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsFingerprint, RTCDtlsTransport, SRTPProtectionProfile
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
+from OpenSSL import SSL
 
 from media.api import MediaError
 from media.config import MediaConfig
@@ -72,6 +74,108 @@ async def _not_started(parameters: Any) -> None:
     """Stands in for aiortc's sender.send / receiver.receive: the SFU moves the packets itself."""
 
 
+# -- one DTLS certificate per process ---------------------------------------------------------------
+
+# aiortc's own certificates are valid for 30 days; a long-running worker makes a new one well before.
+_CERTIFICATE_LIFETIME = 7 * 86400.0
+
+
+class SharedCertificate(RTCCertificate):
+    """The worker's DTLS certificate, shared by all its peer connections.
+
+    aiortc makes a new EC key and certificate for every RTCPeerConnection and a new OpenSSL context
+    for every DTLS handshake: about 30 KiB and the key generation's CPU per participant, for nothing
+    (the answer carries the fingerprint, which is all a browser checks). Here each SRTP profile list
+    has one cached context, with the server-side session cache off (sessions are never resumed in
+    WebRTC; a shared cache would only grow) and OpenSSL's idle read/write buffers released.
+    """
+
+    def __init__(self, key: Any, cert: Any) -> None:
+        super().__init__(key, cert)
+        self.created = time.monotonic()
+        self._contexts: dict[tuple[bytes, ...], SSL.Context] = {}
+        self._fingerprints: list[RTCDtlsFingerprint] | None = None
+
+    def getFingerprints(self) -> list[RTCDtlsFingerprint]:
+        if self._fingerprints is None:
+            self._fingerprints = super().getFingerprints()
+        return list(self._fingerprints)
+
+    def _create_ssl_context(self, srtp_profiles: list[SRTPProtectionProfile]) -> SSL.Context:
+        key = tuple(p.openssl_profile for p in srtp_profiles)
+        ctx = self._contexts.get(key)
+        if ctx is None:
+            ctx = super()._create_ssl_context(srtp_profiles)
+            ctx.set_session_cache_mode(SSL.SESS_CACHE_OFF)
+            ctx.set_mode(SSL.MODE_RELEASE_BUFFERS)
+            self._contexts[key] = ctx
+        return ctx
+
+
+_shared_certificate: SharedCertificate | None = None
+
+
+def shared_certificate() -> SharedCertificate:
+    global _shared_certificate
+    cert = _shared_certificate
+    if cert is None or time.monotonic() - cert.created > _CERTIFICATE_LIFETIME:
+        cert = _shared_certificate = SharedCertificate.generateCertificate()
+    return cert
+
+
+class _SharedCertificateSource:
+    """Stands in for RTCCertificate while aiortc's RTCPeerConnection constructor picks its certificate."""
+
+    @staticmethod
+    def generateCertificate() -> SharedCertificate:
+        return shared_certificate()
+
+
+def new_peer_connection(configuration: RTCConfiguration) -> RTCPeerConnection:
+    """An RTCPeerConnection that uses the process's shared certificate instead of making its own."""
+    module = aiortc.rtcpeerconnection
+    original = module.RTCCertificate
+    module.RTCCertificate = _SharedCertificateSource  # type: ignore[assignment,misc]
+    try:
+        # Synchronous: no other code runs while the name is swapped.
+        return RTCPeerConnection(configuration)
+    finally:
+        module.RTCCertificate = original  # type: ignore[misc]
+
+
+# aiortc's per-transceiver machinery the SFU never starts (send/receive are replaced): a jitter buffer,
+# a NACK generator, a bitrate estimator with 1,000 bucket objects (~95 KiB per video receiver), decoder
+# queue and events. They are used only once a receiver or sender is started, so they are dropped.
+_UNUSED_RECEIVER_PARTS = (
+    "_RTCRtpReceiver__jitter_buffer",
+    "_RTCRtpReceiver__nack_generator",
+    "_RTCRtpReceiver__remote_bitrate_estimator",
+    "_RTCRtpReceiver__decoder_queue",
+    "_RTCRtpReceiver__decoder_error",
+    "_RTCRtpReceiver__timestamp_mapper",
+    "_RTCRtpReceiver__rtcp_started",
+    "_RTCRtpReceiver__rtcp_exited",
+)
+_UNUSED_SENDER_PARTS = (
+    "_RTCRtpSender__rtp_started",
+    "_RTCRtpSender__rtp_exited",
+    "_RTCRtpSender__rtcp_started",
+    "_RTCRtpSender__rtcp_exited",
+)
+
+
+def _drop_unused_parts(transceiver: RTCRtpTransceiver) -> None:
+    receiver, sender = transceiver.receiver, transceiver.sender
+    if getattr(receiver, "_RTCRtpReceiver__started", True) is False:
+        for name in _UNUSED_RECEIVER_PARTS:
+            if hasattr(receiver, name):
+                setattr(receiver, name, None)
+    if getattr(sender, "_RTCRtpSender__started", True) is False:
+        for name in _UNUSED_SENDER_PARTS:
+            if hasattr(sender, name):
+                setattr(sender, name, None)
+
+
 class Peer:
     def __init__(
         self,
@@ -83,7 +187,7 @@ class Peer:
         # Every m-line on the one transport the client bundles them on. aiortc's default (balanced) puts
         # the second and later m-lines of a kind on a per-kind transport that BUNDLE then abandons, so
         # those slots and tracks would never carry a packet.
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        self.pc = new_peer_connection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         self.mlines: list[MLine] = []
         self.wires: dict[int, Wire] = {}
         self.inbound: list[InboundTrack] = []
@@ -145,6 +249,7 @@ class Peer:
             # aiortc would start an encoder/decoder loop here; we forward packets instead.
             t.sender.send = _not_started  # type: ignore[method-assign]
             t.receiver.receive = _not_started  # type: ignore[method-assign]
+            _drop_unused_parts(t)
         for dtls in self._dtls_transports():
             self._hook(dtls)
         control_host_candidates(
@@ -155,7 +260,13 @@ class Peer:
             await self.pc.setLocalDescription(answer)
         except Exception as exc:
             raise MediaError(f"cannot answer this SDP offer: {exc}") from exc
-        return self.pc.localDescription.sdp
+        answer_sdp = self.pc.localDescription.sdp
+        # Both descriptions stay parsed inside aiortc (~20 KiB) only for a renegotiation, which the SFU
+        # never does (a reconnect is a new connection). ICE and DTLS keep their own parameters.
+        for which in ("current", "pending"):
+            for side in ("Local", "Remote"):
+                setattr(self.pc, f"_RTCPeerConnection__{which}{side}Description", None)
+        return answer_sdp
 
     def _dtls_transports(self) -> list[RTCDtlsTransport]:
         seen: dict[int, RTCDtlsTransport] = {}
