@@ -261,11 +261,14 @@ class Peer:
         except Exception as exc:
             raise MediaError(f"cannot answer this SDP offer: {exc}") from exc
         answer_sdp = self.pc.localDescription.sdp
-        # Both descriptions stay parsed inside aiortc (~20 KiB) only for a renegotiation, which the SFU
-        # never does (a reconnect is a new connection). ICE and DTLS keep their own parameters.
-        for which in ("current", "pending"):
-            for side in ("Local", "Remote"):
-                setattr(self.pc, f"_RTCPeerConnection__{which}{side}Description", None)
+        if not any(d in ("recvonly", "sendrecv") for d in directions.values()):
+            # A pure subscriber: aiortc keeps both parsed descriptions (~20 KiB) only for a
+            # renegotiation, which the SFU never does (a reconnect is a new connection); ICE and DTLS
+            # keep their own parameters. Where the SFU receives, aiortc's connect step still reads
+            # the remote description to start the (stubbed) receivers, so publishers keep theirs.
+            for which in ("current", "pending"):
+                for side in ("Local", "Remote"):
+                    setattr(self.pc, f"_RTCPeerConnection__{which}{side}Description", None)
         return answer_sdp
 
     def _dtls_transports(self) -> list[RTCDtlsTransport]:

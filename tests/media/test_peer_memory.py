@@ -38,8 +38,11 @@ async def test_sfu_connections_share_one_certificate_and_drop_what_they_never_us
         assert len(shared._contexts) == 1
         # clients made with plain aiortc still get a certificate of their own
         assert certificate(pub.pc) is not shared and certificate(subs[0].pc) is not shared
+        for participant in room.participants.values():
+            # parsed SDP kept only where aiortc's connect step still needs it (the SFU receives)
+            kept = participant.peer.pc.remoteDescription is not None
+            assert kept == bool(participant.inbound), participant.id
         for peer in peers:
-            assert peer.pc.remoteDescription is None  # parsed SDP not kept after answering
             for t in peer.pc.getTransceivers():
                 assert t.receiver._RTCRtpReceiver__remote_bitrate_estimator is None  # type: ignore[attr-defined]
                 assert t.receiver._RTCRtpReceiver__jitter_buffer is None  # type: ignore[attr-defined]
