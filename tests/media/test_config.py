@@ -33,3 +33,16 @@ async def test_loopback_is_announced_within_the_port_range():
     assert host == "127.0.0.1" and 47000 <= int(port) <= 47003
     await pc.close()
     await asyncio.sleep(0)
+
+
+def test_capacity_and_keyframe_storm_settings():
+    c = MediaConfig()
+    assert c.max_subscriptions_per_worker == 250
+    assert c.keyframe_request_interval <= c.keyframe_request_max_interval
+    MediaConfig(max_subscriptions_per_worker=0)  # no limit
+    with pytest.raises(ValueError):
+        MediaConfig(max_subscriptions_per_worker=-1)
+    with pytest.raises(ValueError):
+        MediaConfig(keyframe_request_interval=0.5, keyframe_request_max_interval=0.2)
+    with pytest.raises(ValueError):
+        MediaConfig(keyframe_waiting_step=0)

@@ -13,8 +13,10 @@ from media_clients import Publisher, Subscriber
 
 from media.api import EventKind, MediaError, ParticipantRole
 from media.config import CAPACITY_REASON, MediaCapacityError, MediaConfig
+from media.forwarding import InboundTrack, Wire
 from media.ice import READ_BATCH, bound_queue, gather_host_candidates
 from media.local import LocalMediaPlane
+from media.nack_tracker import NackTracker
 from media.workers import WorkerMediaPlane
 
 PORTS = {"udp_port_min": 47000, "udp_port_max": 47999}
@@ -182,3 +184,14 @@ async def test_a_join_burst_does_not_take_the_publisher_down(monkeypatch):
             await sub.close()
         await plane.stop()
         collector.cancel()
+
+
+def test_the_keyframe_request_interval_grows_with_the_slots_waiting():
+    track = InboundTrack(
+        participant_id="lead", kind="camera", media_kind="video", mid="0", codecs={}, rtx_apt={}, ssrc=1,
+        rtx_ssrc=None, wire=Wire(), rtcp_ssrc=2, fir_only=False, history_size=16, keyframe_interval=0.2,
+        nack=NackTracker(256, 4, 0.03), emit=lambda *a: None, keyframe_max_interval=1.0, keyframe_waiting_step=10,
+    )
+    assert track.keyframe_interval_for(0) == 0.2 and track.keyframe_interval_for(9) == 0.2
+    assert track.keyframe_interval_for(10) == pytest.approx(0.4)
+    assert track.keyframe_interval_for(300) == 1.0  # capped
