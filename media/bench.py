@@ -272,6 +272,7 @@ def run_fanout(options: FanoutOptions, spec: ClipSpec) -> dict[str, Any]:
     try:
         config = {"announced_addresses": ("127.0.0.1",), "udp_port_min": options.port_min}
         config["udp_port_max"] = options.port_max
+        config["max_subscriptions_per_worker"] = options.capacity
         server = _spawn(ctx, f"{options.plane}-server", server_main, options.plane, ROOM, config)
         children.append(server)
         ready = server.expect("ready", 60)
@@ -605,6 +606,12 @@ def build_parser() -> argparse.ArgumentParser:
     fan.add_argument("--baseline-subs", type=int, default=None, help="baseline subscribers (default min(N, 6))")
     fan.add_argument("--no-baseline", action="store_true", help="skip the MediaRelay baseline")
     fan.add_argument("--plane", choices=("local", "workers"), default="local", help="which media plane")
+    fan.add_argument(
+        "--capacity",
+        type=int,
+        default=0,
+        help="the SFU's max_subscriptions_per_worker (default 0: no limit, so the bench finds where it breaks)",
+    )
     fan.add_argument("--sub-procs", type=int, default=0, help="subscriber processes (default: N/25, 2..8)")
     fan.add_argument("--join-concurrency", type=int, default=8, help="joins in flight per subscriber process")
     fan.add_argument("--subscriber-nice", type=int, default=10, help="nice value of subscriber processes (default 10)")

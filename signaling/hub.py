@@ -454,7 +454,7 @@ class Hub:
             raise protocol.ProtocolError("media_timeout", "the media server did not answer in time") from None
         except MediaError as exc:
             text = str(exc)
-            code = (
+            code = getattr(exc, "code", None) or (
                 "not_allowed_to_publish" if "may not publish" in text else "media_lost" if "no open room" in text
                 else "not_allowed" if "only the lead" in text else "bad_sdp"
             )

@@ -408,3 +408,28 @@ async def test_a_master_lesson_watched_only_by_its_research_community_is_deliver
             await c.close()
         for p in (lead_peer, watcher_peer):
             await p.close()
+
+
+async def test_a_full_media_server_refuses_a_classroom_with_a_reason_the_page_can_show(server_factory: Any) -> None:
+    _srv, api, world, ws_url = await _setup(
+        server_factory, "--media", "local", CLASSROOM_MEDIA__MAX_SUBSCRIPTIONS_PER_WORKER="1"
+    )
+    lesson = world.lesson_ids[0]
+    first, second = world.receiving_classroom_ids
+    peers = [Peer(), Peer()]
+    admitted = await join_with_media(
+        ws_url, await join_token(api, lesson, "receiver", first), peers[0], peers[0].as_classroom()
+    )
+    try:
+        try:
+            await join_with_media(
+                ws_url, await join_token(api, lesson, "receiver", second), peers[1], peers[1].as_classroom()
+            )
+        except Refused as exc:
+            assert exc.code == "media_capacity" and "media capacity reached" in exc.message
+        else:
+            raise AssertionError("a classroom was admitted beyond the media capacity")
+    finally:
+        await admitted.close()
+        for p in peers:
+            await p.close()
