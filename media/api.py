@@ -104,6 +104,12 @@ class MediaPlane(Protocol):
 
     async def leave(self, room_id: str, participant_id: str) -> None: ...
 
+    async def add_candidate(self, room_id: str, participant_id: str, candidate: Mapping[str, Any]) -> None:
+        """A remote ICE candidate trickled after the offer: {"candidate", "sdpMid", "sdpMLineIndex"}.
+
+        An empty "candidate" signals end-of-candidates."""
+        ...
+
     async def set_talkback(self, room_id: str, participant_id: str | None, to_all: bool = False) -> None:
         """Call on a receiving classroom (None ends talk-back); `to_all` also sends it to every classroom."""
         ...
@@ -115,3 +121,17 @@ class MediaPlane(Protocol):
     def events(self) -> AsyncIterator[MediaEvent]:
         """Every event from now on, for one consumer (call once per consumer)."""
         ...
+
+
+def candidate_fields(candidate: Mapping[str, Any]) -> tuple[str, str | None, int | None]:
+    """(candidate, sdpMid, sdpMLineIndex) of a trickled candidate, checked; MediaError if malformed."""
+    text = candidate.get("candidate")
+    mid = candidate.get("sdpMid")
+    index = candidate.get("sdpMLineIndex")
+    if not isinstance(text, str) or len(text) > 1024:
+        raise MediaError("a trickled candidate needs 'candidate' as a string")
+    if mid is not None and not isinstance(mid, str):
+        raise MediaError("sdpMid must be a string")
+    if index is not None and (isinstance(index, bool) or not isinstance(index, int)):
+        raise MediaError("sdpMLineIndex must be an integer")
+    return text, mid, index

@@ -10,7 +10,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from media.api import EventKind, MediaError, MediaEvent, ParticipantRole, SlotKind, TrackKind
+from media.api import EventKind, MediaError, MediaEvent, ParticipantRole, SlotKind, TrackKind, candidate_fields
 from media.config import CAPACITY_REASON, MediaCapacityError, MediaConfig
 from media.event_hub import EventHub
 from media.room import Room
@@ -112,6 +112,9 @@ class LocalMediaPlane:
 
     async def leave(self, room_id: str, participant_id: str) -> None:
         await self._room(room_id).leave(participant_id)
+
+    async def add_candidate(self, room_id: str, participant_id: str, candidate: Mapping[str, Any]) -> None:
+        await self._room(room_id).add_candidate(participant_id, *candidate_fields(candidate))
 
     async def set_talkback(self, room_id: str, participant_id: str | None, to_all: bool = False) -> None:
         self._room(room_id).set_talkback(participant_id, to_all)

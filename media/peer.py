@@ -444,6 +444,31 @@ class Peer:
             if chunk:
                 wire.send_rtcp(chunk)
 
+    async def add_candidate(
+        self, candidate: str, sdp_mid: str | None = None, sdp_mline_index: int | None = None
+    ) -> None:
+        """A remote ICE candidate the client trickled after its offer ("" signals end-of-candidates).
+
+        Every m-line is bundled on one transport, so the candidate goes to that transport whichever
+        m-line the client named."""
+        text = candidate.strip().removeprefix("a=").removeprefix("candidate:")
+        parsed = None
+        if text:
+            try:
+                parsed = sdp.candidate_from_sdp(text)
+            except (ValueError, IndexError) as exc:
+                raise MediaError(f"bad ICE candidate: {exc}") from None
+            parsed.sdpMid, parsed.sdpMLineIndex = sdp_mid, sdp_mline_index
+        if self.closed:
+            return
+        transports = {
+            id(t.receiver.transport.transport): t.receiver.transport.transport
+            for t in self.pc.getTransceivers()
+            if t.receiver.transport is not None
+        }
+        for ice in transports.values():
+            await ice.addRemoteCandidate(parsed)
+
     async def close(self) -> None:
         if self.closed:
             return

@@ -255,6 +255,14 @@ class Room:
             emit=self.emit,
         )
 
+    async def add_candidate(
+        self, participant_id: str, candidate: str, sdp_mid: str | None, sdp_mline_index: int | None
+    ) -> None:
+        participant = self.participants.get(participant_id)
+        if participant is None:
+            raise MediaError(f"{participant_id} is not in room {self.id}")
+        await participant.peer.add_candidate(candidate, sdp_mid, sdp_mline_index)
+
     async def leave(self, participant_id: str, reason: str = "left") -> None:
         participant = self.participants.get(participant_id)
         if participant is None:

@@ -23,13 +23,13 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from media.api import EventKind, MediaError, MediaEvent, ParticipantRole, SlotKind, TrackKind
+from media.api import EventKind, MediaError, MediaEvent, ParticipantRole, SlotKind, TrackKind, candidate_fields
 from media.config import MediaCapacityError, MediaConfig
 from media.event_hub import EventHub
 
 logger = logging.getLogger(__name__)
 
-_CALLS = frozenset({"open_room", "close_room", "join", "leave", "set_talkback", "stats", "stop"})
+_CALLS = frozenset({"open_room", "close_room", "join", "leave", "add_candidate", "set_talkback", "stats", "stop"})
 _START_TIMEOUT = 60.0  # a spawned worker imports aiortc, av and numpy before it is ready
 
 
@@ -141,9 +141,7 @@ class WorkerMediaPlane:
 
     async def _spawn(self) -> _Worker:
         parent, child = self._ctx.Pipe()
-        process = self._ctx.Process(
-            target=worker_main, args=(self.config, child), daemon=True, name="media-worker"
-        )
+        process = self._ctx.Process(target=worker_main, args=(self.config, child), daemon=True, name="media-worker")
         await asyncio.to_thread(process.start)
         child.close()
         worker = _Worker(next(self._indexes), process, parent)
@@ -310,6 +308,10 @@ class WorkerMediaPlane:
 
     async def leave(self, room_id: str, participant_id: str) -> None:
         await self._call(self._owner(room_id), "leave", room_id, participant_id)
+
+    async def add_candidate(self, room_id: str, participant_id: str, candidate: Mapping[str, Any]) -> None:
+        candidate_fields(candidate)  # refuse junk here, before it crosses the pipe
+        await self._call(self._owner(room_id), "add_candidate", room_id, participant_id, dict(candidate))
 
     async def set_talkback(self, room_id: str, participant_id: str | None, to_all: bool = False) -> None:
         await self._call(self._owner(room_id), "set_talkback", room_id, participant_id, to_all)

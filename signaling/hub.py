@@ -38,6 +38,7 @@ CLOSE_REFUSED = 4403  # the join was refused: the page shows the reason and does
 CLOSE_KICKED = 4409  # replaced by another device, token revoked, window closed
 CLOSE_RESTART = 4503  # the media room was lost: reconnect
 MEDIA_TIMEOUT_S = 15.0
+MAX_EARLY_CANDIDATES = 32  # trickled before the media plane answered the offer
 MAX_ERRORS = 50  # a session sending this many bad messages is closed
 JOIN_DEADLINE_S = 20.0  # a socket that has not joined by then is closed: idle sockets must not pile up
 
@@ -61,6 +62,8 @@ class Session:
     participant_id: str | None = None
     name: str = ""
     in_media: bool = False
+    # candidates trickled while the offer is still with the media plane, applied once it answered
+    early_candidates: list[dict[str, Any]] = field(default_factory=list)
     hand_up: bool = False
     talkback_requested: bool = False
     client_stats: dict[str, float | None] = field(default_factory=dict)
@@ -469,15 +472,23 @@ class Hub:
             raise protocol.ProtocolError("window_closed", "the lesson closed meanwhile")
         session.in_media = True
         await session.send(protocol.event("answer", id=msg.id, sdp=answer))
+        early, session.early_candidates = session.early_candidates, []
+        for candidate in early:
+            with contextlib.suppress(MediaError):  # checked when it arrived; the peer may have gone since
+                await self.plane.add_candidate(live.room_id, session.participant_id, candidate)
 
     async def _m_candidate(self, session: Session, msg: protocol.Message) -> None:
         live = self._need(session)
-        add = getattr(self.plane, "add_candidate", None)
-        if add is None:
-            # The SFU answers with all its candidates and learns the client's address from its checks
-            # (peer-reflexive), so candidates trickled after the offer are not needed; say so once.
+        if not session.in_media or session.participant_id is None:
+            # the offer may still be with the media plane: keep a bounded few for when it has answered
+            if len(session.early_candidates) >= MAX_EARLY_CANDIDATES:
+                raise protocol.ProtocolError("too_many_candidates", "send the offer first, then a few candidates")
+            session.early_candidates.append(dict(msg.data))
             return
-        await add(live.room_id, session.participant_id, msg.data)
+        try:
+            await self.plane.add_candidate(live.room_id, session.participant_id, msg.data)
+        except MediaError as exc:
+            raise protocol.ProtocolError("bad_candidate", str(exc)[:300]) from None
 
     async def _m_talkback_request(self, session: Session, msg: protocol.Message) -> None:
         live = self._need(session, Role.RECEIVER)

@@ -20,6 +20,7 @@ from typing import Any
 
 import aiohttp
 import jwt
+from aiortc import RTCSessionDescription
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -432,4 +433,36 @@ async def test_a_full_media_server_refuses_a_classroom_with_a_reason_the_page_ca
     finally:
         await admitted.close()
         for p in peers:
+            await p.close()
+
+
+async def test_a_client_that_trickles_its_candidates_after_the_offer_gets_video(server_factory: Any) -> None:
+    # a classroom box that sends its offer at once and its ICE candidates one by one afterwards
+    _srv, api, world, ws_url = await _setup(server_factory)
+    lesson = world.lesson_ids[0]
+    lead_peer, box = Peer(), Peer()
+    lead = await join_with_media(ws_url, await join_token(api, lesson, "lead"), lead_peer, lead_peer.as_lead())
+    client = await ProtocolClient.connect(ws_url)
+    try:
+        await client.join(await join_token(api, lesson, "receiver", world.receiving_classroom_ids[0]))
+        fields = box.as_classroom()
+        box.prepare()
+        await box.pc.setLocalDescription(await box.pc.createOffer())
+        lines = box.pc.localDescription.sdp.splitlines()
+        candidates = [x[2:] for x in lines if x.startswith("a=candidate:")]
+        assert candidates
+        bare = "\r\n".join(x for x in lines if not x.startswith(("a=candidate:", "a=end-of-candidates"))) + "\r\n"
+        await client.send("offer", sdp=bare, **fields)
+        for c in candidates:  # some arrive before the answer, as a browser's do
+            await client.send("candidate", candidate=c, sdpMid="0", sdpMLineIndex=0)
+        answer = await client.expect("answer", timeout=20.0)
+        await client.send("candidate", candidate="", sdpMid="0", sdpMLineIndex=0)  # end of candidates
+        await box.pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
+        await asyncio.wait_for(box.first_frame.wait(), 20)
+        await client.send("candidate", candidate="candidate:garbage", sdpMid="0", sdpMLineIndex=0)
+        assert (await client.expect("error"))["code"] == "bad_candidate"
+    finally:
+        for c in (lead, client):
+            await c.close()
+        for p in (lead_peer, box):
             await p.close()
