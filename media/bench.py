@@ -53,6 +53,7 @@ class FanoutOptions:
     seed: int = 1
     port_min: int = 45000
     port_max: int = 46999
+    capacity: int = 0  # the SFU's max_subscriptions_per_worker; 0: no limit
     profile_dir: Path | None = None
     profile_rate: int = 100
     log: Callable[[str], None] = field(default=lambda _msg: None)
@@ -664,6 +665,7 @@ def main(argv: list[str]) -> int:
         seed=args.seed,
         port_min=args.port_min,
         port_max=args.port_max,
+        capacity=max(0, args.capacity),
         profile_dir=args.profile,
         log=log,
     )
