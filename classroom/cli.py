@@ -216,13 +216,15 @@ def _import(timetable: Timetable, path: Path, dry_run: bool, as_json: bool, lang
 def _report(timetable: Timetable, args: argparse.Namespace) -> int:
     from scheduler.export import report_csv, report_json, report_xlsx
     from scheduler.reports import SECTIONS, build_report
+    from scheduler.rules.calendar import current_semester
 
     semesters = timetable.repo.semesters()
     today = args.as_of or datetime.now(timetable.config.tz).date()
     if args.semester:
         chosen = [s for s in semesters if s.name == args.semester or str(s.id) == args.semester]
     else:
-        chosen = [s for s in semesters if s.start <= today <= s.end] or [s for s in semesters if s.start <= today][-1:]
+        current = current_semester(semesters, today)
+        chosen = [current] if current is not None else []
     if not chosen:
         print("classroom: no such semester" if args.semester else "classroom: no semester yet", file=sys.stderr)
         return 2

@@ -47,6 +47,7 @@ from zoneinfo import ZoneInfo
 from scheduler.config import SchedulerConfig
 from scheduler.csvimport import CHINESE_HEADER
 from scheduler.db import Database
+from scheduler.export import KIND_LABELS
 from scheduler.model import Kind, LessonDraft, School, Semester, Teacher
 from scheduler.reports import build_report
 from scheduler.repository import Repository
@@ -74,7 +75,6 @@ COMMUNITY_MEMBERS = 20
 DELIVERED_SHARE = 0.88  # of the settled lessons; the rest were missed
 SUBJECTS = ("语文", "数学", "英语", "音乐", "美术", "科学", "体育", "书法")
 GRADES = ("一年级", "二年级", "三年级", "四年级", "五年级", "六年级")
-KIND_CN = {Kind.SPECIALISED: "专递课堂", Kind.MASTER: "名师课堂", Kind.FAMOUS_SCHOOL: "名校网络课堂"}
 # The region's media cluster is sized for the region: the single-county default of 600 streams would
 # turn every slot of the semester into an over-capacity warning and measure warning formatting instead.
 REGION_MEDIA_STREAMS = 40_000
@@ -454,7 +454,7 @@ def county_csv(region: Region, opts: BenchOptions, tz: ZoneInfo) -> bytes:
                     day.isoformat(),
                     f"{begin:%H:%M}",
                     f"{finish:%H:%M}",
-                    KIND_CN[p.kind],
+                    KIND_LABELS[p.kind.value],
                     p.subject,
                     p.grade,
                     region.school_names[p.lead_school],

@@ -122,6 +122,14 @@ class Repository:
         )
         return cid
 
+    def community_members(self, community_id: int | None) -> frozenset[int]:
+        """The teacher ids of a research community (empty for None or an unknown community)."""
+        if community_id is None:
+            return frozenset()
+        with self.db.read() as c:
+            rows = c.execute("SELECT teacher_id FROM community_member WHERE community_id = ?", (community_id,))
+            return frozenset(r[0] for r in rows)
+
     def set_county_factor(self, conn: sqlite3.Connection, county_id: int, factor: float) -> None:
         conn.execute("UPDATE county SET workload_factor = ? WHERE id = ?", (factor, county_id))
 

@@ -463,12 +463,7 @@ class Timetable:
         lesson = self._get(lesson_id)
         teachers = teachers or {}
         if teachers:
-            members: set[int] = set()
-            if lesson.community_id is not None:
-                members = {
-                    t for c in self.repo.communities() if c.id == lesson.community_id for t in c.member_teacher_ids
-                }
-            strangers = sorted(set(teachers) - members)
+            strangers = sorted(set(teachers) - self.repo.community_members(lesson.community_id))
             if strangers:
                 raise ValueError(f"teachers {strangers} are not members of lesson #{lesson_id}'s research community")
             if any(not 0 <= m <= 24 * 60 for m in teachers.values()):

@@ -199,10 +199,7 @@ class Hub:
         if lesson is None:
             return None
         opens, closes = self.timetable.window(lesson)
-        members: frozenset[int] = frozenset()
-        if lesson.community_id is not None:
-            community = next((c for c in self.timetable.repo.communities() if c.id == lesson.community_id), None)
-            members = frozenset(community.member_teacher_ids) if community else frozenset()
+        members = self.timetable.repo.community_members(lesson.community_id)
         return LessonFacts(lesson, opens.astimezone(UTC).timestamp(), closes.astimezone(UTC).timestamp(), members)
 
     async def ensure_room(self, facts: LessonFacts) -> LiveLesson:
@@ -715,11 +712,7 @@ class Hub:
         if not live.lead_seconds and not live.attended_seconds and not live.watched_seconds:
             return
         try:
-            members: set[int] = set()
-            if live.watched_seconds:
-                community = live.facts.lesson.community_id
-                communities = self.timetable.repo.communities()
-                members = {t for c in communities if c.id == community for t in c.member_teacher_ids}
+            members = live.facts.community_teacher_ids  # looked up once, when the lesson went live
             self.timetable.record_evidence(
                 live.lesson_id,
                 round(live.lead_seconds / 60.0, 2),

@@ -21,6 +21,7 @@ from aiohttp import web
 from scheduler.export import CONTENT_TYPES, KIND_LABELS, calendar_ics, report_csv, report_json, report_xlsx
 from scheduler.model import Kind, Lesson, LessonDraft, LessonStatus, Level, School, Semester, Teacher
 from scheduler.reports import SECTIONS, build_report
+from scheduler.rules.calendar import current_semester
 from scheduler.rules.workload import FactorTooLow, validate_factor
 from scheduler.timetable import LessonRefused, NotFound, Timetable, problem_json
 
@@ -446,12 +447,7 @@ class Api:
             if semester is None:
                 raise NotFound(f"no semester #{semester_id}")
         else:
-            current = [s for s in semesters if s.start <= today <= s.end]
-            semester = (
-                current[0]
-                if current
-                else max((s for s in semesters if s.start <= today), default=semesters[0], key=lambda s: s.start)
-            )
+            semester = current_semester(semesters, today) or semesters[0]
         fmt = q.get("format", "json")
         lang = q.get("lang", "zh")
         sections = [s for s in q.get("section", ",".join(SECTIONS)).split(",") if s]

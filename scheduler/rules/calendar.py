@@ -8,6 +8,7 @@ one-day holiday still counts, a week that is all holiday (the National Day "gold
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -39,6 +40,14 @@ def teaching_weeks_elapsed(semester: Semester, today: date) -> int:
     """Teaching weeks that have begun by `today` (the current week counts once it has begun)."""
     # The first week begins with the semester, not with its Monday, when the semester starts midweek.
     return sum(1 for monday in teaching_weeks(semester) if max(monday, semester.start) <= today)
+
+
+def current_semester(semesters: Sequence[Semester], today: date) -> Semester | None:
+    """The semester around `today`, else the latest one that has begun (between semesters); None before any."""
+    around = [s for s in semesters if s.start <= today <= s.end]
+    if around:
+        return around[0]
+    return max((s for s in semesters if s.start <= today), key=lambda s: s.start, default=None)
 
 
 def local_date(moment: datetime, tz: ZoneInfo) -> date:
