@@ -29,6 +29,10 @@ class MediaConfig:
     # UDP ports the SFU binds for ICE, so a firewall can open exactly this range.
     udp_port_min: int = 40000
     udp_port_max: int = 40999
+    # Send a subscriber's share of one received batch (a video frame's packets) in one system call per
+    # run of equal-size datagrams (Linux UDP segmentation offload). Falls back to one call per packet
+    # by itself where a socket or route refuses it; false turns it off.
+    udp_gso: bool = True
     # Worker processes that own rooms; 0 means one per CPU core.
     workers: int = 0
     # Handed to browsers so they can find a path through NAT; the SFU itself announces its address.
@@ -39,11 +43,12 @@ class MediaConfig:
     # Keyframe requests (PLI, or FIR where the publisher only offers that) to one publisher track are
     # coalesced across subscribers and sent at most once per this many seconds.
     keyframe_request_interval: float = 0.2
-    # While many subscribers wait for a keyframe (a join storm), one keyframe serves them all and each
-    # costs a burst of packets to every subscriber of the track: the interval grows by
-    # `keyframe_request_interval` per `keyframe_waiting_step` waiting slots, up to this many seconds.
+    # A keyframe costs a burst of packets to every subscriber of the track. The interval grows beyond
+    # `keyframe_request_interval` when requested keyframes would take more than this share of one
+    # core (the measured fan-out time of a packet times the packets of the last keyframe), up to
+    # `keyframe_request_max_interval` seconds: a join storm of hundreds cannot starve the loop.
+    keyframe_cpu_budget: float = 0.25
     keyframe_request_max_interval: float = 1.0
-    keyframe_waiting_step: int = 10
     # A subscriber still held for a keyframe after this long asks again (the request may be lost).
     keyframe_retry_interval: float = 1.0
     # Packets kept per published track to answer subscribers' NACKs (a power of two).
@@ -80,8 +85,10 @@ class MediaConfig:
             raise ValueError("send_history_packets must be a power of two, at least 16")
         if self.keyframe_request_interval < 0 or self.report_interval <= 0:
             raise ValueError("intervals must be positive")
-        if self.keyframe_request_max_interval < self.keyframe_request_interval or self.keyframe_waiting_step < 1:
-            raise ValueError("keyframe_request_max_interval must be >= keyframe_request_interval, step >= 1")
+        if self.keyframe_request_max_interval < self.keyframe_request_interval:
+            raise ValueError("keyframe_request_max_interval must be >= keyframe_request_interval")
+        if not 0 < self.keyframe_cpu_budget <= 1:
+            raise ValueError("keyframe_cpu_budget must be a share of one core, in (0, 1]")
         if self.max_subscriptions_per_worker < 0:
             raise ValueError("max_subscriptions_per_worker must be 0 (no limit) or more")
 

@@ -10,9 +10,14 @@ packet is rebuilt. That is the same as a per-stream history at a fraction of the
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import logging
 import random
+import socket
 import struct
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -31,8 +36,22 @@ logger = logging.getLogger(__name__)
 _HEADER = struct.Struct("!BBHII")
 _pack_header = _HEADER.pack
 _U16 = struct.Struct("!H")
+_U16_NATIVE = struct.Struct("=H")
 
 Emit = Callable[..., None]
+# One received packet waiting to be fanned out: (source seq, ts, marker bit, payload type, payload,
+# starts a keyframe).
+Pending = tuple[int, int, int, int, bytes, bool]
+
+# UDP generic segmentation offload (Linux 4.18+, linux/udp.h): one sendmsg hands the kernel a run of
+# datagrams for one destination, all of one size but the last, which may be shorter. The kernel then
+# walks its stack once per run instead of once per datagram.
+UDP_SEGMENT = 103
+_SOL_UDP = getattr(socket, "SOL_UDP", 17)
+_GSO_MAX_SEGMENTS = 64
+_GSO_MAX_BYTES = 65000
+# sendmsg errors that mean "this socket or route cannot segment": fall back to one sendto per packet.
+_GSO_UNSUPPORTED = {errno.EIO, errno.EINVAL, errno.ENOPROTOOPT, errno.EOPNOTSUPP}
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,32 +62,45 @@ class CodecInfo:
 
 
 class Wire:
-    """A peer's send path once DTLS is up: SRTP protect and the nominated ICE socket."""
+    """A peer's send path once DTLS is up: SRTP protect and the nominated ICE socket.
 
-    __slots__ = ("addr", "errors", "protect", "protect_rtcp", "sendto", "up")
+    With `sendmsg` (the raw socket's, on Linux) a batch of packets for this peer goes down in as few
+    system calls as UDP segmentation offload allows; `gso` turns off by itself on the first socket or
+    route that refuses it.
+    """
+
+    __slots__ = ("addr", "errors", "gso", "gso_batches", "protect", "protect_rtcp", "sendmsg", "sendto", "up")
 
     def __init__(self) -> None:
         self.up = False
         self.errors = 0
+        self.gso = False
+        self.gso_batches = 0
         self.protect: Callable[[bytes], bytes] = bytes
         self.protect_rtcp: Callable[[bytes], bytes] = bytes
-        self.sendto: Callable[[bytes, tuple[str, int]], None] = lambda data, addr: None
+        self.sendto: Callable[[bytes, tuple[str, int]], object] = lambda data, addr: None
+        self.sendmsg: Callable[..., int] | None = None
         self.addr: tuple[str, int] = ("127.0.0.1", 9)
 
     def connect(
         self,
         protect: Callable[[bytes], bytes],
         protect_rtcp: Callable[[bytes], bytes],
-        sendto: Callable[[bytes, tuple[str, int]], None],
+        sendto: Callable[[bytes, tuple[str, int]], object],
         addr: tuple[str, int],
+        sendmsg: Callable[..., int] | None = None,
     ) -> None:
         self.protect, self.protect_rtcp, self.sendto, self.addr = protect, protect_rtcp, sendto, addr
+        self.sendmsg = sendmsg if sys.platform == "linux" else None
+        self.gso = self.sendmsg is not None
         self.up = True
 
     def down(self) -> None:
         self.up = False
+        self.gso = False
         self.protect = bytes
         self.sendto = lambda data, addr: None
+        self.sendmsg = None
 
     def send_rtp(self, packet: bytes) -> None:
         if self.up:
@@ -83,6 +115,80 @@ class Wire:
                 self.sendto(self.protect_rtcp(packet), self.addr)
             except (pylibsrtp.Error, OSError):
                 self.errors += 1
+
+    def send_protected(self, packets: list[bytes]) -> None:
+        """Send SRTP packets in order: runs of equal size in one GSO call each, the rest one by one."""
+        if not self.up:
+            return
+        addr = self.addr
+        n = len(packets)
+        if n == 1 or not self.gso:
+            sendto = self.sendto
+            for packet in packets:
+                try:
+                    sendto(packet, addr)
+                except OSError:
+                    self.errors += 1
+            return
+        i = 0
+        while i < n:
+            size = len(packets[i])
+            j = i + 1
+            total = size
+            while j < n and j - i < _GSO_MAX_SEGMENTS:
+                length = len(packets[j])
+                if length > size or total + length > _GSO_MAX_BYTES:
+                    break
+                j += 1
+                total += length
+                if length < size:
+                    break  # a shorter datagram can only end a run
+            try:
+                if j - i == 1:
+                    self.sendto(packets[i], addr)
+                else:
+                    self.sendmsg(  # type: ignore[misc]
+                        packets[i:j], [(_SOL_UDP, UDP_SEGMENT, _U16_NATIVE.pack(size))], 0, addr
+                    )
+                    self.gso_batches += 1
+            except OSError as exc:
+                if j - i > 1 and exc.errno in _GSO_UNSUPPORTED and self.gso:
+                    logger.info("UDP segmentation offload refused (%s); sending packets one by one", exc)
+                    self.gso = False
+                    self.send_protected(packets[i:])
+                    return
+                self.errors += j - i
+            i = j
+
+
+class FanoutQueue:
+    """Fans out, after each pass of the event loop, what the inbound tracks received in that pass.
+
+    aiortc's receive loop hands us every datagram the socket had in one go; sending each packet to
+    every subscriber as it comes costs one system call per packet per subscriber. Deferring the
+    fan-out to the end of the pass lets a subscriber's share of a whole frame go down in one call
+    (`Wire.send_protected`), and on an idle server the pass is a single packet, so nothing waits.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.dirty: list[InboundTrack] = []
+
+    def add(self, track: InboundTrack) -> None:
+        if not self.dirty:
+            self.loop.call_soon(self.flush)
+        self.dirty.append(track)
+
+    def flush(self) -> None:
+        dirty, self.dirty = self.dirty, []
+        now = time.monotonic()
+        for track in dirty:
+            try:
+                track.flush(now)
+            except Exception:
+                # A bug on one track must not stop the others or the loop.
+                track.pending.clear()
+                logger.exception("fan-out of %s/%s failed", track.participant_id, track.kind)
 
 
 def ntp_time(now_wall: float) -> int:
@@ -112,7 +218,8 @@ class InboundTrack:
         nack: NackTracker,
         emit: Emit,
         keyframe_max_interval: float | None = None,
-        keyframe_waiting_step: int = 10,
+        keyframe_cpu_budget: float = 0.25,
+        fanout: FanoutQueue | None = None,
     ) -> None:
         self.participant_id = participant_id
         self.kind = kind
@@ -132,7 +239,14 @@ class InboundTrack:
         self.history: list[tuple[int, int, int, int, bytes] | None] = [None] * history_size
         self.keyframe_interval = keyframe_interval
         self.keyframe_max_interval = keyframe_interval if keyframe_max_interval is None else keyframe_max_interval
-        self.keyframe_waiting_step = max(1, keyframe_waiting_step)
+        self.keyframe_cpu_budget = keyframe_cpu_budget
+        # Seconds the fan-out of one packet to all subscribers takes (moving average, measured), and
+        # packets in the last keyframe: what a requested keyframe costs this process.
+        self.fanout_cost = 0.0
+        self.keyframe_packets = 0
+        self.keyframe_run = -1
+        self.fanout = fanout
+        self.pending: list[Pending] = []
         self.nack = nack
         self.max_gap = nack.max_gap
         self.max_seq = -1
@@ -218,17 +332,44 @@ class InboundTrack:
         self.octets += len(payload)
         self.last_packet_at = now
         keyframe = False
-        if self.video and not retransmission and is_keyframe(codec.name, payload):
-            keyframe = True
-            self.keyframes += 1
-            self.want_keyframe = False
+        if self.video and not retransmission:
+            if is_keyframe(codec.name, payload):
+                keyframe = True
+                self.keyframes += 1
+                self.want_keyframe = False
+                self.keyframe_run = 0
+            if self.keyframe_run >= 0:
+                self.keyframe_run += 1
+                if mbit or self.keyframe_run > self.mask:
+                    self.keyframe_packets = self.keyframe_run
+                    self.keyframe_run = -1
         if not self.live:
             self.live = True
             self.emit(EventKind.PUBLISHER_UP, self.participant_id, self.kind, {"mid": self.mid})
         if self.want_keyframe and now >= self.next_keyframe_request:
             self.request_keyframe(now)
-        for dt in self.downtracks:
-            dt.forward(seq, ts, mbit, pt, payload, keyframe, now)
+        pending = self.pending
+        pending.append((seq, ts, mbit, pt, payload, keyframe))
+        if len(pending) == 1:
+            if self.fanout is None:
+                self.flush(now)
+            else:
+                self.fanout.add(self)
+
+    def flush(self, now: float) -> None:
+        """Send what arrived since the last flush to every down track, and time it."""
+        batch = self.pending
+        if not batch:
+            return
+        self.pending = []
+        downtracks = self.downtracks
+        if not downtracks:
+            return
+        started = time.perf_counter()
+        for dt in downtracks:
+            dt.forward(batch, now)
+        cost = (time.perf_counter() - started) / len(batch)
+        self.fanout_cost = cost if self.fanout_cost == 0.0 else self.fanout_cost + 0.1 * (cost - self.fanout_cost)
 
     # -- upstream RTCP ----------------------------------------------------------------------------
 
@@ -241,16 +382,13 @@ class InboundTrack:
         """Ask the publisher for a keyframe, at most once per interval whoever asks (coalescing).
 
         One keyframe releases every slot waiting for it, and it costs a burst of packets to every
-        subscriber of the track, so during a join storm (many slots waiting) the interval grows.
+        subscriber of the track, so the interval grows when that burst would take more than the
+        budgeted share of this process's time (`keyframe_interval_now`).
         """
         self.want_keyframe = True
         if now < self.next_keyframe_request or self.ssrc is None or not self.wire.up:
             return
-        waiting = 0
-        for dt in self.downtracks:
-            if dt.hold:
-                waiting += 1
-        self.next_keyframe_request = now + self.keyframe_interval_for(waiting)
+        self.next_keyframe_request = now + self.keyframe_interval_now()
         self.keyframe_requests += 1
         if self.fir_only:
             self.fir_seq = (self.fir_seq + 1) & 0xFF
@@ -258,9 +396,16 @@ class InboundTrack:
         else:
             self.wire.send_rtcp(build_pli(self.rtcp_ssrc, self.ssrc))
 
-    def keyframe_interval_for(self, waiting: int) -> float:
-        grown = self.keyframe_interval * (1 + waiting // self.keyframe_waiting_step)
-        return min(self.keyframe_max_interval, max(self.keyframe_interval, grown))
+    def keyframe_interval_now(self) -> float:
+        """The base interval, or as long as keeps requested keyframes within the CPU budget.
+
+        A keyframe costs its packets times the measured fan-out time of one packet; requesting one
+        every `cost / budget` seconds spends at most `budget` of a core on them.
+        """
+        interval = 0.0
+        if self.keyframe_cpu_budget > 0:
+            interval = self.fanout_cost * self.keyframe_packets / self.keyframe_cpu_budget
+        return min(self.keyframe_max_interval, max(self.keyframe_interval, interval))
 
     def on_sender_report(self, ntp: int, now: float) -> None:
         self.stats.on_sr(ntp, now)
@@ -282,6 +427,7 @@ class InboundTrack:
     def close(self) -> None:
         self.closed = True
         self.history = [None] * (self.mask + 1)
+        self.pending = []
         for dt in list(self.downtracks):
             dt.bind(dt.key, None, 0.0)
         self.downtracks.clear()
@@ -302,6 +448,8 @@ class InboundTrack:
             "keyframe_requests": self.keyframe_requests,
             "dropped": self.dropped,
             "subscribers": len(self.downtracks),
+            "fanout_us_per_packet": round(self.fanout_cost * 1e6, 1),
+            "keyframe_packets": self.keyframe_packets,
         }
 
 
@@ -365,43 +513,52 @@ class DownTrack:
 
     # -- packet path ------------------------------------------------------------------------------
 
-    def forward(self, seq: int, ts: int, mbit: int, pt: int, payload: bytes, keyframe: bool, now: float) -> None:
+    def forward(self, batch: list[Pending], now: float) -> None:
+        """Rewrite, protect and send the packets of `batch` this slot may send, in one go."""
         rw = self.rw
-        if not rw.started:
-            # Begin only once the subscriber's DTLS is up: a keyframe sent into a wire that is still
-            # down is lost, and the slot would then wait for the publisher's next unrequested one.
-            if not self.wire.up or (self.hold and not keyframe):
-                return
-            rw.begin(seq, ts, now)
-            self.hold = False
-            if not self.first_keyframe_sent and self.video:
-                self.first_keyframe_sent = True
-                self.emit(
-                    EventKind.FIRST_KEYFRAME,
-                    self.participant_id,
-                    self.source.kind if self.source else None,
-                    {"mid": self.mid, "slot": str(self.slot), "wait_ms": round((now - self.held_since) * 1000)},
-                )
-        if pt != self.in_pt:
-            self._map_pt(pt)
-        if self.out_pt < 0:
-            return
-        out_seq = rw.map(seq, ts, now)
-        if out_seq < 0:
-            return
         wire = self.wire
-        try:
-            wire.sendto(
-                wire.protect(
-                    _pack_header(0x80, mbit | self.out_pt, out_seq, (ts + rw.ts_offset) & 0xFFFFFFFF, self.ssrc)
-                    + payload
-                ),
-                wire.addr,
+        protect = wire.protect
+        ssrc = self.ssrc
+        out: list[bytes] = []
+        octets = 0
+        for seq, ts, mbit, pt, payload, keyframe in batch:
+            if not rw.started:
+                # Begin only once the subscriber's DTLS is up: a keyframe sent into a wire that is
+                # still down is lost, and the slot would then wait for the publisher's next
+                # unrequested one.
+                if not wire.up or (self.hold and not keyframe):
+                    continue
+                self._begin(seq, ts, now)
+            if pt != self.in_pt:
+                self._map_pt(pt)
+            if self.out_pt < 0:
+                continue
+            out_seq = rw.map(seq, ts, now)
+            if out_seq < 0:
+                continue
+            try:
+                header = _pack_header(0x80, mbit | self.out_pt, out_seq, (ts + rw.ts_offset) & 0xFFFFFFFF, ssrc)
+                out.append(protect(header + payload))
+            except pylibsrtp.Error:
+                wire.errors += 1
+                continue
+            octets += len(payload)
+        if out:
+            self.packets += len(out)
+            self.octets += octets
+            wire.send_protected(out)
+
+    def _begin(self, seq: int, ts: int, now: float) -> None:
+        self.rw.begin(seq, ts, now)
+        self.hold = False
+        if not self.first_keyframe_sent and self.video:
+            self.first_keyframe_sent = True
+            self.emit(
+                EventKind.FIRST_KEYFRAME,
+                self.participant_id,
+                self.source.kind if self.source else None,
+                {"mid": self.mid, "slot": str(self.slot), "wait_ms": round((now - self.held_since) * 1000)},
             )
-        except (pylibsrtp.Error, OSError):
-            wire.errors += 1
-        self.packets += 1
-        self.octets += len(payload)
 
     def _map_pt(self, pt: int) -> None:
         self.in_pt = pt

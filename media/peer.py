@@ -290,11 +290,18 @@ class Peer:
             if dtls.state == "connected" and dtls._tx_srtp is not None:
                 pair = dtls.transport._connection._nominated.get(1)
                 if pair is not None:
+                    transport = pair.protocol.transport
+                    # The raw socket: asyncio's transport adds a Python layer per datagram and
+                    # cannot pass the ancillary data that batches a frame into one call. A full
+                    # send buffer then drops the datagram (counted; NACK repairs it) instead of
+                    # queueing it in Python.
+                    raw = getattr(transport, "_sock", None)
                     wire.connect(
                         dtls._tx_srtp.protect,
                         dtls._tx_srtp.protect_rtcp,
-                        pair.protocol.transport.sendto,
+                        raw.sendto if raw is not None else transport.sendto,
                         pair.remote_addr,
+                        raw.sendmsg if raw is not None and self.config.udp_gso else None,
                     )
             elif dtls.state in ("closed", "failed"):
                 wire.down()

@@ -20,7 +20,7 @@ from typing import Any
 
 from media.api import MAX_PREVIEW_SLOTS, EventKind, MediaError, ParticipantRole, SlotKind, TrackKind
 from media.config import MediaConfig
-from media.forwarding import DownTrack, InboundTrack
+from media.forwarding import DownTrack, FanoutQueue, InboundTrack
 from media.nack_tracker import NackTracker
 from media.peer import MLine, Peer, codec_info, is_rtx
 
@@ -75,7 +75,9 @@ class Room:
         self.opened_at = time.time()
         self._closing = False
         self.refused_joins = 0  # joins the worker refused for capacity
-        self._task = asyncio.get_running_loop().create_task(self._housekeeping())
+        loop = asyncio.get_running_loop()
+        self.fanout = FanoutQueue(loop)
+        self._task = loop.create_task(self._housekeeping())
 
     def emit(
         self,
@@ -221,7 +223,8 @@ class Room:
             history_size=cfg.send_history_packets,
             keyframe_interval=cfg.keyframe_request_interval,
             keyframe_max_interval=cfg.keyframe_request_max_interval,
-            keyframe_waiting_step=cfg.keyframe_waiting_step,
+            keyframe_cpu_budget=cfg.keyframe_cpu_budget,
+            fanout=self.fanout,
             nack=NackTracker(cfg.nack_max_gap, cfg.nack_max_retries, cfg.nack_retry_interval),
             emit=self.emit,
         )

@@ -45,4 +45,4 @@ def test_capacity_and_keyframe_storm_settings():
     with pytest.raises(ValueError):
         MediaConfig(keyframe_request_interval=0.5, keyframe_request_max_interval=0.2)
     with pytest.raises(ValueError):
-        MediaConfig(keyframe_waiting_step=0)
+        MediaConfig(keyframe_cpu_budget=0)

@@ -186,12 +186,17 @@ async def test_a_join_burst_does_not_take_the_publisher_down(monkeypatch):
         collector.cancel()
 
 
-def test_the_keyframe_request_interval_grows_with_the_slots_waiting():
+def test_the_keyframe_request_interval_grows_with_what_a_keyframe_costs():
     track = InboundTrack(
         participant_id="lead", kind="camera", media_kind="video", mid="0", codecs={}, rtx_apt={}, ssrc=1,
         rtx_ssrc=None, wire=Wire(), rtcp_ssrc=2, fir_only=False, history_size=16, keyframe_interval=0.2,
-        nack=NackTracker(256, 4, 0.03), emit=lambda *a: None, keyframe_max_interval=1.0, keyframe_waiting_step=10,
+        nack=NackTracker(256, 4, 0.03), emit=lambda *a: None, keyframe_max_interval=1.0, keyframe_cpu_budget=0.25,
     )
-    assert track.keyframe_interval_for(0) == 0.2 and track.keyframe_interval_for(9) == 0.2
-    assert track.keyframe_interval_for(10) == pytest.approx(0.4)
-    assert track.keyframe_interval_for(300) == 1.0  # capped
+    assert track.keyframe_interval_now() == 0.2  # nothing measured yet
+    track.keyframe_packets = 40
+    track.fanout_cost = 100 * 5e-6  # 100 subscribers at 5 us: 20 ms per keyframe, 8 % of a core at 0.2 s
+    assert track.keyframe_interval_now() == 0.2
+    track.fanout_cost = 300 * 5e-6  # 60 ms per keyframe: one per 0.24 s stays within a quarter of a core
+    assert track.keyframe_interval_now() == pytest.approx(0.24)
+    track.fanout_cost = 2000 * 5e-6
+    assert track.keyframe_interval_now() == 1.0  # capped
