@@ -176,6 +176,10 @@ def _drop_unused_parts(transceiver: RTCRtpTransceiver) -> None:
                 setattr(sender, name, None)
 
 
+# A `Peer.on_state` value besides aiortc's connection states: a transport's SRTP send path is up.
+MEDIA_READY = "media-ready"
+
+
 class Peer:
     def __init__(
         self,
@@ -303,6 +307,8 @@ class Peer:
                         pair.remote_addr,
                         raw.sendmsg if raw is not None and self.config.udp_gso else None,
                     )
+                    # Slots held for a keyframe can ask now rather than at the room's next tick.
+                    self.on_state(self, MEDIA_READY)
             elif dtls.state in ("closed", "failed"):
                 wire.down()
 

@@ -22,7 +22,7 @@ from media.api import MAX_PREVIEW_SLOTS, EventKind, MediaError, ParticipantRole,
 from media.config import MediaConfig
 from media.forwarding import DownTrack, FanoutQueue, InboundTrack
 from media.nack_tracker import NackTracker
-from media.peer import MLine, Peer, codec_info, is_rtx
+from media.peer import MEDIA_READY, MLine, Peer, codec_info, is_rtx
 
 logger = logging.getLogger(__name__)
 
@@ -304,11 +304,22 @@ class Room:
         participant = next((p for p in self.participants.values() if p.peer is peer), None)
         if participant is None:
             return
-        if state == "connected" and not participant.announced_up:
+        if state == MEDIA_READY:
+            self._ask_keyframes(participant, time.monotonic())
+        elif state == "connected" and not participant.announced_up:
             participant.announced_up = True
             self.emit(EventKind.SUBSCRIBER_UP, participant.id, None, {"role": str(participant.role)})
         elif state in ("failed", "closed"):
             asyncio.get_running_loop().create_task(self._drop(participant, "disconnected"))
+
+    @staticmethod
+    def _ask_keyframes(participant: Participant, now: float) -> None:
+        """Held slots whose wire is up ask their source for a keyframe (coalesced per source)."""
+        for dt in participant.slots:
+            if dt.hold and dt.source is not None and dt.wire.up and not dt.asked_since_up:
+                dt.asked_since_up = True
+                dt.held_since = now
+                dt.source.request_keyframe(now)
 
     async def _drop(self, participant: Participant, reason: str) -> None:
         if self.participants.get(participant.id) is participant:
