@@ -54,6 +54,7 @@ class FanoutOptions:
     port_min: int = 45000
     port_max: int = 46999
     capacity: int = 0  # the SFU's max_subscriptions_per_worker; 0: no limit
+    pacing: float = 0.0  # publisher pacing as a multiple of the video bitrate; 0: each frame at once
     profile_dir: Path | None = None
     profile_rate: int = 100
     log: Callable[[str], None] = field(default=lambda _msg: None)
@@ -280,7 +281,7 @@ def run_fanout(options: FanoutOptions, spec: ClipSpec) -> dict[str, Any]:
         port = int(ready["port"])
         log(f"{options.plane}: server pid {server.pid} on RPC port {port}")
 
-        publisher = _spawn(ctx, "publisher", publisher_main, port, ROOM, spec, max_seconds)
+        publisher = _spawn(ctx, "publisher", publisher_main, port, ROOM, spec, max_seconds, options.pacing)
         children.append(publisher)
         publisher.expect("joined", 60)
         deadline = time.monotonic() + 30
@@ -388,6 +389,7 @@ def run_fanout(options: FanoutOptions, spec: ClipSpec) -> dict[str, Any]:
     result.update(
         {
             "plane": options.plane,
+            "publisher_pacing": options.pacing,
             "server_processes": len(server_pids),
             # Share of the server's CPU spent in the kernel (stime): mostly sendto, which on loopback
             # also carries the delivery into the subscriber's socket.
@@ -613,6 +615,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="the SFU's max_subscriptions_per_worker (default 0: no limit, so the bench finds where it breaks)",
     )
+    fan.add_argument(
+        "--publisher-pacing",
+        type=float,
+        default=0.0,
+        help="pace the publisher's video at this multiple of its bitrate, as browsers do (2.5); "
+        "default 0: every frame's packets back to back, as aiortc and many hardware encoders send",
+    )
     fan.add_argument("--sub-procs", type=int, default=0, help="subscriber processes (default: N/25, 2..8)")
     fan.add_argument("--join-concurrency", type=int, default=8, help="joins in flight per subscriber process")
     fan.add_argument("--subscriber-nice", type=int, default=10, help="nice value of subscriber processes (default 10)")
@@ -666,6 +675,7 @@ def main(argv: list[str]) -> int:
         port_min=args.port_min,
         port_max=args.port_max,
         capacity=max(0, args.capacity),
+        pacing=max(0.0, args.publisher_pacing),
         profile_dir=args.profile,
         log=log,
     )

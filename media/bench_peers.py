@@ -133,14 +133,28 @@ class ClipTrack(MediaStreamTrack):
         return packet
 
 
-def _log_sends(transport: Any, log: SendLog) -> None:
-    """Wrap a DTLS transport's `_send_rtp` to log when each RTP packet is sent."""
+def _log_sends(transport: Any, log: SendLog, paced_ssrc: int | None = None, pacing_bps: float = 0.0) -> None:
+    """Wrap a DTLS transport's `_send_rtp` to log when each RTP packet is sent.
+
+    With `pacing_bps`, packets of `paced_ssrc` (the video) leave no faster than that rate, the way a
+    browser's pacer spreads a frame's packets instead of sending them back to back; each packet is
+    stamped when it actually leaves, so the pacer's own delay is not charged to the SFU.
+    """
     if getattr(transport, "_bench_logged", False):
         return
     original: Callable[[bytes], Awaitable[None]] = transport._send_rtp
     wall = time.time  # CLOCK_REALTIME, the clock of the kernel's receive timestamps
+    loop = asyncio.get_running_loop()
+    next_free = 0.0
 
     async def send_rtp(data: bytes) -> None:
+        nonlocal next_free
+        if pacing_bps > 0 and len(data) >= 12 and int.from_bytes(data[8:12], "big") == paced_ssrc:
+            now = loop.time()
+            start = max(now, next_free)
+            next_free = start + len(data) * 8 / pacing_bps
+            if start > now:
+                await asyncio.sleep(start - now)
         # RTP with a dynamic payload type (RTCP's packet types 200..206 read as 72..78 here).
         # Stamped before SRTP and sendto: the receiver may well see the packet before this process
         # is scheduled again after sendto.
@@ -152,7 +166,9 @@ def _log_sends(transport: Any, log: SendLog) -> None:
     transport._bench_logged = True
 
 
-async def _publisher(link: ChildLink, port: int, room: str, spec: ClipSpec, max_seconds: float) -> None:
+async def _publisher(
+    link: ChildLink, port: int, room: str, spec: ClipSpec, max_seconds: float, pacing: float = 0.0
+) -> None:
     use_loopback_ice()
     clip = load_clip(spec)
     log: SendLog = {}
@@ -183,8 +199,9 @@ async def _publisher(link: ChildLink, port: int, room: str, spec: ClipSpec, max_
         )
         check_loopback_sdp(answer)
         await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+        pacing_bps = pacing * clip.video_mbps * 1e6
         for t in pc.getTransceivers():
-            _log_sends(t.sender.transport, log)
+            _log_sends(t.sender.transport, log, tv.sender._ssrc, pacing_bps)
         link.send("joined")
         while True:
             cmd, _payload = await link.recv()
@@ -214,13 +231,15 @@ async def _publisher(link: ChildLink, port: int, room: str, spec: ClipSpec, max_
             await asyncio.wait_for(pc.close(), 5)
 
 
-def publisher_main(conn: Connection, port: int, room: str, spec: ClipSpec, max_seconds: float) -> None:
+def publisher_main(
+    conn: Connection, port: int, room: str, spec: ClipSpec, max_seconds: float, pacing: float = 0.0
+) -> None:
     """Entry point of the publisher process (multiprocessing, spawn)."""
 
     async def run() -> None:
         link = ChildLink(conn)
         try:
-            await _publisher(link, port, room, spec, max_seconds)
+            await _publisher(link, port, room, spec, max_seconds, pacing)
         except Exception:
             link.send("error", message=traceback.format_exc(limit=8))
         finally:

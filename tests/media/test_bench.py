@@ -197,3 +197,33 @@ def test_percentile_and_profile_summary(tmp_path: Path) -> None:
     assert summary["own"][0] == {"function": "protect (s.so)", "percent": 50.0}
     assert {"function": "loop (a.py:2)", "percent": 80.0} in summary["inclusive"]
     assert summary["own_by_module"][0] == {"function": "f.py", "percent": 50.0}
+
+
+async def test_publisher_pacing_spreads_video_packets_and_leaves_audio_alone() -> None:
+    import asyncio
+    import struct
+
+    from media.bench_peers import _log_sends
+
+    loop = asyncio.get_running_loop()
+    sent: list[tuple[int, float]] = []
+
+    class Transport:
+        async def _send_rtp(self, data: bytes) -> None:
+            sent.append((int.from_bytes(data[8:12], "big"), loop.time()))
+
+    transport = Transport()
+    log: dict = {}
+    _log_sends(transport, log, paced_ssrc=1, pacing_bps=400_000)  # 1,000 bytes every 20 ms
+
+    def packet(ssrc: int, n: int) -> bytes:
+        return struct.pack("!BBHII", 0x80, 96, n, 0, ssrc) + bytes([n]) * 988
+
+    started = loop.time()
+    await asyncio.gather(*(transport._send_rtp(packet(1, n)) for n in range(4)), transport._send_rtp(packet(2, 9)))
+    video = [t - started for ssrc, t in sent if ssrc == 1]
+    audio = [t - started for ssrc, t in sent if ssrc == 2]
+    assert len(video) == 4 and len(audio) == 1
+    assert audio[0] < 0.015  # not queued behind the video
+    assert all(b - a >= 0.018 for a, b in zip(video, video[1:]))
+    assert len(log) == 5  # every packet stamped when it left
