@@ -6,8 +6,11 @@ packets get repaired. Figures are for `classroom bench fanout` runs, never for t
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import json
 import random
+import struct
 from pathlib import Path
 
 import pytest
@@ -17,7 +20,7 @@ from hypothesis import strategies as st
 
 from media import bench
 from media.bench_clip import ClipSpec, draw_number, load_clip, read_number
-from media.bench_peers import FastPath, SlotCounter, _Stream, vp8_keyframe_start
+from media.bench_peers import FastPath, SlotCounter, _log_sends, _Stream, vp8_keyframe_start
 
 KEYS = (
     "subs",
@@ -200,11 +203,6 @@ def test_percentile_and_profile_summary(tmp_path: Path) -> None:
 
 
 async def test_publisher_pacing_spreads_video_packets_and_leaves_audio_alone() -> None:
-    import asyncio
-    import struct
-
-    from media.bench_peers import _log_sends
-
     loop = asyncio.get_running_loop()
     sent: list[tuple[int, float]] = []
 
@@ -225,5 +223,5 @@ async def test_publisher_pacing_spreads_video_packets_and_leaves_audio_alone() -
     audio = [t - started for ssrc, t in sent if ssrc == 2]
     assert len(video) == 4 and len(audio) == 1
     assert audio[0] < 0.015  # not queued behind the video
-    assert all(b - a >= 0.018 for a, b in zip(video, video[1:]))
+    assert all(b - a >= 0.018 for a, b in itertools.pairwise(video))
     assert len(log) == 5  # every packet stamped when it left
