@@ -311,6 +311,7 @@ class InboundTrack:
                         self.probation_seq = (seq + 1) & 0xFFFF
                         self.dropped += 1
                         return
+                    self.flush(now)  # what came before the jump still goes out under the old mapping
                     for dt in self.downtracks:
                         dt.restart(now)
                     self.want_keyframe = self.video

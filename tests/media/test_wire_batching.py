@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import itertools
 import socket
 import struct
 
@@ -177,3 +178,21 @@ def test_without_a_queue_packets_go_out_at_once(size):
         data = rtp(10 + i, KEY)
         track.on_rtp(RtpHeader.parse(data), data, 1.0)
     assert [len(b) for b in sent] == [1] * size
+
+
+async def test_packets_before_a_stream_jump_in_the_same_pass_still_go_out():
+    queue = FanoutQueue(asyncio.get_running_loop())
+    track = make_track(queue)
+    sent: list[list[bytes]] = []
+    make_slot(track, sent, 3001)
+    # a keyframe and a packet of the old stream, then the publisher restarts far away (a jump is
+    # believed when the next packet continues it) with a new keyframe, all in one loop pass
+    for seq, payload in [(10, KEY), (11, b"\x00old"), (30000, KEY), (30001, KEY), (30002, b"\x00new")]:
+        data = rtp(seq, payload)
+        track.on_rtp(RtpHeader.parse(data), data, 1.0)
+    await asyncio.sleep(0)
+    payloads = [p[12:] for call in sent for p in call]
+    assert payloads[:2] == [KEY, b"\x00old"]  # sent under the old mapping before the restart
+    assert payloads[-2:] == [KEY, b"\x00new"]  # the new stream resumes at its keyframe
+    seqs = [RtpHeader.parse(p).seq for call in sent for p in call]
+    assert all((b - a) & 0xFFFF == 1 for a, b in itertools.pairwise(seqs))  # one continuous numbering
