@@ -69,13 +69,12 @@ class Wire:
     route that refuses it.
     """
 
-    __slots__ = ("addr", "errors", "gso", "gso_batches", "protect", "protect_rtcp", "sendmsg", "sendto", "up")
+    __slots__ = ("addr", "errors", "gso", "protect", "protect_rtcp", "sendmsg", "sendto", "up")
 
     def __init__(self) -> None:
         self.up = False
         self.errors = 0
         self.gso = False
-        self.gso_batches = 0
         self.protect: Callable[[bytes], bytes] = bytes
         self.protect_rtcp: Callable[[bytes], bytes] = bytes
         self.sendto: Callable[[bytes, tuple[str, int]], object] = lambda data, addr: None
@@ -150,7 +149,6 @@ class Wire:
                     self.sendmsg(  # type: ignore[misc]
                         packets[i:j], [(_SOL_UDP, UDP_SEGMENT, _U16_NATIVE.pack(size))], 0, addr
                     )
-                    self.gso_batches += 1
             except OSError as exc:
                 if j - i > 1 and exc.errno in _GSO_UNSUPPORTED and self.gso:
                     logger.info("UDP segmentation offload refused (%s); sending packets one by one", exc)
