@@ -647,6 +647,18 @@ class DownTrack:
                 return (entry, ts_offset) if entry else None
         return None
 
+    def ask_keyframe_if_due(self, now: float, retry_interval: float) -> None:
+        """A held slot asks its source for a keyframe as soon as its subscriber's wire is up (one
+        asked for at bind time may have arrived before), and again after `retry_interval` in case
+        the request or the keyframe was lost. Requests are coalesced per source."""
+        if not self.hold or self.source is None:
+            return
+        just_up = self.wire.up and not self.asked_since_up
+        if just_up or now - self.held_since > retry_interval:
+            self.asked_since_up = self.wire.up
+            self.held_since = now
+            self.source.request_keyframe(now)
+
     def on_keyframe_request(self, now: float) -> None:
         self.keyframe_requests_received += 1
         if self.source is not None:

@@ -305,21 +305,15 @@ class Room:
         if participant is None:
             return
         if state == MEDIA_READY:
-            self._ask_keyframes(participant, time.monotonic())
+            # Held slots ask now rather than at the next housekeeping tick.
+            now = time.monotonic()
+            for dt in participant.slots:
+                dt.ask_keyframe_if_due(now, self.config.keyframe_retry_interval)
         elif state == "connected" and not participant.announced_up:
             participant.announced_up = True
             self.emit(EventKind.SUBSCRIBER_UP, participant.id, None, {"role": str(participant.role)})
         elif state in ("failed", "closed"):
             asyncio.get_running_loop().create_task(self._drop(participant, "disconnected"))
-
-    @staticmethod
-    def _ask_keyframes(participant: Participant, now: float) -> None:
-        """Held slots whose wire is up ask their source for a keyframe (coalesced per source)."""
-        for dt in participant.slots:
-            if dt.hold and dt.source is not None and dt.wire.up and not dt.asked_since_up:
-                dt.asked_since_up = True
-                dt.held_since = now
-                dt.source.request_keyframe(now)
 
     async def _drop(self, participant: Participant, reason: str) -> None:
         if self.participants.get(participant.id) is participant:
@@ -430,15 +424,7 @@ class Room:
                         track.request_keyframe(now)
                 for participant in self.participants.values():
                     for dt in participant.slots:
-                        # A held slot asks as soon as its subscriber's wire is up (a keyframe asked for at
-                        # bind time may have arrived before), and again in case the request or keyframe
-                        # was lost.
-                        if dt.hold and dt.source is not None:
-                            just_up = dt.wire.up and not dt.asked_since_up
-                            if just_up or now - dt.held_since > cfg.keyframe_retry_interval:
-                                dt.asked_since_up = dt.wire.up
-                                dt.held_since = now
-                                dt.source.request_keyframe(now)
+                        dt.ask_keyframe_if_due(now, cfg.keyframe_retry_interval)
                 if now >= next_report:
                     next_report = now + cfg.report_interval
                     for participant in list(self.participants.values()):
