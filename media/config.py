@@ -68,6 +68,13 @@ class MediaConfig:
     # `peer_timeout` seconds once connected, is dropped and its resources freed.
     connect_timeout: float = 20.0
     peer_timeout: float = 8.0
+    # A published track that sends nothing for this long is off air (PUBLISHER_DOWN, reason "idle")
+    # until its next packet (PUBLISHER_UP again): a lead whose link drops shows as interrupted on every
+    # classroom screen within about a second, not when ICE gives up. Cameras and microphones send
+    # continuously; courseware of a still slide may pause for longer, hence its own, longer timeout
+    # (pages also say outright when they stop sharing: the `publishing` message, docs/protocol.md).
+    track_idle_timeout: float = 1.0
+    screen_idle_timeout: float = 4.0
     # Subscriptions (connections of receiving classrooms and observers; the lead is always admitted)
     # one worker process, or the in-process plane, carries. Joins beyond it are refused with
     # `MediaCapacityError` ("media capacity reached") instead of overloading the event loop until
@@ -89,6 +96,8 @@ class MediaConfig:
             raise ValueError("keyframe_request_max_interval must be >= keyframe_request_interval")
         if not 0 < self.keyframe_cpu_budget <= 1:
             raise ValueError("keyframe_cpu_budget must be a share of one core, in (0, 1]")
+        if not (0 < self.track_idle_timeout <= self.screen_idle_timeout):
+            raise ValueError("track_idle_timeout must be positive and at most screen_idle_timeout")
         if self.max_subscriptions_per_worker < 0:
             raise ValueError("max_subscriptions_per_worker must be 0 (no limit) or more")
 

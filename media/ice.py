@@ -132,7 +132,9 @@ async def gather_host_candidates(
     connection._local_candidates_start = True
     bound_queue(connection)
     if not addresses:
-        addresses = get_host_addresses(use_ipv4=True, use_ipv6=False)
+        # a host with nothing but loopback (a single-machine trial, a test namespace) still answers
+        # with a candidate rather than none, which would leave every client "new" until it gave up
+        addresses = get_host_addresses(use_ipv4=True, use_ipv6=False) or ["127.0.0.1"]
     for component in sorted(connection._components):
         for address in addresses:
             bound = await _bind(connection, address, port_min, port_max)

@@ -201,6 +201,9 @@ class Peer:
         self.mid_ext_id = 0
         self.created_at = time.monotonic()
         self.last_rtcp = 0.0
+        # when anything (RTP or RTCP) last came from this client: the technician's and the teacher's
+        # "is this classroom still there" reads it, at a second's resolution
+        self.last_heard = 0.0
         self.connected = False
         self.closed = False
         self.bad_rtp = 0
@@ -339,8 +342,10 @@ class Peer:
             if track is None:
                 self.unknown_rtp += 1
                 return
+        now = time.monotonic()
+        self.last_heard = now
         try:
-            track.on_rtp(hdr, data, time.monotonic())
+            track.on_rtp(hdr, data, now)
         except Exception:
             # A packet we failed on must not end aiortc's receive loop and with it the connection.
             self.errors += 1
@@ -377,7 +382,7 @@ class Peer:
 
     async def _on_rtcp(self, data: bytes) -> None:
         now = time.monotonic()
-        self.last_rtcp = now
+        self.last_rtcp = self.last_heard = now
         self.rtcp_packets += 1
         try:
             self._dispatch_rtcp(parse_compound(data), now)

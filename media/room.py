@@ -422,6 +422,13 @@ class Room:
                             track.send_nack(lost)
                     if track.want_keyframe and now >= track.next_keyframe_request and track.live:
                         track.request_keyframe(now)
+                    if track.live and now - track.last_packet_at > (
+                        cfg.screen_idle_timeout if track.kind == TrackKind.SCREEN else cfg.track_idle_timeout
+                    ):
+                        # silent: off air until its next packet (a dropped link, a stopped share)
+                        track.live = False
+                        self.emit(EventKind.PUBLISHER_DOWN, track.participant_id, track.kind,
+                                  {"reason": "idle", "mid": track.mid})
                 for participant in self.participants.values():
                     for dt in participant.slots:
                         dt.ask_keyframe_if_due(now, cfg.keyframe_retry_interval)
@@ -455,6 +462,7 @@ class Room:
 
     def snapshot(self) -> dict[str, Any]:
         lead = self.participants.get(self.lead_id) if self.lead_id else None
+        now = time.monotonic()
         participants = {}
         for p in self.participants.values():
             peer = p.peer
@@ -468,6 +476,8 @@ class Room:
                 "bad_rtp": peer.bad_rtp,
                 "unknown_rtp": peer.unknown_rtp,
                 "errors": peer.errors + sum(w.errors for w in peer.wires.values()),
+                # seconds since anything came from this client (None: nothing yet)
+                "heard_ago_s": round(now - peer.last_heard, 2) if peer.last_heard else None,
             }
         return {
             "room_id": self.id,
