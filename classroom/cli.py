@@ -27,6 +27,11 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, help="port to listen on (default 8080)")
     s.add_argument("--data-dir", help="data folder (database, token, reports); default ./data")
     s.add_argument("--demo", action="store_true", help="load the demo county into an empty database first")
+    s.add_argument(
+        "--public-url",
+        help="the address people type, e.g. https://classroom.county.example (enrolment links and QR codes); "
+        "default from config [signaling] public_url, else the address each request came to",
+    )
     s.add_argument("--tls-cert", help="HTTPS certificate chain (PEM); default from config [signaling] tls_cert")
     s.add_argument("--tls-key", help="HTTPS private key (PEM)")
     s.add_argument(
@@ -79,6 +84,9 @@ def _config(args: argparse.Namespace) -> Config:
             overrides[key] = value
     if overrides:
         config = dataclasses.replace(config, server=dataclasses.replace(config.server, **overrides))
+    public_url = getattr(args, "public_url", None)
+    if public_url is not None:
+        config = dataclasses.replace(config, signaling=dataclasses.replace(config.signaling, public_url=public_url))
     return config
 
 

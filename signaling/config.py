@@ -24,7 +24,7 @@ class SignalingConfig:
     ws_max_message_bytes: int = 256 * 1024  # an SDP offer with many codecs stays well under this
     ws_max_sessions: int = 5000
     ws_idle_timeout_s: float = 60.0  # no message (pings included) for this long closes a socket
-    stats_interval_s: float = 2.0  # how often room stats feed quality displays and evidence
+    stats_interval_s: float = 1.0  # how often room stats feed quality displays, liveness and evidence
     evidence_interval_s: float = 30.0  # how often accumulated minutes are written as evidence
     hsts: bool = True  # Strict-Transport-Security when serving HTTPS
 

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ from scheduler.timetable import Timetable
 from signaling import protocol
 from signaling.access import LessonFacts, check_join
 from signaling.config import SignalingConfig
+from signaling.layout import LessonPicture, layout_for
+from signaling.liveness import HEARTBEAT_S, LinkState, link_state, shown_quality
 from signaling.ratelimit import RateLimiter
 from signaling.store import AccessStore
 from signaling.tokens import Claims, Role, TokenRefused, TokenService, TokenType
@@ -38,6 +41,8 @@ CLOSE_REFUSED = 4403  # the join was refused: the page shows the reason and does
 CLOSE_KICKED = 4409  # replaced by another device, token revoked, window closed
 CLOSE_RESTART = 4503  # the media room was lost: reconnect
 MEDIA_TIMEOUT_S = 15.0
+LIVENESS_INTERVAL_S = 0.5
+TALKBACK_RESUME_S = 30.0  # a called classroom whose link drops has the floor again if back within this
 MAX_EARLY_CANDIDATES = 32  # trickled before the media plane answered the offer
 MAX_ERRORS = 50  # a session sending this many bad messages is closed
 JOIN_DEADLINE_S = 20.0  # a socket that has not joined by then is closed: idle sockets must not pile up
@@ -67,7 +72,12 @@ class Session:
     hand_up: bool = False
     talkback_requested: bool = False
     client_stats: dict[str, float | None] = field(default_factory=dict)
+    stats_at: float = 0.0  # monotonic time of the last `stats` report
+    last_seen: float = field(default_factory=time.monotonic)  # the last frame of any kind from the client
+    link: LinkState = LinkState.OK
+    layout: dict[str, Any] | None = None  # the layout this client was last sent
     errors: int = 0
+    left: bool = False  # said `leave`: gone on purpose, not dropped
     closed: bool = False
 
     @property
@@ -89,22 +99,36 @@ class LiveLesson:
     facts: LessonFacts
     names: dict[int, str]  # classroom id -> "school classroom"
     sessions: dict[str, Session] = field(default_factory=dict)  # participant id -> session
-    lead_tracks: set[str] = field(default_factory=set)
     talkback: str | None = None
     talkback_to_all: bool = False
     lead_seconds: float = 0.0
     attended_seconds: dict[int, float] = field(default_factory=dict)
     watched_seconds: dict[int, float] = field(default_factory=dict)  # community member teacher id -> seconds
     quality: dict[str, dict[str, Any]] = field(default_factory=dict)
+    quality_at: float = 0.0  # monotonic time of the media snapshot `quality` came from
     last_evidence: float = field(default_factory=time.monotonic)
+    picture: LessonPicture = field(default_factory=LessonPicture)
+    layout_seq: int = 0
+    # the called classroom dropped (not left): (participant id, to_all, monotonic deadline) to call on it
+    # again if it is back in time, as a teacher would expect after a blip of its network
+    talkback_resume: tuple[str, bool, float] | None = None
 
     @property
     def room_id(self) -> str:
         return room_id_of(self.lesson_id)
 
+    # receiving classrooms that were here and are not (participant id -> how they went: lost or left)
+    departed: dict[str, LinkState] = field(default_factory=dict)
+    # participant id -> (seconds since the SFU last heard it, monotonic time of that snapshot)
+    heard: dict[str, tuple[float | None, float]] = field(default_factory=dict)
+
     @property
     def lead_on_air(self) -> bool:
-        return bool(self.lead_tracks)
+        return bool(self.picture.lead_live)
+
+    def layout(self, session: Session) -> dict[str, Any]:
+        role = session.role.value if session.role else ""
+        return {"seq": self.layout_seq, **layout_for(self.picture, role, session.participant_id)}
 
     def leads(self) -> list[Session]:
         return [s for s in self.sessions.values() if s.role == Role.LEAD]
@@ -141,6 +165,7 @@ class Hub:
         self._loop = asyncio.get_running_loop()
         self._spawn(self._consume_events())
         self._spawn(self._stats_loop())
+        self._spawn(self._liveness_loop())
 
     async def stop(self) -> None:
         for session in list(self.sessions):
@@ -280,6 +305,7 @@ class Hub:
         deadline = asyncio.get_running_loop().call_later(JOIN_DEADLINE_S, self._join_deadline, session)
         try:
             async for msg in ws:
+                session.last_seen = time.monotonic()
                 if msg.type == WSMsgType.TEXT:
                     await self._on_frame(session, msg.data)
                 elif msg.type == WSMsgType.BINARY:
@@ -370,6 +396,12 @@ class Hub:
         old = live.sessions.get(pid)
         session.claims, session.lesson_id, session.participant_id, session.name = claims, facts.lesson.id, pid, name
         live.sessions[pid] = session
+        live.departed.pop(pid, None)
+        if claims.role == Role.LEAD:
+            # a new connection of the lead says afresh what it shares
+            live.picture.lead_present = True
+            live.picture.lead_declared = None
+        session.layout = live.layout(session)
         self.store.audit(claims.sub, claims.role.value, "join", "admitted", lesson_id=live.lesson_id,
                          address=session.address, reason="replaces an earlier connection" if old else "")
         if old is not None and old is not session:
@@ -400,12 +432,12 @@ class Hub:
                 lead_on_air=live.lead_on_air,
                 talkback={"participant_id": live.talkback, "to_all": live.talkback_to_all},
                 may_publish=claims.role in (Role.LEAD, Role.RECEIVER),
+                layout=session.layout,
+                heartbeat_s=HEARTBEAT_S,
             )
         )
-        if claims.role == Role.LEAD:
-            await self._send_roster(live)
-        else:
-            await self._roster_changed(live)
+        await self._send_layouts(live)
+        await self._send_roster(live)
 
     async def _standby(self, session: Session, claims: Claims, msg: protocol.Message) -> None:
         cid = claims.classroom_id
@@ -473,6 +505,28 @@ class Hub:
         for candidate in early:
             with contextlib.suppress(MediaError):  # checked when it arrived; the peer may have gone since
                 await self.plane.add_candidate(live.room_id, session.participant_id, candidate)
+        await self._resume_talkback(live, session)
+
+    async def _resume_talkback(self, live: LiveLesson, session: Session) -> None:
+        """The classroom that had the floor when its link dropped is back: it has the floor again."""
+        resume = live.talkback_resume
+        if resume is None or resume[0] != session.participant_id or live.talkback is not None:
+            return
+        live.talkback_resume = None
+        if time.monotonic() > resume[2]:
+            return
+        pid, to_all, _ = resume
+        try:
+            await self.plane.set_talkback(live.room_id, pid, to_all)
+        except MediaError:
+            return
+        live.talkback, live.talkback_to_all = pid, to_all
+        live.picture.talkback, live.picture.talkback_name, live.picture.talkback_to_all = pid, session.name, to_all
+        self.store.audit(session.claims.sub if session.claims else "", "receiver", "talkback", "resumed",
+                         lesson_id=live.lesson_id, address=session.address, reason=pid)
+        await self._broadcast(live, protocol.event("talkback", participant_id=pid, name=session.name, to_all=to_all))
+        await self._send_layouts(live)
+        await self._send_roster(live)
 
     async def _m_candidate(self, session: Session, msg: protocol.Message) -> None:
         live = self._need(session)
@@ -486,6 +540,13 @@ class Hub:
             await self.plane.add_candidate(live.room_id, session.participant_id, msg.data)
         except MediaError as exc:
             raise protocol.ProtocolError("bad_candidate", str(exc)[:300]) from None
+
+    async def _m_publishing(self, session: Session, msg: protocol.Message) -> None:
+        live = self._need(session, Role.LEAD)
+        declared = dict(live.picture.lead_declared or {})
+        declared.update({k: bool(v) for k, v in msg.data.items()})
+        live.picture.lead_declared = declared
+        await self._send_layouts(live)
 
     async def _m_talkback_request(self, session: Session, msg: protocol.Message) -> None:
         live = self._need(session, Role.RECEIVER)
@@ -511,20 +572,31 @@ class Hub:
         to_all = bool(msg.data.get("to_all", False))
         await self.plane.set_talkback(live.room_id, target.participant_id, to_all)
         live.talkback, live.talkback_to_all = target.participant_id, to_all
+        live.talkback_resume = None
+        live.picture.talkback, live.picture.talkback_name = target.participant_id, target.name
+        live.picture.talkback_to_all = to_all
         target.talkback_requested = False
         target.hand_up = False
         self.store.audit(session.claims.sub if session.claims else "", "lead", "talkback", "granted",
                          lesson_id=live.lesson_id, address=session.address, reason=target.participant_id or "")
         await self._broadcast(live, protocol.event("talkback", participant_id=target.participant_id,
                                                    name=target.name, to_all=to_all))
+        await self._send_layouts(live)
         await self._send_roster(live)
 
     async def _m_talkback_end(self, session: Session, msg: protocol.Message) -> None:
         live = self._need(session, Role.LEAD)
         await self.plane.set_talkback(live.room_id, None)
-        live.talkback, live.talkback_to_all = None, False
+        self._talkback_ended(live)
+        live.talkback_resume = None
         await self._broadcast(live, protocol.event("talkback", participant_id=None, name="", to_all=False))
+        await self._send_layouts(live)
         await self._send_roster(live)
+
+    @staticmethod
+    def _talkback_ended(live: LiveLesson) -> None:
+        live.talkback, live.talkback_to_all = None, False
+        live.picture.talkback, live.picture.talkback_name, live.picture.talkback_to_all = None, "", False
 
     async def _m_raise_hand(self, session: Session, msg: protocol.Message) -> None:
         live = self._need(session, Role.RECEIVER, Role.OBSERVER)
@@ -545,8 +617,10 @@ class Hub:
     async def _m_stats(self, session: Session, msg: protocol.Message) -> None:
         self._need(session)
         session.client_stats = dict(msg.data["report"])
+        session.stats_at = time.monotonic()
 
     async def _m_leave(self, session: Session, msg: protocol.Message) -> None:
+        session.left = True
         await self._close(session, 1000, "left")
 
     # ---- departures, media events, stats -------------------------------------------------------
@@ -564,15 +638,23 @@ class Hub:
         if live is None or pid is None or live.sessions.get(pid) is not session:
             return  # never joined, or replaced by a newer connection that keeps the media
         del live.sessions[pid]
+        if session.role == Role.RECEIVER:
+            live.departed[pid] = LinkState.LEFT if session.left else LinkState.LOST
+        if session.role == Role.LEAD and not live.leads():
+            live.picture.lead_present = False
+            live.picture.lead_declared = None
         if session.in_media:
             with contextlib.suppress(MediaError):
                 await self.plane.leave(live.room_id, pid)
         if live.talkback == pid:
-            live.talkback, live.talkback_to_all = None, False
+            if not session.left and session.role == Role.RECEIVER:
+                live.talkback_resume = (pid, live.talkback_to_all, time.monotonic() + TALKBACK_RESUME_S)
+            self._talkback_ended(live)
             await self._broadcast(live, protocol.event("talkback", participant_id=None, name="", to_all=False))
+        await self._send_layouts(live)
         self.store.audit(session.claims.sub if session.claims else "", session.role.value if session.role else "",
                          "leave", "left", lesson_id=live.lesson_id, address=session.address)
-        await self._roster_changed(live)
+        await self._send_roster(live)
 
     async def _consume_events(self) -> None:
         async for ev in self.plane.events():
@@ -597,17 +679,37 @@ class Hub:
                 await self.ensure_room(live.facts)
             return
         is_lead = ev.participant_id is not None and ev.participant_id.startswith("lead-")
-        if is_lead and ev.kind in (EventKind.PUBLISHER_UP, EventKind.PUBLISHER_DOWN) and ev.track is not None:
+        publisher = ev.kind in (EventKind.PUBLISHER_UP, EventKind.PUBLISHER_DOWN) and ev.track is not None
+        if is_lead and publisher:
             was = live.lead_on_air
+            track = str(ev.track)
             if ev.kind == EventKind.PUBLISHER_UP:
-                live.lead_tracks.add(str(ev.track))
+                live.picture.lead_live.add(track)
+                live.picture.lead_started.add(track)
             else:
-                live.lead_tracks.discard(str(ev.track))
+                live.picture.lead_live.discard(track)
+                if ev.detail.get("reason") != "idle":
+                    live.picture.lead_started.discard(track)  # that connection is gone
             if was != live.lead_on_air:
                 await self._broadcast(live, protocol.event("lead", on_air=live.lead_on_air))
                 if live.lead_on_air and live.facts.lesson.status in (LessonStatus.SCHEDULED, LessonStatus.OPEN):
                     self._flush_evidence(live)  # marks the lesson live at once
-        elif ev.kind in (EventKind.SUBSCRIBER_UP, EventKind.SUBSCRIBER_DOWN, EventKind.TALKBACK):
+            await self._send_layouts(live)
+        elif publisher and ev.participant_id is not None:
+            tracks = live.picture.live.setdefault(ev.participant_id, set())
+            if ev.kind == EventKind.PUBLISHER_UP:
+                tracks.add(str(ev.track))
+            else:
+                tracks.discard(str(ev.track))
+            if ev.participant_id == live.picture.talkback:
+                await self._send_layouts(live)
+        elif ev.kind == EventKind.TALKBACK:
+            if ev.detail.get("ended") is not None and ev.detail.get("ended") == live.talkback:
+                self._talkback_ended(live)  # the called classroom's media went away
+                await self._broadcast(live, protocol.event("talkback", participant_id=None, name="", to_all=False))
+                await self._send_layouts(live)
+            await self._send_roster(live)
+        elif ev.kind in (EventKind.SUBSCRIBER_UP, EventKind.SUBSCRIBER_DOWN):
             await self._send_roster(live)
         elif ev.kind == EventKind.PREVIEW and ev.participant_id is not None:
             await self._send_preview(live, ev.participant_id, ev.detail.get("slots") or [])
@@ -635,26 +737,37 @@ class Hub:
     async def _broadcast(self, live: LiveLesson, message: dict[str, Any]) -> None:
         await asyncio.gather(*(s.send(message) for s in list(live.sessions.values())))
 
-    async def _roster_changed(self, live: LiveLesson) -> None:
-        await self._send_roster(live)
-
     def roster(self, live: LiveLesson) -> list[dict[str, Any]]:
+        """Every receiving classroom of the lesson (joined or not) and every observer, in name order."""
+        now = time.monotonic()
         out = []
-        for pid, s in sorted(live.sessions.items()):
+        for pid, s in live.sessions.items():
             if s.role == Role.LEAD:
                 continue
+            quality = shown_quality(s.link, live.quality.get(pid, {}), now - live.quality_at,
+                                    _client_quality(s.client_stats), now - s.stats_at)
             out.append(
                 {
                     "participant_id": pid,
                     "role": s.role.value if s.role else "",
                     "name": s.name,
                     "classroom_id": s.claims.classroom_id if s.claims else None,
+                    "link": str(s.link),
                     "hand_up": s.hand_up,
                     "talkback_requested": s.talkback_requested,
                     "talkback": live.talkback == pid,
-                    "quality": {**live.quality.get(pid, {}), **_client_quality(s.client_stats)},
+                    "quality": quality,
                 }
             )
+        for cid in live.facts.lesson.receiving_classroom_ids:
+            pid = f"classroom-{cid}"
+            if pid in live.sessions:
+                continue
+            link = live.departed.get(pid, LinkState.ABSENT)
+            out.append({"participant_id": pid, "role": "receiver", "name": live.names.get(cid, pid),
+                        "classroom_id": cid, "link": str(link), "hand_up": False, "talkback_requested": False,
+                        "talkback": False, "quality": {"state": str(link)}})
+        out.sort(key=lambda p: (_natural(p["name"]), _natural(p["participant_id"])))
         return out
 
     async def _send_roster(self, live: LiveLesson) -> None:
@@ -662,6 +775,42 @@ class Hub:
         if leads:
             message = protocol.event("roster", participants=self.roster(live), lead_on_air=live.lead_on_air)
             await asyncio.gather(*(lead.send(message) for lead in leads))
+
+    async def _send_layouts(self, live: LiveLesson) -> None:
+        """Send each participant its layout where it changed (one new `seq` for the change)."""
+        changed = []
+        for session in live.sessions.values():
+            lay = layout_for(live.picture, session.role.value if session.role else "", session.participant_id)
+            if session.layout is None or {k: v for k, v in session.layout.items() if k != "seq"} != lay:
+                changed.append((session, lay))
+        if not changed:
+            return
+        live.layout_seq += 1
+        for session, lay in changed:
+            session.layout = {"seq": live.layout_seq, **lay}
+        await asyncio.gather(*(s.send(protocol.event("layout", **(s.layout or {}))) for s, _ in changed))
+
+    async def _liveness_loop(self) -> None:
+        """Every half second: who has gone silent (a pulled cable closes no socket); the lead is told."""
+        while True:
+            await asyncio.sleep(LIVENESS_INTERVAL_S)
+            now = time.monotonic()
+            for live in list(self.lessons.values()):
+                changed = False
+                for pid, session in list(live.sessions.items()):
+                    heard_ago, at = live.heard.get(pid, (None, now))
+                    media_silent = None if heard_ago is None else heard_ago + (now - at)
+                    state = link_state(now - session.last_seen, media_silent if session.in_media else None)
+                    if state != session.link:
+                        if LinkState.LOST in (state, session.link):
+                            log.info("lesson %d: %s link %s", live.lesson_id, pid, state)
+                        session.link = state
+                        changed = True
+                if changed:
+                    try:
+                        await self._send_roster(live)
+                    except Exception:
+                        log.exception("roster of lesson %d failed", live.lesson_id)
 
     async def _stats_loop(self) -> None:
         interval = self.config.stats_interval_s
@@ -690,10 +839,16 @@ class Hub:
         if snapshot.get("lead_on_air"):
             live.lead_seconds += dt
         receivers = set(live.facts.lesson.receiving_classroom_ids)
+        now = time.monotonic()
+        live.quality_at = now
         for pid, p in (snapshot.get("participants") or {}).items():
             live.quality[pid] = _media_quality(p)
+            live.heard[pid] = (p.get("heard_ago_s"), now)
             if p.get("connection") != "connected":
                 continue
+            session = live.sessions.get(pid)
+            if session is not None and session.link == LinkState.LOST:
+                continue  # a classroom whose cable is out is not attending, whatever ICE still believes
             if p.get("role") == "observer" and live.facts.lesson.community_id is not None:
                 # a research-community member watching a master lesson on their own device
                 session = live.sessions.get(pid)
@@ -732,6 +887,11 @@ def _media_quality(p: dict[str, Any]) -> dict[str, Any]:
     rtt = max(rtts, default=None)
     score = 100.0 - min(60.0, loss * 600.0) - (min(40.0, max(0.0, rtt - 100.0) / 10.0) if rtt is not None else 0.0)
     return {"connection": p.get("connection"), "loss": round(loss, 4), "rtt_ms": rtt, "score": round(score)}
+
+
+def _natural(text: str) -> list[Any]:
+    """A sort key that puts classroom-8 before classroom-22 and 二年级2班 before 二年级10班."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", text) if part]
 
 
 def _client_quality(stats: dict[str, float | None]) -> dict[str, Any]:

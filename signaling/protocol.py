@@ -52,6 +52,8 @@ SCHEMAS: dict[str, dict[str, Field]] = {
     "raise_hand": {"up": Field(bool)},
     "text": {"text": Field(str, True, MAX_TEXT)},
     "stats": {"report": Field(dict)},
+    # what a publisher's page sends right now (the lead's courseware starts and stops without renegotiating)
+    "publishing": {"camera": Field(bool, False), "audio": Field(bool, False), "screen": Field(bool, False)},
     "leave": {},
     "ping": {},
 }
@@ -66,6 +68,7 @@ EVENTS = (
     "lead",
     "roster",
     "preview",
+    "layout",
     "talkback",
     "talkback_requested",
     "hand",

@@ -9,15 +9,26 @@ import { LessonConnection } from "./rtc.js";
 const DEVICE_KEY = "classroom-device-token";
 const params = new URLSearchParams(location.hash.slice(1));
 
-const mainVideo = el("video", { class: "main", id: "main-video", autoplay: true, playsinline: true, muted: true });
-const pipVideo = el("video", { class: "pip hidden", id: "pip-video", autoplay: true, playsinline: true, muted: true });
-const talkbackVideo = el("video", { class: "pip hidden", id: "talkback-video", autoplay: true, playsinline: true, muted: true });
+// One video element per slot, each bound to its slot's stream for the whole connection; the server's `layout`
+// event says which one fills the screen and which stand beside it (docs/protocol.md). Nothing here is
+// inferred from track mute events: Chromium fires none for a slot the SFU re-points.
+const videos = {
+  camera: el("video", { class: "slot parked", id: "camera-video", autoplay: true, playsinline: true, muted: true }),
+  screen: el("video", { class: "slot parked", id: "screen-video", autoplay: true, playsinline: true, muted: true }),
+  talkback_camera: el("video", { class: "slot parked", id: "talkback-video", autoplay: true, playsinline: true, muted: true }),
+};
+const labels = {
+  camera: el("div", { class: "slot-label hidden", id: "camera-label" }),
+  screen: el("div", { class: "slot-label hidden", id: "screen-label" }),
+  talkback_camera: el("div", { class: "slot-label hidden", id: "talkback-label" }),
+};
 const audioLead = el("audio", { id: "audio-lead", autoplay: true });
 const audioTalkback = el("audio", { id: "audio-talkback", autoplay: true });
 const big = el("div", { class: "big", id: "overlay-title" });
 const reason = el("div", { class: "reason", id: "overlay-reason" });
 const soundButton = el("button", { class: "hidden", id: "sound", onclick: () => { playAll(); soundButton.classList.add("hidden"); } }, t("start_sound"));
 const overlay = el("div", { class: "overlay", id: "overlay" }, big, reason, soundButton);
+const banner = el("div", { class: "banner hidden", id: "banner" });
 const title = el("div", { class: "title", id: "lesson-title" });
 const badge = el("span", { class: "badge", id: "air" });
 const handButton = el("button", { id: "hand", class: "secondary" });
@@ -26,11 +37,25 @@ const text = el("input", { id: "text", maxlength: "500", "data-t-placeholder": "
 const sendButton = el("button", { id: "send", class: "secondary", "data-t": "send" });
 const fullButton = el("button", { id: "fullscreen", "data-t": "fullscreen" });
 const bar = el("div", { class: "kiosk-bar" }, title, badge, handButton, talkButton, text, sendButton, fullButton, languageButton(render));
-document.body.append(el("div", { class: "kiosk-stage" }, mainVideo, pipVideo, talkbackVideo, audioLead, audioTalkback, overlay, bar));
+document.body.append(el("div", { class: "kiosk-stage" }, ...Object.values(videos), ...Object.values(labels),
+  audioLead, audioTalkback, banner, overlay, bar));
 
+// `layout` is the server's word on what the screen shows; `ready` which slots have a picture on this connection
 const state = { phase: "connecting", reasonCode: "", reasonText: "", lesson: null, onAir: false, hand: false, talk: false,
-  speaking: false, conn: null, streams: {}, screenLive: false, nextLesson: null, retries: 0, local: null, standby: null };
+  speaking: false, conn: null, streams: {}, layout: null, ready: {}, nextLesson: null, retries: 0, local: null,
+  standby: null, outageSince: 0, drops: [] };
 window.__classroom = state; // read by the end-to-end tests and handy when supporting a school on the phone
+
+// a slot has a picture once a frame of its current stream was presented
+function watchFrames(slot, video) {
+  const stream = video.srcObject;
+  const onFrame = () => {
+    if (video.srcObject !== stream) return; // a new stream has its own callback
+    if (!state.ready[slot]) { state.ready[slot] = true; render(); }
+  };
+  if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(onFrame);
+  else video.addEventListener("loadeddata", onFrame, { once: true });
+}
 
 function setPhase(phase, code = "", message = "") {
   state.phase = phase;
@@ -43,8 +68,26 @@ function render() {
   document.body.dataset.state = state.phase;
   document.body.dataset.reason = state.reasonCode;
   const live = state.phase === "live";
-  const showOverlay = !(live && state.onAir);
-  overlay.classList.toggle("hidden", !showOverlay);
+  const layout = state.layout || { lead: "off_air", main: null, side: [], talkback: {} };
+  const main = live ? layout.main : null;
+  const side = live ? layout.side.filter((slot) => slot in videos) : [];
+  for (const [slot, video] of Object.entries(videos)) {
+    const place = slot === main ? "main" : side.includes(slot) ? `side side-${side.indexOf(slot)}` : "parked";
+    video.className = `slot ${place}`;
+    const label = labels[slot];
+    const shown = side.includes(slot);
+    label.classList.toggle("hidden", !shown);
+    if (shown) {
+      label.className = `slot-label side-${side.indexOf(slot)}`;
+      label.textContent = slot === "talkback_camera" ? (layout.talkback?.name || "") : slot === "camera" ? t("teacher") : t("courseware");
+    }
+  }
+  document.body.dataset.main = main || "";
+  document.body.dataset.side = side.join(",");
+  // the overlay covers a screen with nothing true to show: no lesson, no teacher, a dropped network, no picture yet
+  const waitingPicture = live && main && !state.ready[main];
+  overlay.classList.toggle("hidden", live && !!main && !waitingPicture);
+  overlay.classList.toggle("alarm", state.phase === "outage");
   reason.textContent = "";
   if (state.phase === "refused") {
     big.textContent = t("refused");
@@ -53,57 +96,58 @@ function render() {
     big.textContent = t("not_enrolled");
   } else if (state.phase === "enrolling") {
     big.textContent = t("enrolling");
+  } else if (state.phase === "outage") {
+    big.textContent = t("network_down");
+    reason.textContent = t("network_retrying");
   } else if (state.phase === "reconnecting") {
     big.textContent = t("reconnecting");
   } else if (state.phase === "standby") {
     big.textContent = t("waiting_lesson");
     reason.textContent = state.nextLesson ? `${t("next_lesson")}: ${state.nextLesson}` : t("no_more_lessons");
-  } else if (live) {
+  } else if (live && state.reasonCode === "media_stuck" && !state.ready[main]) {
+    big.textContent = t("connecting");
+    reason.textContent = t("media_stuck");
+  } else if (live && layout.lead === "interrupted") {
+    big.textContent = t("teacher_interrupted");
+  } else if (live && !main) {
     big.textContent = t("waiting_teacher");
   } else {
     big.textContent = t("connecting");
   }
+  const speaking = live && !!layout.talkback?.you;
+  banner.classList.toggle("hidden", !speaking);
+  banner.textContent = speaking ? t("you_are_speaking") : "";
   const l = state.lesson;
   title.textContent = l ? `${l.subject} ${l.grade} · ${l.lead}` : t("classroom_title");
-  badge.textContent = state.onAir && live ? t("on_air") : t("off_air");
-  badge.classList.toggle("live", state.onAir && live);
+  const onAir = live && layout.lead === "on_air";
+  badge.textContent = state.phase === "outage" ? t("network_down_short") : onAir ? t("on_air") : t("off_air");
+  badge.classList.toggle("live", onAir);
+  badge.classList.toggle("alarm", state.phase === "outage");
   const canAct = live && state.conn && state.conn.role !== "lead";
   const publishes = canAct && state.conn.role === "receiver";
   handButton.textContent = state.hand ? t("lower_hand") : t("raise_hand");
-  talkButton.textContent = state.speaking ? t("you_are_speaking") : state.talk ? t("cancel_talk") : t("request_talk");
+  talkButton.textContent = speaking ? t("you_are_speaking") : state.talk ? t("cancel_talk") : t("request_talk");
   handButton.disabled = !canAct;
   talkButton.disabled = !publishes;
   sendButton.disabled = !canAct;
-  pipVideo.classList.toggle("hidden", !state.screenLive);
   applyTexts(bar);
 }
 
-function showSlot(slot, stream, track) {
+function showSlot(slot, stream) {
   state.streams[slot] = stream;
-  if (slot === "camera") { (state.screenLive ? pipVideo : mainVideo).srcObject = stream; }
-  if (slot === "screen") {
-    // courseware takes the big screen while it is shared; the teacher's camera moves to the corner
-    const update = () => {
-      state.screenLive = !track.muted;
-      mainVideo.srcObject = state.screenLive ? stream : state.streams.camera || null;
-      pipVideo.srcObject = state.screenLive ? state.streams.camera || null : null;
-      render();
-    };
-    track.addEventListener("mute", update);
-    track.addEventListener("unmute", update);
-  }
-  if (slot === "talkback_camera") {
-    talkbackVideo.srcObject = stream;
-    track.addEventListener("unmute", () => talkbackVideo.classList.remove("hidden"));
-    track.addEventListener("mute", () => talkbackVideo.classList.add("hidden"));
+  if (slot in videos) {
+    state.ready[slot] = false;
+    videos[slot].srcObject = stream;
+    watchFrames(slot, videos[slot]);
   }
   if (slot === "audio") audioLead.srcObject = stream;
   if (slot === "talkback_audio") audioTalkback.srcObject = stream;
   playAll();
+  render();
 }
 
 function playAll() {
-  for (const media of [mainVideo, pipVideo, talkbackVideo]) media.play().catch(() => {});
+  for (const media of Object.values(videos)) if (media.srcObject) media.play().catch(() => {});
   for (const media of [audioLead, audioTalkback]) {
     if (media.srcObject) media.play().catch(() => soundButton.classList.remove("hidden"));
   }
@@ -127,28 +171,41 @@ async function connect(token, lessonId, { publish = true, force = false } = {}) 
   const pub = publish ? { camera: null, audio: null, force, later } : null;
   const conn = new LessonConnection({ token, lessonId, publish: pub });
   state.conn = conn;
+  state.ready = {};
   conn.addEventListener("joined", (e) => {
     state.lesson = e.detail.lesson;
-    state.onAir = e.detail.lead_on_air;
+    state.layout = e.detail.layout || null;
+    conn.expectMedia = state.layout?.lead === "on_air";
     state.retries = 0;
+    state.outageSince = 0;
     setPhase("live");
   });
-  conn.addEventListener("slot", (e) => showSlot(e.detail.slot, e.detail.stream, e.detail.track));
-  conn.addEventListener("lead", (e) => { state.onAir = e.detail.on_air; render(); });
-  conn.addEventListener("talkback", (e) => {
-    state.speaking = e.detail.participant_id === conn.joined?.participant_id;
-    if (state.speaking) state.talk = false;
+  conn.addEventListener("slot", (e) => showSlot(e.detail.slot, e.detail.stream));
+  conn.addEventListener("layout", (e) => {
+    if (state.conn !== conn || (state.layout && e.detail.seq < state.layout.seq)) return;
+    state.layout = e.detail;
+    state.layoutAt = Date.now(); // when the screen last changed: a support question ("when did it switch?")
+    conn.expectMedia = e.detail.lead === "on_air";
     render();
   });
-  conn.addEventListener("refused", (e) => setPhase("refused", e.detail.code, e.detail.message));
+  conn.addEventListener("renegotiate", () => { state.ready = {}; render(); });
+  conn.addEventListener("media_stuck", () => setPhase("live", "media_stuck"));
+  conn.addEventListener("refused", (e) => {
+    // a join token that no longer admits (expired, the window moved): a kiosk asks for a new one
+    if (deviceToken() && ["expired", "window_closed", "not_yet_valid"].includes(e.detail.code)) { setTimeout(start, 1000); setPhase("reconnecting"); return; }
+    setPhase("refused", e.detail.code, e.detail.message);
+  });
   conn.addEventListener("kicked", (e) => setPhase("refused", e.detail.reason, ""));
-  conn.addEventListener("window_closed", () => { state.lesson = null; setTimeout(start, 3000); setPhase("standby"); });
-  conn.addEventListener("lost", () => {
+  conn.addEventListener("window_closed", () => { state.lesson = null; state.layout = null; setTimeout(start, 3000); setPhase("standby"); });
+  conn.addEventListener("lost", (e) => {
     if (state.conn !== conn) return;
-    setPhase("reconnecting");
-    // back off a little, but stay within a few seconds: a lesson is running
-    const delay = Math.min(3000, 300 * 2 ** state.retries++);
-    setTimeout(() => { if (state.conn === conn) (deviceToken() ? start() : connect(token, lessonId, { publish, force })); }, delay);
+    state.drops.push({ at: Date.now(), reason: e.detail.reason || `closed ${e.detail.code}` });
+    state.drops.splice(0, state.drops.length - 50);
+    if (!state.outageSince) state.outageSince = Date.now();
+    setPhase(e.detail.outage || state.phase === "outage" ? "outage" : "reconnecting");
+    // a lesson is running: try again at once and every second, with the same join token (valid to the window's end)
+    const delay = Math.min(1000, 200 * 2 ** state.retries++);
+    setTimeout(() => { if (state.conn === conn) connect(token, lessonId, { publish, force }); }, delay);
   });
   conn.start();
 }

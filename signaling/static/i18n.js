@@ -36,6 +36,11 @@ const TEXTS = {
     "reason.unknown_lesson": "没有这节课", "reason.not_allowed_to_publish": "观摩者不能发布音视频",
     "reason.replaced": "本教室已在另一处连接", "reason.kicked": "已被移出课堂", "reason.bad_sdp": "媒体协商失败",
     "reason.media_refused": "媒体服务器拒绝了连接", "reason.bad_credentials": "用户名或密码错误",
+    teacher: "主讲老师", courseware: "课件", network_down: "网络中断", network_retrying: "本教室的网络连接中断了，正在自动重新连接，请稍候…",
+    network_down_short: "网络中断", teacher_interrupted: "主讲老师的网络中断，正在等待恢复…",
+    media_stuck: "无法建立音视频连接（可能是防火墙拦截了 UDP 端口），正在重试…",
+    link_ok: "正常", link_unknown: "状态未知", link_lost: "已断线", link_absent: "未进入", link_left: "已离开",
+    rtt: "延迟", loss: "丢包", fps: "帧率", live_now: "正在直播", media_failed: "无法建立音视频连接，请检查网络或防火墙（UDP 端口）",
   },
   en: {
     app: "Three Classrooms", login: "Log in", logout: "Log out", username: "Username", password: "Password",
@@ -74,6 +79,11 @@ const TEXTS = {
     "reason.unknown_lesson": "No such lesson", "reason.not_allowed_to_publish": "An observer may not publish audio or video",
     "reason.replaced": "This classroom connected from elsewhere", "reason.kicked": "Removed from the lesson", "reason.bad_sdp": "Media negotiation failed",
     "reason.media_refused": "The media server refused the connection", "reason.bad_credentials": "Wrong username or password",
+    teacher: "Teacher", courseware: "Courseware", network_down: "Network down", network_retrying: "This classroom's network connection dropped. Reconnecting by itself, please wait…",
+    network_down_short: "Network down", teacher_interrupted: "The teacher's connection dropped; waiting for it to return…",
+    media_stuck: "Cannot set up audio and video (a firewall may block the UDP ports); retrying…",
+    link_ok: "OK", link_unknown: "Unknown", link_lost: "Dropped", link_absent: "Not joined", link_left: "Left",
+    rtt: "RTT", loss: "loss", fps: "fps", live_now: "Live now", media_failed: "Cannot set up audio and video: check the network or firewall (UDP ports)",
   },
 };
 

@@ -3,8 +3,14 @@
 // The page always offers. Send m-lines carry what it publishes (camera, audio, screen); recvonly m-lines
 // are slots the SFU fills and re-points without renegotiation (the lead's camera, audio, screen, and the
 // called classroom's camera and audio; for the lead, the receiving classrooms' thumbnails). Events: joined,
-// refused, lost, answer, slot, lead, roster, preview, talkback, talkback_requested, hand, text, kicked,
-// window_closed, closed.
+// refused, lost, answer, slot, layout, lead, roster, preview, talkback, talkback_requested, hand, text, kicked,
+// window_closed, closed, outage, media_stuck, connection.
+//
+// Losing the network is noticed within HEARTBEAT_LOST_MS: the page pings twice a second and the server answers;
+// a socket that hears nothing for that long is given up (a pulled cable closes nothing for minutes) and
+// `lost` fires with `outage: true`, so the page says so and reconnects at once. Media that stops while the
+// socket lives (UDP blocked, ICE "disconnected") is renegotiated on the same socket without waiting for
+// ICE to declare "failed".
 
 const SLOTS_WATCH = [["video", "camera"], ["audio", "audio"], ["video", "screen"], ["video", "talkback_camera"], ["audio", "talkback_audio"]];
 // the lead also sees up to PREVIEW_SLOTS receiving classrooms as thumbnails (the server's `preview` message
@@ -13,6 +19,11 @@ export const PREVIEW_SLOTS = 6;
 const SLOTS_LEAD = [["video", "talkback_camera"], ["audio", "talkback_audio"],
   ...Array.from({ length: PREVIEW_SLOTS }, () => ["video", "preview"])];
 const FINAL = new Set(["refused", "kicked", "window_closed"]);
+export const HEARTBEAT_MS = 500; // `ping` this often (docs/protocol.md): each is answered by `pong`
+const HEARTBEAT_LOST_MS = 1500; // nothing heard for this long (three pongs missed): the network is gone
+const CONNECT_TIMEOUT_MS = 1500; // a socket not open by then is given up and tried again
+const ICE_DISCONNECTED_MS = 1500; // "disconnected" this long: renegotiate rather than wait for "failed"
+const MEDIA_STUCK_MS = 10000; // an offer answered but no media path this long: tell the person, try again
 
 export class LessonConnection extends EventTarget {
   constructor({ token, lessonId = null, publish = null }) {
@@ -35,6 +46,11 @@ export class LessonConnection extends EventTarget {
     this.lastFrames = 0;
     this.lastStatsAt = 0;
     this.marks = { created: performance.now() }; // when each step happened: join time is a support question
+    this.lastHeard = 0;
+    this.timers = [];
+    this.expectMedia = false; // the page says whether media should be flowing now (the lead is on air)
+    this.lastPackets = -1;
+    this.packetsAt = 0;
   }
 
   mark(name) { if (!(name in this.marks)) this.marks[name] = Math.round(performance.now()); }
@@ -45,19 +61,83 @@ export class LessonConnection extends EventTarget {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     const ws = new WebSocket(`${scheme}://${location.host}/ws`);
     this.ws = ws;
+    // a connect that hangs (packets dropped on the way) is given up quickly: the page tries again
+    const connectTimer = setTimeout(() => { if (ws.readyState === WebSocket.CONNECTING) this.giveUp("connect_timeout"); }, CONNECT_TIMEOUT_MS);
     ws.onopen = () => {
+      clearTimeout(connectTimer);
       this.mark("ws_open");
+      this.lastHeard = performance.now();
       const join = { token: this.token, client: { name: "live-classroom-web", agent: navigator.userAgent.slice(0, 120) } };
       if (this.lessonId) join.lesson_id = Number(this.lessonId);
       this.send("join", join);
+      this.timers.push(setInterval(() => this.heartbeat(), HEARTBEAT_MS / 2));
     };
-    ws.onmessage = (event) => this.onMessage(JSON.parse(event.data));
+    ws.onmessage = (event) => { this.lastHeard = performance.now(); this.onMessage(JSON.parse(event.data)); };
     ws.onclose = (event) => {
-      this.stopStats();
-      if (this.pc) { this.pc.close(); this.pc = null; }
+      clearTimeout(connectTimer);
+      this.teardown();
       if (!this.ended) this.emit("lost", { code: event.code });
       this.emit("closed", { code: event.code, ended: this.ended });
     };
+  }
+
+  // every quarter second: ping once a second, and give the socket up when nothing came back in time
+  heartbeat() {
+    const now = performance.now();
+    const stalled = this.lastTick && now - this.lastTick > HEARTBEAT_MS; // this page itself was frozen (busy PC)
+    this.lastTick = now;
+    if (!this.lastPing || now - this.lastPing >= HEARTBEAT_MS) { this.lastPing = now; this.send("ping"); }
+    // after a freeze of our own, messages that did arrive may still wait in the queue: judge at the next tick
+    if (!stalled && now - this.lastHeard > HEARTBEAT_LOST_MS) { this.giveUp("heartbeat"); return; }
+    this.checkMedia(now);
+  }
+
+  // The network is gone (or the server): drop this socket and peer without waiting for TCP or ICE to say so.
+  giveUp(reason) {
+    if (this.ended || this.gaveUp) return;
+    this.gaveUp = true;
+    this.mark(`gave_up_${reason}`);
+    const ws = this.ws;
+    if (ws) { ws.onclose = null; ws.onmessage = null; try { ws.close(); } catch { /* already closing */ } }
+    this.teardown();
+    this.emit("lost", { code: 0, outage: true, reason });
+    this.emit("closed", { code: 0, ended: false });
+  }
+
+  teardown() {
+    this.stopStats();
+    for (const timer of this.timers) clearInterval(timer);
+    this.timers = [];
+    clearTimeout(this.iceTimer);
+    clearTimeout(this.stuckTimer);
+    if (this.pc) { this.pc.close(); this.pc = null; }
+  }
+
+  // Media that stops while the socket is fine (UDP blocked, a NAT binding lost): a fresh offer on the same socket.
+  checkMedia(now) {
+    if (!this.pc || !this.answered || !this.expectMedia) { this.lastPackets = -1; return; }
+    if (now - this.packetsAt < 500) return;
+    this.packetsAt = now;
+    const pc = this.pc;
+    pc.getStats().then((stats) => {
+      if (this.pc !== pc) return;
+      let packets = 0;
+      stats.forEach((s) => { if (s.type === "inbound-rtp") packets += s.packetsReceived || 0; });
+      if (packets !== this.lastPackets) { this.lastPackets = packets; this.stalledSince = performance.now(); return; }
+      if (performance.now() - this.stalledSince > 2500) this.renegotiate("media_stalled");
+    }).catch(() => {});
+  }
+
+  renegotiate(reason) {
+    if (this.ended || !this.joined || !this.ws || this.ws.readyState !== WebSocket.OPEN) return;
+    this.mark(`renegotiate_${reason}`);
+    this.emit("renegotiate", { reason });
+    this.stopStats();
+    clearTimeout(this.iceTimer);
+    clearTimeout(this.stuckTimer);
+    if (this.pc) { this.pc.close(); this.pc = null; }
+    this.lastPackets = -1;
+    this.negotiate(this.joined.ice_servers || []).catch((err) => this.emit("error", { message: String(err) }));
   }
 
   send(type, fields = {}) {
@@ -70,9 +150,8 @@ export class LessonConnection extends EventTarget {
   close() {
     this.ended = true;
     this.send("leave");
-    this.stopStats();
+    this.teardown();
     if (this.ws) this.ws.close(1000);
-    if (this.pc) { this.pc.close(); this.pc = null; }
   }
 
   async onMessage(msg) {
@@ -84,12 +163,24 @@ export class LessonConnection extends EventTarget {
         this.emit("joined", msg);
         try { await this.negotiate(msg.ice_servers || []); } catch (err) { this.emit("error", { message: String(err) }); }
         break;
-      case "answer":
+      case "answer": {
+        if (!this.pc) break;
         this.mark("answer");
-        await this.pc.setRemoteDescription({ type: "answer", sdp: msg.sdp });
+        const pc = this.pc;
+        await pc.setRemoteDescription({ type: "answer", sdp: msg.sdp });
+        this.answered = true;
         this.emit("answer", msg);
         this.startStats();
+        // no media path in time (no usable candidate, a firewall): say so and try again
+        clearTimeout(this.stuckTimer);
+        this.stuckTimer = setTimeout(() => {
+          if (this.pc === pc && pc.connectionState !== "connected") {
+            this.emit("media_stuck", { state: pc.connectionState, ice: pc.iceConnectionState });
+            this.renegotiate("media_stuck");
+          }
+        }, MEDIA_STUCK_MS);
         break;
+      }
       case "error":
         if (msg.re === "join" || msg.code === "not_allowed_to_publish" || !this.joined) {
           this.ended = true;
@@ -115,6 +206,8 @@ export class LessonConnection extends EventTarget {
   async negotiate(iceServers) {
     const pc = new RTCPeerConnection({ iceServers });
     this.pc = pc;
+    this.answered = false;
+    this.slots = new Map();
     const lines = []; // [transceiver, track kind or null, slot or null]
     const wanted = this.publish;
     const publishing = wanted && (this.role !== "observer" || wanted.force);
@@ -130,6 +223,9 @@ export class LessonConnection extends EventTarget {
     if (pub.audio !== undefined) line("audio", pub.audio, "audio", null);
     if (this.role === "lead" && pub.screen !== undefined) line("video", pub.screen, "screen", null);
     for (const [media, slot] of this.role === "lead" ? SLOTS_LEAD : SLOTS_WATCH) line(media, null, null, slot);
+    for (const [kind, track] of Object.entries(this.attached || {})) {
+      if (track && this.senders[kind]) this.senders[kind].replaceTrack(track).catch(() => {});
+    }
     if (pub.later) {
       pub.later.then(async (tracks) => {
         for (const [kind, track] of Object.entries(tracks || {})) if (track && this.pc === pc) await this.replaceTrack(kind, track);
@@ -141,9 +237,15 @@ export class LessonConnection extends EventTarget {
       if (slot) this.emit("slot", { slot, mid: event.transceiver.mid, track: event.track, stream: new MediaStream([event.track]) });
     };
     pc.onconnectionstatechange = () => {
+      if (this.pc !== pc) return;
       this.mark(`pc_${pc.connectionState}`);
       this.emit("connection", { state: pc.connectionState });
-      if (pc.connectionState === "failed" && !this.ended) this.ws.close(4000, "media failed");
+      clearTimeout(this.iceTimer);
+      if (pc.connectionState === "connected") clearTimeout(this.stuckTimer);
+      if (pc.connectionState === "failed") this.renegotiate("ice_failed");
+      if (pc.connectionState === "disconnected") {
+        this.iceTimer = setTimeout(() => { if (this.pc === pc && pc.connectionState !== "connected") this.renegotiate("ice_disconnected"); }, ICE_DISCONNECTED_MS);
+      }
     };
     await pc.setLocalDescription(await pc.createOffer());
     // The SFU takes the candidates in the offer (it needs no trickled ones) and learns the page's public
@@ -169,7 +271,9 @@ export class LessonConnection extends EventTarget {
     this.send("offer", offer);
   }
 
+  // what the page publishes on a send m-line now (kept for a renegotiated connection, too)
   async replaceTrack(kind, track) {
+    this.attached = { ...(this.attached || {}), [kind]: track };
     const sender = this.senders[kind];
     if (sender) await sender.replaceTrack(track);
   }

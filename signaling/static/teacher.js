@@ -33,22 +33,23 @@ if (requireLogin(["teacher", "admin"])) {
   const thumbsEmpty = el("div", { class: "muted", id: "thumbs-empty" });
   const thumbs = el("div", { class: "thumbs", id: "thumbs" });
   const messages = el("div", { class: "messages", id: "messages" });
+  // Sized so that a 1366x768 screen shows everything at once: the pictures shrink, the classrooms never scroll away.
   document.body.append(el("div", { class: "teacher" },
     el("section", { class: "stage" },
-      el("div", { class: "panel" }, el("h3", { "data-t": "today" }), lessonsList, status),
-      el("div", { class: "grid2" },
-        el("div", {}, el("h3", { "data-t": "preview" }), preview),
-        el("div", {}, el("h3", { "data-t": "talkback_view" }), talkback, talkbackLabel, talkbackAudio)),
-      el("div", { class: "row" }, screenButton, stopButton, endTalk),
+      el("div", { class: "grid2 videos" },
+        el("div", { class: "video-box" }, el("h3", { "data-t": "preview" }), preview),
+        el("div", { class: "video-box" }, el("h3", { "data-t": "talkback_view" }), talkback, talkbackLabel, talkbackAudio)),
+      el("div", { class: "row" }, screenButton, stopButton, endTalk, status),
       el("div", { class: "thumbs-panel" }, thumbsTitle, thumbs, thumbsEmpty)),
-    el("aside", { class: "side panel" },
-      el("h3", { "data-t": "classrooms" }), roster,
-      el("h3", { "data-t": "messages" }), messages)));
+    el("aside", { class: "side" },
+      el("div", { class: "panel lessons-panel" }, el("h3", { "data-t": "today" }), lessonsList),
+      el("div", { class: "panel roster-panel" }, el("h3", { "data-t": "classrooms" }), roster),
+      el("div", { class: "panel messages-panel" }, el("h3", { "data-t": "messages" }), messages))));
   applyTexts();
 
   // preview: the server's word on which classroom each preview slot (by mid) shows; tiles: mid -> its element
   const state = { conn: null, lessonId: null, local: null, screen: null, onAir: false, roster: [], talkback: null,
-    preview: [], tiles: new Map() };
+    preview: [], tiles: new Map(), layout: null, retries: 0 };
   window.__teacher = state;
 
   const setAir = (on) => {
@@ -65,15 +66,18 @@ if (requireLogin(["teacher", "admin"])) {
     lessonsList.replaceChildren();
     if (!lessons.length) lessonsList.append(el("li", { class: "muted" }, t("no_lessons")));
     for (const l of lessons) {
+      const mine = state.lessonId === l.id;
       const button = l.my_role === "observer"
         ? el("button", { class: "watch secondary", dataset: { lesson: l.id }, disabled: !l.window_open, onclick: () => watch(l) }, t("observer"))
         : el("button", { class: "start", dataset: { lesson: l.id }, disabled: !l.window_open || state.lessonId === l.id,
           onclick: () => broadcast(l) }, t("start_broadcast"));
-      lessonsList.append(el("li", { dataset: { lesson: l.id } },
-        el("strong", {}, `${hhmm(l.start)}–${hhmm(l.end)}`),
-        el("span", {}, `${l.subject} ${l.grade}`),
-        el("span", { class: "muted" }, l.receivers.map((r) => r.name).join("、")),
-        el("span", { class: "badge" }, l.window_open ? t("window_open") : t("window_not_open")),
+      const live = mine || l.live;
+      lessonsList.append(el("li", { dataset: { lesson: l.id }, class: live ? "live-lesson" : "" },
+        el("div", { class: "lesson-text" },
+          el("strong", {}, `${hhmm(l.start)}–${hhmm(l.end)} ${l.subject} ${l.grade}`),
+          el("div", { class: "muted small" }, l.receivers.map((r) => r.name).join("、"))),
+        live ? el("span", { class: "badge live" }, t("live_now"))
+          : el("span", { class: "badge" }, l.window_open ? t("window_open") : t("window_not_open")),
         button));
     }
     resume(lessons);
@@ -128,12 +132,24 @@ if (requireLogin(["teacher", "admin"])) {
     state.conn = conn;
     conn.addEventListener("joined", (e) => {
       setAir(false);
+      state.layout = e.detail.layout || null;
       state.talkback = e.detail.talkback.participant_id;
       state.talkbackName = "";
       renderTalkback();
       renderRoster();
     });
-    conn.addEventListener("answer", () => { screenButton.disabled = false; stopButton.disabled = false; });
+    conn.addEventListener("answer", () => {
+      screenButton.disabled = false; stopButton.disabled = false;
+      status.replaceChildren();
+      state.retries = 0;
+      declarePublishing();
+    });
+    conn.addEventListener("media_stuck", () => status.replaceChildren(el("div", { class: "notice", role: "alert" }, t("media_failed"))));
+    conn.addEventListener("layout", (e) => {
+      if (state.conn !== conn || (state.layout && e.detail.seq < state.layout.seq)) return;
+      state.layout = e.detail;
+      renderTalkback();
+    });
     conn.addEventListener("lead", (e) => setAir(e.detail.on_air));
     conn.addEventListener("roster", (e) => {
       state.roster = e.detail.participants;
@@ -161,32 +177,64 @@ if (requireLogin(["teacher", "admin"])) {
     conn.addEventListener("refused", () => sessionStorage.removeItem(ON_AIR_KEY));
     conn.addEventListener("refused", (e) => status.replaceChildren(el("div", { class: "notice", role: "alert" }, reasonText(e.detail.code, e.detail.message))));
     conn.addEventListener("window_closed", () => { stop(); loadLessons(); });
-    conn.addEventListener("lost", () => {
+    conn.addEventListener("lost", (e) => {
       if (state.conn !== conn) return;
       setAir(false);
-      setTimeout(() => { if (state.conn === conn) connect(token, lessonId, retries + 1); }, Math.min(3000, 300 * 2 ** retries));
+      if (e.detail.outage) status.replaceChildren(el("div", { class: "notice", role: "alert" }, t("reconnecting")));
+      // on air: try again at once, then every second
+      setTimeout(() => { if (state.conn === conn) connect(token, lessonId, retries + 1); }, Math.min(1000, 200 * 2 ** retries));
     });
     conn.start();
   }
 
+  function qualityText(q) {
+    return [q.score != null ? `${t("quality")} ${q.score}` : "", q.rtt_ms != null ? `${t("rtt")} ${Math.round(q.rtt_ms)}ms` : "",
+      q.loss != null ? `${t("loss")} ${(q.loss * 100).toFixed(1)}%` : "", q.fps != null ? `${t("fps")} ${q.fps}` : ""].filter(Boolean).join(" · ");
+  }
+
+  // the server sends the roster in name order (classroom 8 before classroom 22) with each link's state; a row is
+  // rebuilt only when what it shows changed, so a button is never swapped under the teacher's finger
+  const rows = new Map(); // participant id -> {li, sig}
   function renderRoster() {
-    roster.replaceChildren();
-    for (const p of state.roster) {
-      const q = p.quality || {};
-      const qualityText = [q.score != null ? `${t("quality")} ${q.score}` : "", q.rtt_ms != null ? `RTT ${Math.round(q.rtt_ms)}ms` : "",
-        q.loss != null ? `loss ${(q.loss * 100).toFixed(1)}%` : "", q.fps != null ? `${q.fps} fps` : ""].filter(Boolean).join(" · ");
-      const isTalking = state.talkback === p.participant_id;
-      roster.append(el("li", { dataset: { participant: p.participant_id } },
-        el("div", {},
-          el("div", {}, el("strong", {}, p.name), p.role === "observer" ? ` (${t("observer")})` : "",
-            p.hand_up ? el("span", { class: "badge hand" }, t("hand_up")) : "",
-            p.talkback_requested ? el("span", { class: "badge" }, t("wants_to_speak")) : "",
-            isTalking ? el("span", { class: "badge live" }, t("talkback_now")) : ""),
-          el("div", { class: `quality ${qualityClass(q.score)}` }, qualityText)),
-        p.role === "receiver" ? el("div", { class: "row" },
-          el("button", { class: "call", disabled: isTalking, onclick: () => state.conn.send("talkback_grant", { participant_id: p.participant_id, to_all: false }) }, t("call_on")),
-          el("button", { class: "call-all secondary", onclick: () => state.conn.send("talkback_grant", { participant_id: p.participant_id, to_all: true }) }, t("call_on_all"))) : ""));
-    }
+    const wanted = new Set();
+    state.roster.forEach((p, i) => {
+      wanted.add(p.participant_id);
+      const { quality, ...shape } = p;
+      const sig = JSON.stringify([shape, state.talkback === p.participant_id, lang()]);
+      let row = rows.get(p.participant_id);
+      if (!row || row.sig !== sig) {
+        const li = rosterRow(p);
+        if (row) row.li.replaceWith(li);
+        row = { li, sig };
+        rows.set(p.participant_id, row);
+      }
+      // the figures change every second: only their text is replaced
+      const link = p.link || "ok";
+      const q = quality || {};
+      const figures = row.li.querySelector(".quality");
+      figures.className = `quality ${link === "ok" ? qualityClass(q.score) : ""}`;
+      figures.textContent = link === "ok" ? qualityText(q) : "";
+      if (roster.children[i] !== row.li) roster.insertBefore(row.li, roster.children[i] || null);
+    });
+    for (const [pid, row] of rows) if (!wanted.has(pid)) { row.li.remove(); rows.delete(pid); }
+  }
+
+  function rosterRow(p) {
+    const q = p.quality || {};
+    const link = p.link || "ok";
+    const isTalking = state.talkback === p.participant_id;
+    const here = link === "ok" || link === "unknown";
+    return el("li", { dataset: { participant: p.participant_id, link }, class: `link-${link}` },
+      el("div", {},
+        el("div", {}, el("strong", {}, p.name), p.role === "observer" ? ` (${t("observer")})` : "",
+          link !== "ok" ? el("span", { class: `badge link link-${link}` }, t(`link_${link}`)) : "",
+          p.hand_up ? el("span", { class: "badge hand" }, t("hand_up")) : "",
+          p.talkback_requested ? el("span", { class: "badge" }, t("wants_to_speak")) : "",
+          isTalking ? el("span", { class: "badge live" }, t("talkback_now")) : ""),
+        el("div", { class: `quality ${link === "ok" ? qualityClass(q.score) : ""}` }, link === "ok" ? qualityText(q) : "")),
+      p.role === "receiver" && here ? el("div", { class: "row" },
+        el("button", { class: "call", disabled: isTalking, onclick: () => state.conn.send("talkback_grant", { participant_id: p.participant_id, to_all: false }) }, t("call_on")),
+        el("button", { class: "call-all secondary", onclick: () => state.conn.send("talkback_grant", { participant_id: p.participant_id, to_all: true }) }, t("call_on_all"))) : "");
   }
 
   // one tile per preview slot, in the order of the offer; shown while the server puts a classroom in it
@@ -203,9 +251,12 @@ if (requireLogin(["teacher", "admin"])) {
   }
 
   // who is speaking: also right after a reload, when only the joined message and the roster say so
+  // the talk-back box shows the called classroom only while the server's layout says its picture is live
   function renderTalkback() {
     const pid = state.talkback;
     const name = state.talkbackName || state.roster.find((p) => p.participant_id === pid)?.name || pid;
+    const showing = !!state.layout && state.layout.side.includes("talkback_camera");
+    talkback.classList.toggle("parked", !showing);
     talkbackLabel.textContent = pid ? `${t("talkback_now")}: ${name}` : t("no_talkback");
     endTalk.disabled = !pid || !state.conn;
   }
@@ -230,9 +281,11 @@ if (requireLogin(["teacher", "admin"])) {
       const p = byId.get(pid) || {};
       const q = p.quality || {};
       tile.dataset.participant = pid;
+      tile.dataset.link = p.link || "ok";
+      tile.classList.toggle("lost", p.link === "lost");
       tile.title = `${slot.name || p.name || pid} · ${tt("click_to_call")}`;
-      tile.querySelector("figcaption").textContent = slot.name || p.name || pid;
-      tile.querySelector(".quality-dot").className = `quality-dot ${qualityClass(q.score)}`;
+      tile.querySelector("figcaption").textContent = `${slot.name || p.name || pid}${p.link && p.link !== "ok" ? ` · ${t(`link_${p.link}`)}` : ""}`;
+      tile.querySelector(".quality-dot").className = `quality-dot ${p.link === "ok" || !p.link ? qualityClass(q.score) : "q-bad"}`;
       tile.querySelector(".quality-dot").title = q.score != null ? `${t("quality")} ${q.score}` : "";
       tile.classList.toggle("hand-up", !!(p.hand_up || p.talkback_requested));
       // a text mark: classroom PCs often have no colour emoji font
@@ -242,20 +295,33 @@ if (requireLogin(["teacher", "admin"])) {
     thumbsEmpty.textContent = shown ? "" : tt("no_thumbs");
   }
 
+  // tell the server what this page sends: the classrooms' screens change the moment courseware starts or stops
+  function declarePublishing() {
+    state.conn?.send("publishing", { camera: !!state.local?.getVideoTracks()[0], audio: !!state.local?.getAudioTracks()[0],
+      screen: !!state.screen });
+  }
+
+  async function stopScreen() {
+    const track = state.screen;
+    if (!track) return;
+    state.screen = null;
+    track.stop();
+    screenButton.textContent = t("share_screen");
+    declarePublishing();
+    await state.conn?.replaceTrack("screen", null);
+  }
+
   screenButton.addEventListener("click", async () => {
-    if (state.screen) {
-      state.screen.stop();
-      state.screen = null;
-      await state.conn?.replaceTrack("screen", null);
-      screenButton.textContent = t("share_screen");
-      return;
-    }
+    if (state.screen) { await stopScreen(); return; }
     try {
       const display = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: 10 } });
-      state.screen = display.getVideoTracks()[0];
-      state.screen.addEventListener("ended", () => { state.screen = null; screenButton.textContent = t("share_screen"); });
-      await state.conn?.replaceTrack("screen", state.screen);
+      const track = display.getVideoTracks()[0];
+      state.screen = track;
+      // the browser's own "stop sharing" bar ends the track: the same as the button
+      track.addEventListener("ended", () => { if (state.screen === track) stopScreen(); });
+      await state.conn?.replaceTrack("screen", track);
       screenButton.textContent = t("stop_screen");
+      declarePublishing();
     } catch { /* the teacher cancelled the picker */ }
   });
   endTalk.addEventListener("click", () => state.conn?.send("talkback_end"));
@@ -263,6 +329,7 @@ if (requireLogin(["teacher", "admin"])) {
     sessionStorage.removeItem(ON_AIR_KEY);
     const conn = state.conn;
     state.conn = null;
+    if (state.screen) { state.screen.stop(); state.screen = null; screenButton.textContent = t("share_screen"); }
     conn?.close();
     state.lessonId = null;
     setAir(false);
