@@ -44,7 +44,7 @@ def _percentile(values: list[float], q: float) -> float | None:
 
 
 class _Server:
-    def __init__(self, classrooms: int, media: str) -> None:
+    def __init__(self, classrooms: int, media: str, far: str = "") -> None:
         self.port = _free_port()
         self.tmp = tempfile.TemporaryDirectory(prefix="bench-join-")
         self.data = Path(self.tmp.name)
@@ -54,7 +54,7 @@ class _Server:
             "CLASSROOM_SCHEDULER__TIMEZONE": self.tz,
             "CLASSROOM_SCHEDULER__MAX_RECEIVERS_FAMOUS_SCHOOL": str(max(100, classrooms)),
             "CLASSROOM_SCHEDULER__MEDIA_CAPACITY_STREAMS": str(max(600, classrooms * 4)),
-            "CLASSROOM_MEDIA__ANNOUNCED_ADDRESSES": "127.0.0.1",
+            "CLASSROOM_MEDIA__ANNOUNCED_ADDRESSES": ",".join(["127.0.0.1", *([far] if far else [])]),
             # one address joins everything here, which the per-address limit would rightly stop
             "CLASSROOM_SIGNALING__JOIN_BURST": str(classrooms * 4 + 50),
             "CLASSROOM_SIGNALING__JOIN_PER_MINUTE": str(classrooms * 240 + 600),
@@ -62,7 +62,8 @@ class _Server:
         }
         self.log = open(self.data / "serve.log", "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "classroom.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
+            [sys.executable, "-m", "classroom.cli", "serve", "--host", "0.0.0.0" if far else "127.0.0.1",
+             "--port", str(self.port),
              "--data-dir", str(self.data), "--media", media],
             stdout=self.log, stderr=subprocess.STDOUT, env=env,
         )
@@ -113,8 +114,13 @@ async def _one(ws_url: str, token: str, lesson_id: int, delay: float, timeout: f
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:200], "peer": peer, "client": client}
 
 
-async def run(classrooms: int, media: str, timeout: float) -> dict[str, Any]:
-    server = _Server(classrooms, media)
+async def run(classrooms: int, media: str, timeout: float, cut_links: int = 0, cut_seconds: float = 10.0
+              ) -> dict[str, Any]:
+    from signaling.bench_cut import OURS
+    from signaling.bench_cut import cut_links as run_cuts
+
+    server = _Server(classrooms, media, OURS if cut_links else "")
+    cuts: dict[str, Any] | None = None
     results: list[dict[str, Any]] = []
     lead_peer = Peer()
     lead: ProtocolClient | None = None
@@ -131,11 +137,18 @@ async def run(classrooms: int, media: str, timeout: float) -> dict[str, Any]:
                                      lead_peer.as_lead(), lesson_id)
         await lead.expect("lead", timeout=15)  # on air: the classrooms measure joining, not the lead's start
         tokens = [await join_token(api, lesson_id, "receiver", c) for c in world.receiving_classroom_ids]
+        # the last `cut_links` classrooms sit behind a cable of their own, in another network namespace
+        tokens, far_tokens = tokens[: classrooms - cut_links], tokens[classrooms - cut_links :]
         started = time.monotonic()
         results = await asyncio.gather(
             *(_one(ws_url, tok, lesson_id, i / max(1, classrooms), timeout) for i, tok in enumerate(tokens))
         )
         wall = time.monotonic() - started
+        if far_tokens:
+            cuts = await run_cuts(ws_url, lesson_id, far_tokens, cut_seconds)
+            # the classrooms that kept their cable kept playing
+            playing = await asyncio.gather(*(_still_playing(r["peer"]) for r in results if r["ok"]))
+            cuts["others_still_playing"] = sum(playing)
     finally:
         for r in results:
             with contextlib.suppress(Exception):
@@ -146,6 +159,13 @@ async def run(classrooms: int, media: str, timeout: float) -> dict[str, Any]:
             await lead.close()
         await lead_peer.close()
         await asyncio.to_thread(server.stop)
+    if cuts is not None:
+        detected, recovered = cuts.pop("outage_detected_ms"), cuts.pop("recovered_ms")
+        cuts.update({
+            "outage_detected_p50_ms": _percentile(detected, 50), "outage_detected_p95_ms": _percentile(detected, 95),
+            "recovered_p50_ms": _percentile(recovered, 50), "recovered_p95_ms": _percentile(recovered, 95),
+            "recovered_max_ms": round(max(recovered), 1) if recovered else None,
+        })
     firsts = [r["first_frame_ms"] for r in results if r["ok"]]
     answers = [r["answer_ms"] for r in results if r["ok"]]
     errors = sorted({r["error"] for r in results if not r["ok"]})
@@ -156,13 +176,20 @@ async def run(classrooms: int, media: str, timeout: float) -> dict[str, Any]:
         "join_to_first_frame_max_ms": round(max(firsts), 1) if firsts else None,
         "join_to_answer_p50_ms": _percentile(answers, 50),
         "join_to_answer_p95_ms": _percentile(answers, 95),
-        "failures": classrooms - len(firsts),
+        "failures": len(tokens) - len(firsts),
         "errors": errors[:5],
         "joins_spread_over_s": 1.0,
         "wall_s": round(wall, 2),
         "media": media,
+        **({"cut": cuts} if cuts is not None else {}),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
     }
+
+
+async def _still_playing(peer: Peer) -> bool:
+    before = peer.frames
+    await asyncio.sleep(0.5)
+    return peer.frames > before
 
 
 def main(argv: list[str]) -> int:
@@ -171,12 +198,19 @@ def main(argv: list[str]) -> int:
     p.add_argument("--media", choices=("workers", "local"), default="workers")
     p.add_argument("--timeout", type=float, default=20.0, help="seconds a classroom may take (then: failure)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--cut-links", type=int, default=0, metavar="K",
+                   help="K of the classrooms lose their network for --cut-seconds mid-lesson (needs root, "
+                        "run in `unshare -n`); reports outage_detected_p95_ms and recovered_p95_ms")
+    p.add_argument("--cut-seconds", type=float, default=10.0)
     args = p.parse_args(argv)
     # a client's decoder may start on a packet before the keyframe and says so; that is not a failure
     logging.getLogger("aiortc").setLevel(logging.ERROR)
+    logging.getLogger("aioice").setLevel(logging.WARNING)  # every candidate check is news only when debugging
     if not 1 <= args.classrooms <= 500:
         p.error("--classrooms is 1 to 500")
-    result = asyncio.run(run(args.classrooms, args.media, args.timeout))
+    if not 0 <= args.cut_links <= args.classrooms:
+        p.error("--cut-links is 0 to --classrooms")
+    result = asyncio.run(run(args.classrooms, args.media, args.timeout, args.cut_links, args.cut_seconds))
     if args.json:
         print(json.dumps(result))
     else:
@@ -184,4 +218,9 @@ def main(argv: list[str]) -> int:
             f"{result['classrooms']} classrooms: join to first frame p50 {result['join_to_first_frame_p50_ms']} ms, "
             f"p95 {result['join_to_first_frame_p95_ms']} ms, {result['failures']} failures"
         )
-    return 0 if result["failures"] == 0 else 1
+        if "cut" in result:
+            c = result["cut"]
+            print(f"{c['cut_links']} cut links: outage noticed p95 {c['outage_detected_p95_ms']} ms, "
+                  f"playing again p95 {c['recovered_p95_ms']} ms after the link came back, "
+                  f"{c['not_recovered']} not recovered")
+    return 0 if result["failures"] == 0 and not result.get("cut", {}).get("not_recovered") else 1

@@ -43,6 +43,7 @@ class ProtocolClient:
         self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.seen: list[dict[str, Any]] = []
         self.closed = asyncio.Event()
+        self.last_heard = time.monotonic()  # when the server last sent anything (heartbeat, docs/protocol.md)
         self._reader = asyncio.get_running_loop().create_task(self._read())
         self._next_id = 0
 
@@ -59,8 +60,11 @@ class ProtocolClient:
     async def _read(self) -> None:
         try:
             async for msg in self.ws:
+                self.last_heard = time.monotonic()
                 if msg.type == aiohttp.WSMsgType.TEXT:
                     data = json.loads(msg.data)
+                    if data.get("type") == "pong":
+                        continue  # heartbeat answers only say the link is up
                     self.seen.append(data)
                     await self.inbox.put(data)
         finally:
@@ -217,3 +221,101 @@ async def join_with_media(
         await client.close()
         raise
     return client
+
+
+class ResilientClassroom:
+    """A receiving classroom that behaves as the web page does when its network drops (docs/protocol.md §2b).
+
+    It pings twice a second; when nothing has come from the server for `lost_after` seconds it notes the
+    outage, drops its socket and peer, and tries a fresh connection at once and then every `retry`
+    seconds (an attempt that has not connected within `connect_timeout` is given up), joining again with
+    the same join token. `outages` and `recoveries` hold time.time() of each outage noticed and of the
+    first decoded frame after each reconnect."""
+
+    def __init__(
+        self, ws_url: str, token: str, lesson_id: int, addresses: Sequence[str] = ("127.0.0.1",),
+        heartbeat: float = 0.5, lost_after: float = 1.5, retry: float = 0.5, connect_timeout: float = 1.5,
+    ) -> None:
+        self.ws_url, self.token, self.lesson_id, self.addresses = ws_url, token, lesson_id, tuple(addresses)
+        self.heartbeat, self.lost_after = heartbeat, lost_after
+        self.retry, self.connect_timeout = retry, connect_timeout
+        self.client: ProtocolClient | None = None
+        self.peer: Peer | None = None
+        self.outages: list[float] = []
+        self.recoveries: list[float] = []
+        self.first_frame_at: float | None = None
+        self.errors: list[str] = []
+        self._stop = asyncio.Event()
+
+    async def run(self) -> None:
+        """Connect, play, and keep reconnecting after every outage until stop()."""
+        while not self._stop.is_set():
+            try:
+                await asyncio.wait_for(self._connect(), self.connect_timeout + 20.0)
+            except (OSError, ConnectionError, TimeoutError, Refused, aiohttp.ClientError, ValueError) as exc:
+                self.errors.append(f"{type(exc).__name__}: {exc}"[:160])
+                del self.errors[:-20]
+                await self._drop()
+                await self._pause(self.retry)
+                continue
+            reconnect = bool(self.outages)
+            watch = asyncio.ensure_future(self._record_first_frame(reconnect))
+            await self._watch()  # returns when the link is lost (or on stop)
+            watch.cancel()
+            await self._drop()
+            if not self._stop.is_set():
+                await self._pause(self.retry if len(self.errors) else 0.0)
+
+    async def _connect(self) -> None:
+        session = aiohttp.ClientSession()
+        try:
+            ws = await asyncio.wait_for(session.ws_connect(self.ws_url, heartbeat=None), self.connect_timeout)
+        except BaseException:
+            await session.close()
+            raise
+        self.client = ProtocolClient(ws, session)
+        await self.client.join(self.token, self.lesson_id)
+        self.peer = Peer(self.addresses)
+        fields = self.peer.as_classroom()
+        self.peer.prepare()
+        await self.client.negotiate(self.peer.pc, **fields)
+
+    async def _record_first_frame(self, reconnect: bool) -> None:
+        peer = self.peer
+        assert peer is not None
+        await peer.first_frame.wait()
+        assert peer.first_frame_at is not None
+        at = time.time() - (time.monotonic() - peer.first_frame_at)
+        if reconnect:
+            self.recoveries.append(at)
+        elif self.first_frame_at is None:
+            self.first_frame_at = at
+
+    async def _watch(self) -> None:
+        client = self.client
+        assert client is not None
+        while not self._stop.is_set():
+            with contextlib.suppress(ConnectionError, RuntimeError, aiohttp.ClientError):
+                await client.send("ping")
+            await self._pause(self.heartbeat)
+            if time.monotonic() - client.last_heard > self.lost_after or client.closed.is_set():
+                self.outages.append(time.time())
+                return
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+
+    async def _drop(self) -> None:
+        client, peer = self.client, self.peer
+        self.client = self.peer = None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(client.close(), 1.0)
+        if peer is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(peer.close(), 2.0)
+
+    async def stop(self) -> None:
+        self._stop.set()
+        await self._drop()

@@ -401,6 +401,7 @@ class Hub:
             # a new connection of the lead says afresh what it shares
             live.picture.lead_present = True
             live.picture.lead_declared = None
+            live.picture.lead_was_on_air = bool(live.picture.lead_live)
         session.layout = live.layout(session)
         self.store.audit(claims.sub, claims.role.value, "join", "admitted", lesson_id=live.lesson_id,
                          address=session.address, reason="replaces an earlier connection" if old else "")
@@ -643,6 +644,7 @@ class Hub:
         if session.role == Role.LEAD and not live.leads():
             live.picture.lead_present = False
             live.picture.lead_declared = None
+            live.picture.lead_was_on_air = False
         if session.in_media:
             with contextlib.suppress(MediaError):
                 await self.plane.leave(live.room_id, pid)
@@ -686,6 +688,7 @@ class Hub:
             if ev.kind == EventKind.PUBLISHER_UP:
                 live.picture.lead_live.add(track)
                 live.picture.lead_started.add(track)
+                live.picture.lead_was_on_air = True
             else:
                 live.picture.lead_live.discard(track)
                 if ev.detail.get("reason") != "idle":

@@ -32,6 +32,8 @@ class LessonPicture:
     lead_live: set[str] = field(default_factory=set)
     # tracks of the lead that have sent on its current connection (a still slide sends nothing for a while)
     lead_started: set[str] = field(default_factory=set)
+    # the lead's current connection has been on air: silence now means its link dropped, not "not started yet"
+    lead_was_on_air: bool = False
     # what the lead's page says it sends (None: it never said; media activity alone decides)
     lead_declared: dict[str, bool] | None = None
     talkback: str | None = None
@@ -56,7 +58,7 @@ class LessonPicture:
         """`on_air`, `interrupted` (joined but its media stopped), or `off_air`."""
         if self.lead_live:
             return "on_air"
-        return "interrupted" if self.lead_present and self.lead_started else "off_air"
+        return "interrupted" if self.lead_present and self.lead_was_on_air else "off_air"
 
     def talkback_picture(self) -> bool:
         return self.talkback is not None and "camera" in self.live.get(self.talkback, set())

@@ -22,10 +22,10 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
+from signaling.netns import Host, isolated
 from signaling.trial import AdminApi, build_world, lesson_now_timezone
 from tests.browser.conftest import ARTIFACTS, CHROMIUM, FLAGS
 from tests.browser.screens import COLOURS, ScreenWatcher, colour_at, decode_png, what_is, write_y4m
-from tests.netns import Host, isolated
 
 VIEW = {"width": 1366, "height": 768}
 # where the kiosk draws things at 1366x768 (style.css): the big screen, the two corner pictures

@@ -7,7 +7,8 @@ from signaling.liveness import LinkState, link_state, shown_quality
 
 
 def on_air(*tracks: str, declared: dict[str, bool] | None = None) -> LessonPicture:
-    return LessonPicture(lead_present=True, lead_live=set(tracks), lead_started=set(tracks), lead_declared=declared)
+    return LessonPicture(lead_present=True, lead_live=set(tracks), lead_started=set(tracks), lead_declared=declared,
+                         lead_was_on_air=bool(tracks))
 
 
 def test_a_classroom_waits_while_the_teacher_is_off_air() -> None:
@@ -46,6 +47,8 @@ def test_a_teacher_whose_media_stopped_is_interrupted_not_gone() -> None:
     picture.lead_live.clear()
     lay = layout_for(picture, "receiver", "classroom-1")
     assert lay["lead"] == "interrupted" and lay["main"] is None
+    # a teacher who joined but has not started sending yet is not "interrupted"
+    assert layout_for(LessonPicture(lead_present=True), "receiver", "classroom-1")["lead"] == "off_air"
     picture.lead_present = False
     assert layout_for(picture, "receiver", "classroom-1")["lead"] == "off_air"
 

@@ -1,4 +1,4 @@
-"""Test hosts on their own network: a network namespace joined to the test's by a veth pair.
+"""Test hosts on their own network, for tests and benchmarks: a namespace joined to ours by a veth pair.
 
 The suite runs in a namespace of its own with only loopback (scripts/test-all); a `Host` adds one more,
 made by this test run and removed after it, so that a classroom PC can "pull its cable"
