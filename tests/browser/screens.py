@@ -88,7 +88,7 @@ class ScreenWatcher:
 
     def __init__(self, page: Any) -> None:
         self.page = page
-        self.frames: list[tuple[float, bytes]] = []  # (time.time() painted, JPEG at SCALE)
+        self.frames: list[tuple[float, bytes]] = []  # (time.time() received, JPEG at SCALE)
         self.cdp: Any = None
         self.changed = asyncio.Event()
         self._acks: set[asyncio.Future[Any]] = set()
@@ -106,8 +106,9 @@ class ScreenWatcher:
         ack = asyncio.ensure_future(self.cdp.send("Page.screencastFrameAck", {"sessionId": event["sessionId"]}))
         self._acks.add(ack)
         ack.add_done_callback(self._acks.discard)
-        painted = float(event["metadata"].get("timestamp") or time.time())
-        self.frames.append((painted, base64.b64decode(event["data"])))
+        # timed on arrival: the screencast's own timestamp is not on this process's clock (seen 16 s off),
+        # and arrival is never earlier than the paint, so a figure errs on the slow side
+        self.frames.append((time.time(), base64.b64decode(event["data"])))
         del self.frames[:-200]
         self.changed.set()
 
