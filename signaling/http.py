@@ -397,7 +397,8 @@ class AccessApi:
         base = self.config.public_url.rstrip("/") or f"{request.scheme}://{request.host}"
         self.store.audit(p.sub, "admin", "enrolment_create", "done", reason=f"classroom {cid}")
         return ok({"id": enrolment_id, "classroom_id": cid, "name": self._classroom_name(cid), "token": token,
-                   "url": f"{base}/classroom#enrol={token}", "expires": expires}, status=201)
+                   "url": f"{base}/classroom#enrol={token}", "expires": expires,
+                   "public_url_configured": bool(self.config.public_url)}, status=201)
 
     async def revoke_enrolment(self, request: web.Request) -> web.Response:
         p = self._principal(request, Role.ADMIN)

@@ -204,7 +204,10 @@ async function renderEnrol(view) {
   const create = el("button", { id: "create-link", onclick: async () => {
     const r = await api("/api/v1/enrolments", { method: "POST", body: { classroom_id: Number(pick.value) } });
     const link = el("input", { id: "enrol-url", value: r.url, readonly: true, class: "wide" });
-    made.replaceChildren(el("div", { class: "panel" }, el("h3", {}, r.name), qrSvg(r.url), el("p", {}, link),
+    // without a configured public address the link carries the one this page was opened with (maybe localhost)
+    const where = r.public_url_configured ? "" : el("div", { class: "notice", id: "no-public-url" },
+      t("no_public_url").replace("{origin}", new URL(r.url).origin));
+    made.replaceChildren(el("div", { class: "panel" }, el("h3", {}, r.name), where, qrSvg(r.url), el("p", {}, link),
       el("button", { class: "secondary", onclick: () => navigator.clipboard?.writeText(r.url) }, t("copy"))));
     draw();
   } }, t("create_link"));

@@ -39,7 +39,7 @@ const TEXTS = {
     teacher: "主讲老师", courseware: "课件", network_down: "网络中断", network_retrying: "本教室的网络连接中断了，正在自动重新连接，请稍候…",
     network_down_short: "网络中断", teacher_interrupted: "主讲老师的网络中断，正在等待恢复…",
     media_stuck: "无法建立音视频连接（可能是防火墙拦截了 UDP 端口），正在重试…",
-    connection: "连接", link_ok: "正常", link_unknown: "状态未知", link_lost: "已断线", link_absent: "未进入", link_left: "已离开",
+    connection: "连接", no_public_url: "尚未配置对外访问地址：此链接使用的是你打开本页的地址 {origin}。请用 classroom serve --public-url 设置学校能访问的地址。", link_ok: "正常", link_unknown: "状态未知", link_lost: "已断线", link_absent: "未进入", link_left: "已离开",
     rtt: "延迟", loss: "丢包", fps: "帧率", live_now: "正在直播", media_failed: "无法建立音视频连接，请检查网络或防火墙（UDP 端口）",
   },
   en: {
@@ -82,7 +82,7 @@ const TEXTS = {
     teacher: "Teacher", courseware: "Courseware", network_down: "Network down", network_retrying: "This classroom's network connection dropped. Reconnecting by itself, please wait…",
     network_down_short: "Network down", teacher_interrupted: "The teacher's connection dropped; waiting for it to return…",
     media_stuck: "Cannot set up audio and video (a firewall may block the UDP ports); retrying…",
-    connection: "Connection", link_ok: "OK", link_unknown: "Unknown", link_lost: "Dropped", link_absent: "Not joined", link_left: "Left",
+    connection: "Connection", no_public_url: "No public address is configured: this link uses the address you opened this page with, {origin}. Set the address schools reach with classroom serve --public-url.", link_ok: "OK", link_unknown: "Unknown", link_lost: "Dropped", link_absent: "Not joined", link_left: "Left",
     rtt: "RTT", loss: "loss", fps: "fps", live_now: "Live now", media_failed: "Cannot set up audio and video: check the network or firewall (UDP ports)",
   },
 };

@@ -52,6 +52,12 @@ navigator.mediaDevices.getDisplayMedia = async () => {
 """.replace("COLOUR", ",".join(str(c) for c in COLOURS["courseware"]))
 
 
+# whether the classrooms' thumbnails are in view without scrolling
+FITS = """() => {
+  const r = document.getElementById('thumbs').getBoundingClientRect();
+  return {bottom: r.bottom, height: innerHeight, scroll: document.scrollingElement.scrollHeight};
+}"""
+
 # what the page knows, for whoever reads a failure: its layout, its drops, and each slot's decoding
 PAGE_STATE = """async () => {
   const st = window.__classroom || window.__teacher || {};
@@ -163,9 +169,7 @@ async def test_every_change_shows_on_every_screen(server_factory: Any, lesson_ho
 
             # the teacher sees both classrooms without scrolling, in name order
             await teacher.wait_for_selector("#thumbs .thumb:not(.hidden) >> nth=1", timeout=20000)
-            fits = await teacher.evaluate("""() => {
-                const r = document.getElementById('thumbs').getBoundingClientRect();
-                return {bottom: r.bottom, height: innerHeight, scroll: document.scrollingElement.scrollHeight};}""")
+            fits = await teacher.evaluate(FITS)
             assert fits["bottom"] <= fits["height"] and fits["scroll"] <= fits["height"] + 1, fits
             names = await teacher.eval_on_selector_all("#roster li strong", "els => els.map((e) => e.textContent)")
             order = [int(re.search(r"教学点(\d+)", n).group(1)) for n in names]  # type: ignore[union-attr]
@@ -250,6 +254,12 @@ async def test_every_change_shows_on_every_screen(server_factory: Any, lesson_ho
             figures["recovered_s"] = await _until(wa, teacher_full, 15, "a-after-outage", back_at)
             await _dom_until(teacher, f"""() => !!document.querySelector(
                 "li[data-participant='classroom-{room_a}'][data-link='ok']")""", 10, "teacher-sees-back")
+            # the teacher's page on a 1920x1080 screen: everything in view too
+            await teacher.set_viewport_size({"width": 1920, "height": 1080})
+            await teacher.wait_for_timeout(300)
+            fits = await teacher.evaluate(FITS)
+            assert fits["bottom"] <= fits["height"] and fits["scroll"] <= fits["height"] + 1, fits
+            await teacher.screenshot(path=str(ARTIFACTS / "teacher-1920x1080.png"))
             (ARTIFACTS / "screen-changes.json").write_text(json.dumps(figures, indent=1))
             print(json.dumps(figures))
             for change in ("courseware_stop_s", "courseware_restart_s", "courseware_ended_by_browser_s",
