@@ -234,11 +234,12 @@ class ResilientClassroom:
 
     def __init__(
         self, ws_url: str, token: str, lesson_id: int, addresses: Sequence[str] = ("127.0.0.1",),
-        heartbeat: float = 0.5, lost_after: float = 1.5, retry: float = 0.5, connect_timeout: float = 1.5,
+        heartbeat: float = 0.5, lost_after: float = 1.5, retry: float = 0.2, connect_timeout: float = 1.5,
     ) -> None:
         self.ws_url, self.token, self.lesson_id, self.addresses = ws_url, token, lesson_id, tuple(addresses)
         self.heartbeat, self.lost_after = heartbeat, lost_after
         self.retry, self.connect_timeout = retry, connect_timeout
+        self.spread = 0.4
         self.client: ProtocolClient | None = None
         self.peer: Peer | None = None
         self.outages: list[float] = []
@@ -266,14 +267,38 @@ class ResilientClassroom:
             if not self._stop.is_set():
                 await self._pause(self.retry if len(self.errors) else 0.0)
 
-    async def _connect(self) -> None:
+    async def _attempt(self) -> ProtocolClient:
         session = aiohttp.ClientSession()
         try:
             ws = await asyncio.wait_for(session.ws_connect(self.ws_url, heartbeat=None), self.connect_timeout)
         except BaseException:
             await session.close()
             raise
-        self.client = ProtocolClient(ws, session)
+        return ProtocolClient(ws, session)
+
+    async def _open(self) -> ProtocolClient:
+        """A socket, as the page opens one: while an attempt hangs, another starts every `spread` seconds
+        (at most four at a time); the first to open wins."""
+        pending: set[asyncio.Task[ProtocolClient]] = set()
+        try:
+            while True:
+                if len(pending) < 4:
+                    pending.add(asyncio.ensure_future(self._attempt()))
+                done, pending = await asyncio.wait(pending, timeout=self.spread, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if task.exception() is None:
+                        return task.result()
+                if not pending:
+                    raise ConnectionError(f"cannot connect: {next(iter(done)).exception()}")
+        finally:
+            for task in pending:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    late = await task
+                    await late.close()
+
+    async def _connect(self) -> None:
+        self.client = await self._open()
         await self.client.join(self.token, self.lesson_id)
         self.peer = Peer(self.addresses)
         fields = self.peer.as_classroom()

@@ -14,7 +14,7 @@ from typing import Any
 
 HEARTBEAT_S = 0.5  # how often a page sends `ping`
 UNKNOWN_AFTER_S = 1.2  # heartbeats missed: what we know may be stale
-LOST_AFTER_S = 2.0  # three heartbeats missed and no media either: the link is down
+LOST_AFTER_S = 1.8  # three heartbeats missed and no media either: the link is down
 MEDIA_FRESH_S = 1.5  # the SFU heard the participant this recently: it is there, whatever its socket does
 STALE_AFTER_S = 5.0  # quality figures older than this are not shown
 

@@ -21,7 +21,9 @@ const SLOTS_LEAD = [["video", "talkback_camera"], ["audio", "talkback_audio"],
 const FINAL = new Set(["refused", "kicked", "window_closed"]);
 export const HEARTBEAT_MS = 500; // `ping` this often (docs/protocol.md): each is answered by `pong`
 const HEARTBEAT_LOST_MS = 1500; // nothing heard for this long (three pongs missed): the network is gone
-const CONNECT_TIMEOUT_MS = 1500; // a socket not open by then is given up and tried again
+const CONNECT_TIMEOUT_MS = 1500; // a socket not open by then is given up
+const CONNECT_SPREAD_MS = 400; // while one hangs, another attempt starts this often
+const MAX_ATTEMPTS = 4;
 const ICE_DISCONNECTED_MS = 1500; // "disconnected" this long: renegotiate rather than wait for "failed"
 const MEDIA_STUCK_MS = 10000; // an offer answered but no media path this long: tell the person, try again
 
@@ -57,24 +59,48 @@ export class LessonConnection extends EventTarget {
 
   emit(type, detail = {}) { this.dispatchEvent(new CustomEvent(type, { detail })); }
 
+  // Opens the socket. A connect that hangs (its SYN dropped on a dead link) gets company: another attempt
+  // every CONNECT_SPREAD_MS, each given up after CONNECT_TIMEOUT_MS, the first to open wins. When the cable
+  // comes back, a fresh attempt is never more than CONNECT_SPREAD_MS away (TCP's own retry waits 1 s, 3 s...).
   start() {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const ws = new WebSocket(`${scheme}://${location.host}/ws`);
-    this.ws = ws;
-    // a connect that hangs (packets dropped on the way) is given up quickly: the page tries again
-    const connectTimer = setTimeout(() => { if (ws.readyState === WebSocket.CONNECTING) this.giveUp("connect_timeout"); }, CONNECT_TIMEOUT_MS);
-    ws.onopen = () => {
-      clearTimeout(connectTimer);
-      this.mark("ws_open");
-      this.lastHeard = performance.now();
-      const join = { token: this.token, client: { name: "live-classroom-web", agent: navigator.userAgent.slice(0, 120) } };
-      if (this.lessonId) join.lesson_id = Number(this.lessonId);
-      this.send("join", join);
-      this.timers.push(setInterval(() => this.heartbeat(), HEARTBEAT_MS / 2));
+    const attempts = new Set();
+    let spread = null;
+    const settle = () => { clearInterval(spread); for (const other of attempts) { other.onclose = null; other.close(); } attempts.clear(); };
+    const attempt = () => {
+      if (attempts.size >= MAX_ATTEMPTS || this.ended || this.gaveUp) return;
+      const ws = new WebSocket(`${scheme}://${location.host}/ws`);
+      attempts.add(ws);
+      const timer = setTimeout(() => { if (ws.readyState === WebSocket.CONNECTING) { attempts.delete(ws); ws.onclose = null; ws.close(); failed(0); } }, CONNECT_TIMEOUT_MS);
+      ws.onopen = () => {
+        clearTimeout(timer);
+        attempts.delete(ws);
+        settle();
+        this.use(ws);
+      };
+      ws.onclose = (event) => { clearTimeout(timer); attempts.delete(ws); failed(event.code); };
     };
+    // every attempt failed: the connection is lost (the page tries again)
+    const failed = (code) => {
+      if (attempts.size || this.ws) return;
+      clearInterval(spread);
+      if (!this.ended && !this.gaveUp) { this.gaveUp = true; this.emit("lost", { code, reason: "connect_failed" }); this.emit("closed", { code, ended: false }); }
+    };
+    this.cancelAttempts = settle;
+    spread = setInterval(attempt, CONNECT_SPREAD_MS);
+    attempt();
+  }
+
+  use(ws) {
+    this.ws = ws;
+    this.mark("ws_open");
+    this.lastHeard = performance.now();
+    const join = { token: this.token, client: { name: "live-classroom-web", agent: navigator.userAgent.slice(0, 120) } };
+    if (this.lessonId) join.lesson_id = Number(this.lessonId);
+    this.send("join", join);
+    this.timers.push(setInterval(() => this.heartbeat(), HEARTBEAT_MS / 2));
     ws.onmessage = (event) => { this.lastHeard = performance.now(); this.onMessage(JSON.parse(event.data)); };
     ws.onclose = (event) => {
-      clearTimeout(connectTimer);
       this.teardown();
       if (!this.ended) this.emit("lost", { code: event.code });
       this.emit("closed", { code: event.code, ended: this.ended });
@@ -105,6 +131,7 @@ export class LessonConnection extends EventTarget {
   }
 
   teardown() {
+    if (this.cancelAttempts) this.cancelAttempts();
     this.stopStats();
     for (const timer of this.timers) clearInterval(timer);
     this.timers = [];
