@@ -240,13 +240,23 @@ class Hub:
             self._spawn(self._kick(s, reason))
         return len(hits)
 
-    def kick_classroom(self, classroom_id: int, reason: str, keep_device: str | None = None) -> None:
+    def kick_classroom(self, classroom_id: int, reason: str, keep_device: str | None = None) -> int:
+        hits = 0
         for s in list(self.sessions):
             c = s.claims
             if c is not None and c.classroom_id == classroom_id and c.role == Role.RECEIVER:
                 if keep_device is not None and c.device_id == keep_device:
                     continue
+                hits += 1
                 self._spawn(self._kick(s, reason))
+        return hits
+
+    def kick_account(self, account_id: int, reason: str) -> int:
+        """Close every session admitted with a token of the account (disabled, password reset); how many."""
+        hits = [s for s in self.sessions if s.claims is not None and s.claims.account_id == account_id]
+        for s in hits:
+            self._spawn(self._kick(s, reason))
+        return len(hits)
 
     async def move(self, lesson_id: int, participant_id: str, url: str) -> bool:
         """Tell one participant to reconnect to another node (edge placement); it keeps its join token."""
@@ -344,6 +354,7 @@ class Hub:
             if not self.join_limiter.allow(session.address):
                 raise TokenRefused("rate_limited", "too many join attempts from this address; wait a minute")
             claims = self.tokens.verify(msg.data["token"], (TokenType.JOIN, TokenType.DEVICE))
+            self.store.check_current(claims)  # the account still enabled, the device still enrolled
             if claims.typ == TokenType.DEVICE:
                 await self._standby(session, claims, msg)
                 return
