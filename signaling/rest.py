@@ -24,6 +24,7 @@ from scheduler.reports import SECTIONS, build_report
 from scheduler.rules.calendar import current_semester
 from scheduler.rules.workload import FactorTooLow, validate_factor
 from scheduler.timetable import LessonRefused, NotFound, Timetable, problem_json
+from signaling.access import community_may_watch
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +149,11 @@ class Api:
         day = start.astimezone(self.tz).date()
         semester = next((s for s in self.t.repo.semesters() if s.start <= day <= s.end), None)
         community = data.get("community_id")
+        if community is not None and not community_may_watch(kind):
+            raise BadRequest(
+                f"a research community (community_id) watches master lessons only; a {kind.value} lesson has "
+                "no community: leave community_id out"
+            )
         return LessonDraft(
             kind=kind,
             subject=str(data.get("subject") or "").strip() or _missing("subject"),

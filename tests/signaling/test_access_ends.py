@@ -8,7 +8,10 @@ audit log says so. Technicians see only the counties (or region) they look after
 from __future__ import annotations
 
 import asyncio
+import json
+import sqlite3
 import time
+from datetime import datetime, timedelta
 from typing import Any
 
 from signaling.client import ProtocolClient, Refused
@@ -224,3 +227,46 @@ async def test_technicians_see_the_counties_they_look_after(server_factory: Any)
     finally:
         for client in leads:
             await client.close()
+
+
+async def test_a_research_community_watches_master_lessons_only(server_factory: Any) -> None:
+    srv, api, world, ws_url = await _setup(server_factory)
+    lesson = await api.ok("GET", f"/api/v1/lessons/{world.lesson_ids[0]}")
+    community = lesson["community_id"]
+    assert lesson["kind"] == "master" and community is not None
+    body = {k: lesson[k] for k in ("subject", "grade", "lead_teacher_id", "lead_classroom_id",
+                                   "receiving_classroom_ids", "community_id")}
+    start = datetime.fromisoformat(lesson["start"]) + timedelta(days=1)
+    for kind in ("specialised", "famous_school"):
+        status, answer = await api.call("POST", "/api/v1/lessons", {
+            **body, "kind": kind, "start": start.isoformat(), "end": (start + timedelta(minutes=40)).isoformat()})
+        assert status == 400 and "master lessons only" in answer["error"], answer
+    # the same refusal in a timetable import
+    schools = await api.ok("GET", "/api/v1/schools")
+    rooms = await api.ok("GET", "/api/v1/classrooms")
+    lead_school = next(r["school_id"] for r in rooms if r["id"] == world.lead_classroom_id)
+    teachers = await api.ok("GET", "/api/v1/teachers")
+    communities = await api.ok("GET", "/api/v1/communities")
+    names = {
+        "school": next(s["name"] for s in schools if s["id"] == lead_school),
+        "teacher": next(t["name"] for t in teachers if t["id"] == world.lead_teacher_id),
+        "community": next(c["name"] for c in communities if c["id"] == community),
+    }
+    day = start.date().isoformat()
+    csv = ("日期,开始时间,结束时间,类型,学科,年级,主讲学校,主讲教师,主讲教室,接收教室,研修共同体\n"
+           f"{day},16:00,16:40,专递课堂,数学,一年级,{names['school']},{names['teacher']},录播教室1,,{names['community']}\n")
+    status, _, raw = srv.request("POST", "/api/v1/timetable/import?dry_run=1&filename=t.csv", csv.encode(),
+                                 content_type="text/csv")
+    result = json.loads(raw)
+    assert status == 422 and "community_not_master" in json.dumps(result, ensure_ascii=False), result
+    # a specialised lesson that carries a community from before (old data): its members are not its audience
+    _, member = await _account(api, "li", "correct horse 2", "teacher", teacher_id=world.community_teacher_id)
+    status, grant = await api.call("POST", f"/api/v1/lessons/{lesson['id']}/join-token", {"role": "observer"},
+                                   token=member)
+    assert status == 200
+    with sqlite3.connect(srv.data_dir / "classroom.sqlite3") as conn:
+        conn.execute("UPDATE lesson SET kind = 'specialised' WHERE id = ?", (lesson["id"],))
+    status, body = await api.call("POST", f"/api/v1/lessons/{lesson['id']}/join-token", {"role": "observer"},
+                                  token=member)
+    assert (status, body["code"]) == (403, "not_entitled")
+    assert await _refused(ws_url, grant["token"]) == ("not_entitled", 4403)
