@@ -11,6 +11,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 from classroom.config import Config, ConfigError, describe, load_config
+from classroom.permissions import data_files, owner_only_umask, secure_data
 from scheduler.db import Database, StorageError
 from scheduler.timetable import Timetable
 
@@ -95,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "config":
             print(describe(config))
             return 0
+        owner_only_umask()  # the database, its -wal/-shm, keys and reports: owner-only from the start
         db = Database(config.server.database_path)
+        secure_data(data_files(config.server.data_path, config.server.database_path))
     except (ConfigError, StorageError) as exc:
         print(f"classroom: {exc}", file=sys.stderr)
         return 2
