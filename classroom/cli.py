@@ -164,7 +164,7 @@ def _load_demo(config: Config, timetable: Timetable) -> dict[str, object]:
     """The demo county, plus a login for each of its teachers and a technician, so every page can be tried.
 
     One random password for the demo accounts, written with the usernames to <data>/demo-accounts.txt
-    (owner-only) and logged once."""
+    (owner-only); the log names the file, never the password."""
     import os
     import secrets
 
@@ -187,7 +187,8 @@ def _load_demo(config: Config, timetable: Timetable) -> dict[str, object]:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
-    log.info("demo logins (teacher1..teacher%d, tech) with password %s, listed in %s", len(lines) - 2, password, path)
+    # the password stays in the owner-only file: logs are read (and shipped) by more people than the data folder
+    log.info("demo logins (teacher1..teacher%d, tech): usernames and password in %s", len(lines) - 2, path)
     summary["accounts"] = len(lines) - 1
     return summary
 

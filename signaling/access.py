@@ -6,11 +6,13 @@ facts up and call these.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from scheduler.model import Kind, Lesson, LessonStatus
+from signaling.config import SignalingConfig
 from signaling.tokens import Claims, Role, TokenRefused, TokenType
 
 if TYPE_CHECKING:
@@ -175,3 +177,27 @@ def in_scope(principal: Claims, counties: frozenset[int], regions: frozenset[int
     return (principal.county_id is not None and principal.county_id in counties) or (
         principal.region_id is not None and principal.region_id in regions
     )
+
+
+class _Socket(Protocol):
+    address: str
+    claims: Claims | None
+
+
+def socket_refusal(config: SignalingConfig, address: str, sessions: Iterable[_Socket]) -> str | None:
+    """Why a new WebSocket from `address` is refused, or None: too many of its sockets have not joined,
+    too many sockets in all have not joined, or the address has too many sockets."""
+    mine = unjoined = mine_unjoined = 0
+    for s in sessions:
+        waiting = s.claims is None
+        unjoined += waiting
+        if s.address == address:
+            mine += 1
+            mine_unjoined += waiting
+    if mine_unjoined >= config.ws_max_unjoined_per_address:
+        return "too many connections from this address that have not joined; retry shortly"
+    if unjoined >= config.ws_max_unjoined:
+        return "too many connections that have not joined; retry shortly"
+    if mine >= config.ws_max_per_address:
+        return "too many connections from this address"
+    return None

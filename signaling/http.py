@@ -132,6 +132,9 @@ class AccessApi:
         self.config = config
         self.admin_token = admin_token
         self.login_limiter = RateLimiter(config.login_per_minute, config.login_burst, config.rate_limit_addresses)
+        # failed logins per username, from any address: guessing spread over many addresses stops too
+        self.account_limiter = RateLimiter(config.login_failures_per_account_per_minute,
+                                           config.login_failures_per_account_burst, config.rate_limit_addresses)
 
     # ---- helpers ------------------------------------------------------------------------------
     def _principal(self, request: web.Request, *roles: Role) -> Claims:
@@ -189,8 +192,19 @@ class AccessApi:
             username, password = data.get("username"), data.get("password")
             if not isinstance(username, str) or not isinstance(password, str) or len(password) > 1024:
                 return error(400, "send username and password")
+            key = username.strip().lower()[:64]
+            if not self.account_limiter.has_room(key):
+                self.store.audit(f"login:{username[:64]}", "", "login", "refused", address=address,
+                                 reason="account_rate_limited")
+                retry = max(1, round(self.account_limiter.retry_after(key)))
+                return web.json_response(
+                    {"error": "too many failed logins for this account; wait a few minutes", "code": "rate_limited"},
+                    status=429,
+                    headers={"Retry-After": str(retry)},
+                )
             account = self.store.check_login(username, password)
             if account is None:
+                self.account_limiter.allow(key)
                 # the reason stays vague on purpose: it must not tell which usernames exist
                 self.store.audit(f"login:{username[:64]}", "", "login", "refused", address=address,
                                  reason="bad_credentials")

@@ -26,7 +26,7 @@ from media.api import EventKind, MediaError, MediaEvent, MediaPlane, Participant
 from scheduler.model import LessonStatus
 from scheduler.timetable import Timetable
 from signaling import protocol
-from signaling.access import LessonFacts, check_join
+from signaling.access import LessonFacts, check_join, socket_refusal
 from signaling.config import SignalingConfig
 from signaling.ratelimit import RateLimiter
 from signaling.store import AccessStore
@@ -281,6 +281,10 @@ class Hub:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if len(self.sessions) >= self.config.ws_max_sessions:
             return web.json_response({"error": "too many connections; retry shortly"}, status=503)
+        crowded = socket_refusal(self.config, request.remote or "", self.sessions)
+        if crowded is not None:
+            return web.json_response({"error": crowded, "code": "rate_limited"}, status=429,
+                                     headers={"Retry-After": "20"})
         ws = web.WebSocketResponse(
             max_msg_size=self.config.ws_max_message_bytes, heartbeat=20.0, receive_timeout=self.config.ws_idle_timeout_s
         )

@@ -64,6 +64,9 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error(422, "the lesson breaks a rule", [problem_json(p) for p in exc.problems])
     except NotFound as exc:
         return error(404, str(exc))
+    except sqlite3.IntegrityError as exc:
+        log.info("refused write %s %s: %s", request.method, request.path, exc)  # the details stay in the log
+        return error(409, "this change conflicts with data already stored (a duplicate or a missing reference)")
     except (BadRequest, FactorTooLow, ValueError, KeyError, TypeError) as exc:
         log.info("bad request %s %s: %s", request.method, request.path, exc)
         return error(400, str(exc) if not isinstance(exc, KeyError) else f"missing field {exc}")
@@ -77,6 +80,51 @@ async def body_json(request: web.Request) -> Any:
         return await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BadRequest(f"the request body is not JSON: {exc}") from None
+
+
+async def body_object(request: web.Request, example: str) -> dict[str, Any]:
+    data = await body_json(request)
+    if not isinstance(data, dict):
+        raise BadRequest(f"the body must be a JSON object, e.g. {example}")
+    return data
+
+
+LIMIT_MAX = 10000
+
+
+def _limit(request: web.Request, default: int = 1000) -> int:
+    """`?limit=` between 1 and LIMIT_MAX (larger asks get LIMIT_MAX); 0, negatives and junk are refused."""
+    value = _opt_int(request, "limit")
+    if value is None:
+        return default
+    if value < 1:
+        raise BadRequest(f"limit must be between 1 and {LIMIT_MAX}, not {value}")
+    return min(value, LIMIT_MAX)
+
+
+# what each entity's references name, for messages that do not echo SQLite's constraint names
+REFERENCES = {
+    "cities": "region (region_id)",
+    "counties": "city (city_id)",
+    "schools": "county (county_id)",
+    "classrooms": "school (school_id)",
+    "teachers": "school (school_id)",
+    "communities": "county (county_id) or member teacher (member_teacher_ids)",
+}
+
+
+def constraint_message(exc: sqlite3.IntegrityError, what: str, name: str) -> tuple[int, str]:
+    """A clear HTTP status and message for a refused write, without SQLite's table and column names."""
+    text = str(exc)
+    thing = what[:-1] if what.endswith("s") else what
+    thing = {"citie": "city", "countie": "county"}.get(thing, thing)
+    if "UNIQUE" in text:
+        return 409, f"there is already a {thing} named '{name}' there: choose another name"
+    if "FOREIGN KEY" in text:
+        return 400, f"the {REFERENCES.get(what, 'record')} this {thing} names does not exist"
+    if "NOT NULL" in text:
+        return 400, f"a {thing} needs every required field"
+    return 400, f"this {thing} breaks a rule of the data (a value is out of range)"
 
 
 def _int(value: Any, name: str) -> int:
@@ -265,7 +313,8 @@ class Api:
                 else:
                     raise web.HTTPNotFound()
         except sqlite3.IntegrityError as exc:
-            return error(409, f"cannot create {what[:-1]} '{name}': {exc}")
+            status, message = constraint_message(exc, what, name)
+            return error(status, f"cannot create it: {message}")
         return ok({"id": new_id}, status=201)
 
     async def update_entity(self, request: web.Request) -> web.Response:
@@ -300,7 +349,8 @@ class Api:
                 update = self.t.repo.update_teacher if what == "teachers" else self.t.repo.update_school
                 found = update(conn, ident, changes)
         except sqlite3.IntegrityError as exc:
-            return error(409, f"cannot change {what[:-1]} #{ident}: {exc}")
+            status, message = constraint_message(exc, what, str(changes.get("name", "")))
+            return error(status, f"cannot change #{ident}: {message}")
         if not found:
             raise NotFound(f"no {what[:-1]} #{ident}")
         rows = self.t.repo.teachers() if what == "teachers" else self.t.repo.schools()
@@ -325,7 +375,7 @@ class Api:
             classroom_id=_opt_int(request, "classroom_id"),
             school_id=_opt_int(request, "school_id"),
             statuses=statuses,
-            limit=min(_opt_int(request, "limit") or 1000, 10000),
+            limit=_limit(request),
         )
         return ok([self.lesson_json(x) for x in lessons])
 
@@ -350,7 +400,7 @@ class Api:
         )
 
     async def cancel_lesson(self, request: web.Request) -> web.Response:
-        data = await body_json(request)
+        data = await body_object(request, '{"reason": "..."}')
         lesson = self.t.cancel(_int(request.match_info["id"], "id"), _actor(request, data), str(data.get("reason", "")))
         return ok(self.lesson_json(lesson))
 
@@ -375,7 +425,7 @@ class Api:
         return ok(self.lesson_json(lesson))
 
     async def correct(self, request: web.Request) -> web.Response:
-        data = await body_json(request)
+        data = await body_object(request, '{"status": "delivered", "reason": "..."}')
         lesson = self.t.correct(
             _int(request.match_info["id"], "id"),
             LessonStatus(data.get("status")),
