@@ -36,6 +36,8 @@ const TEXTS = {
     "reason.unknown_lesson": "没有这节课", "reason.not_allowed_to_publish": "观摩者不能发布音视频",
     "reason.replaced": "本教室已在另一处连接", "reason.kicked": "已被移出课堂", "reason.bad_sdp": "媒体协商失败",
     "reason.media_refused": "媒体服务器拒绝了连接", "reason.bad_credentials": "用户名或密码错误",
+    "reason.account_disabled": "管理员已停用此账号", "reason.password_reset": "密码已被重置，请重新登录",
+    "reason.credential_changed": "账号已变更，请重新登录", "reason.device_withdrawn": "本教室的登记已被撤销，本机已失效",
   },
   en: {
     app: "Three Classrooms", login: "Log in", logout: "Log out", username: "Username", password: "Password",
@@ -74,6 +76,8 @@ const TEXTS = {
     "reason.unknown_lesson": "No such lesson", "reason.not_allowed_to_publish": "An observer may not publish audio or video",
     "reason.replaced": "This classroom connected from elsewhere", "reason.kicked": "Removed from the lesson", "reason.bad_sdp": "Media negotiation failed",
     "reason.media_refused": "The media server refused the connection", "reason.bad_credentials": "Wrong username or password",
+    "reason.account_disabled": "An administrator disabled this account", "reason.password_reset": "The password was reset: log in again",
+    "reason.credential_changed": "The account changed: log in again", "reason.device_withdrawn": "This classroom's enrolment was withdrawn",
   },
 };
 
