@@ -67,3 +67,29 @@ async def test_disabled_teacher_and_replaced_classroom_pc_stop_at_once(server_fa
     await teacher.screenshot(path=str(ARTIFACTS / "teacher-disabled.png"))
     # the classroom sees the teacher go off air
     await new_pc.wait_for_function("() => window.__classroom && window.__classroom.onAir === false", timeout=10000)
+
+
+async def test_the_admin_page_gives_a_technician_a_county(server_factory: Any, browser: Browser) -> None:
+    srv = server_factory("--media", "local")
+    region = srv.json("POST", "/api/v1/regions", {"name": "宁夏"})[1]["id"]
+    city = srv.json("POST", "/api/v1/cities", {"name": "中卫市", "region_id": region})[1]["id"]
+    county = srv.json("POST", "/api/v1/counties", {"name": "沙坡头区", "city_id": city})[1]["id"]
+    page = await (await browser.new_context(viewport={"width": 1366, "height": 768})).new_page()
+    await page.goto(srv.url + "/login")
+    await page.fill("#admin-token", srv.token)
+    await page.click("#login-button")
+    await page.wait_for_url("**/admin#import")
+    await page.click("#tab-accounts")
+    await page.wait_for_selector("#new-county", timeout=10000)
+    # without a county the server says what is missing, on the page
+    await page.fill("#new-username", "tech1")
+    await page.fill("#new-password", "correct horse 1")
+    await page.select_option("#new-role", "technician")
+    await page.click("#create-account")
+    await page.wait_for_selector(".notice:has-text('county')", timeout=10000)
+    await page.select_option("#new-county", str(county))
+    await page.click("#create-account")
+    await page.wait_for_selector("#accounts td:has-text('tech1')", timeout=10000)
+    accounts = srv.json("GET", "/api/v1/accounts")[1]
+    assert [(a["username"], a["role"], a["county_id"]) for a in accounts] == [("tech1", "technician", county)]
+    await page.context.close()
