@@ -388,9 +388,9 @@ class AccessApi:
         account_id = _int(request.match_info["id"])
         data = await _body(request)
         unknown = sorted(set(data) - {"password", "disabled", "role", "teacher_id", "county_id", "region_id"})
-        if unknown:
-            return error(400, f"an account change names password, disabled, role, teacher_id, county_id or "
-                              f"region_id, not {', '.join(unknown)}")
+        if unknown or not data:
+            return error(400, "an account change names password, disabled, role, teacher_id, county_id or "
+                              f"region_id{', not ' + ', '.join(unknown) if unknown else ''}")
         if "disabled" in data and not isinstance(data["disabled"], bool):
             return error(400, "disabled must be true or false")
         before = self.store.account(account_id)
