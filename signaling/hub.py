@@ -381,6 +381,14 @@ class Hub:
             await self._close(session, CLOSE_REFUSED, exc.code)
             return
         live = await self.ensure_room(facts)
+        try:  # again: the account may have been disabled (or the device replaced) while the room opened
+            self.store.check_current(claims)
+        except TokenRefused as exc:
+            self.store.audit(claims.sub, claims.role.value, "join", "refused", lesson_id=facts.lesson.id,
+                             address=session.address, reason=exc.code)
+            await session.send(protocol.error(exc.code, exc.message, msg))
+            await self._close(session, CLOSE_REFUSED, exc.code)
+            return
         pid, name = self._identity(claims, live)
         old = live.sessions.get(pid)
         session.claims, session.lesson_id, session.participant_id, session.name = claims, facts.lesson.id, pid, name
