@@ -21,7 +21,7 @@ from signaling import protocol
 from signaling.access import LessonFacts, check_window, in_scope, may_issue
 from signaling.config import SignalingConfig
 from signaling.hub import Hub
-from signaling.passwords import WeakPassword
+from signaling.passwords import MIN_LENGTH, WeakPassword
 from signaling.ratelimit import RateLimiter
 from signaling.rest import Handler, error, ok
 from signaling.store import AccessStore
@@ -396,15 +396,10 @@ class AccessApi:
         before = self.store.account(account_id)
         if before is None:
             return error(404, f"no account #{account_id}")
-        try:
-            if "password" in data:
-                if not isinstance(data["password"], str):
-                    return error(400, "password must be a string")
-                self.store.set_password(account_id, data["password"])
-            if "disabled" in data:
-                self.store.set_disabled(account_id, data["disabled"])
-            scope_keys = {"role", "teacher_id", "county_id", "region_id"} & set(data)
-            if scope_keys:
+        if "password" in data and (not isinstance(data["password"], str) or len(data["password"]) < MIN_LENGTH):
+            return error(400, f"password must be a string of at least {MIN_LENGTH} characters")
+        try:  # the scope first (it may be refused); the rest was checked above and cannot fail after it
+            if {"role", "teacher_id", "county_id", "region_id"} & set(data):
                 self.store.set_scope(
                     account_id,
                     str(data.get("role", before.role)),
@@ -412,6 +407,10 @@ class AccessApi:
                     _opt(data["county_id"]) if "county_id" in data else before.county_id,
                     _opt(data["region_id"]) if "region_id" in data else before.region_id,
                 )
+            if "password" in data:
+                self.store.set_password(account_id, data["password"])
+            if "disabled" in data:
+                self.store.set_disabled(account_id, data["disabled"])
         except (ValueError, WeakPassword) as exc:
             return error(400, str(exc))
         except LookupError as exc:

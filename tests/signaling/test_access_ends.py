@@ -133,11 +133,13 @@ async def test_a_password_reset_ends_earlier_logins_and_join_tokens(server_facto
     status, fresh = await _login(api, "wang", "a new horse 2")
     assert status == 200
     assert (await api.call("GET", "/api/v1/me", token=fresh["token"]))[0] == 200
-    for bad in ({"disabled": "yes"}, {}, {"username": "other"}, {"password": 12345678}):
+    for bad in ({"disabled": "yes"}, {}, {"username": "other"}, {"password": 12345678}, {"password": "short"},
+                {"role": "pilot", "password": "a new horse 3"}, {"county_id": "x", "disabled": True}):
         status, body = await api.call("POST", f"/api/v1/accounts/{account}", bad)
         assert status == 400 and body["error"], (bad, body)
     assert (await api.call("POST", "/api/v1/accounts/99999", {"disabled": True}))[0] == 404
     assert (await api.call("GET", "/api/v1/me", token=fresh["token"]))[0] == 200  # none of those changed it
+    assert (await _login(api, "wang", "a new horse 2"))[0] == 200
 
 
 async def test_a_replaced_or_withdrawn_classroom_pc_cannot_join(server_factory: Any) -> None:
