@@ -205,3 +205,25 @@ def test_technician_scope() -> None:
     assert not in_scope(region, frozenset({4}), frozenset({1}))
     assert not in_scope(nowhere, frozenset({4}), frozenset({9}))
     assert not in_scope(teacher, frozenset({4}), frozenset({9}))
+
+
+def test_a_credential_in_force_and_the_reason_when_not() -> None:
+    tokens = TokenService(b"k" * 32, None, Clock())  # type: ignore[arg-type]
+    session = tokens.issue(TokenType.SESSION, Role.TEACHER, "account:3", expires_at=NOW + 60, account_id=3,
+                           generation=2, teacher_id=1)[1]
+    device = tokens.issue(TokenType.DEVICE, Role.RECEIVER, "classroom:11", expires_at=NOW + 60, classroom_id=11,
+                          device_id="dev-a")[1]
+    account = Account(3, "wang", "teacher", 1, None, False, generation=2)
+    check_current(session, account, None)
+    check_current(device, None, "dev-a")
+    cases = [
+        (session, replace(account, disabled=True), None, "account_disabled"),
+        (session, None, None, "account_disabled"),
+        (session, replace(account, generation=3), None, "credential_changed"),
+        (device, None, "dev-b", "device_replaced"),
+        (device, None, None, "device_withdrawn"),
+    ]
+    for claims, acct, dev, code in cases:
+        with pytest.raises(TokenRefused) as e:
+            check_current(claims, acct, dev)
+        assert e.value.code == code
