@@ -18,7 +18,7 @@ from aiohttp import web
 from scheduler.model import Lesson
 from scheduler.timetable import Timetable
 from signaling import protocol
-from signaling.access import LessonFacts, check_window, in_scope, may_issue
+from signaling.access import LessonFacts, check_window, community_may_watch, in_scope, may_issue
 from signaling.config import SignalingConfig
 from signaling.hub import Hub
 from signaling.passwords import MIN_LENGTH, WeakPassword
@@ -295,7 +295,7 @@ class AccessApi:
             communities = {c.id for c in self.t.repo.communities() if p.teacher_id in c.member_teacher_ids}
             if communities:
                 watched = [x for x in self.t.repo.lessons(start=start, end=end, limit=5000)
-                           if x.community_id in communities and x.id not in roles]
+                           if x.community_id in communities and community_may_watch(x.kind) and x.id not in roles]
                 roles.update({x.id: "observer" for x in watched})
                 lessons = sorted([*lessons, *watched], key=lambda x: x.start)
         else:

@@ -275,3 +275,5 @@ async def test_a_research_community_watches_master_lessons_only(server_factory: 
                                   token=member)
     assert (status, body["code"]) == (403, "not_entitled")
     assert await _refused(ws_url, grant["token"]) == ("not_entitled", 4403)
+    status, mine = await api.call("GET", "/api/v1/me/lessons", token=member)
+    assert status == 200 and lesson["id"] not in {x["id"] for x in mine}, mine
