@@ -25,23 +25,31 @@ def too_open(mode: int) -> bool:
     return bool(stat.S_IMODE(mode) & 0o077)
 
 
-def data_files(data: Path, database: Path) -> list[tuple[Path, int]]:
-    """What must be owner-only, with the mode it should have; files that do not exist are left out."""
-    wanted: list[tuple[Path, int]] = [(data, FOLDER_MODE)]
+def data_files(data: Path, database: Path) -> list[tuple[Path, int, bool]]:
+    """What must be owner-only: (path, the mode it should have, whether to tighten it or only warn).
+    Files that do not exist are left out. A database configured outside the data folder has its folder
+    checked but never changed: it may be shared with other things."""
+    wanted: list[tuple[Path, int, bool]] = [(data, FOLDER_MODE, True)]
     if database.parent != data:
-        wanted.append((database.parent, FOLDER_MODE))
+        wanted.append((database.parent, FOLDER_MODE, False))
     for suffix in ("", "-wal", "-shm", "-journal"):
-        wanted.append((database.with_name(database.name + suffix), FILE_MODE))
-    wanted += [(data / name, FILE_MODE) for name in SECRET_FILES]
-    return [(path, mode) for path, mode in wanted if path.exists()]
+        wanted.append((database.with_name(database.name + suffix), FILE_MODE, True))
+    wanted += [(data / name, FILE_MODE, True) for name in SECRET_FILES]
+    return [(path, mode, tighten) for path, mode, tighten in wanted if path.exists()]
 
 
-def secure_data(files: Iterable[tuple[Path, int]]) -> list[str]:
-    """Make each of `files` owner-only; returns the warnings it logged (a path it could not tighten)."""
+def secure_data(files: Iterable[tuple[Path, int, bool]]) -> list[str]:
+    """Make each of `files` owner-only (or only warn); returns the warnings it logged."""
     warnings = []
-    for path, mode in files:
+    for path, mode, tighten in files:
         current = stat.S_IMODE(path.stat().st_mode)
         if not too_open(current):
+            continue
+        if not tighten:
+            text = (f"{path} (the database's folder) is {current:04o}: other local users can list it; "
+                    f"consider chmod {mode:o} {path}")
+            log.warning("%s", text)
+            warnings.append(text)
             continue
         try:
             os.chmod(path, mode)

@@ -51,3 +51,18 @@ def test_an_open_data_folder_is_tightened_with_a_clear_warning(server_factory: A
 def test_the_rule() -> None:
     assert too_open(0o100644) and too_open(0o40755) and too_open(0o640) and too_open(0o604)
     assert not too_open(0o600) and not too_open(0o700) and not too_open(0o400)
+
+
+def test_a_database_folder_outside_the_data_folder_is_only_warned_about(tmp_path: Path) -> None:
+    from classroom.permissions import data_files, secure_data
+
+    data, shared = tmp_path / "data", tmp_path / "shared"
+    data.mkdir(mode=0o700)
+    shared.mkdir()
+    os.chmod(shared, 0o755)
+    db = shared / "classroom.sqlite3"
+    db.write_bytes(b"")
+    os.chmod(db, 0o644)
+    warnings = secure_data(data_files(data, db))
+    assert _mode(shared) == 0o755 and _mode(db) == 0o600
+    assert any("the database's folder" in w for w in warnings) and any("was 0644" in w for w in warnings)
