@@ -11,8 +11,9 @@ import dataclasses
 import json
 import logging
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, date, datetime
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import quote
 
@@ -103,14 +104,14 @@ def _limit(request: web.Request, default: int = 1000) -> int:
 
 
 # what each entity's references name, for messages that do not echo SQLite's constraint names
-REFERENCES = {
+REFERENCES: Mapping[str, str] = MappingProxyType({
     "cities": "region (region_id)",
     "counties": "city (city_id)",
     "schools": "county (county_id)",
     "classrooms": "school (school_id)",
     "teachers": "school (school_id)",
     "communities": "county (county_id) or member teacher (member_teacher_ids)",
-}
+})
 
 
 def constraint_message(exc: sqlite3.IntegrityError, what: str, name: str) -> tuple[int, str]:
