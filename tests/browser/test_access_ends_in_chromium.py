@@ -35,14 +35,14 @@ async def test_disabled_teacher_and_replaced_classroom_pc_stop_at_once(server_fa
 
     # the classroom's PC plays the lesson
     old_pc = await (await browser.new_context(viewport={"width": 1366, "height": 768})).new_page()
-    await old_pc.goto(link)
+    await old_pc.goto(link, wait_until="domcontentloaded", timeout=60000)
     await old_pc.wait_for_function("() => document.body.dataset.state === 'live'", timeout=20000)
     await _moving(old_pc, "old-pc")
 
     # the classroom is re-enrolled on a new PC: the old one stops playing at once, the new one plays
     new_pc = await (await browser.new_context(viewport={"width": 1366, "height": 768})).new_page()
     started = time.monotonic()
-    await new_pc.goto(link)
+    await new_pc.goto(link, wait_until="domcontentloaded", timeout=60000)
     await old_pc.wait_for_function("() => document.body.dataset.state === 'refused'", timeout=10000)
     assert await old_pc.evaluate("() => document.body.dataset.reason") == "replaced"
     assert time.monotonic() - started < 10
