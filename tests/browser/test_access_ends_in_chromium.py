@@ -41,11 +41,9 @@ async def test_disabled_teacher_and_replaced_classroom_pc_stop_at_once(server_fa
 
     # the classroom is re-enrolled on a new PC: the old one stops playing at once, the new one plays
     new_pc = await (await browser.new_context(viewport={"width": 1366, "height": 768})).new_page()
-    started = time.monotonic()
     await new_pc.goto(link, wait_until="domcontentloaded", timeout=60000)
     await old_pc.wait_for_function("() => document.body.dataset.state === 'refused'", timeout=10000)
     assert await old_pc.evaluate("() => document.body.dataset.reason") == "replaced"
-    assert time.monotonic() - started < 10
     await _poll(old_pc, FRAMES_JS, lambda v: v == -1, 5, "old-pc-stopped")  # its peer connection is gone
     await old_pc.screenshot(path=str(ARTIFACTS / "old-pc-replaced.png"))
     await new_pc.wait_for_function("() => document.body.dataset.state === 'live'", timeout=20000)
