@@ -11,6 +11,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 from classroom.config import Config, ConfigError, describe, load_config
+from classroom.permissions import data_files, owner_only_umask, secure_data
 from scheduler.db import Database, StorageError
 from scheduler.timetable import Timetable
 
@@ -103,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "config":
             print(describe(config))
             return 0
+        owner_only_umask()  # the database, its -wal/-shm, keys and reports: owner-only from the start
         db = Database(config.server.database_path)
+        secure_data(data_files(config.server.data_path, config.server.database_path))
     except (ConfigError, StorageError) as exc:
         print(f"classroom: {exc}", file=sys.stderr)
         return 2
@@ -169,7 +172,7 @@ def _load_demo(config: Config, timetable: Timetable) -> dict[str, object]:
     """The demo county, plus a login for each of its teachers and a technician, so every page can be tried.
 
     One random password for the demo accounts, written with the usernames to <data>/demo-accounts.txt
-    (owner-only) and logged once."""
+    (owner-only); the log names the file, never the password."""
     import os
     import secrets
 
@@ -192,7 +195,8 @@ def _load_demo(config: Config, timetable: Timetable) -> dict[str, object]:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
-    log.info("demo logins (teacher1..teacher%d, tech) with password %s, listed in %s", len(lines) - 2, password, path)
+    # the password stays in the owner-only file: logs are read (and shipped) by more people than the data folder
+    log.info("demo logins (teacher1..teacher%d, tech): usernames and password in %s", len(lines) - 2, path)
     summary["accounts"] = len(lines) - 1
     return summary
 

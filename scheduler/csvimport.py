@@ -365,6 +365,15 @@ def _parse_row(
                     f"没有研修共同体“{cell('community')}”{zh}",
                 )
             )
+        elif kind is not None and kind != Kind.MASTER:
+            # the same rule as signaling.access.community_may_watch: communities watch master lessons only
+            errs.append(
+                (
+                    "community_not_master",
+                    f"a research community watches master lessons (名师课堂) only, not {kind.value} lessons",
+                    "研修共同体只观摩名师课堂，其他类型的课不能填写研修共同体",
+                )
+            )
         else:
             community_id = community.id
 

@@ -58,6 +58,7 @@ class _Server:
             # one address joins everything here, which the per-address limit would rightly stop
             "CLASSROOM_SIGNALING__JOIN_BURST": str(classrooms * 4 + 50),
             "CLASSROOM_SIGNALING__JOIN_PER_MINUTE": str(classrooms * 240 + 600),
+            "CLASSROOM_SIGNALING__WS_MAX_UNJOINED_PER_ADDRESS": str(classrooms * 2 + 50),
             "PYTHONUNBUFFERED": "1",
         }
         self.log = open(self.data / "serve.log", "wb")  # noqa: SIM115 - closed in stop()

@@ -18,11 +18,20 @@ class SignalingConfig:
     # Per client address; a school behind one NAT address shares these, hence generous joins.
     login_per_minute: float = 10.0
     login_burst: int = 5
+    # Per account (username), whatever the address: failed logins only, so guessing from many addresses
+    # stops while the owner's correct logins are not counted.
+    login_failures_per_account_per_minute: float = 5.0
+    login_failures_per_account_burst: int = 10
     join_per_minute: float = 120.0
     join_burst: int = 60
     rate_limit_addresses: int = 10000  # addresses remembered by the rate limiter (oldest forgotten)
     ws_max_message_bytes: int = 256 * 1024  # an SDP offer with many codecs stays well under this
     ws_max_sessions: int = 5000
+    # Sockets that have not joined yet (they are closed after 20 s anyway): per client address and in all,
+    # so reconnecting floods cannot fill `ws_max_sessions`; and all sockets of one address (a school NAT).
+    ws_max_unjoined_per_address: int = 50
+    ws_max_unjoined: int = 1000
+    ws_max_per_address: int = 1000
     ws_idle_timeout_s: float = 60.0  # no message (pings included) for this long closes a socket
     stats_interval_s: float = 1.0  # how often room stats feed quality displays, liveness and evidence
     evidence_interval_s: float = 30.0  # how often accumulated minutes are written as evidence
@@ -31,8 +40,10 @@ class SignalingConfig:
     def __post_init__(self) -> None:
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ValueError("tls_cert and tls_key go together")
-        for name in ("session_hours", "login_per_minute", "join_per_minute", "stats_interval_s", "evidence_interval_s"):
+        for name in ("session_hours", "login_per_minute", "join_per_minute", "stats_interval_s", "evidence_interval_s",
+                     "login_failures_per_account_per_minute", "ws_max_unjoined_per_address", "ws_max_unjoined",
+                     "ws_max_per_address"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
-        if self.login_burst < 1 or self.join_burst < 1:
+        if self.login_burst < 1 or self.join_burst < 1 or self.login_failures_per_account_burst < 1:
             raise ValueError("bursts must be at least 1")

@@ -18,10 +18,10 @@ from aiohttp import web
 from scheduler.model import Lesson
 from scheduler.timetable import Timetable
 from signaling import protocol
-from signaling.access import LessonFacts, check_window, may_issue
+from signaling.access import LessonFacts, check_window, community_may_watch, in_scope, may_issue
 from signaling.config import SignalingConfig
 from signaling.hub import Hub
-from signaling.passwords import WeakPassword
+from signaling.passwords import MIN_LENGTH, WeakPassword
 from signaling.ratelimit import RateLimiter
 from signaling.rest import Handler, error, ok
 from signaling.store import AccessStore
@@ -40,7 +40,7 @@ def admin_claims() -> Claims:
     return Claims(jti="admin-token", typ=TokenType.SESSION, role=Role.ADMIN, sub="admin-token", iat=0, exp=2**62)
 
 
-def auth_middleware(admin_token: str, tokens: TokenService) -> Any:
+def auth_middleware(admin_token: str, tokens: TokenService, store: AccessStore) -> Any:
     expected = admin_token.encode()
 
     @web.middleware
@@ -56,7 +56,10 @@ def auth_middleware(admin_token: str, tokens: TokenService) -> Any:
         elif given:
             try:
                 principal = tokens.verify(given, (TokenType.SESSION, TokenType.DEVICE))
+                # a disabled account, a reset password, a replaced device: refused from that second on
+                store.check_current(principal)
             except TokenRefused as exc:
+                principal = None
                 refusal = exc
         request[PRINCIPAL] = principal
         route = request.match_info.route.name or ""
@@ -78,7 +81,7 @@ def auth_middleware(admin_token: str, tokens: TokenService) -> Any:
 def security_headers(tls: bool, hsts: bool) -> Any:
     csp = (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-        "media-src 'self' blob: mediastream:; connect-src 'self' ws: wss:; object-src 'none'; "
+        "media-src 'self' blob: mediastream:; connect-src 'self'; object-src 'none'; "
         "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
     )
 
@@ -129,6 +132,9 @@ class AccessApi:
         self.config = config
         self.admin_token = admin_token
         self.login_limiter = RateLimiter(config.login_per_minute, config.login_burst, config.rate_limit_addresses)
+        # failed logins per username, from any address: guessing spread over many addresses stops too
+        self.account_limiter = RateLimiter(config.login_failures_per_account_per_minute,
+                                           config.login_failures_per_account_burst, config.rate_limit_addresses)
 
     # ---- helpers ------------------------------------------------------------------------------
     def _principal(self, request: web.Request, *roles: Role) -> Claims:
@@ -186,8 +192,19 @@ class AccessApi:
             username, password = data.get("username"), data.get("password")
             if not isinstance(username, str) or not isinstance(password, str) or len(password) > 1024:
                 return error(400, "send username and password")
+            key = username.strip().lower()[:64]
+            if not self.account_limiter.has_room(key):
+                self.store.audit(f"login:{username[:64]}", "", "login", "refused", address=address,
+                                 reason="account_rate_limited")
+                retry = max(1, round(self.account_limiter.retry_after(key)))
+                return web.json_response(
+                    {"error": "too many failed logins for this account; wait a few minutes", "code": "rate_limited"},
+                    status=429,
+                    headers={"Retry-After": str(retry)},
+                )
             account = self.store.check_login(username, password)
             if account is None:
+                self.account_limiter.allow(key)
                 # the reason stays vague on purpose: it must not tell which usernames exist
                 self.store.audit(f"login:{username[:64]}", "", "login", "refused", address=address,
                                  reason="bad_credentials")
@@ -195,7 +212,8 @@ class AccessApi:
                                          status=401)
             sub = f"account:{account.id}"
             role = {"admin": Role.ADMIN, "teacher": Role.TEACHER, "technician": Role.TECHNICIAN}[account.role]
-            extra = {"teacher_id": account.teacher_id, "county_id": account.county_id, "account_id": account.id}
+            extra = {"teacher_id": account.teacher_id, "county_id": account.county_id, "account_id": account.id,
+                     "region_id": account.region_id, "generation": account.generation}
         expires = self.tokens.clock() + self.config.session_hours * 3600
         token, claims = self.tokens.issue(TokenType.SESSION, role, sub, expires_at=expires, **extra)
         self.store.audit(sub, role.value, "login", "admitted", address=address)
@@ -232,7 +250,9 @@ class AccessApi:
         if replaced:
             self.store.audit(claims.sub, "receiver", "device_replaced", "replaced", address=address,
                              reason=f"device {replaced} replaced by {device_id}")
-            self.hub.kick_classroom(cid, "replaced", keep_device=device_id)
+            closed = self.hub.kick_classroom(cid, "replaced", keep_device=device_id)
+            self.store.audit(claims.sub, "receiver", "device_replaced", "done", address=address,
+                             reason=f"{closed} live connection(s) of device {replaced} closed")
         expires = self.tokens.clock() + self.config.device_days * 86400
         token, _ = self.tokens.issue(TokenType.DEVICE, Role.RECEIVER, claims.sub, expires_at=expires,
                                      classroom_id=cid, device_id=device_id)
@@ -275,7 +295,7 @@ class AccessApi:
             communities = {c.id for c in self.t.repo.communities() if p.teacher_id in c.member_teacher_ids}
             if communities:
                 watched = [x for x in self.t.repo.lessons(start=start, end=end, limit=5000)
-                           if x.community_id in communities and x.id not in roles]
+                           if x.community_id in communities and community_may_watch(x.kind) and x.id not in roles]
                 roles.update({x.id: "observer" for x in watched})
                 lessons = sorted([*lessons, *watched], key=lambda x: x.start)
         else:
@@ -309,7 +329,7 @@ class AccessApi:
             self._check_device(p)
             if facts is None:
                 raise TokenRefused("unknown_lesson", f"no lesson #{lesson_id}")
-            may_issue(role, p, facts, classroom_id)
+            via = may_issue(role, p, facts, classroom_id)
             check_window(facts, self.tokens.clock())
         except _Refusal as exc:
             self.store.audit(p.sub, role.value, "join_token", "refused", lesson_id=lesson_id,
@@ -330,6 +350,10 @@ class AccessApi:
             classroom_id=classroom_id if role == Role.RECEIVER else None,
             teacher_id=lesson.lead_teacher_id if role == Role.LEAD else p.teacher_id,
             device_id=p.device_id,
+            # bound to the credential it came from: a disabled account or replaced device ends it too
+            account_id=p.account_id,
+            generation=p.generation,
+            via=via.value,
         )
         self.store.audit(p.sub, role.value, "join_token", "issued", lesson_id=lesson_id, address=request.remote)
         return ok({"token": token, "role": role.value, "lesson_id": lesson.id, "expires": claims.exp,
@@ -350,6 +374,7 @@ class AccessApi:
                 str(data.get("role", "")),
                 _opt(data.get("teacher_id")),
                 _opt(data.get("county_id")),
+                _opt(data.get("region_id")),
             )
         except (ValueError, WeakPassword) as exc:
             return error(400, str(exc))
@@ -357,19 +382,45 @@ class AccessApi:
         return ok(account.to_json(), status=201)
 
     async def change_account(self, request: web.Request) -> web.Response:
+        """A new password, disabled or enabled, a new role or scope. Each ends every session and join token
+        of the account at once: open WebSockets are closed now, and older tokens are refused from now on."""
         p = self._principal(request, Role.ADMIN)
         account_id = _int(request.match_info["id"])
         data = await _body(request)
-        try:
+        unknown = sorted(set(data) - {"password", "disabled", "role", "teacher_id", "county_id", "region_id"})
+        if unknown or not data:
+            return error(400, "an account change names password, disabled, role, teacher_id, county_id or "
+                              f"region_id{', not ' + ', '.join(unknown) if unknown else ''}")
+        if "disabled" in data and not isinstance(data["disabled"], bool):
+            return error(400, "disabled must be true or false")
+        before = self.store.account(account_id)
+        if before is None:
+            return error(404, f"no account #{account_id}")
+        if "password" in data and (not isinstance(data["password"], str) or len(data["password"]) < MIN_LENGTH):
+            return error(400, f"password must be a string of at least {MIN_LENGTH} characters")
+        try:  # the scope first (it may be refused); the rest was checked above and cannot fail after it
+            if {"role", "teacher_id", "county_id", "region_id"} & set(data):
+                self.store.set_scope(
+                    account_id,
+                    str(data.get("role", before.role)),
+                    _opt(data["teacher_id"]) if "teacher_id" in data else before.teacher_id,
+                    _opt(data["county_id"]) if "county_id" in data else before.county_id,
+                    _opt(data["region_id"]) if "region_id" in data else before.region_id,
+                )
             if "password" in data:
-                self.store.set_password(account_id, str(data["password"]))
+                self.store.set_password(account_id, data["password"])
             if "disabled" in data:
-                self.store.set_disabled(account_id, bool(data["disabled"]))
+                self.store.set_disabled(account_id, data["disabled"])
         except (ValueError, WeakPassword) as exc:
             return error(400, str(exc))
         except LookupError as exc:
             return error(404, str(exc))
-        self.store.audit(p.sub, "admin", "account_change", "done", reason=f"account {account_id}: {sorted(data)}")
+        reason = ("account_disabled" if data.get("disabled") is True
+                  else "password_reset" if "password" in data else "credential_changed")
+        closed = self.hub.kick_account(account_id, reason)
+        self.store.audit(p.sub, "admin", "account_change", "done",
+                         reason=f"account {account_id}: {sorted(data)}; {reason}: earlier sessions and join tokens "
+                                f"refused, {closed} live connection(s) closed")
         account = self.store.account(account_id)
         return ok(account.to_json() if account else {})
 
@@ -406,8 +457,10 @@ class AccessApi:
             row = self.store.revoke_enrolment(_int(request.match_info["id"]))
         except LookupError as exc:
             return error(404, str(exc))
-        self.hub.kick_classroom(row["classroom_id"], "revoked")
-        self.store.audit(p.sub, "admin", "enrolment_revoke", "done", reason=f"classroom {row['classroom_id']}")
+        closed = self.hub.kick_classroom(row["classroom_id"], "revoked")
+        self.store.audit(p.sub, "admin", "enrolment_revoke", "done",
+                         reason=f"classroom {row['classroom_id']}: its device withdrawn, {closed} live connection(s) "
+                                "closed")
         return ok({"ok": True})
 
     async def audit(self, request: web.Request) -> web.Response:
@@ -432,10 +485,18 @@ class AccessApi:
         return ok({"revoked": claims.jti, "sessions_closed": kicked})
 
     async def live(self, request: web.Request) -> web.Response:
-        self._principal(request, Role.ADMIN, Role.TECHNICIAN)
+        p = self._principal(request, Role.ADMIN, Role.TECHNICIAN)
         detail = request.query.get("detail") in ("1", "true")
         out = []
+        places = self._places()
         for live in list(self.hub.lessons.values()):
+            lesson = live.facts.lesson
+            counties = frozenset(places[c][0] for c in (lesson.lead_classroom_id, *lesson.receiving_classroom_ids)
+                                 if c in places)
+            regions = frozenset(places[c][1] for c in (lesson.lead_classroom_id, *lesson.receiving_classroom_ids)
+                                if c in places)
+            if not in_scope(p, counties, regions):
+                continue  # another county's or region's lesson: its technicians look after it
             media: dict[str, Any] | None = None
             if detail:
                 try:
@@ -455,7 +516,19 @@ class AccessApi:
                     "attended_minutes": {str(k): round(v / 60, 2) for k, v in live.attended_seconds.items()},
                 }
             )
-        return ok({"lessons": out, "sessions": len(self.hub.sessions)})
+        return ok({"lessons": out, "sessions": len(self.hub.sessions) if p.role == Role.ADMIN else None})
+
+    def _places(self) -> dict[int, tuple[int, int]]:
+        """classroom id -> (county id, region id)"""
+        repo = self.t.repo
+        region_of_city = {c.id: c.region_id for c in repo.cities()}
+        county_region = {c.id: region_of_city.get(c.city_id, -1) for c in repo.counties()}
+        school_county = {s.id: s.county_id for s in repo.schools()}
+        out = {}
+        for room in repo.classrooms():
+            county = school_county.get(room.school_id, -1)
+            out[room.id] = (county, county_region.get(county, -1))
+        return out
 
 
 class _Refusal(Exception):

@@ -27,7 +27,7 @@ from media.api import EventKind, MediaError, MediaEvent, MediaPlane, Participant
 from scheduler.model import LessonStatus
 from scheduler.timetable import Timetable
 from signaling import protocol
-from signaling.access import LessonFacts, check_join
+from signaling.access import LessonFacts, check_join, socket_refusal
 from signaling.config import SignalingConfig
 from signaling.layout import LessonPicture, layout_for
 from signaling.liveness import HEARTBEAT_S, LinkState, link_state, shown_quality
@@ -265,13 +265,23 @@ class Hub:
             self._spawn(self._kick(s, reason))
         return len(hits)
 
-    def kick_classroom(self, classroom_id: int, reason: str, keep_device: str | None = None) -> None:
+    def kick_classroom(self, classroom_id: int, reason: str, keep_device: str | None = None) -> int:
+        hits = 0
         for s in list(self.sessions):
             c = s.claims
             if c is not None and c.classroom_id == classroom_id and c.role == Role.RECEIVER:
                 if keep_device is not None and c.device_id == keep_device:
                     continue
+                hits += 1
                 self._spawn(self._kick(s, reason))
+        return hits
+
+    def kick_account(self, account_id: int, reason: str) -> int:
+        """Close every session admitted with a token of the account (disabled, password reset); how many."""
+        hits = [s for s in self.sessions if s.claims is not None and s.claims.account_id == account_id]
+        for s in hits:
+            self._spawn(self._kick(s, reason))
+        return len(hits)
 
     async def move(self, lesson_id: int, participant_id: str, url: str) -> bool:
         """Tell one participant to reconnect to another node (edge placement); it keeps its join token."""
@@ -296,6 +306,10 @@ class Hub:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if len(self.sessions) >= self.config.ws_max_sessions:
             return web.json_response({"error": "too many connections; retry shortly"}, status=503)
+        crowded = socket_refusal(self.config, request.remote or "", self.sessions)
+        if crowded is not None:
+            return web.json_response({"error": crowded, "code": "rate_limited"}, status=429,
+                                     headers={"Retry-After": "20"})
         ws = web.WebSocketResponse(
             max_msg_size=self.config.ws_max_message_bytes, heartbeat=20.0, receive_timeout=self.config.ws_idle_timeout_s
         )
@@ -370,6 +384,7 @@ class Hub:
             if not self.join_limiter.allow(session.address):
                 raise TokenRefused("rate_limited", "too many join attempts from this address; wait a minute")
             claims = self.tokens.verify(msg.data["token"], (TokenType.JOIN, TokenType.DEVICE))
+            self.store.check_current(claims)  # the account still enabled, the device still enrolled
             if claims.typ == TokenType.DEVICE:
                 await self._standby(session, claims, msg)
                 return
@@ -392,6 +407,14 @@ class Hub:
             await self._close(session, CLOSE_REFUSED, exc.code)
             return
         live = await self.ensure_room(facts)
+        try:  # again: the account may have been disabled (or the device replaced) while the room opened
+            self.store.check_current(claims)
+        except TokenRefused as exc:
+            self.store.audit(claims.sub, claims.role.value, "join", "refused", lesson_id=facts.lesson.id,
+                             address=session.address, reason=exc.code)
+            await session.send(protocol.error(exc.code, exc.message, msg))
+            await self._close(session, CLOSE_REFUSED, exc.code)
+            return
         pid, name = self._identity(claims, live)
         old = live.sessions.get(pid)
         session.claims, session.lesson_id, session.participant_id, session.name = claims, facts.lesson.id, pid, name

@@ -1,4 +1,4 @@
-"""Per-address rate limits (token buckets) for logins and joins.
+"""Per-address (and per-account) rate limits (token buckets) for logins and joins.
 
 The table of addresses is bounded: the least recently seen address is forgotten first, so a flood of
 spoofed sources cannot grow memory without limit.
@@ -33,6 +33,12 @@ class RateLimiter:
         while len(self._buckets) > self.max_addresses:
             self._buckets.popitem(last=False)
         return allowed
+
+    def has_room(self, address: str) -> bool:
+        """Whether `allow` would succeed now, without taking a token (to count only failures)."""
+        now = self.clock()
+        tokens, last = self._buckets.get(address, (self.burst, now))
+        return min(self.burst, tokens + (now - last) * self.rate) >= 1.0
 
     def retry_after(self, address: str) -> float:
         tokens, _ = self._buckets.get(address, (self.burst, 0.0))

@@ -11,8 +11,9 @@ import dataclasses
 import json
 import logging
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, date, datetime
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import quote
 
@@ -24,6 +25,7 @@ from scheduler.reports import SECTIONS, build_report
 from scheduler.rules.calendar import current_semester
 from scheduler.rules.workload import FactorTooLow, validate_factor
 from scheduler.timetable import LessonRefused, NotFound, Timetable, problem_json
+from signaling.access import community_may_watch
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,9 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error(422, "the lesson breaks a rule", [problem_json(p) for p in exc.problems])
     except NotFound as exc:
         return error(404, str(exc))
+    except sqlite3.IntegrityError as exc:
+        log.info("refused write %s %s: %s", request.method, request.path, exc)  # the details stay in the log
+        return error(409, "this change conflicts with data already stored (a duplicate or a missing reference)")
     except (BadRequest, FactorTooLow, ValueError, KeyError, TypeError) as exc:
         log.info("bad request %s %s: %s", request.method, request.path, exc)
         return error(400, str(exc) if not isinstance(exc, KeyError) else f"missing field {exc}")
@@ -76,6 +81,51 @@ async def body_json(request: web.Request) -> Any:
         return await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BadRequest(f"the request body is not JSON: {exc}") from None
+
+
+async def body_object(request: web.Request, example: str) -> dict[str, Any]:
+    data = await body_json(request)
+    if not isinstance(data, dict):
+        raise BadRequest(f"the body must be a JSON object, e.g. {example}")
+    return data
+
+
+LIMIT_MAX = 10000
+
+
+def _limit(request: web.Request, default: int = 1000) -> int:
+    """`?limit=` between 1 and LIMIT_MAX (larger asks get LIMIT_MAX); 0, negatives and junk are refused."""
+    value = _opt_int(request, "limit")
+    if value is None:
+        return default
+    if value < 1:
+        raise BadRequest(f"limit must be between 1 and {LIMIT_MAX}, not {value}")
+    return min(value, LIMIT_MAX)
+
+
+# what each entity's references name, for messages that do not echo SQLite's constraint names
+REFERENCES: Mapping[str, str] = MappingProxyType({
+    "cities": "region (region_id)",
+    "counties": "city (city_id)",
+    "schools": "county (county_id)",
+    "classrooms": "school (school_id)",
+    "teachers": "school (school_id)",
+    "communities": "county (county_id) or member teacher (member_teacher_ids)",
+})
+
+
+def constraint_message(exc: sqlite3.IntegrityError, what: str, name: str) -> tuple[int, str]:
+    """A clear HTTP status and message for a refused write, without SQLite's table and column names."""
+    text = str(exc)
+    thing = what[:-1] if what.endswith("s") else what
+    thing = {"citie": "city", "countie": "county"}.get(thing, thing)
+    if "UNIQUE" in text:
+        return 409, f"there is already a {thing} named '{name}' there: choose another name"
+    if "FOREIGN KEY" in text:
+        return 400, f"the {REFERENCES.get(what, 'record')} this {thing} names does not exist"
+    if "NOT NULL" in text:
+        return 400, f"a {thing} needs every required field"
+    return 400, f"this {thing} breaks a rule of the data (a value is out of range)"
 
 
 def _int(value: Any, name: str) -> int:
@@ -148,6 +198,11 @@ class Api:
         day = start.astimezone(self.tz).date()
         semester = next((s for s in self.t.repo.semesters() if s.start <= day <= s.end), None)
         community = data.get("community_id")
+        if community is not None and not community_may_watch(kind):
+            raise BadRequest(
+                f"a research community (community_id) watches master lessons only; a {kind.value} lesson has "
+                "no community: leave community_id out"
+            )
         return LessonDraft(
             kind=kind,
             subject=str(data.get("subject") or "").strip() or _missing("subject"),
@@ -259,7 +314,8 @@ class Api:
                 else:
                     raise web.HTTPNotFound()
         except sqlite3.IntegrityError as exc:
-            return error(409, f"cannot create {what[:-1]} '{name}': {exc}")
+            status, message = constraint_message(exc, what, name)
+            return error(status, f"cannot create it: {message}")
         return ok({"id": new_id}, status=201)
 
     async def update_entity(self, request: web.Request) -> web.Response:
@@ -294,7 +350,8 @@ class Api:
                 update = self.t.repo.update_teacher if what == "teachers" else self.t.repo.update_school
                 found = update(conn, ident, changes)
         except sqlite3.IntegrityError as exc:
-            return error(409, f"cannot change {what[:-1]} #{ident}: {exc}")
+            status, message = constraint_message(exc, what, str(changes.get("name", "")))
+            return error(status, f"cannot change #{ident}: {message}")
         if not found:
             raise NotFound(f"no {what[:-1]} #{ident}")
         rows = self.t.repo.teachers() if what == "teachers" else self.t.repo.schools()
@@ -319,7 +376,7 @@ class Api:
             classroom_id=_opt_int(request, "classroom_id"),
             school_id=_opt_int(request, "school_id"),
             statuses=statuses,
-            limit=min(_opt_int(request, "limit") or 1000, 10000),
+            limit=_limit(request),
         )
         return ok([self.lesson_json(x) for x in lessons])
 
@@ -344,7 +401,7 @@ class Api:
         )
 
     async def cancel_lesson(self, request: web.Request) -> web.Response:
-        data = await body_json(request)
+        data = await body_object(request, '{"reason": "..."}')
         lesson = self.t.cancel(_int(request.match_info["id"], "id"), _actor(request, data), str(data.get("reason", "")))
         return ok(self.lesson_json(lesson))
 
@@ -369,7 +426,7 @@ class Api:
         return ok(self.lesson_json(lesson))
 
     async def correct(self, request: web.Request) -> web.Response:
-        data = await body_json(request)
+        data = await body_object(request, '{"status": "delivered", "reason": "..."}')
         lesson = self.t.correct(
             _int(request.match_info["id"], "id"),
             LessonStatus(data.get("status")),

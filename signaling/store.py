@@ -14,9 +14,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from scheduler.db import Database
+from signaling.access import check_current
 from signaling.passwords import hash_password, verify_password
+from signaling.tokens import Claims
 
 ACCOUNT_ROLES = ("admin", "teacher", "technician")
+
+# Owned by signaling and made here (not in scheduler's migrations): each account's credential generation,
+# moved on by a disable, a password reset or a change of role or scope, and a technician's region scope.
+ACCESS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS account_access (
+    account_id INTEGER PRIMARY KEY REFERENCES account(id), generation INTEGER NOT NULL DEFAULT 0,
+    region_id INTEGER REFERENCES region(id)) WITHOUT ROWID;
+"""
+ACCOUNT_SELECT = (
+    "SELECT a.*, coalesce(x.generation, 0) AS generation, x.region_id AS region_id "
+    "FROM account a LEFT JOIN account_access x ON x.account_id = a.id"
+)
 
 
 @dataclass(frozen=True)
@@ -27,6 +41,8 @@ class Account:
     teacher_id: int | None
     county_id: int | None
     disabled: bool
+    generation: int = 0
+    region_id: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -35,6 +51,7 @@ class Account:
             "role": self.role,
             "teacher_id": self.teacher_id,
             "county_id": self.county_id,
+            "region_id": self.region_id,
             "disabled": self.disabled,
         }
 
@@ -43,6 +60,8 @@ class AccessStore:
     def __init__(self, db: Database, clock: Callable[[], float] = time.time) -> None:
         self.db = db
         self.clock = clock
+        with self.db.write() as conn:
+            conn.execute(ACCESS_SCHEMA)
 
     # ---- audit --------------------------------------------------------------------------------
     def audit(
@@ -84,15 +103,18 @@ class AccessStore:
 
     # ---- accounts -------------------------------------------------------------------------------
     def create_account(
-        self, username: str, password: str, role: str, teacher_id: int | None = None, county_id: int | None = None
+        self,
+        username: str,
+        password: str,
+        role: str,
+        teacher_id: int | None = None,
+        county_id: int | None = None,
+        region_id: int | None = None,
     ) -> Account:
         username = username.strip()
         if not 1 <= len(username) <= 64:
             raise ValueError("a username has 1 to 64 characters")
-        if role not in ACCOUNT_ROLES:
-            raise ValueError(f"role must be one of {', '.join(ACCOUNT_ROLES)}")
-        if role == "teacher" and teacher_id is None:
-            raise ValueError("a teacher account names its teacher (teacher_id)")
+        _check_scope(role, teacher_id, county_id, region_id)
         hashed = hash_password(password)
         try:
             with self.db.write() as conn:
@@ -102,26 +124,28 @@ class AccessStore:
                     (username, role, teacher_id, county_id, hashed, int(self.clock())),
                 )
                 new_id = int(cur.lastrowid or 0)
+                conn.execute("INSERT INTO account_access(account_id, generation, region_id) VALUES (?, 0, ?)",
+                             (new_id, region_id))
         except sqlite3.IntegrityError as exc:
             if "UNIQUE" in str(exc):
                 raise ValueError(f"the username {username!r} is taken") from None
-            raise ValueError(f"no such teacher or county: {exc}") from None
+            raise ValueError("no such teacher, county or region") from None
         account = self.account(new_id)
         assert account is not None
         return account
 
     def account(self, account_id: int) -> Account | None:
         with self.db.read() as conn:
-            row = conn.execute("SELECT * FROM account WHERE id = ?", (account_id,)).fetchone()
+            row = conn.execute(ACCOUNT_SELECT + " WHERE a.id = ?", (account_id,)).fetchone()
         return _account(row) if row else None
 
     def accounts(self) -> list[Account]:
         with self.db.read() as conn:
-            return [_account(r) for r in conn.execute("SELECT * FROM account ORDER BY id")]
+            return [_account(r) for r in conn.execute(ACCOUNT_SELECT + " ORDER BY a.id")]
 
     def check_login(self, username: str, password: str) -> Account | None:
         with self.db.read() as conn:
-            row = conn.execute("SELECT * FROM account WHERE username = ?", (username.strip(),)).fetchone()
+            row = conn.execute(ACCOUNT_SELECT + " WHERE a.username = ?", (username.strip(),)).fetchone()
         if row is None:
             from signaling.passwords import dummy_verify
 
@@ -131,17 +155,53 @@ class AccessStore:
             return None
         return _account(row)
 
+    def _next_generation(self, conn: sqlite3.Connection, account_id: int) -> None:
+        """Every token issued from the account so far stops working (checked on each request and join)."""
+        conn.execute(
+            "INSERT INTO account_access(account_id, generation) VALUES (?, 1) "
+            "ON CONFLICT(account_id) DO UPDATE SET generation = generation + 1",
+            (account_id,),
+        )
+
     def set_password(self, account_id: int, password: str) -> None:
         hashed = hash_password(password)
         with self.db.write() as conn:
             if conn.execute("UPDATE account SET password_hash = ? WHERE id = ?", (hashed, account_id)).rowcount != 1:
                 raise LookupError(f"no account #{account_id}")
+            self._next_generation(conn, account_id)
 
     def set_disabled(self, account_id: int, disabled: bool) -> None:
         with self.db.write() as conn:
             done = conn.execute("UPDATE account SET disabled = ? WHERE id = ?", (int(disabled), account_id)).rowcount
             if done != 1:
                 raise LookupError(f"no account #{account_id}")
+            self._next_generation(conn, account_id)
+
+    def set_scope(
+        self, account_id: int, role: str, teacher_id: int | None, county_id: int | None, region_id: int | None
+    ) -> None:
+        """A new role or scope: the tokens that carry the old one stop working."""
+        _check_scope(role, teacher_id, county_id, region_id)
+        try:
+            with self.db.write() as conn:
+                done = conn.execute(
+                    "UPDATE account SET role = ?, teacher_id = ?, county_id = ? WHERE id = ?",
+                    (role, teacher_id, county_id, account_id),
+                ).rowcount
+                if done != 1:
+                    raise LookupError(f"no account #{account_id}")
+                self._next_generation(conn, account_id)
+                conn.execute("UPDATE account_access SET region_id = ? WHERE account_id = ?", (region_id, account_id))
+        except sqlite3.IntegrityError:
+            raise ValueError("no such teacher, county or region") from None
+
+    def check_current(self, claims: Claims) -> None:
+        """Raise TokenRefused unless the account and the device a token came from are still in force."""
+        account = self.account(claims.account_id) if claims.account_id is not None else None
+        device = None
+        if claims.device_id is not None and claims.classroom_id is not None:
+            device = self.current_device(claims.classroom_id)
+        check_current(claims, account, device)
 
     def has_admin(self) -> bool:
         with self.db.read() as conn:
@@ -218,4 +278,15 @@ def _account(r: sqlite3.Row) -> Account:
         teacher_id=r["teacher_id"],
         county_id=r["county_id"],
         disabled=bool(r["disabled"]),
+        generation=int(r["generation"]),
+        region_id=r["region_id"],
     )
+
+
+def _check_scope(role: str, teacher_id: int | None, county_id: int | None, region_id: int | None) -> None:
+    if role not in ACCOUNT_ROLES:
+        raise ValueError(f"role must be one of {', '.join(ACCOUNT_ROLES)}")
+    if role == "teacher" and teacher_id is None:
+        raise ValueError("a teacher account names its teacher (teacher_id)")
+    if role == "technician" and county_id is None and region_id is None:
+        raise ValueError("a technician account names the county (county_id) or region (region_id) it looks after")

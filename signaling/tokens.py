@@ -67,6 +67,11 @@ class Claims:
     county_id: int | None = None
     device_id: str | None = None
     account_id: int | None = None
+    region_id: int | None = None
+    # the account's credential generation when the token was issued: a disable, password reset, role or
+    # scope change moves the account on and every token of the old generation is refused
+    generation: int | None = None
+    via: str | None = None  # a join token: who granted it ("admin", "teacher", "device")
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -80,6 +85,7 @@ class Claims:
             "classroom_id": self.classroom_id,
             "teacher_id": self.teacher_id,
             "county_id": self.county_id,
+            "region_id": self.region_id,
         }
 
 
@@ -90,6 +96,9 @@ _SCOPE_CLAIMS = {
     "county_id": "county",
     "device_id": "dev",
     "account_id": "acct",
+    "region_id": "region",
+    "generation": "gen",
+    "via": "via",
 }
 
 
@@ -227,6 +236,7 @@ def _claims(p: dict[str, Any]) -> Claims:
 
     nbf = p.get("nbf")
     dev = p.get("dev")
+    via = p.get("via")
     return Claims(
         jti=str(p["jti"]),
         typ=TokenType(p["typ"]),
@@ -241,4 +251,7 @@ def _claims(p: dict[str, Any]) -> Claims:
         county_id=opt_int("county"),
         device_id=None if dev is None else str(dev),
         account_id=opt_int("acct"),
+        region_id=opt_int("region"),
+        generation=opt_int("gen"),
+        via=None if via is None else str(via),
     )

@@ -40,7 +40,7 @@ class Signaling:
         return [security_headers(self.tls, self.config.hsts)]
 
     def middlewares_inner(self) -> list[Any]:
-        return [auth_middleware(self.api.admin_token, self.tokens), refusal_middleware]
+        return [auth_middleware(self.api.admin_token, self.tokens, self.store), refusal_middleware]
 
     def attach_jobs(self, jobs: LessonJobs) -> None:
         jobs.on_open.append(self.hub.on_window_open)

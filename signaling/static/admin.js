@@ -159,7 +159,10 @@ async function renderAccounts(view) {
   const username = el("input", { id: "new-username", placeholder: t("username") });
   const password = el("input", { id: "new-password", type: "password", placeholder: t("password") });
   const role = el("select", { id: "new-role" }, ["teacher", "admin", "technician"].map((r) => el("option", { value: r }, r)));
-  const [teachers, schools] = await Promise.all([api("/api/v1/teachers"), api("/api/v1/schools")]);
+  const [teachers, schools, counties] = await Promise.all([api("/api/v1/teachers"), api("/api/v1/schools"), api("/api/v1/counties")]);
+  // a technician looks after one county (the API also takes region_id for a whole region)
+  const county = el("select", { id: "new-county" }, el("option", { value: "" }, "—"),
+    ...counties.map((x) => el("option", { value: x.id }, x.name)));
   const schoolName = Object.fromEntries(schools.map((s) => [s.id, s.name]));
   const teacher = el("select", { id: "new-teacher" }, el("option", { value: "" }, "—"),
     ...teachers.map((x) => el("option", { value: x.id }, `${schoolName[x.school_id] || ""} ${x.name}`)));
@@ -167,14 +170,14 @@ async function renderAccounts(view) {
   const create = el("button", { id: "create-account", onclick: async () => {
     try {
       await api("/api/v1/accounts", { method: "POST", body: { username: username.value, password: password.value, role: role.value,
-        teacher_id: teacher.value ? Number(teacher.value) : null } });
+        teacher_id: teacher.value ? Number(teacher.value) : null, county_id: county.value ? Number(county.value) : null } });
       username.value = password.value = "";
       teacher.value = "";
       result.replaceChildren();
       draw();
     } catch (err) { notice(result, err.message); }
   } }, t("create"));
-  view.append(el("div", { class: "panel row" }, username, password, role, teacher, create), result, el("div", { class: "panel" }, list));
+  view.append(el("div", { class: "panel row" }, username, password, role, teacher, county, create), result, el("div", { class: "panel" }, list));
   await draw();
 }
 

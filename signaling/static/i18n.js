@@ -41,6 +41,8 @@ const TEXTS = {
     media_stuck: "无法建立音视频连接（可能是防火墙拦截了 UDP 端口），正在重试…",
     connection: "连接", no_public_url: "尚未配置对外访问地址：此链接使用的是你打开本页的地址 {origin}。请用 classroom serve --public-url 设置学校能访问的地址。", link_ok: "正常", link_unknown: "状态未知", link_lost: "已断线", link_absent: "未进入", link_left: "已离开",
     rtt: "延迟", loss: "丢包", fps: "帧率", live_now: "正在直播", media_failed: "无法建立音视频连接，请检查网络或防火墙（UDP 端口）",
+    "reason.account_disabled": "管理员已停用此账号", "reason.password_reset": "密码已被重置，请重新登录",
+    "reason.credential_changed": "账号已变更，请重新登录", "reason.device_withdrawn": "本教室的登记已被撤销，本机已失效",
   },
   en: {
     app: "Three Classrooms", login: "Log in", logout: "Log out", username: "Username", password: "Password",
@@ -84,6 +86,8 @@ const TEXTS = {
     media_stuck: "Cannot set up audio and video (a firewall may block the UDP ports); retrying…",
     connection: "Connection", no_public_url: "No public address is configured: this link uses the address you opened this page with, {origin}. Set the address schools reach with classroom serve --public-url.", link_ok: "OK", link_unknown: "Unknown", link_lost: "Dropped", link_absent: "Not joined", link_left: "Left",
     rtt: "RTT", loss: "loss", fps: "fps", live_now: "Live now", media_failed: "Cannot set up audio and video: check the network or firewall (UDP ports)",
+    "reason.account_disabled": "An administrator disabled this account", "reason.password_reset": "The password was reset: log in again",
+    "reason.credential_changed": "The account changed: log in again", "reason.device_withdrawn": "This classroom's enrolment was withdrawn",
   },
 };
 

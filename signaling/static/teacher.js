@@ -1,7 +1,7 @@
 // The lead teacher's page: today's lessons; broadcast camera, microphone and courseware (screen); the
 // receiving classrooms as thumbnails and in a list, with their raised hands, requests to speak and connection
 // quality; call on one.
-import { api, el, header, hhmm, logoutButton, requireLogin } from "./common.js";
+import { api, clearSession, el, header, hhmm, logoutButton, requireLogin } from "./common.js";
 import { applyTexts, lang, reasonText, t } from "./i18n.js";
 import { LessonConnection, qualityClass } from "./rtc.js";
 
@@ -177,6 +177,16 @@ if (requireLogin(["teacher", "admin"])) {
     conn.addEventListener("refused", () => sessionStorage.removeItem(ON_AIR_KEY));
     conn.addEventListener("refused", (e) => status.replaceChildren(el("div", { class: "notice", role: "alert" }, reasonText(e.detail.code, e.detail.message))));
     conn.addEventListener("window_closed", () => { stop(); loadLessons(); });
+    // disabled, password reset, token revoked, replaced: off air now, camera off, and say why
+    conn.addEventListener("kicked", (e) => {
+      stop();
+      state.local?.getTracks().forEach((track) => track.stop());
+      state.local = null;
+      preview.srcObject = null;
+      status.replaceChildren(el("div", { class: "notice", role: "alert", id: "kicked", dataset: { reason: e.detail.reason } },
+        reasonText(e.detail.reason, e.detail.reason)));
+      if (["account_disabled", "password_reset", "credential_changed"].includes(e.detail.reason)) clearSession();
+    });
     conn.addEventListener("lost", (e) => {
       if (state.conn !== conn) return;
       setAir(false);

@@ -87,7 +87,11 @@ async def test_a_live_lesson_with_aiortc_clients_records_evidence(server_factory
                                  room_peer, room_peer.as_classroom(publish=True))
     try:
         await asyncio.wait_for(room_peer.first_frame.wait(), 15)
-        assert (await room.expect("lead"))["on_air"] is True
+        # the lead may have gone on air before the room joined (then `joined` said so), or while it
+        # negotiated (then `lead` came before the answer and `join_with_media` passed over it)
+        joined = next(m for m in room.seen if m["type"] == "joined")
+        if not joined["lead_on_air"] and not any(m["type"] == "lead" and m["on_air"] for m in room.seen):
+            assert (await room.expect("lead"))["on_air"] is True
         # hands, requests, texts and talk-back reach the lead
         await room.send("raise_hand", up=True)
         assert (await lead.expect("hand"))["up"] is True
@@ -355,7 +359,8 @@ async def test_fuzzed_frames_get_errors_and_others_are_unaffected(server_factory
 async def test_500_concurrent_sockets_leave_the_server_responsive(server_factory: Any) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(max(soft, 4096), hard), hard))
-    srv, api, world, ws_url = await _setup(server_factory)
+    # all 500 come from 127.0.0.1 and sit there unjoined: lift the per-address cap for idle sockets
+    srv, api, world, ws_url = await _setup(server_factory, CLASSROOM_SIGNALING__WS_MAX_UNJOINED_PER_ADDRESS="600")
     clients: list[ProtocolClient] = []
     try:
         for _batch in range(10):  # bounded: 500 sockets, opened 50 at a time
