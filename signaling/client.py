@@ -63,8 +63,6 @@ class ProtocolClient:
                 self.last_heard = time.monotonic()
                 if msg.type == aiohttp.WSMsgType.TEXT:
                     data = json.loads(msg.data)
-                    if data.get("type") == "pong":
-                        continue  # heartbeat answers only say the link is up
                     self.seen.append(data)
                     await self.inbox.put(data)
         finally:

@@ -84,23 +84,37 @@ class ScreenWatcher:
     painted frame with the time it was painted, so "the screen changed within 1 s" is measured from
     the picture itself, at the compositor's own pace. Frames are decoded only when looked at."""
 
-    SCALE = 0.5
+    SCALE = 0.25
 
     def __init__(self, page: Any) -> None:
         self.page = page
         self.frames: list[tuple[float, bytes]] = []  # (time.time() received, JPEG at SCALE)
         self.cdp: Any = None
         self.changed = asyncio.Event()
+        self.armed = False
         self._acks: set[asyncio.Future[Any]] = set()
 
     async def start(self) -> ScreenWatcher:
         self.cdp = await self.page.context.new_cdp_session(self.page)
         self.cdp.on("Page.screencastFrame", self._frame)
+        return self
+
+    async def arm(self) -> None:
+        """Start the screencast (before the change to be timed): frames flow only while armed, so that a
+        busy machine never queues seconds of frames in this process."""
+        if self.armed:
+            return
+        self.armed = True
+        self.frames.clear()
         size = self.page.viewport_size
-        await self.cdp.send("Page.startScreencast", {"format": "jpeg", "quality": 70,
+        await self.cdp.send("Page.startScreencast", {"format": "jpeg", "quality": 60,
                                                       "maxWidth": int(size["width"] * self.SCALE),
                                                       "maxHeight": int(size["height"] * self.SCALE)})
-        return self
+
+    async def disarm(self) -> None:
+        if self.armed:
+            self.armed = False
+            await self.cdp.send("Page.stopScreencast")
 
     def _frame(self, event: dict[str, Any]) -> None:
         ack = asyncio.ensure_future(self.cdp.send("Page.screencastFrameAck", {"sessionId": event["sessionId"]}))
@@ -114,11 +128,18 @@ class ScreenWatcher:
 
     def shows(self, jpeg: bytes, points: dict[tuple[int, int], str]) -> dict[tuple[int, int], str]:
         image = decode_image(jpeg)
-        return {(x, y): what_is(colour_at(image, int(x * self.SCALE), int(y * self.SCALE), 3)) for (x, y) in points}
+        return {(x, y): what_is(colour_at(image, int(x * self.SCALE), int(y * self.SCALE), 2)) for (x, y) in points}
 
     async def until(self, points: dict[tuple[int, int], str], since: float, timeout: float) -> tuple[float, dict]:
         """Seconds from `since` (time.time()) to the first frame painted after it that shows `points`;
         -1 and the last frame's reading if none did within `timeout`."""
+        await self.arm()
+        try:
+            return await self._until(points, since, timeout)
+        finally:
+            await self.disarm()
+
+    async def _until(self, points: dict[tuple[int, int], str], since: float, timeout: float) -> tuple[float, dict]:
         deadline = time.monotonic() + timeout
         seen: dict[tuple[int, int], str] = {}
         checked = since

@@ -87,6 +87,24 @@ async def _until(watch: ScreenWatcher, points: dict[tuple[int, int], str], timeo
     return round(elapsed, 3)
 
 
+CLICK_TIME = """document.addEventListener('click', (e) => {
+  window.__clickedAt = performance.timeOrigin + e.timeStamp; }, true)"""
+
+
+async def _click(page: Page, selector: str, *watches: ScreenWatcher) -> float:
+    """Click as the teacher does; the change is timed from the moment the page got the click."""
+    await _arm(*watches)
+    await page.click(selector)
+    return float(await page.evaluate("() => window.__clickedAt")) / 1000
+
+
+async def _arm(*watches: ScreenWatcher) -> float:
+    """Start watching the screens, then return the moment from which a change is timed."""
+    for w in watches:
+        await w.arm()
+    return time.time()
+
+
 async def _both(watches: dict[str, ScreenWatcher], points: dict[tuple[int, int], str], timeout: float, what: str,
                 since: float) -> float:
     """Seconds from `since` until every screen shows `points`."""
@@ -149,6 +167,7 @@ async def test_every_change_shows_on_every_screen(server_factory: Any, lesson_ho
         try:
             tctx = await teacher_browser.new_context(viewport=VIEW)
             await tctx.add_init_script(FAKE_SCREEN)
+            await tctx.add_init_script(CLICK_TIME)
             teacher = await tctx.new_page()
             await teacher.goto(srv.url + "/login")
             await teacher.fill("#username", "wang")
@@ -178,22 +197,19 @@ async def test_every_change_shows_on_every_screen(server_factory: Any, lesson_ho
 
             # 1. courseware starts: the slide fills the screen, the teacher beside it
             share = {MAIN: "courseware", SIDE0: "teacher", SIDE1: "courseware"}
-            since = time.time()
-            await teacher.click("#screen")
+            since = await _click(teacher, "#screen", wa, wb)
             figures["courseware_start_s"] = await _both(rooms, share, 5, "courseware", since)
 
             # 2. courseware stops: the teacher full screen again, everywhere, within a second
-            since = time.time()
-            await teacher.click("#screen")
+            since = await _click(teacher, "#screen", wa, wb)
             figures["courseware_stop_s"] = await _both(rooms, teacher_full, 3, "courseware-stopped", since)
 
             # 3. courseware restarts
-            since = time.time()
-            await teacher.click("#screen")
+            since = await _click(teacher, "#screen", wa, wb)
             figures["courseware_restart_s"] = await _both(rooms, share, 3, "courseware-again", since)
 
             # 4. the browser's own "stop sharing" ends the screen track: the same as the button
-            since = time.time()
+            since = await _arm(wa, wb)
             await teacher.evaluate("() => window.__teacher.screen.dispatchEvent(new Event('ended'))")
             figures["courseware_ended_by_browser_s"] = await _both(rooms, teacher_full, 3, "ended-by-browser", since)
 
@@ -203,32 +219,26 @@ async def test_every_change_shows_on_every_screen(server_factory: Any, lesson_ho
                 return [Math.round(r.x + r.width / 2), Math.round(r.y + r.height / 2)]; }""")
             talk_box = (box[0], box[1])
             empty_box = await _sees(teacher, {talk_box: ""})
-            since = time.time()
-            await teacher.click(f"li[data-participant='classroom-{room_a}'] button.call")
+            since = await _click(teacher, f"li[data-participant='classroom-{room_a}'] button.call", wt)
             figures["talkback_start_teacher_s"] = await _until(wt, {talk_box: "classroom_a"}, 10, "teacher-talkback-a",
                                                                since)
             await a.wait_for_selector("#banner:not(.hidden)", timeout=5000)
             assert await _sees(b, teacher_full) == teacher_full
 
             # 6. talk-back ends: the teacher's box is empty again at once, and A's banner goes
-            since = time.time()
-            await teacher.click("#end-talkback")
+            since = await _click(teacher, "#end-talkback", wt)
             figures["talkback_end_teacher_s"] = await _until(wt, empty_box, 3, "teacher-talkback-ended", since)
             await a.wait_for_selector("#banner.hidden", state="attached", timeout=2000)
 
             # 7. talk-back to everyone over courseware: B shows the slide, the teacher and A side by side
-            since = time.time()
-            await teacher.click("#screen")
+            since = await _click(teacher, "#screen", wb)
             await _until(wb, share, 5, "b-courseware-for-all", since)
-            since = time.time()
-            await teacher.click(f"li[data-participant='classroom-{room_a}'] button.call-all")
+            since = await _click(teacher, f"li[data-participant='classroom-{room_a}'] button.call-all", wb)
             everyone = {MAIN: "courseware", SIDE0: "teacher", SIDE1: "classroom_a"}
             figures["talkback_to_all_start_s"] = await _until(wb, everyone, 10, "b-talkback-to-all", since)
-            since = time.time()
-            await teacher.click("#end-talkback")
+            since = await _click(teacher, "#end-talkback", wb)
             figures["talkback_to_all_end_s"] = await _until(wb, share, 3, "b-talkback-to-all-ended", since)
-            since = time.time()
-            await teacher.click("#screen")
+            since = await _click(teacher, "#screen", wa, wb)
             await _both(rooms, teacher_full, 3, "before-reload", since)
 
             # 8. the teacher's page reloads: it goes back on air by itself, and the classrooms show the teacher again
@@ -260,7 +270,10 @@ async def test_every_change_shows_on_every_screen(server_factory: Any, lesson_ho
             fits = await teacher.evaluate(FITS)
             assert fits["bottom"] <= fits["height"] and fits["scroll"] <= fits["height"] + 1, fits
             await teacher.screenshot(path=str(ARTIFACTS / "teacher-1920x1080.png"))
-            (ARTIFACTS / "screen-changes.json").write_text(json.dumps(figures, indent=1))
+            # where the recovery's time went, by the page's own marks (ms since its new connection was made)
+            recovery = json.loads(await a.evaluate(PAGE_STATE))
+            (ARTIFACTS / "screen-changes.json").write_text(json.dumps(
+                {**figures, "a_recovery_marks_ms": recovery["marks"], "a_drops": recovery["drops"]}, indent=1))
             print(json.dumps(figures))
             for change in ("courseware_stop_s", "courseware_restart_s", "courseware_ended_by_browser_s",
                            "talkback_end_teacher_s", "talkback_to_all_end_s"):
