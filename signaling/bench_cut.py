@@ -43,7 +43,7 @@ async def worker(config: dict[str, Any]) -> None:
         await r.stop()
     for t in tasks:
         t.cancel()
-    print(json.dumps({"done": [{"first_frame_at": r.first_frame_at, "outages": r.outages,
+    print(json.dumps({"done": [{"first_frame_at": r.first_frame_at, "outages": r.outages, "marks": r.marks,
                                 "recoveries": r.recoveries, "errors": r.errors[-3:]} for r in rooms]}), flush=True)
 
 
@@ -111,7 +111,14 @@ async def cut_links(ws_url: str, lesson_id: int, tokens: list[str], cut_seconds:
             recovered.append(after[0] * 1000)
         else:
             failures += 1
+    # where the recovery's time goes: each step of the reconnect, from the link coming back (median)
+    steps: dict[str, float] = {}
+    for step in ("ws_open", "joined", "answer", "first_frame"):
+        times = sorted(r["marks"][step] - back_at for r in final.get("done", []) if step in r.get("marks", {}))
+        if times:
+            steps[f"{step}_ms"] = round(times[len(times) // 2] * 1000, 1)
     return {"cut_links": len(tokens), "playing_before_cut": playing, "cut_seconds": cut_seconds,
+            "reconnect_steps_p50": steps,
             "outage_detected_ms": detected, "recovered_ms": recovered, "not_recovered": failures,
             "errors": sorted({e for r in final.get("done", []) for e in r["errors"]})[:5]}
 

@@ -244,6 +244,7 @@ class ResilientClassroom:
         self.recoveries: list[float] = []
         self.first_frame_at: float | None = None
         self.errors: list[str] = []
+        self.marks: dict[str, float] = {}  # time.time() of each step of the latest connection
         self._stop = asyncio.Event()
 
     async def run(self) -> None:
@@ -296,12 +297,16 @@ class ResilientClassroom:
                     await late.close()
 
     async def _connect(self) -> None:
+        marks = self.marks = {"start": time.time()}
         self.client = await self._open()
+        marks["ws_open"] = time.time()
         await self.client.join(self.token, self.lesson_id)
+        marks["joined"] = time.time()
         self.peer = Peer(self.addresses)
         fields = self.peer.as_classroom()
         self.peer.prepare()
         await self.client.negotiate(self.peer.pc, **fields)
+        marks["answer"] = time.time()
 
     async def _record_first_frame(self, reconnect: bool) -> None:
         peer = self.peer
@@ -309,6 +314,7 @@ class ResilientClassroom:
         await peer.first_frame.wait()
         assert peer.first_frame_at is not None
         at = time.time() - (time.monotonic() - peer.first_frame_at)
+        self.marks["first_frame"] = at
         if reconnect:
             self.recoveries.append(at)
         elif self.first_frame_at is None:
