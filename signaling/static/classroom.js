@@ -204,7 +204,7 @@ async function connect(token, lessonId, { publish = true, force = false } = {}) 
     if (!state.outageSince) state.outageSince = Date.now();
     setPhase(e.detail.outage || state.phase === "outage" ? "outage" : "reconnecting");
     // a lesson is running: try again at once and every second, with the same join token (valid to the window's end)
-    const delay = Math.min(500, 100 * 2 ** state.retries++);
+    const delay = Math.min(250, 50 * 2 ** state.retries++);
     setTimeout(() => { if (state.conn === conn) connect(token, lessonId, { publish, force }); }, delay);
   });
   conn.start();

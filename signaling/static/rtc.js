@@ -20,9 +20,10 @@ const SLOTS_LEAD = [["video", "talkback_camera"], ["audio", "talkback_audio"],
   ...Array.from({ length: PREVIEW_SLOTS }, () => ["video", "preview"])];
 const FINAL = new Set(["refused", "kicked", "window_closed"]);
 export const HEARTBEAT_MS = 500; // `ping` this often (docs/protocol.md): each is answered by `pong`
-const HEARTBEAT_LOST_MS = 1500; // nothing heard for this long (three pongs missed): the network is gone
+const HEARTBEAT_TICK_MS = 100; // how often the page looks at its heartbeat
+const HEARTBEAT_LOST_MS = 1300; // nothing heard for this long (two pongs missed and then some): the network is gone
 const CONNECT_TIMEOUT_MS = 1500; // a socket not open by then is given up
-const CONNECT_SPREAD_MS = 400; // while one hangs, another attempt starts this often
+const CONNECT_SPREAD_MS = 300; // while one hangs, another attempt starts this often
 const MAX_ATTEMPTS = 4;
 const ICE_DISCONNECTED_MS = 1500; // "disconnected" this long: renegotiate rather than wait for "failed"
 const MEDIA_STUCK_MS = 10000; // an offer answered but no media path this long: tell the person, try again
@@ -98,7 +99,7 @@ export class LessonConnection extends EventTarget {
     const join = { token: this.token, client: { name: "live-classroom-web", agent: navigator.userAgent.slice(0, 120) } };
     if (this.lessonId) join.lesson_id = Number(this.lessonId);
     this.send("join", join);
-    this.timers.push(setInterval(() => this.heartbeat(), HEARTBEAT_MS / 2));
+    this.timers.push(setInterval(() => this.heartbeat(), HEARTBEAT_TICK_MS));
     ws.onmessage = (event) => { this.lastHeard = performance.now(); this.onMessage(JSON.parse(event.data)); };
     ws.onclose = (event) => {
       this.teardown();
@@ -107,10 +108,10 @@ export class LessonConnection extends EventTarget {
     };
   }
 
-  // every quarter second: ping once a second, and give the socket up when nothing came back in time
+  // every tenth of a second: ping twice a second, and give the socket up when nothing came back in time
   heartbeat() {
     const now = performance.now();
-    const stalled = this.lastTick && now - this.lastTick > HEARTBEAT_MS; // this page itself was frozen (busy PC)
+    const stalled = this.lastTick && now - this.lastTick > 4 * HEARTBEAT_TICK_MS; // this page itself was frozen (busy PC)
     this.lastTick = now;
     if (!this.lastPing || now - this.lastPing >= HEARTBEAT_MS) { this.lastPing = now; this.send("ping"); }
     // after a freeze of our own, messages that did arrive may still wait in the queue: judge at the next tick
@@ -274,18 +275,19 @@ export class LessonConnection extends EventTarget {
         this.iceTimer = setTimeout(() => { if (this.pc === pc && pc.connectionState !== "connected") this.renegotiate("ice_disconnected"); }, ICE_DISCONNECTED_MS);
       }
     };
-    await pc.setLocalDescription(await pc.createOffer());
-    // The SFU takes the candidates in the offer (it needs no trickled ones) and learns the page's public
-    // address from its connectivity checks. Host candidates come within milliseconds, server-reflexive ones
-    // (STUN) later: send once gathering completes, or 100 ms after the first candidate, at most after 2 s.
-    await new Promise((resolve) => {
-      if (pc.iceGatheringState === "complete") return resolve();
-      const timer = setTimeout(resolve, 2000);
-      let soon = null;
-      const done = () => { clearTimeout(timer); clearTimeout(soon); resolve(); };
-      pc.addEventListener("icegatheringstatechange", () => { if (pc.iceGatheringState === "complete") done(); });
-      pc.addEventListener("icecandidate", (e) => { if (e.candidate && !soon) soon = setTimeout(done, 100); });
+    // The offer goes at once and the candidates follow it (trickle ICE, docs/protocol.md §3): waiting for
+    // gathering costs a reconnect a few hundred milliseconds. The SFU also learns the page's address from its
+    // connectivity checks, so a candidate lost on the way costs nothing.
+    let offered = false;
+    const early = [];
+    const trickle = (c) => this.send("candidate", c ? { candidate: c.candidate, sdpMid: c.sdpMid, sdpMLineIndex: c.sdpMLineIndex }
+      : { candidate: "" });
+    pc.addEventListener("icecandidate", (e) => {
+      if (this.pc !== pc) return;
+      if (!offered) early.push(e.candidate);
+      else trickle(e.candidate);
     });
+    await pc.setLocalDescription(await pc.createOffer());
     const slots = {};
     const tracks = {};
     for (const [tr, kind, slot] of lines) {
@@ -296,6 +298,8 @@ export class LessonConnection extends EventTarget {
     if (Object.keys(tracks).length) offer.tracks = tracks;
     this.mark("offer");
     this.send("offer", offer);
+    offered = true;
+    for (const c of early) trickle(c);
   }
 
   // what the page publishes on a send m-line now (kept for a renegotiated connection, too)

@@ -192,7 +192,7 @@ if (requireLogin(["teacher", "admin"])) {
       setAir(false);
       if (e.detail.outage) status.replaceChildren(el("div", { class: "notice", role: "alert" }, t("reconnecting")));
       // on air: try again at once, then every second
-      setTimeout(() => { if (state.conn === conn) connect(token, lessonId, retries + 1); }, Math.min(500, 100 * 2 ** retries));
+      setTimeout(() => { if (state.conn === conn) connect(token, lessonId, retries + 1); }, Math.min(250, 50 * 2 ** retries));
     });
     conn.start();
   }
