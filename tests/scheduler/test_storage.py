@@ -121,3 +121,12 @@ def test_reads_do_not_wait_for_a_long_write_on_another_thread(tmp_path: Path) ->
     assert names == [] and waited < 5  # it saw the committed state without waiting for the writer
     with db.read() as c:
         assert [r[0] for r in c.execute("SELECT name FROM region")] == ["uncommitted"]
+
+
+def test_config_masks_secrets_but_not_settings_that_merely_contain_key() -> None:
+    env = {"CLASSROOM_MEDIA__TURN_PASSWORD": "pw", "CLASSROOM_SERVER__ADMIN_TOKEN": "t"}
+    text = describe(load_config(None, env=env))
+    lines = dict(line.split(" = ", 1) for line in text.splitlines() if " = " in line)
+    assert lines["keyframe_request_interval"] != '"********"' and "*" not in lines["keyframe_request_interval"]
+    assert "*" not in lines["keyframe_cpu_budget"] and "*" not in lines["keyframe_retry_interval"]
+    assert lines["turn_password"] == '"********"' and lines["admin_token"] == '"********"'
