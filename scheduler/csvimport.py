@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from scheduler.model import Classroom, Community, Kind, LessonDraft, Problem, School, Semester, Teacher
 from scheduler.rules.calendar import is_teaching_day
+from scheduler.rules.hours import MAX_GIVEN_HOURS
 
 # canonical column -> accepted header spellings (compared case-insensitively, spaces ignored)
 HEADERS: Mapping[str, tuple[str, ...]] = {
@@ -34,6 +35,7 @@ HEADERS: Mapping[str, tuple[str, ...]] = {
     "receiving_classrooms": ("receiving_classrooms", "receivers", "接收教室", "接收端"),
     "community": ("community", "研修共同体", "共同体"),
     "repeat_until": ("repeat_until", "weekly_until", "每周重复至", "重复至"),
+    "hours": ("hours", "lesson_hours", "课时", "课时数"),  # optional: else from duration and the county's standard
 }
 # the header row the program writes (demo, benchmark): each column's Chinese spelling, in HEADERS' order
 CHINESE_HEADER: tuple[str, ...] = tuple(next(n for n in names if not n.isascii()) for names in HEADERS.values())
@@ -353,6 +355,24 @@ def _parse_row(
             continue
         receivers.append(room.id)
 
+    hours = None
+    if cell("hours"):
+        text = cell("hours")
+        try:
+            value = float(text)
+        except ValueError:
+            value = 0.0
+        if not value.is_integer() or not 1 <= value <= MAX_GIVEN_HOURS:
+            errs.append(
+                (
+                    "bad_hours",
+                    f"课时 '{text}' is not a whole number of lesson hours from 1 to {MAX_GIVEN_HOURS}",
+                    f"课时“{text}”应为 1 到 {MAX_GIVEN_HOURS} 的整数",
+                )
+            )
+        else:
+            hours = int(value)
+
     community_id = None
     if cell("community"):
         community = d.communities.get(cell("community"))
@@ -428,6 +448,7 @@ def _parse_row(
             community_id=community_id,
             semester_id=semester.id if semester else None,
             series_id=series,
+            hours=hours,
         )
         for x in days
     )
