@@ -13,6 +13,7 @@ from pathlib import Path
 from classroom.config import Config, ConfigError, describe, load_config
 from scheduler.db import Database, StorageError
 from scheduler.timetable import Timetable
+from scheduler.timetable import where as problem_where
 
 log = logging.getLogger("classroom")
 
@@ -200,7 +201,7 @@ def _import(timetable: Timetable, path: Path, dry_run: bool, as_json: bool, lang
         print(json.dumps(result.to_json(), ensure_ascii=False, indent=1))
     else:
         for p in result.errors + result.warnings:
-            where = f"line {p.line}: " if p.line else ""
+            where = f"{problem_where(p)}: " if p.line else ""
             message = (p.message_zh or p.message) if lang == "zh" else p.message
             print(f"{path.name}: {where}{p.severity}: {message} [{p.code}]")
         verb = "would add" if dry_run else "added"

@@ -101,6 +101,8 @@ def problem_json(p: Problem) -> dict[str, object]:
     }
     if p.line is not None:
         out["line"] = p.line
+    if p.sheet:
+        out["sheet"] = p.sheet
     if p.related_lesson_id is not None:
         out["related_lesson_id"] = p.related_lesson_id
     return out
@@ -411,6 +413,9 @@ class Timetable:
                 for p in self.check(to_add, directory):
                     (result.errors if p.severity == "error" else result.warnings).append(p)
             result.errors.sort(key=lambda p: (p.line or 0, p.code))
+            if parsed.sheet:  # a workbook: every problem with a row names its sheet
+                result.errors = [_in_sheet(p, parsed.sheet) for p in result.errors]
+                result.warnings = [_in_sheet(p, parsed.sheet) for p in result.warnings]
             if result.errors or dry_run:
                 log.info("import %s: %d errors, dry_run=%s; nothing written", filename, len(result.errors), dry_run)
                 if not result.errors:
@@ -839,6 +844,17 @@ class _Reference:
             if len(rooms) * limits.stream_mbps > self.bandwidth.get(sid, 0.0) * limits.bandwidth_share
             for room in rooms
         ]
+
+
+def _in_sheet(p: Problem, sheet: str) -> Problem:
+    return dataclasses.replace(p, sheet=sheet) if p.line is not None and not p.sheet else p
+
+
+def where(p: Problem) -> str:
+    """Where a problem is, for people: "line 3" of a CSV, "sheet 课表 row 3" of a workbook."""
+    if p.line is None:
+        return ""
+    return f"sheet {p.sheet} row {p.line}" if p.sheet else f"line {p.line}"
 
 
 def _same(a: Lesson, b: LessonDraft) -> bool:
