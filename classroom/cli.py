@@ -1,4 +1,4 @@
-"""The `classroom` command: serve, import, check, report, demo, bench, config."""
+"""The `classroom` command: serve, import, check, evidence, report, demo, bench, config."""
 
 from __future__ import annotations
 
@@ -51,6 +51,13 @@ def _parser() -> argparse.ArgumentParser:
         c.add_argument("--data-dir")
         c.add_argument("--json", action="store_true", help="print the result as JSON")
         c.add_argument("--lang", choices=("en", "zh"), default="en", help="language of the problems (default en)")
+
+    e = sub.add_parser("evidence", help="attach attendance evidence (CSV or XLSX) to lessons awaiting evidence")
+    e.add_argument("file", type=Path)
+    e.add_argument("--data-dir")
+    e.add_argument("--settle", action="store_true", help="settle the lessons from their evidence at once")
+    e.add_argument("--check", action="store_true", help="check only, write nothing")
+    e.add_argument("--lang", choices=("en", "zh"), default="en", help="language of the problems (default en)")
 
     r = sub.add_parser("report", help="quota and workload report of a semester")
     r.add_argument("--data-dir")
@@ -108,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
             return _import(timetable, args.file, dry_run=args.command == "check", as_json=args.json, lang=args.lang)
         if args.command == "report":
             return _report(timetable, args)
+        if args.command == "evidence":
+            return _evidence(timetable, args)
         if args.command == "demo":
             print(json.dumps(_load_demo(config, timetable), ensure_ascii=False))
             return 0
@@ -211,6 +220,24 @@ def _import(timetable: Timetable, path: Path, dry_run: bool, as_json: bool, lang
             f"{path.name}: {state}: {result.rows} rows, {verb} {added} lessons, "
             f"{result.lessons_unchanged} unchanged, {len(result.errors)} errors, {len(result.warnings)} warnings"
         )
+    return 0 if result.ok else 1
+
+
+def _evidence(timetable: Timetable, args: argparse.Namespace) -> int:
+    try:
+        data = args.file.read_bytes()
+    except OSError as exc:
+        print(f"classroom: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    result = timetable.import_evidence(data, args.file.name, "cli", dry_run=args.check, settle=args.settle)
+    for p in result.errors:
+        message = (p.message_zh or p.message) if args.lang == "zh" else p.message
+        print(f"{args.file.name}: {problem_where(p) or 'file'}: error: {message} [{p.code}]")
+    state = "OK" if result.ok else "REFUSED, nothing written"
+    print(
+        f"{args.file.name}: {state}: {result.rows} rows, evidence for {result.lessons} lessons, "
+        f"{result.unchanged} unchanged, {result.settled} settled, {len(result.errors)} errors"
+    )
     return 0 if result.ok else 1
 
 

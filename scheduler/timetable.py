@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from scheduler.config import SchedulerConfig
 from scheduler.csvimport import CsvFormatError, Directory, parse_timetable
 from scheduler.db import Database
+from scheduler.evidenceimport import parse_evidence
 from scheduler.model import (
     Classroom,
     Kind,
@@ -89,6 +90,33 @@ class ImportResult:
             "lessons_unchanged": self.lessons_unchanged,
             "errors": [problem_json(p) for p in self.errors],
             "warnings": [problem_json(p) for p in self.warnings],
+        }
+
+
+@dataclass
+class EvidenceImportResult:
+    filename: str
+    dry_run: bool
+    rows: int = 0
+    lessons: int = 0  # lessons that gained evidence
+    unchanged: int = 0  # rows that add nothing to what was recorded
+    settled: int = 0
+    errors: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "filename": self.filename,
+            "dry_run": self.dry_run,
+            "ok": self.ok,
+            "rows": self.rows,
+            "lessons": self.lessons,
+            "unchanged": self.unchanged,
+            "settled": self.settled,
+            "errors": [problem_json(p) for p in self.errors],
         }
 
 
@@ -436,6 +464,109 @@ class Timetable:
         result.added_ids = ids
         log.info("import %s by %s: %d added, %d unchanged", filename, actor, len(ids), result.lessons_unchanged)
         self._changed(ids)
+        return result
+
+    def import_evidence(
+        self, data: bytes, filename: str, actor: str, *, dry_run: bool = False, settle: bool = False
+    ) -> EvidenceImportResult:
+        """Attendance from a recording system for lessons awaiting evidence: all rows or none. With `settle`,
+        the lessons it names are then settled from their evidence in the same transaction. A row that adds
+        nothing to what is recorded is unchanged (the same file twice changes nothing); new evidence for a
+        settled lesson is refused: only a correction changes a settled lesson."""
+        result = EvidenceImportResult(filename, dry_run)
+        tz = self.config.tz
+
+        def lesson_at(classroom_id: int, moment: datetime) -> int | None:
+            with self.db.read() as c:
+                row = c.execute(
+                    "SELECT id FROM lesson WHERE lead_classroom_id = ? AND start_utc = ? AND status != 'cancelled'",
+                    (classroom_id, to_epoch(moment)),
+                ).fetchone()
+            return int(row[0]) if row else None
+
+        try:
+            parsed = parse_evidence(data, self.directory(), tz, lesson_at)
+        except CsvFormatError as exc:
+            result.errors.append(Problem("bad_file", str(exc), message_zh=exc.message_zh))
+            return result
+        result.rows = len(parsed.rows)
+        result.errors.extend(parsed.problems)
+        seen: dict[tuple[int, int | None], int] = {}
+        lead: dict[int, float] = {}
+        rooms: dict[int, dict[int, float]] = defaultdict(dict)
+
+        def refuse(line: int, code: str, en: str, zh: str) -> None:
+            result.errors.append(Problem(code, en, line=line, message_zh=zh, sheet=parsed.sheet))
+
+        with self.db.write() as conn:
+            for row in parsed.rows:
+                lesson = self.repo.lesson(row.lesson_id)
+                if lesson is None:
+                    refuse(row.line, "unknown_lesson", f"no lesson #{row.lesson_id}", f"没有课程 #{row.lesson_id}")
+                    continue
+                if row.classroom_id is not None and row.classroom_id not in lesson.receiving_classroom_ids:
+                    refuse(
+                        row.line,
+                        "not_receiving",
+                        f"that classroom is not receiving lesson #{lesson.id}",
+                        f"该教室不是课程 #{lesson.id} 的接收教室",
+                    )
+                    continue
+                key = (lesson.id, row.classroom_id)
+                if key in seen and (row.classroom_id is not None or row.lead_minutes is not None):
+                    refuse(
+                        row.line,
+                        "duplicate_row",
+                        f"the same lesson and classroom as line {seen[key]}",
+                        f"与第 {seen[key]} 行是同一课程和教室",
+                    )
+                    continue
+                seen[key] = row.line
+                stored = self.repo.evidence(conn, lesson.id)
+                adds = (row.lead_minutes or 0) > stored.lead_minutes or (
+                    row.classroom_id is not None
+                    and (row.minutes or 0) > stored.attended_minutes.get(row.classroom_id, 0.0)
+                )
+                if not adds:
+                    result.unchanged += 1
+                    continue
+                if lesson.status != LessonStatus.AWAITING_EVIDENCE:
+                    settled = lesson.status in (LessonStatus.DELIVERED, LessonStatus.MISSED)
+                    refuse(
+                        row.line,
+                        "settled" if settled else "not_awaiting",
+                        f"lesson #{lesson.id} is {lesson.status.value}: "
+                        + (
+                            "a settled lesson changes only through a correction"
+                            if settled
+                            else "its evidence comes from the media side"
+                        ),
+                        f"课程 #{lesson.id} 已{'结算，只能通过更正修改' if settled else '排课，证据由媒体端记录'}",
+                    )
+                    continue
+                if row.lead_minutes is not None:
+                    lead[lesson.id] = max(lead.get(lesson.id, 0.0), row.lead_minutes)
+                if row.classroom_id is not None and row.minutes is not None:
+                    rooms[lesson.id][row.classroom_id] = row.minutes
+            result.errors.sort(key=lambda p: (p.line or 0, p.code))
+            touched = sorted(set(lead) | set(rooms))
+            result.lessons = len(touched)
+            if result.errors or dry_run:
+                return result
+            for lid in touched:
+                self.repo.record_evidence(conn, lid, lead.get(lid), rooms.get(lid, {}), f"import:{filename}"[:60])
+            if settle:
+                waiting = [x.id for x in (self._get(i) for i, _ in seen) if x.status == LessonStatus.AWAITING_EVIDENCE]
+                if waiting:
+                    self.settle_awaiting(sorted(set(waiting)), "evidence", actor, f"evidence file {filename}")
+                result.settled = len(set(waiting))
+            self.repo.add_audit(
+                conn,
+                actor,
+                "evidence_import",
+                "done",
+                f"{filename}: {result.rows} rows, {len(touched)} lessons, {result.settled} settled",
+            )
         return result
 
     def cancel(self, lesson_id: int, actor: str, reason: str) -> Lesson:

@@ -442,6 +442,22 @@ class Api:
         )
         return ok([{**_dc(e), "created_at": e.created_at.isoformat()} for e in entries])
 
+    async def import_evidence(self, request: web.Request) -> web.Response:
+        """Attendance from a recording system (CSV or XLSX) for lessons awaiting evidence; `settle=1` settles
+        them from it at once."""
+        filename, data = await _upload(request, "evidence.csv")
+        q = request.query
+        result = await asyncio.to_thread(
+            lambda: self.t.import_evidence(
+                data,
+                filename,
+                _account(request),
+                dry_run=q.get("dry_run") in ("1", "true"),
+                settle=q.get("settle") in ("1", "true"),
+            )
+        )
+        return ok(result.to_json(), status=200 if result.ok else 422)
+
     async def import_timetable(self, request: web.Request) -> web.Response:
         filename = request.query.get("filename", "timetable.csv")
         if request.content_type.startswith("multipart/"):
@@ -559,6 +575,25 @@ class Api:
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPES["ics"]})
 
 
+async def _upload(request: web.Request, default_name: str) -> tuple[str, bytes]:
+    """The file of an import: the request body itself, or the form field `file` of a browser upload."""
+    filename = request.query.get("filename", default_name)
+    if request.content_type.startswith("multipart/"):
+        reader = await request.multipart()
+        part = await reader.next()
+        while part is not None and getattr(part, "name", None) != "file":
+            part = await reader.next()
+        if part is None:
+            raise BadRequest("send the file as the form field 'file'")
+        filename = getattr(part, "filename", None) or filename
+        data = await part.read(decode=False)  # type: ignore[union-attr]
+    else:
+        data = await request.read()
+    if len(data) > MAX_IMPORT_BYTES:
+        raise BadRequest("the file is over 50 MiB")
+    return filename, bytes(data)
+
+
 def _missing(name: str) -> str:
     raise BadRequest(f"{name} is required")
 
@@ -625,6 +660,7 @@ def add_routes(app: web.Application, timetable: Timetable) -> None:
     r.add_get("/api/v1/lessons/{id}/ledger", api.ledger)
     r.add_get("/api/v1/ledger", api.ledger)
     r.add_post("/api/v1/timetable/import", api.import_timetable)
+    r.add_post("/api/v1/evidence/import", api.import_evidence)
     r.add_get("/api/v1/reports", api.report)
     r.add_get("/api/v1/offline-activities", api.list_offline)
     r.add_post("/api/v1/offline-activities", api.add_offline)

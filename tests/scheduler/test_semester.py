@@ -210,3 +210,40 @@ def test_a_double_period_counts_two_lesson_hours_and_a_column_can_say_otherwise(
     assert not result.ok and result.errors[0].code == "bad_hours" and result.errors[0].line == 2
     with pytest.raises(ValueError, match="whole minutes"):
         t.set_standard_minutes(1, 5)
+
+
+EVIDENCE_HEADER = "课程编号,日期,开始时间,主讲学校,主讲教室,主讲时长(分钟),接收教室,出勤时长(分钟)\n"
+
+
+def test_an_attendance_file_attaches_evidence_by_line_all_or_nothing_and_settles(t: Timetable, clock: Clock) -> None:
+    clock.now = datetime(2026, 9, 30, tzinfo=UTC)
+    assert t.import_csv(csv_bytes(row(MONDAY), row("2026-09-14")), "a.csv", "admin").ok
+    a, b = t.repo.lessons()
+    bad = (
+        EVIDENCE_HEADER
+        + f"{a.id},,,,,40,迎水桥小学/三年级1班,38\n"
+        + ",2026-09-14,08:00,第一小学,录播教师1,40,,\n"  # a typo in the lead classroom
+        + f"{b.id},,,,,40,香山小学/五年级1班,30\n"  # not a receiving classroom of that lesson
+        + "999,,,,,40,,\n"
+    )
+    result = t.import_evidence(("\ufeff" + bad).encode(), "录播.csv", "admin-token", settle=True)
+    assert [(p.line, p.code) for p in result.errors] == [
+        (3, "unknown_classroom"),
+        (4, "not_receiving"),
+        (5, "unknown_lesson"),
+    ]
+    assert "录播教室1" in result.errors[0].message_zh  # the closest name
+    assert t.repo.evidence(t.db.conn, a.id).lead_minutes == 0  # nothing written
+    good = (
+        EVIDENCE_HEADER
+        + f"{a.id},,,,,40,迎水桥小学/三年级1班,38\n"
+        + ",2026-09-14,08:00,第一小学,录播教室1,12,香山小学/三年级1班,10\n"
+    )
+    result = t.import_evidence(good.encode("gbk"), "录播.csv", "admin-token", settle=True)
+    assert result.ok and (result.lessons, result.settled) == (2, 2), result.errors
+    assert [x.status for x in t.repo.lessons()] == [LessonStatus.DELIVERED, LessonStatus.MISSED]
+    again = t.import_evidence(good.encode("gbk"), "录播.csv", "admin-token", settle=True)
+    assert again.ok and again.unchanged == 2 and again.lessons == 0  # the same file twice changes nothing
+    more = EVIDENCE_HEADER + f"{b.id},,,,,40,香山小学/三年级1班,40\n"
+    refused = t.import_evidence(more.encode(), "late.csv", "admin-token")
+    assert [p.code for p in refused.errors] == ["settled"]  # settled means settled: correct it instead
