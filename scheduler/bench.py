@@ -315,7 +315,7 @@ def load_lessons(db: Database, region: Region, opts: BenchOptions, tz: ZoneInfo)
     cells = cell_times(teaching_days(region.semester), tz)
     per_cell = spread(opts.lessons, len(cells))
     today_epoch = int(datetime(TODAY.year, TODAY.month, TODAY.day, tzinfo=tz).timestamp())
-    now = int(time.time())
+    now = today_epoch  # the rows were written as the semester went by, up to "today"
     conn = db.conn
     # Secondary indexes are dropped for the load and rebuilt once at the end: SQLite builds an index
     # from sorted keys several times faster than it maintains it row by row under random inserts.
@@ -336,6 +336,7 @@ def load_lessons(db: Database, region: Region, opts: BenchOptions, tz: ZoneInfo)
         evidence: list[tuple[Any, ...]] = []
         attendance: list[tuple[Any, ...]] = []
         ledger: list[tuple[Any, ...]] = []
+        credits: list[tuple[Any, ...]] = []
         for key, start, end, planned in day_batch:
             settled = end <= today_epoch
             for p in planned:
@@ -352,6 +353,7 @@ def load_lessons(db: Database, region: Region, opts: BenchOptions, tz: ZoneInfo)
                     if delivered:
                         ledger_id += 1
                         reason = f"delivered: lead {lead:.0f} min"
+                        credits.extend((lesson_id, r, end, reason) for r in p.receivers)
                         if p.kind == Kind.FAMOUS_SCHOOL:
                             ledger.append(
                                 (ledger_id, lesson_id, "school_credit", None, p.lead_school, 1.0, 1.0, 1.0, now, reason)
@@ -386,17 +388,23 @@ def load_lessons(db: Database, region: Region, opts: BenchOptions, tz: ZoneInfo)
                         end,
                         status,
                         f"{p.teacher}:{p.lead_room}:{start}",  # = repository.lesson_key
+                        now - 100 * 86400,  # the timetable was entered before the semester began
                         now,
-                        now,
+                        end if settled else None,
                     )
                 )
                 receivers.extend((lesson_id, r, start) for r in sorted(p.receivers))
         with db.write() as c:
             c.executemany(
                 "INSERT INTO lesson(id, kind, subject, grade, lead_teacher_id, lead_classroom_id, community_id, "
-                "semester_id, series_id, start_utc, end_utc, status, lesson_key, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "semester_id, series_id, start_utc, end_utc, status, lesson_key, created_at, updated_at, settled_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 lessons,
+            )
+            c.executemany(
+                "INSERT INTO receiver_credit(lesson_id, classroom_id, school_id, credit, created_at, actor, reason) "
+                "SELECT ?, id, school_id, 1, ?, 'system', ? FROM classroom WHERE id = ?",
+                [(lid, at, reason, room) for lid, room, at, reason in credits],
             )
             c.executemany("INSERT INTO lesson_receiver(lesson_id, classroom_id, start_utc) VALUES (?, ?, ?)", receivers)
             c.executemany(
