@@ -1,4 +1,4 @@
-"""The `classroom` command: serve, import, check, evidence, report, demo, bench, config."""
+"""The `classroom` command: serve, directory, import, check, evidence, report, template, demo, bench, config."""
 
 from __future__ import annotations
 
@@ -59,6 +59,16 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--check", action="store_true", help="check only, write nothing")
     e.add_argument("--lang", choices=("en", "zh"), default="en", help="language of the problems (default en)")
 
+    g = sub.add_parser("directory", help="import counties, schools, classrooms, teachers, communities, semesters")
+    g.add_argument("file", type=Path, help="an XLSX workbook (a sheet per table) or a CSV of one table")
+    g.add_argument("--data-dir")
+    g.add_argument("--check", action="store_true", help="check only, write nothing")
+    g.add_argument("--lang", choices=("en", "zh"), default="en", help="language of the problems (default en)")
+
+    m = sub.add_parser("template", help="write an empty workbook with the Chinese headers an import reads")
+    m.add_argument("name", choices=("directory", "timetable", "evidence"))
+    m.add_argument("-o", "--output", type=Path, required=True)
+
     r = sub.add_parser("report", help="quota and workload report of a semester")
     r.add_argument("--data-dir")
     r.add_argument("--semester", help="semester name or id (default: the current one)")
@@ -97,6 +107,12 @@ def main(argv: list[str] | None = None) -> int:
         from classroom.bench import run_bench
 
         return run_bench(args.rest)
+    if args.command == "template":
+        from scheduler.templates import template_xlsx
+
+        args.output.write_bytes(template_xlsx(args.name))
+        print(f"wrote {args.output}", file=sys.stderr)
+        return 0
     try:
         config = _config(args)
         logging.getLogger().setLevel(config.server.log_level.upper())
@@ -117,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
             return _report(timetable, args)
         if args.command == "evidence":
             return _evidence(timetable, args)
+        if args.command == "directory":
+            return _directory(timetable, args)
         if args.command == "demo":
             print(json.dumps(_load_demo(config, timetable), ensure_ascii=False))
             return 0
@@ -238,6 +256,28 @@ def _evidence(timetable: Timetable, args: argparse.Namespace) -> int:
         f"{args.file.name}: {state}: {result.rows} rows, evidence for {result.lessons} lessons, "
         f"{result.unchanged} unchanged, {result.settled} settled, {len(result.errors)} errors"
     )
+    return 0 if result.ok else 1
+
+
+def _directory(timetable: Timetable, args: argparse.Namespace) -> int:
+    try:
+        data = args.file.read_bytes()
+    except OSError as exc:
+        print(f"classroom: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    result = timetable.import_directory(data, args.file.name, "cli", dry_run=args.check)
+    for p in result.errors:
+        message = (p.message_zh or p.message) if args.lang == "zh" else p.message
+        place = problem_where(p) or (f"sheet {p.sheet}" if p.sheet else "file")
+        print(f"{args.file.name}: {place}: error: {message} [{p.code}]")
+    if result.ok:
+        verb = "would change" if args.check else "changed"
+        print(
+            f"{args.file.name}: OK: {result.rows} rows ({', '.join(result.tables)}), {verb}: {result.added} added, "
+            f"{result.changed} updated, {result.unchanged} unchanged"
+        )
+    else:
+        print(f"{args.file.name}: REFUSED, nothing imported: {len(result.errors)} errors")
     return 0 if result.ok else 1
 
 

@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from scheduler.config import SchedulerConfig
 from scheduler.csvimport import CsvFormatError, Directory, parse_timetable
 from scheduler.db import Database
+from scheduler.directory import DirectoryImportResult, import_directory
 from scheduler.evidenceimport import parse_evidence
 from scheduler.model import (
     Classroom,
@@ -568,6 +569,11 @@ class Timetable:
                 f"{filename}: {result.rows} rows, {len(touched)} lessons, {result.settled} settled",
             )
         return result
+
+    def import_directory(self, data: bytes, filename: str, actor: str, dry_run: bool = False) -> DirectoryImportResult:
+        """Counties, schools, classrooms, teachers, communities, semesters and holidays from XLSX or CSV."""
+        today = self.clock().astimezone(self.config.tz).date()
+        return import_directory(self.db, self.repo, data, filename, actor, today, dry_run)
 
     def cancel(self, lesson_id: int, actor: str, reason: str) -> Lesson:
         lesson = self._get(lesson_id)

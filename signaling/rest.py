@@ -23,6 +23,7 @@ from scheduler.model import Kind, Lesson, LessonDraft, LessonStatus, Level, Scho
 from scheduler.reports import SECTIONS, build_report
 from scheduler.rules.calendar import current_semester
 from scheduler.rules.workload import FactorTooLow, validate_factor
+from scheduler.templates import template_xlsx
 from scheduler.timetable import LessonRefused, NotFound, Timetable, problem_json
 
 log = logging.getLogger(__name__)
@@ -458,6 +459,25 @@ class Api:
         )
         return ok(result.to_json(), status=200 if result.ok else 422)
 
+    async def import_directory(self, request: web.Request) -> web.Response:
+        """Counties, schools, classrooms, teachers, communities, semesters and holidays from XLSX or CSV."""
+        filename, data = await _upload(request, "directory.xlsx")
+        dry_run = request.query.get("dry_run") in ("1", "true")
+        result = await asyncio.to_thread(self.t.import_directory, data, filename, _account(request), dry_run)
+        return ok(result.to_json(), status=200 if result.ok else 422)
+
+    async def template(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        body = await asyncio.to_thread(template_xlsx, name)
+        filename = {"directory": "名册模板.xlsx", "timetable": "课表模板.xlsx", "evidence": "出勤证据模板.xlsx"}[name]
+        return web.Response(
+            body=body,
+            headers={
+                "Content-Type": CONTENT_TYPES["xlsx"],
+                "Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}",
+            },
+        )
+
     async def import_timetable(self, request: web.Request) -> web.Response:
         filename = request.query.get("filename", "timetable.csv")
         if request.content_type.startswith("multipart/"):
@@ -661,6 +681,8 @@ def add_routes(app: web.Application, timetable: Timetable) -> None:
     r.add_get("/api/v1/ledger", api.ledger)
     r.add_post("/api/v1/timetable/import", api.import_timetable)
     r.add_post("/api/v1/evidence/import", api.import_evidence)
+    r.add_post("/api/v1/directory/import", api.import_directory)
+    r.add_get("/api/v1/templates/{name:directory|timetable|evidence}.xlsx", api.template)
     r.add_get("/api/v1/reports", api.report)
     r.add_get("/api/v1/offline-activities", api.list_offline)
     r.add_post("/api/v1/offline-activities", api.add_offline)
