@@ -242,3 +242,85 @@ def test_healthz_answers_without_a_token(server_factory: Any) -> None:
     srv = server_factory()
     status, data = srv.json("GET", "/healthz", token=None)
     assert status == 200 and data["status"] == "ok"
+
+
+def test_an_administrator_runs_a_late_entered_semester_from_excel_files(server_factory: Any) -> None:
+    from openpyxl import Workbook
+
+    from tests.scheduler.test_directory_import import workbook, xlsx
+
+    srv = server_factory("--media", "local")
+    status, _headers, body = srv.request("GET", "/api/v1/templates/directory.xlsx")
+    assert status == 200 and "区县" in load_workbook(io.BytesIO(body)).sheetnames
+    xlsx_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    status, result = srv.json(
+        "POST", "/api/v1/directory/import?filename=d.xlsx", xlsx(workbook()), content_type=xlsx_type
+    )
+    assert status == 200 and result["ok"] and result["added"] > 10, result
+    status, again = srv.json(
+        "POST", "/api/v1/directory/import?filename=d.xlsx", xlsx(workbook()), content_type=xlsx_type
+    )
+    assert status == 200 and again["added"] == 0 and again["changed"] == 0
+
+    book = Workbook()
+    ws = book.active
+    ws.title = "课表"
+    ws.append(
+        [
+            "日期",
+            "开始时间",
+            "结束时间",
+            "类型",
+            "学科",
+            "年级",
+            "主讲学校",
+            "主讲教师",
+            "主讲教室",
+            "接收教室",
+            "每周重复至",
+        ]
+    )
+    ws.append(
+        [
+            "2026-09-07",
+            "08:00",
+            "08:40",
+            "专递课堂",
+            "英语",
+            "三年级",
+            "中卫市第一小学",
+            "马丽",
+            "录播教室1",
+            "迎水桥镇中心小学/三年级1班；香山乡红泉教学点/复式教室",
+            "2026-09-21",
+        ]
+    )
+    status, result = srv.json("POST", "/api/v1/timetable/import?filename=t.xlsx", xlsx(book), content_type=xlsx_type)
+    assert status == 200 and result["lessons_added"] == 3, result
+    lessons = srv.json("GET", "/api/v1/lessons")[1]
+    assert {x["status"] for x in lessons} == {"awaiting_evidence"}  # the past, entered in December
+
+    evidence = "课程编号,主讲时长(分钟),接收教室,出勤时长(分钟)\n" + "".join(
+        f"{x['id']},40,迎水桥镇中心小学/三年级1班,39\n" for x in lessons[:2]
+    )
+    status, result = srv.json(
+        "POST", "/api/v1/evidence/import?filename=e.csv&settle=1", evidence.encode(), content_type="text/csv"
+    )
+    assert status == 200 and result["settled"] == 2, result
+    body = {"lesson_ids": [lessons[2]["id"]], "how": "missed", "reason": "no recording"}
+    assert srv.json("POST", "/api/v1/lessons/settle", body)[0] == 200
+    body = {"lesson_ids": [x["id"] for x in lessons[:2]], "status": "missed", "reason": "a substitute taught"}
+    status, bulk = srv.json("POST", "/api/v1/corrections", body)
+    assert status == 200 and [x["status"] for x in bulk["lessons"]] == ["missed", "missed"]
+    status, rows = srv.json("GET", "/api/v1/corrections?kind=status")
+    assert len(rows) == 2 and rows[0]["batch"] == rows[1]["batch"] and rows[0]["actor"] == "admin-token"
+    body = {"classroom_id": 2, "attended": True, "reason": "x"}
+    assert srv.json("POST", f"/api/v1/lessons/{lessons[0]['id']}/attendance-corrections", body)[0] == 400  # missed
+    assert srv.json("PUT", "/api/v1/counties/1/lesson-length", {"standard_lesson_minutes": 45})[1] == {
+        "county_id": 1,
+        "standard_lesson_minutes": 45,
+    }
+    actions = [r["action"] for r in srv.json("GET", "/api/v1/audit")[1]]
+    assert {"directory_import", "evidence_import", "settle", "correction"} <= set(actions)
+    teacher = next(r for r in srv.json("GET", "/api/v1/reports")[1]["teachers"] if r["teacher"] == "马丽")
+    assert (teacher["delivered"], teacher["missed"]) == (0, 3)
