@@ -103,6 +103,8 @@ def _config(args: argparse.Namespace) -> Config:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    # APScheduler logs every job it adds or runs (two per lesson): the lessons' own log lines say what happened
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     if args.command == "bench":
         from classroom.bench import run_bench
 
@@ -164,6 +166,22 @@ def _serve(config: Config, db: Database, timetable: Timetable, args: argparse.Na
         log.info("HTTPS with the self-signed certificate %s", cert)
     ssl_context = server_context(Path(cert), Path(key)) if cert else None
 
+    scheme = "https" if ssl_context is not None else "http"
+    token_file = config.server.data_path / "admin-token"
+    # the essentials first, before the configuration and the start-up log
+    essentials = [
+        f"live-classroom on {scheme}://{_host_for_people(config.server.host)}:{config.server.port}/",
+        f"  administrator page: {scheme}://<this host>:{config.server.port}/admin (also /teacher, /classroom, /tech)",
+        "  administrator token: "
+        + (
+            f"in {token_file} (owner-only; first login and Authorization: Bearer ...)"
+            if not config.server.admin_token
+            else "as configured ([server] admin_token)"
+        ),
+    ]
+    if demo:
+        essentials.append(f"  demo logins: {config.server.data_path / 'demo-accounts.txt'} (owner-only)")
+    print("\n".join(essentials) + "\n", file=sys.stderr, flush=True)
     print("effective configuration:\n" + describe(config), file=sys.stderr, flush=True)
     if demo:
         if timetable.repo.schools():
@@ -171,9 +189,7 @@ def _serve(config: Config, db: Database, timetable: Timetable, args: argparse.Na
         else:
             log.info("--demo: %s", _load_demo(config, timetable))
     app = build_app(config, db, tls=ssl_context is not None, media=args.media)
-    token_file = config.server.data_path / "admin-token"
     log.info("API token: %s (Authorization: Bearer ...)", token_file if not config.server.admin_token else "configured")
-    scheme = "https" if ssl_context is not None else "http"
     log.info(
         "pages: %s://<this host>:%d/admin (first login: the administrator token), /teacher, /classroom, /tech",
         scheme,
@@ -183,6 +199,10 @@ def _serve(config: Config, db: Database, timetable: Timetable, args: argparse.Na
         app, host=config.server.host, port=config.server.port, ssl_context=ssl_context, print=None, handle_signals=True
     )
     return 0
+
+
+def _host_for_people(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
 
 
 def _load_demo(config: Config, timetable: Timetable) -> dict[str, object]:
@@ -212,7 +232,8 @@ def _load_demo(config: Config, timetable: Timetable) -> dict[str, object]:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
-    log.info("demo logins (teacher1..teacher%d, tech) with password %s, listed in %s", len(lines) - 2, password, path)
+    # the password stays in its owner-only file, never in a log
+    log.info("demo logins (teacher1..teacher%d, tech): username and password in %s", len(lines) - 2, path)
     summary["accounts"] = len(lines) - 1
     return summary
 
