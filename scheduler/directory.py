@@ -73,9 +73,13 @@ def known_directory(conn: sqlite3.Connection) -> Known:
         k.schools[name] = (counties[county_id], frozenset(roles), float(bw))
     k.classrooms = {(schools[r[0]], r[1]) for r in conn.execute("SELECT school_id, name FROM classroom")}
     teachers: dict[int, tuple[str, str]] = {}
-    for tid, sid, name, level, subjects in conn.execute("SELECT id, school_id, name, level, subjects FROM teacher"):
+    for tid, sid, name, level, subjects, staff in conn.execute(
+        "SELECT id, school_id, name, level, subjects, staff_no FROM teacher"
+    ):
         teachers[tid] = (schools[sid], name)
         k.teachers[(schools[sid], name)] = (Level(level), tuple(x for x in subjects.split(",") if x))
+        if staff:
+            k.staff[staff] = (schools[sid], name)
     members: dict[int, set[tuple[str, str]]] = {}
     for cid, tid in conn.execute("SELECT community_id, teacher_id FROM community_member"):
         members.setdefault(cid, set()).add(teachers[tid])
@@ -229,6 +233,10 @@ def _apply(
             count(False, True)
         else:
             count(False)
+    conn.executemany(
+        "UPDATE teacher SET staff_no = ? WHERE id = ? AND staff_no IS NOT ?",
+        [(staff, teacher_ids[key], staff) for staff, key in plan.staff.items() if known.staff.get(staff) != key],
+    )
 
     community_ids: dict[str, int] = {r[1]: r[0] for r in conn.execute("SELECT id, name FROM community")}
     for name, (county, members) in plan.communities.items():

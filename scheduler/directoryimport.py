@@ -34,6 +34,7 @@ COLUMNS: Mapping[str, tuple[str, ...]] = {
     "bandwidth": ("bandwidth_mbps", "bandwidth", "带宽", "带宽(mbps)", "带宽（mbps）"),
     "classroom": ("classroom", "教室"),
     "teacher": ("teacher", "教师", "姓名"),
+    "staff_no": ("staff_no", "工号", "教师工号", "教师编号"),
     "level": ("level", "骨干级别", "级别"),
     "subjects": ("subjects", "学科", "任教学科"),
     "community": ("community", "研修共同体", "共同体"),
@@ -49,7 +50,7 @@ TABLES: Mapping[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] =
     "counties": (("区县", "counties"), ("region", "city", "county"), ("factor", "standard")),
     "schools": (("学校", "schools"), ("school", "county", "roles"), ("bandwidth",)),
     "classrooms": (("教室", "classrooms"), ("school", "classroom"), ()),
-    "teachers": (("教师", "teachers"), ("teacher", "school"), ("level", "subjects")),
+    "teachers": (("教师", "teachers"), ("teacher", "school"), ("level", "subjects", "staff_no")),
     "communities": (("研修共同体", "communities"), ("community", "county", "member"), ()),
     "semesters": (("学期", "semesters"), ("semester", "start", "end"), ()),
     "holidays": (("假期", "holidays"), ("semester", "holiday", "start", "end"), ("day_type",)),
@@ -129,6 +130,7 @@ class Known:
     schools: dict[str, tuple[str, frozenset[str], float]] = field(default_factory=dict)  # name -> county, roles, bw
     classrooms: set[tuple[str, str]] = field(default_factory=set)  # (school, classroom)
     teachers: dict[tuple[str, str], tuple[Level, tuple[str, ...]]] = field(default_factory=dict)  # (school, name)
+    staff: dict[str, tuple[str, str]] = field(default_factory=dict)  # staff number (工号) -> (school, name)
     communities: dict[str, tuple[str, frozenset[tuple[str, str]]]] = field(default_factory=dict)  # county, members
     semesters: dict[str, tuple[date, date]] = field(default_factory=dict)
     days: set[tuple[str, date, str]] = field(default_factory=set)  # (semester, day, "holiday"|"makeup")
@@ -142,6 +144,7 @@ class Plan:
     schools: dict[str, tuple[str, frozenset[str], float]] = field(default_factory=dict)
     classrooms: list[tuple[str, str]] = field(default_factory=list)
     teachers: dict[tuple[str, str], tuple[Level, tuple[str, ...]]] = field(default_factory=dict)
+    staff: dict[str, tuple[str, str]] = field(default_factory=dict)  # staff number -> (school, name)
     communities: dict[str, tuple[str, list[tuple[str, str]]]] = field(default_factory=dict)
     semesters: dict[str, tuple[date, date]] = field(default_factory=dict)
     days: dict[tuple[str, date], tuple[str, str]] = field(default_factory=dict)  # (semester, day) -> type, name
@@ -364,16 +367,20 @@ def _teachers(row: _Row, known: Known) -> None:
     lines = _lines(row, "teachers")
     if not _first(lines, (school, name), row, f"teacher {name} of {school}", f"{school}的教师“{name}”"):
         return
-    elsewhere = [s for (s, n) in row.plan.teachers if n == name and s != school]
-    elsewhere += [s for (s, n) in known.teachers if n == name and s != school and (school, name) not in known.teachers]
-    if elsewhere:
-        row.error(
-            "teacher_in_two_schools",
-            f"teacher {name} is also listed at {elsewhere[0]}: a teacher belongs to one school "
-            "(two people of the same name: tell them apart, e.g. 王芳(小))",
-            f"教师“{name}”同时出现在“{elsewhere[0]}”：一名教师只属于一所学校（同名的两人请加以区分，如“王芳(小)”）",
-        )
-        return
+    # namesakes at different schools are common (王芳); the staff number (工号) tells one person from another
+    staff = row.get("staff_no")
+    if staff:
+        other = row.plan.staff.get(staff) or known.staff.get(staff)
+        if other is not None and other != (school, name):
+            where = "this file" if staff in row.plan.staff else "the directory"
+            row.error(
+                "teacher_in_two_schools",
+                f"staff number {staff} is already {other[1]} of {other[0]} in {where}: a teacher belongs to one "
+                "school (a transfer: change the school in the existing row)",
+                f"工号 {staff} 已是{other[0]}的“{other[1]}”：一名教师只属于一所学校",
+            )
+            return
+        row.plan.staff[staff] = (school, name)
     row.plan.teachers[(school, name)] = (level, subjects)
 
 

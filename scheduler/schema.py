@@ -225,6 +225,9 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX correction_lesson ON correction(lesson_id, id);
     CREATE TRIGGER correction_no_delete BEFORE DELETE ON correction
         BEGIN SELECT RAISE(ABORT, 'corrections are append-only'); END;
+    -- a teacher's staff number (工号), when the district keeps one: what tells one person from a namesake
+    ALTER TABLE teacher ADD COLUMN staff_no TEXT;
+    CREATE UNIQUE INDEX teacher_staff_no ON teacher(staff_no) WHERE staff_no IS NOT NULL;
     CREATE TABLE directory_import (
         id INTEGER PRIMARY KEY, created_at INTEGER NOT NULL, actor TEXT NOT NULL, filename TEXT NOT NULL,
         sha256 TEXT NOT NULL, added INTEGER NOT NULL, changed INTEGER NOT NULL, unchanged INTEGER NOT NULL);

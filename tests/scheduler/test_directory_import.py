@@ -79,6 +79,13 @@ def appended(sheet: str, row: list[Any]) -> dict[str, list[list[Any]]]:
     return out
 
 
+def staffed(rows: list[list[Any]]) -> dict[str, list[list[Any]]]:
+    out = {k: [list(r) for r in v] for k, v in SHEETS.items()}
+    out["教师"] = [["教师", "学校", "骨干级别", "学科", "工号"], *rows]
+    out["研修共同体"] = [out["研修共同体"][0]]
+    return out
+
+
 @pytest.fixture
 def t(tmp_path: Path) -> Timetable:
     return Timetable(Database(tmp_path / "db.sqlite3"), SchedulerConfig(), clock=Clock())
@@ -117,7 +124,13 @@ def test_a_changed_row_updates_and_a_promotion_shows(t: Timetable) -> None:
     [
         (changed("学校", 1, 2, "主讲端学校"), "学校", 2, "unknown_role", "主讲"),
         (changed("教师", 2, 0, "马丽"), "教师", 3, "duplicate_name", "第 2 行"),
-        (appended("教师", ["马丽", "迎水桥镇中心小学", "无", ""]), "教师", 5, "teacher_in_two_schools", None),
+        (
+            staffed([["马丽", "中卫市第一小学", "无", "", "T01"], ["马丽", "迎水桥镇中心小学", "无", "", "T01"]]),
+            "教师",
+            3,
+            "teacher_in_two_schools",
+            "工号 T01",
+        ),
         (changed("教师", 1, 2, "特级"), "教师", 2, "unknown_level", None),
         (changed("教室", 1, 0, "中卫市第一小"), "教室", 2, "unknown_school", "中卫市第一小学"),
         (changed("研修共同体", 1, 2, "中卫市第一小学/马莉"), "研修共同体", 2, "unknown_teacher", "马丽"),
@@ -201,3 +214,10 @@ def test_the_command_line_imports_a_directory_and_names_bad_rows(tmp_path: Path)
     assert out.returncode == 0 and "0 updated" in out.stdout, out.stdout + out.stderr
     out = classroom("template", "timetable", "-o", "课表模板.xlsx")
     assert out.returncode == 0 and load_workbook(tmp_path / "课表模板.xlsx")["课表"]["A1"].value == "日期"
+
+
+def test_namesakes_at_two_schools_are_two_teachers(t: Timetable) -> None:
+    sheets = appended("教师", ["马丽", "迎水桥镇中心小学", "无", "数学"])
+    result = t.import_directory(xlsx(workbook(sheets)), "名册.xlsx", "admin")
+    assert result.ok, result.errors
+    assert sorted(x.school_id for x in t.repo.teachers() if x.name == "马丽") == [1, 2]
