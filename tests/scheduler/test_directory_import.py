@@ -221,3 +221,24 @@ def test_namesakes_at_two_schools_are_two_teachers(t: Timetable) -> None:
     result = t.import_directory(xlsx(workbook(sheets)), "名册.xlsx", "admin")
     assert result.ok, result.errors
     assert sorted(x.school_id for x in t.repo.teachers() if x.name == "马丽") == [1, 2]
+
+
+def test_a_failure_in_the_middle_of_writing_leaves_nothing_half_written(
+    t: Timetable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = 0
+    original = t.repo.add_teacher
+
+    def failing(conn: Any, teacher: Any) -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 2:  # the process dies here, as with kill -9 after some rows are written
+            raise RuntimeError("killed")
+        return original(conn, teacher)
+
+    monkeypatch.setattr(t.repo, "add_teacher", failing)
+    with pytest.raises(RuntimeError, match="killed"):
+        t.import_directory(xlsx(workbook()), "名册.xlsx", "admin")
+    assert t.repo.schools() == [] and t.repo.teachers() == [] and t.repo.counties() == []
+    monkeypatch.undo()
+    assert t.import_directory(xlsx(workbook()), "名册.xlsx", "admin").ok  # and the retry imports it all
