@@ -417,14 +417,15 @@ class Timetable:
         # one IMMEDIATE transaction from the look-up of existing lessons to the insert: imports (from the
         # API or the `classroom import` command in another process) are serialised, none sees half of another
         with self.db.write() as conn:
+            # a row's 课时 counts in the comparison only when the row gives them: a stored lesson keeps the
+            # hours its county's standard gave it when it was entered
             hours = self.with_hours(conn, [x for _, x in fresh])
-            fresh = [(line, draft) for (line, _), draft in zip(fresh, hours, strict=True)]
             existing = self.repo.lessons_by_key(seen)
             to_add: list[tuple[int | None, LessonDraft]] = []
-            for line, draft in fresh:
+            for (line, draft), counted in zip(fresh, hours, strict=True):
                 old = existing.get(lesson_key(draft))
                 if old is None:
-                    to_add.append((line, draft))
+                    to_add.append((line, counted))
                 elif _same(old, draft):
                     result.lessons_unchanged += 1
                 else:

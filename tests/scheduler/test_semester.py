@@ -247,3 +247,14 @@ def test_an_attendance_file_attaches_evidence_by_line_all_or_nothing_and_settles
     more = EVIDENCE_HEADER + f"{b.id},,,,,40,香山小学/三年级1班,40\n"
     refused = t.import_evidence(more.encode(), "late.csv", "admin-token")
     assert [p.code for p in refused.errors] == ["settled"]  # settled means settled: correct it instead
+
+
+def test_a_new_standard_lesson_length_applies_to_new_lessons_and_a_reimport_still_changes_nothing(
+    t: Timetable,
+) -> None:
+    hour = row(MONDAY, "08:00", "09:00")  # 60 minutes: 2 课时 at 40, 1 at 45
+    assert t.import_csv(csv_bytes(hour), "a.csv", "admin").ok
+    t.set_standard_minutes(1, 45)
+    again = t.import_csv(csv_bytes(hour, row("2026-09-08", "08:00", "09:00")), "a.csv", "admin")
+    assert again.ok and again.lessons_unchanged == 1 and again.lessons_added == 1, again.errors
+    assert [x.hours for x in t.repo.lessons()] == [2, 1]
