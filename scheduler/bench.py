@@ -359,7 +359,7 @@ def load_lessons(db: Database, region: Region, opts: BenchOptions, tz: ZoneInfo)
                         credits.extend((lesson_id, r, end, reason) for r in p.receivers)
                         if p.kind == Kind.FAMOUS_SCHOOL:
                             ledger.append(
-                                (ledger_id, lesson_id, "school_credit", None, p.lead_school, 1.0, 1.0, 1.0, now, reason)
+                                (ledger_id, lesson_id, "school_credit", None, p.lead_school, 1.0, 1.0, 1.0, end, reason)
                             )
                         else:
                             ledger.append(
@@ -372,7 +372,7 @@ def load_lessons(db: Database, region: Region, opts: BenchOptions, tz: ZoneInfo)
                                     1.0,
                                     1.5,
                                     1.5,
-                                    now,
+                                    end,  # booked at settlement
                                     reason,
                                 )
                             )

@@ -24,6 +24,7 @@ from scheduler.rules.calendar import teaching_weeks, teaching_weeks_elapsed
 from scheduler.rules.history import UNSETTLED, StatusChange, status_as_of
 from scheduler.rules.quotas import Progress, school_rate, teacher_status
 
+CORRECTED_SQL = "(SELECT lesson_id FROM correction WHERE kind != 'attendance')"  # their status has a history
 SECTIONS = ("teachers", "schools", "workload", "famous_school")
 
 COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -106,51 +107,42 @@ def cutoff_of(day: date, tz: ZoneInfo) -> int:
     return int(datetime.combine(day + timedelta(days=1), time(0), tz).timestamp()) - 1
 
 
-def build_report(db: Database, config: SchedulerConfig, semester: Semester, today: date) -> Report:
-    """The report as the system knew it at the end of `today`: lessons entered by then, each with the
-    status its settlement and corrections up to then gave it, receiving classrooms' credits and ledger
-    entries up to then. Counts are lesson hours (课时)."""
-    weeks_total = len(teaching_weeks(semester))
-    weeks_elapsed = min(teaching_weeks_elapsed(semester, today), weeks_total)
-    cutoff = cutoff_of(today, config.tz)
-    with db.read() as conn:
-        schools, counties, teachers = _names(conn)
-        changes: dict[int, list[StatusChange]] = defaultdict(list)
-        for lid, at, before, after in conn.execute(
-            "SELECT k.lesson_id, k.created_at, k.from_status, k.to_status FROM correction k "
-            "JOIN lesson l ON l.id = k.lesson_id WHERE l.semester_id = ? AND k.kind != 'attendance' ORDER BY k.id",
-            (semester.id,),
-        ):
-            changes[lid].append(StatusChange(at, before, after))
-        # (lesson, school) pairs a receiving school was credited with by the cutoff
+def _corrected(
+    conn: Any,
+    changes: dict[int, list[StatusChange]],
+    cutoff: int,
+    by_teacher: dict[int, dict[str, int]],
+    lead: dict[int, dict[str, int]],
+    receiving: dict[int, dict[str, int]],
+    kinds: dict[int, dict[str, int]],
+) -> None:
+    """The few lessons with corrections, one at a time."""
+    ids = sorted(changes)
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
+        marks = ",".join("?" * len(chunk))
         credited = {
             (lid, sid)
             for lid, sid, total in conn.execute(
-                "SELECT g.lesson_id, g.school_id, sum(g.credit) FROM receiver_credit g "
-                "JOIN lesson l ON l.id = g.lesson_id WHERE l.semester_id = ? AND g.created_at <= ? "
-                "GROUP BY g.lesson_id, g.classroom_id",
-                (semester.id, cutoff),
+                f"SELECT lesson_id, school_id, sum(credit) FROM receiver_credit WHERE lesson_id IN ({marks}) "
+                "AND created_at <= ? GROUP BY lesson_id, classroom_id",
+                [*chunk, cutoff],
             )
             if total > 0
         }
         receivers: dict[int, set[int]] = defaultdict(set)
         for lid, sid in conn.execute(
             "SELECT r.lesson_id, c.school_id FROM lesson_receiver r JOIN classroom c ON c.id = r.classroom_id "
-            "JOIN lesson l ON l.id = r.lesson_id WHERE l.semester_id = ?",
-            (semester.id,),
+            f"WHERE r.lesson_id IN ({marks})",
+            chunk,
         ):
             receivers[lid].add(sid)
-
-        by_teacher: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        lead: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        receiving: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        kinds: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         for lid, tid, lead_school, kind, hours, current, settled_at, created_at in conn.execute(
             "SELECT l.id, l.lead_teacher_id, c.school_id, l.kind, l.hours, l.status, l.settled_at, l.created_at "
-            "FROM lesson l JOIN classroom c ON c.id = l.lead_classroom_id WHERE l.semester_id = ?",
-            (semester.id,),
+            f"FROM lesson l JOIN classroom c ON c.id = l.lead_classroom_id WHERE l.id IN ({marks})",
+            chunk,
         ):
-            status = status_as_of(created_at, settled_at, current, changes.get(lid, ()), cutoff)
+            status = status_as_of(created_at, settled_at, current, changes[lid], cutoff)
             if status is None or status == "cancelled":
                 continue
             by_teacher[tid][status] += hours
@@ -162,6 +154,71 @@ def build_report(db: Database, config: SchedulerConfig, semester: Semester, toda
                     receiving[sid]["delivered" if (lid, sid) in credited else "missed"] += hours
                 else:
                     receiving[sid][status] += hours
+
+
+def build_report(db: Database, config: SchedulerConfig, semester: Semester, today: date) -> Report:
+    """The report as the system knew it at the end of `today`: lessons entered by then, each with the
+    status its settlement and corrections up to then gave it, receiving classrooms' credits and ledger
+    entries up to then. Counts are lesson hours (课时)."""
+    weeks_total = len(teaching_weeks(semester))
+    weeks_elapsed = min(teaching_weeks_elapsed(semester, today), weeks_total)
+    cutoff = cutoff_of(today, config.tz)
+    by_teacher: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    lead: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    receiving: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    kinds: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    with db.read() as conn:
+        schools, counties, teachers = _names(conn)
+        # Lessons whose status was corrected (or cancelled, or settled by an administrator) are few: their
+        # status as of the cutoff is worked out one by one (rules/history.py). All others are grouped in
+        # SQL with the same rule: known once entered, settled once their settlement came.
+        changes: dict[int, list[StatusChange]] = defaultdict(list)
+        for lid, at, before, after in conn.execute(
+            "SELECT k.lesson_id, k.created_at, k.from_status, k.to_status FROM correction k "
+            "JOIN lesson l ON l.id = k.lesson_id WHERE l.semester_id = ? AND k.kind != 'attendance' ORDER BY k.id",
+            (semester.id,),
+        ):
+            changes[lid].append(StatusChange(at, before, after))
+        status_sql = (
+            "CASE WHEN l.created_at > :cut THEN NULL "
+            "WHEN l.settled_at <= :cut AND l.status IN ('delivered', 'missed') THEN l.status "
+            f"ELSE '{UNSETTLED}' END"
+        )
+        args = {"cut": cutoff, "semester": semester.id}
+        for tid, lead_school, kind, status, hours, n in conn.execute(
+            f"SELECT l.lead_teacher_id, c.school_id, l.kind, {status_sql} AS st, sum(l.hours), count(*) "
+            "FROM lesson l JOIN classroom c ON c.id = l.lead_classroom_id WHERE l.semester_id = :semester "
+            f"AND l.id NOT IN {CORRECTED_SQL} GROUP BY 1, 2, 3, 4",
+            args,
+        ):
+            if status is None:
+                continue
+            by_teacher[tid][status] += hours
+            lead[lead_school][status] += hours
+            if status == "delivered":
+                kinds[tid][kind] += n
+        # a receiving school counts a delivered lesson where one of its classrooms holds its credit
+        credited_sql = (
+            "(SELECT count(*) FROM (SELECT 1 FROM receiver_credit g WHERE g.lesson_id = l.id "
+            "AND g.school_id = c.school_id AND g.created_at <= :cut GROUP BY g.classroom_id "
+            "HAVING sum(g.credit) > 0)) > 0"
+        )
+        for sid, status, credited, hours in conn.execute(
+            f"SELECT school_id, st, credited, sum(hours) FROM (SELECT c.school_id AS school_id, l.hours AS hours, "
+            f"{status_sql} AS st, CASE WHEN {status_sql} = 'delivered' THEN {credited_sql} ELSE 0 END AS credited "
+            "FROM lesson l JOIN lesson_receiver r ON r.lesson_id = l.id "
+            "JOIN classroom c ON c.id = r.classroom_id "
+            f"WHERE l.semester_id = :semester AND l.id NOT IN {CORRECTED_SQL} "
+            "GROUP BY c.school_id, l.id) WHERE st IS NOT NULL GROUP BY 1, 2, 3",
+            args,
+        ):
+            if status == "delivered":
+                receiving[sid]["delivered" if credited else "missed"] += hours
+            else:
+                receiving[sid][status] += hours
+
+        if changes:
+            _corrected(conn, changes, cutoff, by_teacher, lead, receiving, kinds)
 
         # ledger: weighted hours per teacher, credit per school, as recorded by the cutoff
         workload: dict[int, list[float]] = defaultdict(lambda: [0.0, 0.0])
