@@ -655,20 +655,32 @@ class Timetable:
         if any(not 0 <= m <= 24 * 60 for m in attended.values()):
             raise ValueError("attended minutes must be between 0 and 1440")
         with self.db.write() as conn:
+            settled = lesson.status in (LessonStatus.DELIVERED, LessonStatus.MISSED)
+            before = self.repo.evidence(conn, lesson_id) if settled else None
             self.repo.record_evidence(conn, lesson_id, lead_minutes, attended, source, teachers)
             if lead_minutes:
                 self.repo.set_status(conn, lesson_id, LessonStatus.LIVE, (LessonStatus.OPEN, LessonStatus.SCHEDULED))
-            if lesson.status in (LessonStatus.DELIVERED, LessonStatus.MISSED):
-                # settled means settled: kept as a record, counted only if a correction says so
-                self.repo.add_audit(
-                    conn,
-                    source,
-                    "evidence_after_settlement",
-                    "kept",
-                    f"lesson is {lesson.status.value}; the evidence changes nothing without a correction",
-                    lesson_id,
-                    role="media",
-                )
+            if before is not None:
+                # settled means settled: the evidence is kept as a record and counts only through a correction;
+                # where it would have decided otherwise, the audit log says so (the last seconds a closing
+                # room reports after settlement usually change nothing and are not worth a line)
+                after = self.repo.evidence(conn, lesson_id)
+                th = self.config.thresholds
+                if (is_delivered(lesson, before, th), attending_classrooms(lesson, before, th)) != (
+                    is_delivered(lesson, after, th),
+                    attending_classrooms(lesson, after, th),
+                ):
+                    self.repo.add_audit(
+                        conn,
+                        source,
+                        "evidence_after_settlement",
+                        "kept",
+                        f"lesson is {lesson.status.value}; this evidence would count "
+                        f"{'as delivered' if is_delivered(lesson, after, th) else 'differently'} "
+                        f"(classrooms {attending_classrooms(lesson, after, th)}), which only a correction can make so",
+                        lesson_id,
+                        role="media",
+                    )
         return self._get(lesson_id)
 
     def settle(self, lesson_id: int, now: datetime | None = None) -> LessonStatus | None:

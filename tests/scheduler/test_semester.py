@@ -130,6 +130,7 @@ def test_attendance_after_settlement_changes_no_count_and_leaves_an_audit_row(t:
     deliver(t, clock, lesson.id)  # only the first classroom attended
     before = build_report(t.db, t.config, t.repo.semesters()[0], date(2026, 9, 30)).sections["schools"]
     assert receiving(before, "香山小学")["delivered"] == 0
+    t.record_evidence(lesson.id, 40.0, {}, "sfu")  # a closing room's last report: changes nothing, no audit row
     clock.advance(timedelta(days=2))
     t.record_evidence(lesson.id, 40.0, {second: 40.0}, "late upload")
     after = build_report(t.db, t.config, t.repo.semesters()[0], date(2026, 9, 30)).sections["schools"]
