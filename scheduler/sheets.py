@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import zipfile
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -102,63 +103,77 @@ def _csv(data: bytes) -> Sheet:
     return Sheet("", header, rows, problems)
 
 
+MERGE_CELL = re.compile(rb'<(?:\w+:)?mergeCell\s+ref="([A-Z]+)(\d+):([A-Z]+)(\d+)"')
+
+
 def _xlsx(data: bytes) -> list[Sheet]:
     from openpyxl import load_workbook
 
     try:
-        book = load_workbook(io.BytesIO(data), data_only=False)
+        # read-only: streams the cells (a region's 45,000 teachers in seconds, not tens of them)
+        book = load_workbook(io.BytesIO(data), read_only=True, data_only=False)
+        archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
         raise CsvFormatError(
             f"the file is not a readable Excel workbook (.xlsx): {exc}",
             f"文件不是可读取的 Excel 工作簿（.xlsx）：{exc}",
         ) from exc
     sheets: list[Sheet] = []
-    for ws in book.worksheets:
-        header: list[str] | None = None
-        rows: list[tuple[int, list[str]]] = []
-        problems: list[Problem] = []
-        merged_rows: dict[int, str] = {}
-        for rng in ws.merged_cells.ranges:
-            for r in range(rng.min_row, rng.max_row + 1):
-                merged_rows.setdefault(r, str(rng))
-        for cells in ws.iter_rows():
-            if not cells:
+    try:
+        for ws in book.worksheets:
+            header: list[str] | None = None
+            header_row = 0
+            rows: list[tuple[int, list[str]]] = []
+            problems: list[Problem] = []
+            for cells in ws.iter_rows():
+                present = [c for c in cells if getattr(c, "row", None) is not None]
+                if not present:
+                    continue
+                number = int(present[0].row)
+                texts: list[str] = []
+                for c in cells:
+                    value = getattr(c, "value", None)
+                    if getattr(c, "data_type", None) == "f" or (isinstance(value, str) and value.startswith("=")):
+                        problems.append(
+                            Problem(
+                                "formula",
+                                f"cell {c.coordinate} holds a formula ({value}); "
+                                "copy the column and paste it as values",
+                                line=number,
+                                sheet=ws.title,
+                                message_zh=f"单元格 {c.coordinate} 是公式（{value}），请复制该列并“粘贴为数值”",
+                            )
+                        )
+                        texts.append("")
+                        continue
+                    texts.append(cell_text(value))
+                if not any(texts):
+                    continue
+                if header is None:
+                    header, header_row = texts, number
+                    continue
+                rows.append((number, texts))
+            if header is None:
                 continue
-            number = cells[0].row
-            texts: list[str] = []
-            for c in cells:
-                if c.data_type == "f" or (isinstance(c.value, str) and c.value.startswith("=")):
+            # merged cells leave every row but the first empty: refused, at the first row of each range
+            path = getattr(ws, "_worksheet_path", None)
+            xml = archive.read(path) if isinstance(path, str) and path in archive.namelist() else b""
+            for m in MERGE_CELL.finditer(xml):
+                first, last = int(m[2]), int(m[4])
+                if last > header_row:
+                    ref = f"{m[1].decode()}{first}:{m[3].decode()}{last}"
                     problems.append(
                         Problem(
-                            "formula",
-                            f"cell {c.coordinate} holds a formula ({c.value}); copy the column and paste it as values",
-                            line=number,
+                            "merged_cells",
+                            f"cells {ref} are merged; unmerge them and fill in every row",
+                            line=max(first, header_row + 1),
                             sheet=ws.title,
-                            message_zh=f"单元格 {c.coordinate} 是公式（{c.value}），请复制该列并“粘贴为数值”",
+                            message_zh=f"单元格 {ref} 是合并单元格，请取消合并并逐行填写",
                         )
                     )
-                    texts.append("")
-                    continue
-                texts.append(cell_text(c.value))
-            if not any(texts) and number not in merged_rows:
-                continue
-            if header is None:
-                header = texts
-                continue
-            if number in merged_rows:
-                problems.append(
-                    Problem(
-                        "merged_cells",
-                        f"cells {merged_rows[number]} are merged; unmerge them and fill in every row",
-                        line=number,
-                        sheet=ws.title,
-                        message_zh=f"单元格 {merged_rows[number]} 是合并单元格，请取消合并并逐行填写",
-                    )
-                )
-            if any(texts):
-                rows.append((number, texts))
-        if header is not None:
             sheets.append(Sheet(ws.title, header, rows, problems))
+    finally:
+        book.close()
     if not sheets:
         raise CsvFormatError("the workbook is empty", "工作簿是空的")
     return sheets
