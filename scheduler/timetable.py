@@ -534,16 +534,21 @@ class Timetable:
                     continue
                 if lesson.status != LessonStatus.AWAITING_EVIDENCE:
                     settled = lesson.status in (LessonStatus.DELIVERED, LessonStatus.MISSED)
+                    if settled:
+                        why = "a settled lesson changes only through a correction"
+                        why_zh = "已结算，只能通过更正修改"
+                    elif lesson.status == LessonStatus.CANCELLED:
+                        why, why_zh = "it was cancelled", "已取消"
+                    else:
+                        why, why_zh = (
+                            "it is not over yet: its evidence comes from the media side",
+                            "尚未结束，证据由媒体端记录",
+                        )
                     refuse(
                         row.line,
                         "settled" if settled else "not_awaiting",
-                        f"lesson #{lesson.id} is {lesson.status.value}: "
-                        + (
-                            "a settled lesson changes only through a correction"
-                            if settled
-                            else "its evidence comes from the media side"
-                        ),
-                        f"课程 #{lesson.id} 已{'结算，只能通过更正修改' if settled else '排课，证据由媒体端记录'}",
+                        f"lesson #{lesson.id} is {lesson.status.value}: {why}",
+                        f"课程 #{lesson.id}{why_zh}",
                     )
                     continue
                 if row.lead_minutes is not None:
