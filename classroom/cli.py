@@ -1,4 +1,4 @@
-"""The `classroom` command: serve, import, check, report, demo, bench, config."""
+"""The `classroom` command: serve, directory, import, check, evidence, report, template, demo, bench, config."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from classroom.config import Config, ConfigError, describe, load_config
 from classroom.permissions import data_files, owner_only_umask, secure_data
 from scheduler.db import Database, StorageError
 from scheduler.timetable import Timetable
+from scheduler.timetable import where as problem_where
 
 log = logging.getLogger("classroom")
 
@@ -57,6 +58,23 @@ def _parser() -> argparse.ArgumentParser:
         c.add_argument("--json", action="store_true", help="print the result as JSON")
         c.add_argument("--lang", choices=("en", "zh"), default="en", help="language of the problems (default en)")
 
+    e = sub.add_parser("evidence", help="attach attendance evidence (CSV or XLSX) to lessons awaiting evidence")
+    e.add_argument("file", type=Path)
+    e.add_argument("--data-dir")
+    e.add_argument("--settle", action="store_true", help="settle the lessons from their evidence at once")
+    e.add_argument("--check", action="store_true", help="check only, write nothing")
+    e.add_argument("--lang", choices=("en", "zh"), default="en", help="language of the problems (default en)")
+
+    g = sub.add_parser("directory", help="import counties, schools, classrooms, teachers, communities, semesters")
+    g.add_argument("file", type=Path, help="an XLSX workbook (a sheet per table) or a CSV of one table")
+    g.add_argument("--data-dir")
+    g.add_argument("--check", action="store_true", help="check only, write nothing")
+    g.add_argument("--lang", choices=("en", "zh"), default="en", help="language of the problems (default en)")
+
+    m = sub.add_parser("template", help="write an empty workbook with the Chinese headers an import reads")
+    m.add_argument("name", choices=("directory", "timetable", "evidence"))
+    m.add_argument("-o", "--output", type=Path, required=True)
+
     r = sub.add_parser("report", help="quota and workload report of a semester")
     r.add_argument("--data-dir")
     r.add_argument("--semester", help="semester name or id (default: the current one)")
@@ -94,10 +112,18 @@ def _config(args: argparse.Namespace) -> Config:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    # APScheduler logs every job it adds or runs (two per lesson): the lessons' own log lines say what happened
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     if args.command == "bench":
         from classroom.bench import run_bench
 
         return run_bench(args.rest)
+    if args.command == "template":
+        from scheduler.templates import template_xlsx
+
+        args.output.write_bytes(template_xlsx(args.name))
+        print(f"wrote {args.output}", file=sys.stderr)
+        return 0
     try:
         config = _config(args)
         logging.getLogger().setLevel(config.server.log_level.upper())
@@ -118,6 +144,10 @@ def main(argv: list[str] | None = None) -> int:
             return _import(timetable, args.file, dry_run=args.command == "check", as_json=args.json, lang=args.lang)
         if args.command == "report":
             return _report(timetable, args)
+        if args.command == "evidence":
+            return _evidence(timetable, args)
+        if args.command == "directory":
+            return _directory(timetable, args)
         if args.command == "demo":
             print(json.dumps(_load_demo(config, timetable), ensure_ascii=False))
             return 0
@@ -147,6 +177,22 @@ def _serve(config: Config, db: Database, timetable: Timetable, args: argparse.Na
         log.info("HTTPS with the self-signed certificate %s", cert)
     ssl_context = server_context(Path(cert), Path(key)) if cert else None
 
+    scheme = "https" if ssl_context is not None else "http"
+    token_file = config.server.data_path / "admin-token"
+    # the essentials first, before the configuration and the start-up log
+    essentials = [
+        f"live-classroom on {scheme}://{_host_for_people(config.server.host)}:{config.server.port}/",
+        f"  administrator page: {scheme}://<this host>:{config.server.port}/admin (also /teacher, /classroom, /tech)",
+        "  administrator token: "
+        + (
+            f"in {token_file} (owner-only; first login and Authorization: Bearer ...)"
+            if not config.server.admin_token
+            else "as configured ([server] admin_token)"
+        ),
+    ]
+    if demo:
+        essentials.append(f"  demo logins: {config.server.data_path / 'demo-accounts.txt'} (owner-only)")
+    print("\n".join(essentials) + "\n", file=sys.stderr, flush=True)
     print("effective configuration:\n" + describe(config), file=sys.stderr, flush=True)
     if demo:
         if timetable.repo.schools():
@@ -154,9 +200,7 @@ def _serve(config: Config, db: Database, timetable: Timetable, args: argparse.Na
         else:
             log.info("--demo: %s", _load_demo(config, timetable))
     app = build_app(config, db, tls=ssl_context is not None, media=args.media)
-    token_file = config.server.data_path / "admin-token"
     log.info("API token: %s (Authorization: Bearer ...)", token_file if not config.server.admin_token else "configured")
-    scheme = "https" if ssl_context is not None else "http"
     log.info(
         "pages: %s://<this host>:%d/admin (first login: the administrator token), /teacher, /classroom, /tech",
         scheme,
@@ -166,6 +210,10 @@ def _serve(config: Config, db: Database, timetable: Timetable, args: argparse.Na
         app, host=config.server.host, port=config.server.port, ssl_context=ssl_context, print=None, handle_signals=True
     )
     return 0
+
+
+def _host_for_people(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
 
 
 def _load_demo(config: Config, timetable: Timetable) -> dict[str, object]:
@@ -212,7 +260,7 @@ def _import(timetable: Timetable, path: Path, dry_run: bool, as_json: bool, lang
         print(json.dumps(result.to_json(), ensure_ascii=False, indent=1))
     else:
         for p in result.errors + result.warnings:
-            where = f"line {p.line}: " if p.line else ""
+            where = f"{problem_where(p)}: " if p.line else ""
             message = (p.message_zh or p.message) if lang == "zh" else p.message
             print(f"{path.name}: {where}{p.severity}: {message} [{p.code}]")
         verb = "would add" if dry_run else "added"
@@ -222,6 +270,46 @@ def _import(timetable: Timetable, path: Path, dry_run: bool, as_json: bool, lang
             f"{path.name}: {state}: {result.rows} rows, {verb} {added} lessons, "
             f"{result.lessons_unchanged} unchanged, {len(result.errors)} errors, {len(result.warnings)} warnings"
         )
+    return 0 if result.ok else 1
+
+
+def _evidence(timetable: Timetable, args: argparse.Namespace) -> int:
+    try:
+        data = args.file.read_bytes()
+    except OSError as exc:
+        print(f"classroom: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    result = timetable.import_evidence(data, args.file.name, "cli", dry_run=args.check, settle=args.settle)
+    for p in result.errors:
+        message = (p.message_zh or p.message) if args.lang == "zh" else p.message
+        print(f"{args.file.name}: {problem_where(p) or 'file'}: error: {message} [{p.code}]")
+    state = "OK" if result.ok else "REFUSED, nothing written"
+    print(
+        f"{args.file.name}: {state}: {result.rows} rows, evidence for {result.lessons} lessons, "
+        f"{result.unchanged} unchanged, {result.settled} settled, {len(result.errors)} errors"
+    )
+    return 0 if result.ok else 1
+
+
+def _directory(timetable: Timetable, args: argparse.Namespace) -> int:
+    try:
+        data = args.file.read_bytes()
+    except OSError as exc:
+        print(f"classroom: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    result = timetable.import_directory(data, args.file.name, "cli", dry_run=args.check)
+    for p in result.errors:
+        message = (p.message_zh or p.message) if args.lang == "zh" else p.message
+        place = problem_where(p) or (f"sheet {p.sheet}" if p.sheet else "file")
+        print(f"{args.file.name}: {place}: error: {message} [{p.code}]")
+    if result.ok:
+        verb = "would change" if args.check else "changed"
+        print(
+            f"{args.file.name}: OK: {result.rows} rows ({', '.join(result.tables)}), {verb}: {result.added} added, "
+            f"{result.changed} updated, {result.unchanged} unchanged"
+        )
+    else:
+        print(f"{args.file.name}: REFUSED, nothing imported: {len(result.errors)} errors")
     return 0 if result.ok else 1
 
 

@@ -20,7 +20,15 @@ from media.config import MediaConfig
 from scheduler.config import SchedulerConfig
 from signaling.config import SignalingConfig
 
-SECRET_WORDS = ("password", "secret", "token", "key")
+SECRET_WORDS = frozenset({"password", "secret", "token", "key"})
+
+
+def is_secret(name: str) -> bool:
+    """A setting whose value is masked: one of its underscore-separated words names a secret.
+
+    Whole words, not substrings: `tls_key` and `turn_password` are masked, `keyframe_request_interval`
+    is not (it contains "key" only inside "keyframe")."""
+    return any(word in SECRET_WORDS for word in name.lower().split("_"))
 
 
 class ConfigError(ValueError):
@@ -124,7 +132,7 @@ def describe(config: Config) -> str:
         lines.append(f"[{section.name}]")
         for f in dataclasses.fields(getattr(config, section.name)):
             value = getattr(getattr(config, section.name), f.name)
-            if any(w in f.name for w in SECRET_WORDS) and value:
+            if is_secret(f.name) and value:
                 value = "********"
             lines.append(f"{f.name} = {_toml(value)}")
         lines.append("")

@@ -17,6 +17,9 @@ entry points the product itself uses:
 - `county_import_s`: `Timetable.import_csv` of one county's 20,000-lesson timetable (a county whose
   lessons are not in the database yet, so nothing conflicts and the import really writes);
 - `region_report_s`: `build_report` for the whole region's semester;
+- `report_as_of_past_s`: the same report as of four weeks before "today" (what was known then);
+- `directory_import_s`: `Timetable.import_directory` of the region's directory (every county, school,
+  classroom and teacher, the semester and its holidays) from one XLSX workbook into an empty database;
 - `conflict_check_*_ms`: `Timetable.check` with one new draft at a random busy time, many samples;
 - `peak_rss_mib`: the process's peak resident set size (ru_maxrss).
 
@@ -315,7 +318,7 @@ def load_lessons(db: Database, region: Region, opts: BenchOptions, tz: ZoneInfo)
     cells = cell_times(teaching_days(region.semester), tz)
     per_cell = spread(opts.lessons, len(cells))
     today_epoch = int(datetime(TODAY.year, TODAY.month, TODAY.day, tzinfo=tz).timestamp())
-    now = int(time.time())
+    now = today_epoch  # the rows were written as the semester went by, up to "today"
     conn = db.conn
     # Secondary indexes are dropped for the load and rebuilt once at the end: SQLite builds an index
     # from sorted keys several times faster than it maintains it row by row under random inserts.
@@ -336,6 +339,7 @@ def load_lessons(db: Database, region: Region, opts: BenchOptions, tz: ZoneInfo)
         evidence: list[tuple[Any, ...]] = []
         attendance: list[tuple[Any, ...]] = []
         ledger: list[tuple[Any, ...]] = []
+        credits: list[tuple[Any, ...]] = []
         for key, start, end, planned in day_batch:
             settled = end <= today_epoch
             for p in planned:
@@ -352,9 +356,10 @@ def load_lessons(db: Database, region: Region, opts: BenchOptions, tz: ZoneInfo)
                     if delivered:
                         ledger_id += 1
                         reason = f"delivered: lead {lead:.0f} min"
+                        credits.extend((lesson_id, r, end, reason) for r in p.receivers)
                         if p.kind == Kind.FAMOUS_SCHOOL:
                             ledger.append(
-                                (ledger_id, lesson_id, "school_credit", None, p.lead_school, 1.0, 1.0, 1.0, now, reason)
+                                (ledger_id, lesson_id, "school_credit", None, p.lead_school, 1.0, 1.0, 1.0, end, reason)
                             )
                         else:
                             ledger.append(
@@ -367,7 +372,7 @@ def load_lessons(db: Database, region: Region, opts: BenchOptions, tz: ZoneInfo)
                                     1.0,
                                     1.5,
                                     1.5,
-                                    now,
+                                    end,  # booked at settlement
                                     reason,
                                 )
                             )
@@ -386,17 +391,23 @@ def load_lessons(db: Database, region: Region, opts: BenchOptions, tz: ZoneInfo)
                         end,
                         status,
                         f"{p.teacher}:{p.lead_room}:{start}",  # = repository.lesson_key
+                        now - 100 * 86400,  # the timetable was entered before the semester began
                         now,
-                        now,
+                        end if settled else None,
                     )
                 )
                 receivers.extend((lesson_id, r, start) for r in sorted(p.receivers))
         with db.write() as c:
             c.executemany(
                 "INSERT INTO lesson(id, kind, subject, grade, lead_teacher_id, lead_classroom_id, community_id, "
-                "semester_id, series_id, start_utc, end_utc, status, lesson_key, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "semester_id, series_id, start_utc, end_utc, status, lesson_key, created_at, updated_at, settled_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 lessons,
+            )
+            c.executemany(
+                "INSERT INTO receiver_credit(lesson_id, classroom_id, school_id, credit, created_at, actor, reason) "
+                "SELECT ?, id, school_id, 1, ?, 'system', ? FROM classroom WHERE id = ?",
+                [(lid, at, reason, room) for lid, room, at, reason in credits],
             )
             c.executemany("INSERT INTO lesson_receiver(lesson_id, classroom_id, start_utc) VALUES (?, ?, ?)", receivers)
             c.executemany(
@@ -511,6 +522,66 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
 
 
+def directory_xlsx(db: Database) -> bytes:
+    """The generated region's directory as an administrator's workbook (the template's sheets and headers)."""
+    from openpyxl import Workbook
+
+    from scheduler.directoryimport import TABLE_ZH, TEMPLATE_HEADERS
+
+    c = db.conn
+    book = Workbook(write_only=True)
+
+    def sheet(table: str, rows: Any) -> None:
+        ws = book.create_sheet(TABLE_ZH[table])
+        ws.append(list(TEMPLATE_HEADERS[table]))
+        for r in rows:
+            ws.append(list(r))
+
+    sheet(
+        "counties",
+        c.execute(
+            "SELECT r.name, ci.name, k.name, k.workload_factor, k.standard_lesson_minutes FROM county k "
+            "JOIN city ci ON ci.id = k.city_id JOIN region r ON r.id = ci.region_id ORDER BY k.id"
+        ),
+    )
+    roles = {
+        (1, 0, 0): "主讲",
+        (0, 1, 0): "接收",
+        (0, 1, 1): "接收、教学点",
+        (1, 1, 0): "主讲、接收",
+        (0, 0, 1): "教学点",
+    }
+    sheet(
+        "schools",
+        (
+            (name, county, roles.get((lead, recv, point), "接收"), bw)
+            for name, county, lead, recv, point, bw in c.execute(
+                "SELECT s.name, k.name, s.is_lead, s.is_receiving, s.is_teaching_point, s.bandwidth_mbps FROM school s "
+                "JOIN county k ON k.id = s.county_id ORDER BY s.id"
+            )
+        ),
+    )
+    sheet("classrooms", c.execute("SELECT s.name, r.name FROM classroom r JOIN school s ON s.id = r.school_id"))
+    levels = {"region": "自治区级", "city": "市级", "county": "县级", "none": "无"}
+    sheet(
+        "teachers",
+        (
+            (name, school, levels[level], subjects.replace(",", "、"))
+            for name, school, level, subjects in c.execute(
+                "SELECT t.name, s.name, t.level, t.subjects FROM teacher t JOIN school s ON s.id = t.school_id"
+            )
+        ),
+    )
+    sheet("semesters", c.execute("SELECT name, start_date, end_date FROM semester"))
+    sheet(
+        "holidays",
+        c.execute("SELECT s.name, h.name, h.day, h.day, '假期' FROM holiday h JOIN semester s ON s.id = h.semester_id"),
+    )
+    buf = io.BytesIO()
+    book.save(buf)
+    return buf.getvalue()
+
+
 def run(opts: BenchOptions, workdir: Path) -> dict[str, Any]:
     config = SchedulerConfig(media_capacity_streams=REGION_MEDIA_STREAMS)
     tz = config.tz
@@ -545,6 +616,23 @@ def run(opts: BenchOptions, workdir: Path) -> dict[str, Any]:
     report = build_report(db, config, region.semester, TODAY)
     region_report_s = time.perf_counter() - t0
     opts.log(f"region report in {region_report_s:.2f} s")
+
+    past = TODAY - timedelta(days=28)
+    t0 = time.perf_counter()
+    build_report(db, config, region.semester, past)
+    report_as_of_past_s = time.perf_counter() - t0
+    opts.log(f"region report as of {past} in {report_as_of_past_s:.2f} s")
+
+    book = directory_xlsx(db)
+    fresh = Database(workdir / "bench-directory.sqlite3")
+    t0 = time.perf_counter()
+    directory = Timetable(fresh, config).import_directory(book, "region-directory.xlsx", "bench")
+    directory_import_s = time.perf_counter() - t0
+    fresh.close()
+    if not directory.ok:
+        first = "; ".join(f"{p.sheet} row {p.line}: {p.message}" for p in directory.errors[:3])
+        raise RuntimeError(f"the region directory did not import: {first}")
+    opts.log(f"directory import: {directory.added} rows in {directory_import_s:.2f} s")
 
     timings: list[float] = []
     with_errors = 0
@@ -582,6 +670,10 @@ def run(opts: BenchOptions, workdir: Path) -> dict[str, Any]:
         "county_import_s": round(county_import_s, 3),
         "lessons_after_import": lessons_total,
         "region_report_s": round(region_report_s, 3),
+        "report_as_of_past_s": round(report_as_of_past_s, 3),
+        "directory_xlsx_bytes": len(book),
+        "directory_rows_added": directory.added,
+        "directory_import_s": round(directory_import_s, 3),
         "report_rows": {name: len(rows) for name, rows in report.sections.items()},
         "conflict_check_samples": len(timings),
         "conflict_check_with_errors": with_errors,

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from scheduler.rules.capacity import CapacityLimits
+from scheduler.rules.hours import validate_standard
 from scheduler.rules.quotas import DEFAULT_LEVEL_MINIMUMS
 from scheduler.rules.workload import DeliveryThresholds, validate_factor
 
@@ -18,6 +19,7 @@ class SchedulerConfig:
     lead_share: float = 0.8
     receiver_share: float = 0.8
     default_workload_factor: float = 1.5
+    standard_lesson_minutes: int = 40  # one 课时 for new counties; each county sets its own
     weekly_rate_min: float = 5.0
     min_lessons_region: int = DEFAULT_LEVEL_MINIMUMS["region"]
     min_lessons_city: int = DEFAULT_LEVEL_MINIMUMS["city"]
@@ -34,6 +36,7 @@ class SchedulerConfig:
 
     def __post_init__(self) -> None:
         validate_factor(self.default_workload_factor)
+        validate_standard(self.standard_lesson_minutes)
         ZoneInfo(self.timezone)
         if not 0 < self.lead_share <= 1 or not 0 < self.receiver_share <= 1:
             raise ValueError("lead_share and receiver_share must be within (0, 1]")

@@ -8,9 +8,7 @@ Nothing here touches the database: names are resolved against a `Directory` the 
 
 from __future__ import annotations
 
-import csv
 import difflib
-import io
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +17,10 @@ from zoneinfo import ZoneInfo
 
 from scheduler.model import Classroom, Community, Kind, LessonDraft, Problem, School, Semester, Teacher
 from scheduler.rules.calendar import is_teaching_day
+from scheduler.rules.hours import MAX_GIVEN_HOURS
+from scheduler.sheets import MAX_BYTES, CsvFormatError, Sheet, decode, read_sheets
+
+__all__ = ["MAX_BYTES", "CsvFormatError", "decode"]  # kept here for the callers that import them from this module
 
 # canonical column -> accepted header spellings (compared case-insensitively, spaces ignored)
 HEADERS: Mapping[str, tuple[str, ...]] = {
@@ -34,6 +36,7 @@ HEADERS: Mapping[str, tuple[str, ...]] = {
     "receiving_classrooms": ("receiving_classrooms", "receivers", "接收教室", "接收端"),
     "community": ("community", "研修共同体", "共同体"),
     "repeat_until": ("repeat_until", "weekly_until", "每周重复至", "重复至"),
+    "hours": ("hours", "lesson_hours", "课时", "课时数"),  # optional: else from duration and the county's standard
 }
 # the header row the program writes (demo, benchmark): each column's Chinese spelling, in HEADERS' order
 CHINESE_HEADER: tuple[str, ...] = tuple(next(n for n in names if not n.isascii()) for names in HEADERS.values())
@@ -51,15 +54,6 @@ KIND_NAMES: Mapping[str, Kind] = {
     "名校": Kind.FAMOUS_SCHOOL,
 }
 RECEIVER_SEPARATORS = re.compile(r"[;；、|\n]")
-MAX_BYTES = 50 * 1024 * 1024
-
-
-class CsvFormatError(ValueError):
-    """The file as a whole cannot be read (encoding, headers); no row is looked at."""
-
-    def __init__(self, message: str, message_zh: str) -> None:
-        super().__init__(message)
-        self.message_zh = message_zh
 
 
 @dataclass
@@ -104,33 +98,7 @@ class ParsedRow:
 class ParsedTimetable:
     rows: list[ParsedRow]
     problems: list[Problem]
-
-
-def decode(data: bytes) -> str:
-    if len(data) > MAX_BYTES:
-        size, limit = len(data) // 1048576, MAX_BYTES // 1048576
-        raise CsvFormatError(
-            f"the file is {size} MiB, over the {limit} MiB limit", f"文件有 {size} MiB，超过 {limit} MiB 上限"
-        )
-    if b"\x00" in data[:4096]:
-        raise CsvFormatError(
-            "the file is not a text CSV (it looks like a binary file, e.g. .xlsx): save it as CSV",
-            "这不是文本 CSV 文件（像是 .xlsx 等二进制文件），请在 Excel 中另存为 CSV",
-        )
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        pass
-    try:
-        text = data.decode("gb18030")
-    except UnicodeDecodeError as exc:
-        raise CsvFormatError(
-            f"the file is neither UTF-8 nor GBK/GB18030 text (bad byte at offset {exc.start}); "
-            "in Excel choose 'CSV UTF-8 (逗号分隔)'",
-            f"文件既不是 UTF-8 也不是 GBK/GB18030 文本（第 {exc.start} 字节有误），"
-            "请在 Excel 中选择“CSV UTF-8（逗号分隔）”",
-        ) from exc
-    return text
+    sheet: str = ""  # the workbook sheet it came from ("" for a CSV)
 
 
 def _norm_header(h: str) -> str:
@@ -163,7 +131,14 @@ def map_headers(header: Sequence[str]) -> dict[str, int]:
     return found
 
 
+EXCEL_EPOCH = date(1899, 12, 30)
+
+
 def parse_date(text: str) -> date:
+    """2026-09-07, 2026/9/7, 2026年9月7日, or an Excel serial day number (46272 is 2026-09-07)."""
+    serial = re.fullmatch(r"(\d{5})(?:\.0+)?", text.strip())
+    if serial and 20000 <= int(serial[1]) <= 80000:
+        return EXCEL_EPOCH + timedelta(days=int(serial[1]))
     m = re.fullmatch(r"(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?", text.strip())
     if not m:
         raise ValueError(f"'{text}' is not a date (write 2026-09-07)")
@@ -171,6 +146,12 @@ def parse_date(text: str) -> date:
 
 
 def parse_time(text: str) -> time:
+    """08:00, 8:00:00, or an Excel time stored as a fraction of a day (0.3333 is 08:00)."""
+    fraction = re.fullmatch(r"0?\.\d+", text.strip())
+    if fraction:
+        minutes = round(float(text) * 24 * 60)
+        if minutes < 24 * 60:
+            return time(minutes // 60, minutes % 60)
     m = re.fullmatch(r"(\d{1,2})[:：](\d{2})(?::\d{2})?", text.strip())
     if not m or int(m[1]) > 23 or int(m[2]) > 59:
         raise ValueError(f"'{text}' is not a time of day (write 08:00)")
@@ -184,39 +165,40 @@ def closest(name: str, choices: Sequence[str]) -> tuple[str, str]:
 
 
 def parse_timetable(data: bytes, directory: Directory, tz: ZoneInfo) -> ParsedTimetable:
-    """Every row becomes drafts or problems; the caller imports only if there are no errors."""
-    text = decode(data)
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise CsvFormatError("the file is empty", "文件是空的") from None
-    except csv.Error as exc:
-        raise CsvFormatError(f"line 1: {exc}", f"第 1 行无法读取：{exc}") from exc
-    columns = map_headers(header)
-    rows: list[ParsedRow] = []
-    problems: list[Problem] = []
-    school_names = list(directory.schools)
-    while True:
+    """Every row becomes drafts or problems; the caller imports only if there are no errors.
+
+    The file is a CSV, or an XLSX workbook whose first sheet with a timetable header is read (its
+    problems then name the sheet and the row)."""
+    sheets = read_sheets(data)
+    chosen: Sheet | None = None
+    first_error: CsvFormatError | None = None
+    for sheet in sheets:
         try:
-            record = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            problems.append(
-                Problem(
-                    "bad_csv", f"cannot read this row: {exc}", line=reader.line_num, message_zh=f"无法读取这一行：{exc}"
-                )
+            columns = map_headers(sheet.header)
+        except CsvFormatError as exc:
+            first_error = first_error or exc
+            continue
+        chosen = sheet
+        break
+    if chosen is None:
+        assert first_error is not None
+        if len(sheets) > 1:
+            raise CsvFormatError(
+                f"no sheet of the workbook has a timetable header ({first_error})",
+                f"工作簿中没有带课表表头的工作表（{first_error.message_zh}）",
             )
-            continue
-        line = reader.line_num
-        if not any(cell.strip() for cell in record):
-            continue
+        raise first_error
+    rows: list[ParsedRow] = []
+    problems: list[Problem] = list(chosen.problems)
+    school_names = list(directory.schools)
+    for line, record in chosen.rows:
         try:
             rows.append(_parse_row(record, columns, directory, school_names, tz, line))
         except RowError as err:
-            problems.extend(Problem(code, msg, line=line, message_zh=zh) for code, msg, zh in err.problems)
-    return ParsedTimetable(rows, problems)
+            problems.extend(
+                Problem(code, msg, line=line, message_zh=zh, sheet=chosen.name) for code, msg, zh in err.problems
+            )
+    return ParsedTimetable(rows, problems, chosen.name)
 
 
 class RowError(Exception):
@@ -353,6 +335,24 @@ def _parse_row(
             continue
         receivers.append(room.id)
 
+    hours = None
+    if cell("hours"):
+        text = cell("hours")
+        try:
+            value = float(text)
+        except ValueError:
+            value = 0.0
+        if not value.is_integer() or not 1 <= value <= MAX_GIVEN_HOURS:
+            errs.append(
+                (
+                    "bad_hours",
+                    f"课时 '{text}' is not a whole number of lesson hours from 1 to {MAX_GIVEN_HOURS}",
+                    f"课时“{text}”应为 1 到 {MAX_GIVEN_HOURS} 的整数",
+                )
+            )
+        else:
+            hours = int(value)
+
     community_id = None
     if cell("community"):
         community = d.communities.get(cell("community"))
@@ -437,6 +437,7 @@ def _parse_row(
             community_id=community_id,
             semester_id=semester.id if semester else None,
             series_id=series,
+            hours=hours,
         )
         for x in days
     )

@@ -70,11 +70,26 @@ class Database:
                 f"the database {self.path} has schema version {current}, newer than this program's "
                 f"{SCHEMA_VERSION}: upgrade live-classroom, or use a backup made by this version"
             )
-        for number in range(current, SCHEMA_VERSION):
-            with self.write():
-                for statement in _statements(MIGRATIONS[number]):
-                    self.conn.execute(statement)
-                self.conn.execute(f"PRAGMA user_version = {number + 1}")
+        if current == SCHEMA_VERSION:
+            return
+        # SQLite's way to rebuild a table that others reference (its "12-step" ALTER TABLE procedure):
+        # foreign keys off while migrating (the pragma is a no-op inside a transaction), every reference
+        # checked before each migration commits, back on afterwards
+        self.conn.execute("PRAGMA foreign_keys = OFF")
+        try:
+            for number in range(current, SCHEMA_VERSION):
+                with self.write():
+                    for statement in _statements(MIGRATIONS[number]):
+                        self.conn.execute(statement)
+                    broken = self.conn.execute("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise StorageError(
+                            f"migration {number + 1} would leave {len(broken)} broken references "
+                            f"(first in table {broken[0][0]}); the database is left at version {number}"
+                        )
+                    self.conn.execute(f"PRAGMA user_version = {number + 1}")
+        finally:
+            self.conn.execute("PRAGMA foreign_keys = ON")
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:

@@ -2,8 +2,8 @@
 
 沙坡头区 of 中卫市 (宁夏): three lead schools, five receiving schools and two teaching points, teachers of
 every backbone level, a semester around today with its holidays, a weekly timetable of all three
-lesson kinds imported through the ordinary CSV path, and the lessons already past settled from
-simulated evidence (most delivered, some missed).
+lesson kinds imported through the ordinary CSV path, and the lessons already past (entered late, so
+awaiting evidence) settled from simulated evidence (most delivered, some missed).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import random
 from datetime import UTC, date, datetime, timedelta
 
 from scheduler.csvimport import CHINESE_HEADER
-from scheduler.model import School, Semester, Teacher
+from scheduler.model import LessonStatus, School, Semester, Teacher
 from scheduler.timetable import Timetable
 
 log = logging.getLogger(__name__)
@@ -152,15 +152,17 @@ def load_demo(timetable: Timetable, today: date | None = None, seed: int = 7) ->
     if not result.ok:
         raise RuntimeError("the demo timetable does not import: " + "; ".join(p.message for p in result.errors[:5]))
 
-    # the past: evidence as the media plane would have recorded it, then settlement
-    settled = 0
-    for lesson in repo.lessons(end=now - timedelta(minutes=timetable.config.window_close_grace_min + 1), limit=100000):
+    # the past, entered late: it waits for evidence; evidence as a recording system would have kept it,
+    # then the administrator's settlement from that evidence, as after a late entry
+    past = repo.lessons(statuses=[LessonStatus.AWAITING_EVIDENCE], limit=100000)
+    for lesson in past:
         minutes = (lesson.end - lesson.start).total_seconds() / 60
         delivered = rng.random() < 0.88
         lead = minutes * (rng.uniform(0.9, 1.0) if delivered else rng.uniform(0.0, 0.5))
         attended = {c: minutes * rng.uniform(0.85, 1.0) if delivered else 0.0 for c in lesson.receiving_classroom_ids}
         timetable.record_evidence(lesson.id, lead, attended, "demo")
-        if timetable.settle(lesson.id, now) is not None:
-            settled += 1
+    if past:
+        timetable.settle_awaiting([x.id for x in past], "evidence", "demo", "demo county: the weeks already past")
+    settled = len(past)
     log.info("demo county loaded: %d lessons, %d settled", result.lessons_added, settled)
     return {"lessons": result.lessons_added, "settled": settled}

@@ -28,6 +28,8 @@ class LessonStatus(StrEnum):
     SCHEDULED = "scheduled"
     OPEN = "open"  # its window is open: entitled classrooms may join
     LIVE = "live"  # the lead is broadcasting
+    # entered after its time: waits for evidence (an import) or an administrator's explicit settlement
+    AWAITING_EVIDENCE = "awaiting_evidence"
     DELIVERED = "delivered"
     MISSED = "missed"
     CANCELLED = "cancelled"
@@ -54,7 +56,8 @@ class County:
     id: int
     city_id: int
     name: str
-    workload_factor: float = 1.5
+    workload_factor: float = 1.5  # in force from today on; earlier lessons keep the factor of their date
+    standard_lesson_minutes: int = 40  # one 课时
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +122,7 @@ class Lesson:
     semester_id: int | None = None
     series_id: str | None = None  # the weekly recurrence it was expanded from
     status: LessonStatus = LessonStatus.SCHEDULED
+    hours: int = 1  # lesson hours (课时) it counts for when delivered
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +140,7 @@ class LessonDraft:
     community_id: int | None = None
     semester_id: int | None = None
     series_id: str | None = None
+    hours: int | None = None  # 课时 as the timetable gives it; None: from its duration and the county's standard
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +153,7 @@ class Problem:
     line: int | None = None  # CSV line, when it came from an import
     related_lesson_id: int | None = None
     message_zh: str = ""  # the same in Simplified Chinese, for the pages (falls back to `message`)
+    sheet: str = ""  # the XLSX sheet of `line` (then a row number), when it came from a workbook
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,10 @@
 """Quota and workload reports for a semester, computed from the database with grouped queries.
 
+A report as of a past date is what the system knew at the end of that date (see `rules/history.py`).
+
 Sections (each a list of flat rows, so they render to CSV, XLSX and JSON alike):
-- `teachers`: every backbone teacher's delivered online lessons against the 15/10/5 minimums;
-- `schools`: every lead and receiving school's average delivered lessons per teaching week against 5;
+- `teachers`: every backbone teacher's delivered online lesson hours (课时) against the 15/10/5 minimums;
+- `schools`: every lead and receiving school's average delivered 课时 per teaching week against 5;
 - `workload`: every lead teacher's ordinary and weighted lesson hours, from the ledger;
 - `famous_school`: famous-school lessons credited to each lead school, from the ledger.
 """
@@ -11,15 +13,18 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from scheduler.config import SchedulerConfig
 from scheduler.db import Database
 from scheduler.model import Semester
 from scheduler.rules.calendar import teaching_weeks, teaching_weeks_elapsed
+from scheduler.rules.history import UNSETTLED, StatusChange, status_as_of
 from scheduler.rules.quotas import Progress, school_rate, teacher_status
 
+CORRECTED_SQL = "(SELECT lesson_id FROM correction WHERE kind != 'attendance')"  # their status has a history
 SECTIONS = ("teachers", "schools", "workload", "famous_school")
 
 COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -97,60 +102,132 @@ def _names(conn: Any) -> tuple[dict[int, tuple[str, int]], dict[int, str], dict[
     return schools, counties, teachers
 
 
+def cutoff_of(day: date, tz: ZoneInfo) -> int:
+    """The last epoch second of a local date: a report as of that date counts what was recorded by then."""
+    return int(datetime.combine(day + timedelta(days=1), time(0), tz).timestamp()) - 1
+
+
+def _corrected(
+    conn: Any,
+    changes: dict[int, list[StatusChange]],
+    cutoff: int,
+    by_teacher: dict[int, dict[str, int]],
+    lead: dict[int, dict[str, int]],
+    receiving: dict[int, dict[str, int]],
+    kinds: dict[int, dict[str, int]],
+) -> None:
+    """The few lessons with corrections, one at a time."""
+    ids = sorted(changes)
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
+        marks = ",".join("?" * len(chunk))
+        credited = {
+            (lid, sid)
+            for lid, sid, total in conn.execute(
+                f"SELECT lesson_id, school_id, sum(credit) FROM receiver_credit WHERE lesson_id IN ({marks}) "
+                "AND created_at <= ? GROUP BY lesson_id, classroom_id",
+                [*chunk, cutoff],
+            )
+            if total > 0
+        }
+        receivers: dict[int, set[int]] = defaultdict(set)
+        for lid, sid in conn.execute(
+            "SELECT r.lesson_id, c.school_id FROM lesson_receiver r JOIN classroom c ON c.id = r.classroom_id "
+            f"WHERE r.lesson_id IN ({marks})",
+            chunk,
+        ):
+            receivers[lid].add(sid)
+        for lid, tid, lead_school, kind, hours, current, settled_at, created_at in conn.execute(
+            "SELECT l.id, l.lead_teacher_id, c.school_id, l.kind, l.hours, l.status, l.settled_at, l.created_at "
+            f"FROM lesson l JOIN classroom c ON c.id = l.lead_classroom_id WHERE l.id IN ({marks})",
+            chunk,
+        ):
+            status = status_as_of(created_at, settled_at, current, changes[lid], cutoff)
+            if status is None or status == "cancelled":
+                continue
+            by_teacher[tid][status] += hours
+            lead[lead_school][status] += hours
+            if status == "delivered":
+                kinds[tid][kind] += 1
+            for sid in receivers.get(lid, ()):
+                if status == "delivered":
+                    receiving[sid]["delivered" if (lid, sid) in credited else "missed"] += hours
+                else:
+                    receiving[sid][status] += hours
+
+
 def build_report(db: Database, config: SchedulerConfig, semester: Semester, today: date) -> Report:
+    """The report as the system knew it at the end of `today`: lessons entered by then, each with the
+    status its settlement and corrections up to then gave it, receiving classrooms' credits and ledger
+    entries up to then. Counts are lesson hours (课时)."""
     weeks_total = len(teaching_weeks(semester))
     weeks_elapsed = min(teaching_weeks_elapsed(semester, today), weeks_total)
-    share = config.receiver_share
+    cutoff = cutoff_of(today, config.tz)
+    by_teacher: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    lead: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    receiving: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    kinds: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     with db.read() as conn:
         schools, counties, teachers = _names(conn)
-
-        # teachers: lessons led, by status
-        by_teacher: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        for tid, status, n in conn.execute(
-            "SELECT lead_teacher_id, status, count(*) FROM lesson WHERE semester_id = ? GROUP BY 1, 2",
+        # Lessons whose status was corrected (or cancelled, or settled by an administrator) are few: their
+        # status as of the cutoff is worked out one by one (rules/history.py). All others are grouped in
+        # SQL with the same rule: known once entered, settled once their settlement came.
+        changes: dict[int, list[StatusChange]] = defaultdict(list)
+        for lid, at, before, after in conn.execute(
+            "SELECT k.lesson_id, k.created_at, k.from_status, k.to_status FROM correction k "
+            "JOIN lesson l ON l.id = k.lesson_id WHERE l.semester_id = ? AND k.kind != 'attendance' ORDER BY k.id",
             (semester.id,),
         ):
-            by_teacher[tid][status] += n
-
-        # lead schools: lessons led from their classrooms, by status
-        lead: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        for sid, status, n in conn.execute(
-            "SELECT c.school_id, l.status, count(*) FROM lesson l JOIN classroom c ON c.id = l.lead_classroom_id "
-            "WHERE l.semester_id = ? GROUP BY 1, 2",
-            (semester.id,),
+            changes[lid].append(StatusChange(at, before, after))
+        status_sql = (
+            "CASE WHEN l.created_at > :cut THEN NULL "
+            "WHEN l.settled_at <= :cut AND l.status IN ('delivered', 'missed') THEN l.status "
+            f"ELSE '{UNSETTLED}' END"
+        )
+        args = {"cut": cutoff, "semester": semester.id}
+        for tid, lead_school, kind, status, hours, n in conn.execute(
+            f"SELECT l.lead_teacher_id, c.school_id, l.kind, {status_sql} AS st, sum(l.hours), count(*) "
+            "FROM lesson l JOIN classroom c ON c.id = l.lead_classroom_id WHERE l.semester_id = :semester "
+            f"AND l.id NOT IN {CORRECTED_SQL} GROUP BY 1, 2, 3, 4",
+            args,
         ):
-            lead[sid][status] += n
-
-        # receiving schools: a delivered lesson counts only where one of the school's classrooms attended
-        receiving: dict[int, dict[str, int]] = {}
-        for sid, delivered, missed, remaining in conn.execute(
-            """
-            SELECT school_id,
-                   sum(status = 'delivered' AND attended),
-                   sum(status = 'missed' OR (status = 'delivered' AND NOT attended)),
-                   sum(status IN ('scheduled', 'open', 'live'))
-            FROM (
-                SELECT c.school_id AS school_id, l.id, l.status AS status,
-                       max(coalesce(a.minutes, 0) >= ? * (l.end_utc - l.start_utc) / 60.0) AS attended
-                FROM lesson_receiver r
-                JOIN lesson l ON l.id = r.lesson_id
-                JOIN classroom c ON c.id = r.classroom_id
-                LEFT JOIN attendance a ON a.lesson_id = r.lesson_id AND a.classroom_id = r.classroom_id
-                WHERE l.semester_id = ?
-                GROUP BY c.school_id, l.id
-            ) GROUP BY school_id
-            """,
-            (share, semester.id),
+            if status is None:
+                continue
+            by_teacher[tid][status] += hours
+            lead[lead_school][status] += hours
+            if status == "delivered":
+                kinds[tid][kind] += n
+        # a receiving school counts a delivered lesson where one of its classrooms holds its credit
+        credited_sql = (
+            "(SELECT count(*) FROM (SELECT 1 FROM receiver_credit g WHERE g.lesson_id = l.id "
+            "AND g.school_id = c.school_id AND g.created_at <= :cut GROUP BY g.classroom_id "
+            "HAVING sum(g.credit) > 0)) > 0"
+        )
+        for sid, status, credited, hours in conn.execute(
+            f"SELECT school_id, st, credited, sum(hours) FROM (SELECT c.school_id AS school_id, l.hours AS hours, "
+            f"{status_sql} AS st, CASE WHEN {status_sql} = 'delivered' THEN {credited_sql} ELSE 0 END AS credited "
+            "FROM lesson l JOIN lesson_receiver r ON r.lesson_id = l.id "
+            "JOIN classroom c ON c.id = r.classroom_id "
+            f"WHERE l.semester_id = :semester AND l.id NOT IN {CORRECTED_SQL} "
+            "GROUP BY c.school_id, l.id) WHERE st IS NOT NULL GROUP BY 1, 2, 3",
+            args,
         ):
-            receiving[sid] = {"delivered": delivered, "missed": missed, "remaining": remaining}
+            if status == "delivered":
+                receiving[sid]["delivered" if credited else "missed"] += hours
+            else:
+                receiving[sid][status] += hours
 
-        # ledger: weighted hours per teacher, credit per school (corrections included, as the ledger holds them)
+        if changes:
+            _corrected(conn, changes, cutoff, by_teacher, lead, receiving, kinds)
+
+        # ledger: weighted hours per teacher, credit per school, as recorded by the cutoff
         workload: dict[int, list[float]] = defaultdict(lambda: [0.0, 0.0])
         credit: dict[int, list[float]] = defaultdict(lambda: [0.0, 0.0])
         for entry_type, tid, sid, base, weighted in conn.execute(
             "SELECT g.entry_type, g.teacher_id, g.school_id, sum(g.base_hours), sum(g.weighted_hours) "
-            "FROM ledger g JOIN lesson l ON l.id = g.lesson_id WHERE l.semester_id = ? GROUP BY 1, 2, 3",
-            (semester.id,),
+            "FROM ledger g JOIN lesson l ON l.id = g.lesson_id WHERE l.semester_id = ? AND g.created_at <= ? "
+            "GROUP BY 1, 2, 3",
+            (semester.id, cutoff),
         ):
             if entry_type == "teacher_workload":
                 workload[tid][0] += base
@@ -158,13 +235,6 @@ def build_report(db: Database, config: SchedulerConfig, semester: Semester, toda
             else:
                 credit[sid][0] += base
                 credit[sid][1] += weighted
-        kinds: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        for tid, kind, n in conn.execute(
-            "SELECT lead_teacher_id, kind, count(*) FROM lesson WHERE semester_id = ? AND status = 'delivered' "
-            "GROUP BY 1, 2",
-            (semester.id,),
-        ):
-            kinds[tid][kind] += n
 
     minimums = config.level_minimums
     teacher_rows = []
@@ -172,9 +242,7 @@ def build_report(db: Database, config: SchedulerConfig, semester: Semester, toda
         if level == "none":
             continue
         c = by_teacher.get(tid, {})
-        p = Progress(
-            c.get("delivered", 0), c.get("missed", 0), c.get("scheduled", 0) + c.get("open", 0) + c.get("live", 0)
-        )
+        p = Progress(c.get("delivered", 0), c.get("missed", 0), c.get(UNSETTLED, 0))
         minimum, status = teacher_status(level, p, minimums)
         teacher_rows.append(
             {
@@ -196,14 +264,7 @@ def build_report(db: Database, config: SchedulerConfig, semester: Semester, toda
     for role, table in (("lead", lead), ("receiving", receiving)):
         for sid in sorted(table):
             c = table[sid]
-            if role == "lead":
-                p = Progress(
-                    c.get("delivered", 0),
-                    c.get("missed", 0),
-                    c.get("scheduled", 0) + c.get("open", 0) + c.get("live", 0),
-                )
-            else:
-                p = Progress(int(c["delivered"] or 0), int(c["missed"] or 0), int(c["remaining"] or 0))
+            p = Progress(c.get("delivered", 0), c.get("missed", 0), c.get(UNSETTLED, 0))
             rate = school_rate(p, weeks_elapsed, weeks_total, config.weekly_rate_min)
             name, county = schools[sid]
             school_rows.append(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime
 
 from scheduler.db import Database
@@ -49,13 +49,18 @@ def lesson_key(draft: LessonDraft | Lesson) -> str:
 
 LESSON_COLUMNS = (
     "id, kind, subject, grade, lead_teacher_id, lead_classroom_id, community_id, semester_id, "
-    "series_id, start_utc, end_utc, status"
+    "series_id, start_utc, end_utc, status, hours"
 )
+UNSETTLED_SQL = "('scheduled', 'open', 'live')"  # what the timed jobs open and settle (not awaiting_evidence)
 
 
 class Repository:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, clock: Callable[[], float] = time.time) -> None:
         self.db = db
+        self.clock = clock  # the time stamp of every row written (tests replay a semester with their own)
+
+    def now(self) -> int:
+        return int(self.clock())
 
     # ---- places and people -------------------------------------------------------------
     def add_region(self, conn: sqlite3.Connection, name: str) -> int:
@@ -64,12 +69,20 @@ class Repository:
     def add_city(self, conn: sqlite3.Connection, region_id: int, name: str) -> int:
         return _insert(conn, "INSERT INTO city(region_id, name) VALUES (?, ?)", (region_id, name))
 
-    def add_county(self, conn: sqlite3.Connection, city_id: int, name: str, factor: float = 1.5) -> int:
-        return _insert(
+    def add_county(
+        self, conn: sqlite3.Connection, city_id: int, name: str, factor: float = 1.5, standard_minutes: int = 40
+    ) -> int:
+        cid = _insert(
             conn,
-            "INSERT INTO county(city_id, name, workload_factor) VALUES (?, ?, ?)",
-            (city_id, name, factor),
+            "INSERT INTO county(city_id, name, workload_factor, standard_lesson_minutes) VALUES (?, ?, ?, ?)",
+            (city_id, name, factor, standard_minutes),
         )
+        # the factor a county starts with applies to all its lessons, however early
+        conn.execute(
+            "INSERT INTO county_factor(county_id, since, factor, set_at, actor) VALUES (?, '0001-01-01', ?, ?, ?)",
+            (cid, factor, self.now(), "system"),
+        )
+        return cid
 
     def add_school(self, conn: sqlite3.Connection, school: School) -> int:
         return _insert(
@@ -130,8 +143,41 @@ class Repository:
             rows = c.execute("SELECT teacher_id FROM community_member WHERE community_id = ?", (community_id,))
             return frozenset(r[0] for r in rows)
 
-    def set_county_factor(self, conn: sqlite3.Connection, county_id: int, factor: float) -> None:
-        conn.execute("UPDATE county SET workload_factor = ? WHERE id = ?", (factor, county_id))
+    def set_county_factor(
+        self, conn: sqlite3.Connection, county_id: int, factor: float, since: date, actor: str = "system"
+    ) -> bool:
+        """The factor from `since` on (earlier lessons keep theirs); the county shows the latest. False if
+        there is no such county."""
+        if conn.execute("SELECT 1 FROM county WHERE id = ?", (county_id,)).fetchone() is None:
+            return False
+        conn.execute(
+            "INSERT INTO county_factor(county_id, since, factor, set_at, actor) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT(county_id, since) DO UPDATE SET factor = excluded.factor, set_at = excluded.set_at, "
+            "actor = excluded.actor",
+            (county_id, since.isoformat(), factor, self.now(), actor),
+        )
+        latest = conn.execute(
+            "SELECT factor FROM county_factor WHERE county_id = ? ORDER BY since DESC LIMIT 1", (county_id,)
+        ).fetchone()
+        conn.execute("UPDATE county SET workload_factor = ? WHERE id = ?", (latest[0], county_id))
+        return True
+
+    def factor_periods(self, county_id: int) -> list[tuple[date, float]]:
+        with self.db.read() as c:
+            rows = c.execute("SELECT since, factor FROM county_factor WHERE county_id = ? ORDER BY since", (county_id,))
+            return [(date.fromisoformat(r[0]), float(r[1])) for r in rows]
+
+    def set_standard_minutes(self, conn: sqlite3.Connection, county_id: int, minutes: int) -> bool:
+        cur = conn.execute("UPDATE county SET standard_lesson_minutes = ? WHERE id = ?", (minutes, county_id))
+        return cur.rowcount == 1
+
+    def standard_minutes_by_classroom(self, conn: sqlite3.Connection) -> dict[int, int]:
+        """Each classroom's county standard lesson length (for the 课时 of lessons led from it)."""
+        rows = conn.execute(
+            "SELECT c.id, k.standard_lesson_minutes FROM classroom c JOIN school s ON s.id = c.school_id "
+            "JOIN county k ON k.id = s.county_id"
+        )
+        return {r[0]: int(r[1]) for r in rows}
 
     def update_teacher(self, conn: sqlite3.Connection, teacher_id: int, changes: dict[str, object]) -> bool:
         """A teacher's name, level (promotion to a backbone level) or subjects; True if the teacher exists."""
@@ -154,7 +200,7 @@ class Repository:
     def counties(self) -> list[County]:
         with self.db.read() as c:
             return [
-                County(r["id"], r["city_id"], r["name"], r["workload_factor"])
+                County(r["id"], r["city_id"], r["name"], r["workload_factor"], r["standard_lesson_minutes"])
                 for r in c.execute("SELECT * FROM county ORDER BY id")
             ]
 
@@ -215,16 +261,23 @@ class Repository:
             ]
 
     # ---- lessons ---------------------------------------------------------------------------
-    def insert_lessons(self, conn: sqlite3.Connection, drafts: Sequence[LessonDraft]) -> list[int]:
-        now = int(time.time())
+    def insert_lessons(
+        self,
+        conn: sqlite3.Connection,
+        drafts: Sequence[LessonDraft],
+        statuses: Sequence[LessonStatus] | None = None,
+    ) -> list[int]:
+        """Store drafts (their `hours` filled in by the caller) as scheduled, or with the given statuses."""
+        now = self.now()
         ids: list[int] = []
         receivers: list[tuple[int, int, int]] = []
-        for d in drafts:
+        for i, d in enumerate(drafts):
             start = to_epoch(d.start)
+            status = LessonStatus(statuses[i]).value if statuses is not None else "scheduled"
             cur = conn.execute(
                 "INSERT INTO lesson(kind, subject, grade, lead_teacher_id, lead_classroom_id, community_id, "
-                "semester_id, series_id, start_utc, end_utc, status, lesson_key, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'scheduled', ?, ?, ?)",
+                "semester_id, series_id, start_utc, end_utc, status, lesson_key, created_at, updated_at, hours) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     Kind(d.kind).value,
                     d.subject,
@@ -236,9 +289,11 @@ class Repository:
                     d.series_id,
                     start,
                     to_epoch(d.end),
+                    status,
                     lesson_key(d),
                     now,
                     now,
+                    d.hours or 1,
                 ),
             )
             lid = int(cur.lastrowid or 0)
@@ -353,13 +408,20 @@ class Repository:
         return [_lesson(r, tuple(receivers.get(r["id"], ()))) for r in rows]
 
     def set_status(
-        self, conn: sqlite3.Connection, lesson_id: int, to: LessonStatus, allowed_from: Iterable[LessonStatus]
+        self,
+        conn: sqlite3.Connection,
+        lesson_id: int,
+        to: LessonStatus,
+        allowed_from: Iterable[LessonStatus],
+        settled_at: int | None = None,
     ) -> bool:
-        """Move a lesson's status only from one of `allowed_from`; False if it was elsewhere (idempotence)."""
+        """Move a lesson's status only from one of `allowed_from`; False if it was elsewhere (idempotence).
+        A settlement gives `settled_at`, the moment reports as of a past date start counting it."""
         froms = [LessonStatus(s).value for s in allowed_from]
         cur = conn.execute(
-            f"UPDATE lesson SET status = ?, updated_at = ? WHERE id = ? AND status IN ({','.join('?' * len(froms))})",
-            [LessonStatus(to).value, int(time.time()), lesson_id, *froms],
+            "UPDATE lesson SET status = ?, updated_at = ?, settled_at = coalesce(?, settled_at) "
+            f"WHERE id = ? AND status IN ({','.join('?' * len(froms))})",
+            [LessonStatus(to).value, self.now(), settled_at, lesson_id, *froms],
         )
         return cur.rowcount == 1
 
@@ -376,7 +438,7 @@ class Repository:
         with self.db.read() as c:
             rows = c.execute(
                 f"SELECT {LESSON_COLUMNS} FROM lesson WHERE start_utc < ? "
-                "AND status IN ('scheduled', 'open', 'live') ORDER BY start_utc",
+                f"AND status IN {UNSETTLED_SQL} ORDER BY start_utc",
                 (to_epoch(starting_before),),
             ).fetchall()
             return self._with_receivers(c, rows)
@@ -392,7 +454,7 @@ class Repository:
         teachers: dict[int, float] | None = None,
     ) -> None:
         """Store the latest totals; totals only grow, so a late or repeated report never lowers them."""
-        now = int(time.time())
+        now = self.now()
         conn.execute(
             "INSERT INTO evidence(lesson_id, lead_minutes, updated_at, source) VALUES (?, ?, ?, ?) "
             "ON CONFLICT(lesson_id) DO UPDATE SET lead_minutes = max(lead_minutes, excluded.lead_minutes), "
@@ -438,6 +500,7 @@ class Repository:
         actor: str,
         reason: str,
         reverses_id: int | None = None,
+        at: int | None = None,
     ) -> int:
         return _insert(
             conn,
@@ -451,7 +514,7 @@ class Repository:
                 base_hours,
                 factor,
                 round(base_hours * factor, 4),
-                int(time.time()),
+                self.now() if at is None else at,
                 actor,
                 reason,
                 reverses_id,
@@ -489,12 +552,69 @@ class Repository:
         to_status: str,
         actor: str,
         reason: str,
+        *,
+        kind: str = "status",
+        classroom_id: int | None = None,
+        batch: str | None = None,
     ) -> int:
+        """A change after settlement, before and after: `status` (from_status -> to_status), `settlement`
+        (a lesson awaiting evidence settled by an administrator), `attendance` of one classroom
+        (absent/attended), `cancel`. `batch` ties the rows of one bulk operation together."""
         return _insert(
             conn,
-            "INSERT INTO correction(lesson_id, from_status, to_status, actor, reason, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (lesson_id, from_status, to_status, actor, reason, int(time.time())),
+            "INSERT INTO correction(lesson_id, from_status, to_status, actor, reason, created_at, kind, "
+            "classroom_id, batch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (lesson_id, from_status, to_status, actor, reason, self.now(), kind, classroom_id, batch),
+        )
+
+    def append_credit(
+        self,
+        conn: sqlite3.Connection,
+        lesson_id: int,
+        classroom_id: int,
+        credit: int,
+        actor: str,
+        reason: str,
+        reverses_id: int | None = None,
+        at: int | None = None,
+    ) -> int:
+        """A receiving classroom credited (+1) with a delivered lesson, or a reversal (-1) of such a credit."""
+        return _insert(
+            conn,
+            "INSERT INTO receiver_credit(lesson_id, classroom_id, school_id, credit, created_at, actor, reason, "
+            "reverses_id) SELECT ?, id, school_id, ?, ?, ?, ?, ? FROM classroom WHERE id = ?",
+            (lesson_id, credit, self.now() if at is None else at, actor, reason, reverses_id, classroom_id),
+        )
+
+    def open_credits(self, conn: sqlite3.Connection, lesson_id: int) -> dict[int, int]:
+        """Classroom -> id of its credit for the lesson that no later row reverses."""
+        rows = conn.execute(
+            "SELECT classroom_id, id FROM receiver_credit c WHERE lesson_id = ? AND reverses_id IS NULL "
+            "AND NOT EXISTS (SELECT 1 FROM receiver_credit r WHERE r.reverses_id = c.id) ORDER BY id",
+            (lesson_id,),
+        )
+        return {r[0]: r[1] for r in rows}
+
+    def credits(self, lesson_id: int) -> list[dict[str, object]]:
+        with self.db.read() as c:
+            rows = c.execute("SELECT * FROM receiver_credit WHERE lesson_id = ? ORDER BY id", (lesson_id,))
+            return [dict(r) for r in rows]
+
+    def add_audit(
+        self,
+        conn: sqlite3.Connection,
+        actor: str,
+        action: str,
+        outcome: str,
+        reason: str,
+        lesson_id: int | None = None,
+        role: str = "admin",
+    ) -> None:
+        """A row in the audit trail the access side keeps too (GET /api/v1/audit shows both)."""
+        conn.execute(
+            "INSERT INTO audit(at, actor, role, action, lesson_id, address, outcome, reason) "
+            "VALUES (?, ?, ?, ?, ?, '', ?, ?)",
+            (self.now(), actor[:200], role[:40], action[:60], lesson_id, outcome, reason[:500]),
         )
 
     def corrections(self, lesson_id: int | None = None) -> list[dict[str, object]]:
@@ -519,7 +639,7 @@ class Repository:
             conn,
             "INSERT INTO offline_activity(lead_school_id, receiving_school_id, day, title, note, created_at, actor) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (lead_school_id, receiving_school_id, day.isoformat(), title, note, int(time.time()), actor),
+            (lead_school_id, receiving_school_id, day.isoformat(), title, note, self.now(), actor),
         )
 
     def offline_activities(self, school_id: int | None = None) -> list[dict[str, object]]:
@@ -543,7 +663,7 @@ class Repository:
             conn,
             "INSERT INTO import_run(created_at, actor, filename, sha256, added, unchanged, warnings) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (int(time.time()), actor, filename, sha256, added, unchanged, warnings),
+            (self.now(), actor, filename, sha256, added, unchanged, warnings),
         )
 
 
@@ -596,6 +716,7 @@ def _lesson(r: sqlite3.Row, receivers: tuple[int, ...]) -> Lesson:
         semester_id=r["semester_id"],
         series_id=r["series_id"],
         status=LessonStatus(r["status"]),
+        hours=int(r["hours"]),
     )
 
 

@@ -160,6 +160,78 @@ MIGRATIONS: tuple[str, ...] = (
         minutes REAL NOT NULL, updated_at INTEGER NOT NULL,
         PRIMARY KEY (lesson_id, teacher_id)) WITHOUT ROWID;
     """,
+    # 5: the administrator's semester. The lesson table is rebuilt (SQLite cannot widen a CHECK) to hold
+    # its lesson hours (课时), when it was settled, and the `awaiting_evidence` state of a lesson entered
+    # after its time; counties get a standard lesson length and a dated history of their workload
+    # factor; receiving classrooms' credit becomes an append-only ledger of its own, so attendance that
+    # arrives after settlement changes nothing without a correction; corrections say what they changed.
+    """
+    CREATE TABLE lesson_v5 (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('specialised', 'master', 'famous_school')),
+        subject TEXT NOT NULL, grade TEXT NOT NULL DEFAULT '',
+        lead_teacher_id INTEGER NOT NULL REFERENCES teacher(id),
+        lead_classroom_id INTEGER NOT NULL REFERENCES classroom(id),
+        community_id INTEGER REFERENCES community(id),
+        semester_id INTEGER REFERENCES semester(id),
+        series_id TEXT,
+        start_utc INTEGER NOT NULL, end_utc INTEGER NOT NULL CHECK (end_utc > start_utc),
+        status TEXT NOT NULL DEFAULT 'scheduled'
+            CHECK (status IN ('scheduled', 'open', 'live', 'awaiting_evidence', 'delivered', 'missed', 'cancelled')),
+        lesson_key TEXT NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+        hours INTEGER NOT NULL DEFAULT 1 CHECK (hours >= 1),
+        settled_at INTEGER);
+    INSERT INTO lesson_v5 (id, kind, subject, grade, lead_teacher_id, lead_classroom_id, community_id, semester_id,
+        series_id, start_utc, end_utc, status, lesson_key, created_at, updated_at, hours, settled_at)
+    SELECT id, kind, subject, grade, lead_teacher_id, lead_classroom_id, community_id, semester_id,
+        series_id, start_utc, end_utc, status, lesson_key, created_at, updated_at,
+        max(1, CAST((end_utc - start_utc) / 2400.0 + 0.5 AS INTEGER)),
+        CASE WHEN status IN ('delivered', 'missed') THEN updated_at END
+    FROM lesson;
+    DROP TABLE lesson;
+    ALTER TABLE lesson_v5 RENAME TO lesson;
+    CREATE INDEX lesson_teacher_start ON lesson(lead_teacher_id, start_utc);
+    CREATE INDEX lesson_classroom_start ON lesson(lead_classroom_id, start_utc);
+    CREATE INDEX lesson_start ON lesson(start_utc);
+    CREATE INDEX lesson_span ON lesson(start_utc, end_utc, community_id, status);
+    CREATE INDEX lesson_semester ON lesson(semester_id, status);
+    ALTER TABLE county ADD COLUMN standard_lesson_minutes INTEGER NOT NULL DEFAULT 40
+        CHECK (standard_lesson_minutes BETWEEN 10 AND 240);
+    CREATE TABLE county_factor (
+        county_id INTEGER NOT NULL REFERENCES county(id), since TEXT NOT NULL,
+        factor REAL NOT NULL CHECK (factor >= 1.5), set_at INTEGER NOT NULL, actor TEXT NOT NULL,
+        PRIMARY KEY (county_id, since)) WITHOUT ROWID;
+    INSERT INTO county_factor(county_id, since, factor, set_at, actor)
+        SELECT id, '0001-01-01', workload_factor, 0, 'migration' FROM county;
+    CREATE TABLE receiver_credit (
+        id INTEGER PRIMARY KEY, lesson_id INTEGER NOT NULL REFERENCES lesson(id),
+        classroom_id INTEGER NOT NULL REFERENCES classroom(id), school_id INTEGER NOT NULL REFERENCES school(id),
+        credit INTEGER NOT NULL CHECK (credit IN (1, -1)), created_at INTEGER NOT NULL,
+        actor TEXT NOT NULL, reason TEXT NOT NULL, reverses_id INTEGER UNIQUE REFERENCES receiver_credit(id));
+    CREATE INDEX receiver_credit_lesson ON receiver_credit(lesson_id);
+    CREATE TRIGGER receiver_credit_no_update BEFORE UPDATE ON receiver_credit
+        BEGIN SELECT RAISE(ABORT, 'receiver credit rows are append-only: add a reversing entry instead'); END;
+    CREATE TRIGGER receiver_credit_no_delete BEFORE DELETE ON receiver_credit
+        BEGIN SELECT RAISE(ABORT, 'receiver credit rows are append-only: add a reversing entry instead'); END;
+    INSERT INTO receiver_credit(lesson_id, classroom_id, school_id, credit, created_at, actor, reason)
+        SELECT l.id, a.classroom_id, c.school_id, 1, l.settled_at, 'migration', 'attended (recorded before version 5)'
+        FROM lesson l JOIN attendance a ON a.lesson_id = l.id JOIN classroom c ON c.id = a.classroom_id
+        JOIN lesson_receiver r ON r.lesson_id = l.id AND r.classroom_id = a.classroom_id
+        WHERE l.status = 'delivered' AND a.minutes >= 0.8 * (l.end_utc - l.start_utc) / 60.0;
+    ALTER TABLE correction ADD COLUMN kind TEXT NOT NULL DEFAULT 'status';
+    ALTER TABLE correction ADD COLUMN classroom_id INTEGER;
+    ALTER TABLE correction ADD COLUMN batch TEXT;
+    CREATE INDEX correction_lesson ON correction(lesson_id, id);
+    CREATE TRIGGER correction_no_delete BEFORE DELETE ON correction
+        BEGIN SELECT RAISE(ABORT, 'corrections are append-only'); END;
+    -- a teacher's staff number (工号), when the district keeps one: what tells one person from a namesake
+    ALTER TABLE teacher ADD COLUMN staff_no TEXT;
+    CREATE UNIQUE INDEX teacher_staff_no ON teacher(staff_no) WHERE staff_no IS NOT NULL;
+    CREATE TABLE directory_import (
+        id INTEGER PRIMARY KEY, created_at INTEGER NOT NULL, actor TEXT NOT NULL, filename TEXT NOT NULL,
+        sha256 TEXT NOT NULL, added INTEGER NOT NULL, changed INTEGER NOT NULL, unchanged INTEGER NOT NULL);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -6,18 +6,22 @@ in one transaction only when nothing is wrong.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
+import sqlite3
+import uuid
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from scheduler.config import SchedulerConfig
 from scheduler.csvimport import CsvFormatError, Directory, parse_timetable
 from scheduler.db import Database
+from scheduler.directory import DirectoryImportResult, import_directory
+from scheduler.evidenceimport import parse_evidence
 from scheduler.model import (
-    SETTLED_STATUSES,
     Classroom,
     Kind,
     Lesson,
@@ -28,6 +32,7 @@ from scheduler.model import (
     Teacher,
 )
 from scheduler.repository import MAX_LESSON_SECONDS, Repository, from_epoch, lesson_key, to_epoch
+from scheduler.rules.calendar import local_date
 from scheduler.rules.capacity import CapacityLimits, receiver_problems, slot_warnings
 from scheduler.rules.conflicts import (
     Booking,
@@ -37,11 +42,18 @@ from scheduler.rules.conflicts import (
     resources_of,
     role_problems,
 )
-from scheduler.rules.workload import delivery_entries, is_delivered, validate_factor
+from scheduler.rules.history import FactorPeriod, factor_on
+from scheduler.rules.hours import lesson_hours, validate_standard
+from scheduler.rules.workload import (
+    attending_classrooms,
+    delivery_entries,
+    is_delivered,
+    validate_factor,
+)
 
 log = logging.getLogger(__name__)
 
-UNSETTLED = (LessonStatus.SCHEDULED, LessonStatus.OPEN, LessonStatus.LIVE)
+UNSETTLED = (LessonStatus.SCHEDULED, LessonStatus.OPEN, LessonStatus.LIVE)  # what the timed jobs settle
 
 
 class LessonRefused(ValueError):
@@ -82,6 +94,33 @@ class ImportResult:
         }
 
 
+@dataclass
+class EvidenceImportResult:
+    filename: str
+    dry_run: bool
+    rows: int = 0
+    lessons: int = 0  # lessons that gained evidence
+    unchanged: int = 0  # rows that add nothing to what was recorded
+    settled: int = 0
+    errors: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "filename": self.filename,
+            "dry_run": self.dry_run,
+            "ok": self.ok,
+            "rows": self.rows,
+            "lessons": self.lessons,
+            "unchanged": self.unchanged,
+            "settled": self.settled,
+            "errors": [problem_json(p) for p in self.errors],
+        }
+
+
 def problem_json(p: Problem) -> dict[str, object]:
     out: dict[str, object] = {
         "code": p.code,
@@ -91,15 +130,20 @@ def problem_json(p: Problem) -> dict[str, object]:
     }
     if p.line is not None:
         out["line"] = p.line
+    if p.sheet:
+        out["sheet"] = p.sheet
     if p.related_lesson_id is not None:
         out["related_lesson_id"] = p.related_lesson_id
     return out
 
 
 class Timetable:
-    def __init__(self, db: Database, config: SchedulerConfig) -> None:
+    def __init__(
+        self, db: Database, config: SchedulerConfig, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    ) -> None:
         self.db = db
-        self.repo = Repository(db)
+        self.clock = clock
+        self.repo = Repository(db, clock=lambda: clock().timestamp())
         self.config = config
         self._listeners: list[Callable[[list[int]], None]] = []
         self._cached_reference: _Reference | None = None
@@ -321,11 +365,12 @@ class Timetable:
     def add_lessons(self, drafts: Sequence[LessonDraft]) -> tuple[list[Lesson], list[Problem]]:
         """Store drafts if none has an error; returns the stored lessons and the warnings."""
         with self.db.write() as conn:  # checked and stored under one write lock, so no race slips in between
+            drafts = self.with_hours(conn, drafts)
             problems = self.check([(None, x) for x in drafts])
             errors = [p for p in problems if p.severity == "error"]
             if errors:
                 raise LessonRefused(errors)
-            ids = self.repo.insert_lessons(conn, drafts)
+            ids = self.repo.insert_lessons(conn, drafts, self.entry_statuses(drafts))
         self._changed(ids)
         return [self._get(i) for i in ids], [p for p in problems if p.severity != "error"]
 
@@ -372,12 +417,15 @@ class Timetable:
         # one IMMEDIATE transaction from the look-up of existing lessons to the insert: imports (from the
         # API or the `classroom import` command in another process) are serialised, none sees half of another
         with self.db.write() as conn:
+            # a row's 课时 counts in the comparison only when the row gives them: a stored lesson keeps the
+            # hours its county's standard gave it when it was entered
+            hours = self.with_hours(conn, [x for _, x in fresh])
             existing = self.repo.lessons_by_key(seen)
             to_add: list[tuple[int | None, LessonDraft]] = []
-            for line, draft in fresh:
+            for (line, draft), counted in zip(fresh, hours, strict=True):
                 old = existing.get(lesson_key(draft))
                 if old is None:
-                    to_add.append((line, draft))
+                    to_add.append((line, counted))
                 elif _same(old, draft):
                     result.lessons_unchanged += 1
                 else:
@@ -395,12 +443,16 @@ class Timetable:
                 for p in self.check(to_add, directory):
                     (result.errors if p.severity == "error" else result.warnings).append(p)
             result.errors.sort(key=lambda p: (p.line or 0, p.code))
+            if parsed.sheet:  # a workbook: every problem with a row names its sheet
+                result.errors = [_in_sheet(p, parsed.sheet) for p in result.errors]
+                result.warnings = [_in_sheet(p, parsed.sheet) for p in result.warnings]
             if result.errors or dry_run:
                 log.info("import %s: %d errors, dry_run=%s; nothing written", filename, len(result.errors), dry_run)
                 if not result.errors:
                     result.lessons_added = len(to_add)
                 return result
-            ids = self.repo.insert_lessons(conn, [x for _, x in to_add])
+            new = [x for _, x in to_add]
+            ids = self.repo.insert_lessons(conn, new, self.entry_statuses(new))
             self.repo.record_import(
                 conn,
                 actor,
@@ -416,16 +468,132 @@ class Timetable:
         self._changed(ids)
         return result
 
+    def import_evidence(
+        self, data: bytes, filename: str, actor: str, *, dry_run: bool = False, settle: bool = False
+    ) -> EvidenceImportResult:
+        """Attendance from a recording system for lessons awaiting evidence: all rows or none. With `settle`,
+        the lessons it names are then settled from their evidence in the same transaction. A row that adds
+        nothing to what is recorded is unchanged (the same file twice changes nothing); new evidence for a
+        settled lesson is refused: only a correction changes a settled lesson."""
+        result = EvidenceImportResult(filename, dry_run)
+        tz = self.config.tz
+
+        def lesson_at(classroom_id: int, moment: datetime) -> int | None:
+            with self.db.read() as c:
+                row = c.execute(
+                    "SELECT id FROM lesson WHERE lead_classroom_id = ? AND start_utc = ? AND status != 'cancelled'",
+                    (classroom_id, to_epoch(moment)),
+                ).fetchone()
+            return int(row[0]) if row else None
+
+        try:
+            parsed = parse_evidence(data, self.directory(), tz, lesson_at)
+        except CsvFormatError as exc:
+            result.errors.append(Problem("bad_file", str(exc), message_zh=exc.message_zh))
+            return result
+        result.rows = len(parsed.rows)
+        result.errors.extend(parsed.problems)
+        seen: dict[tuple[int, int | None], int] = {}
+        lead: dict[int, float] = {}
+        rooms: dict[int, dict[int, float]] = defaultdict(dict)
+
+        def refuse(line: int, code: str, en: str, zh: str) -> None:
+            result.errors.append(Problem(code, en, line=line, message_zh=zh, sheet=parsed.sheet))
+
+        with self.db.write() as conn:
+            for row in parsed.rows:
+                lesson = self.repo.lesson(row.lesson_id)
+                if lesson is None:
+                    refuse(row.line, "unknown_lesson", f"no lesson #{row.lesson_id}", f"没有课程 #{row.lesson_id}")
+                    continue
+                if row.classroom_id is not None and row.classroom_id not in lesson.receiving_classroom_ids:
+                    refuse(
+                        row.line,
+                        "not_receiving",
+                        f"that classroom is not receiving lesson #{lesson.id}",
+                        f"该教室不是课程 #{lesson.id} 的接收教室",
+                    )
+                    continue
+                key = (lesson.id, row.classroom_id)
+                if key in seen and (row.classroom_id is not None or row.lead_minutes is not None):
+                    refuse(
+                        row.line,
+                        "duplicate_row",
+                        f"the same lesson and classroom as line {seen[key]}",
+                        f"与第 {seen[key]} 行是同一课程和教室",
+                    )
+                    continue
+                seen[key] = row.line
+                stored = self.repo.evidence(conn, lesson.id)
+                adds = (row.lead_minutes or 0) > stored.lead_minutes or (
+                    row.classroom_id is not None
+                    and (row.minutes or 0) > stored.attended_minutes.get(row.classroom_id, 0.0)
+                )
+                if not adds:
+                    result.unchanged += 1
+                    continue
+                if lesson.status != LessonStatus.AWAITING_EVIDENCE:
+                    settled = lesson.status in (LessonStatus.DELIVERED, LessonStatus.MISSED)
+                    if settled:
+                        why = "a settled lesson changes only through a correction"
+                        why_zh = "已结算，只能通过更正修改"
+                    elif lesson.status == LessonStatus.CANCELLED:
+                        why, why_zh = "it was cancelled", "已取消"
+                    else:
+                        why, why_zh = (
+                            "it is not over yet: its evidence comes from the media side",
+                            "尚未结束，证据由媒体端记录",
+                        )
+                    refuse(
+                        row.line,
+                        "settled" if settled else "not_awaiting",
+                        f"lesson #{lesson.id} is {lesson.status.value}: {why}",
+                        f"课程 #{lesson.id}{why_zh}",
+                    )
+                    continue
+                if row.lead_minutes is not None:
+                    lead[lesson.id] = max(lead.get(lesson.id, 0.0), row.lead_minutes)
+                if row.classroom_id is not None and row.minutes is not None:
+                    rooms[lesson.id][row.classroom_id] = row.minutes
+            result.errors.sort(key=lambda p: (p.line or 0, p.code))
+            touched = sorted(set(lead) | set(rooms))
+            result.lessons = len(touched)
+            if result.errors or dry_run:
+                return result
+            for lid in touched:
+                self.repo.record_evidence(conn, lid, lead.get(lid), rooms.get(lid, {}), f"import:{filename}"[:60])
+            if settle:
+                waiting = [x.id for x in (self._get(i) for i, _ in seen) if x.status == LessonStatus.AWAITING_EVIDENCE]
+                if waiting:
+                    self.settle_awaiting(sorted(set(waiting)), "evidence", actor, f"evidence file {filename}")
+                result.settled = len(set(waiting))
+            self.repo.add_audit(
+                conn,
+                actor,
+                "evidence_import",
+                "done",
+                f"{filename}: {result.rows} rows, {len(touched)} lessons, {result.settled} settled",
+            )
+        return result
+
+    def import_directory(self, data: bytes, filename: str, actor: str, dry_run: bool = False) -> DirectoryImportResult:
+        """Counties, schools, classrooms, teachers, communities, semesters and holidays from XLSX or CSV."""
+        today = self.clock().astimezone(self.config.tz).date()
+        return import_directory(self.db, self.repo, data, filename, actor, today, dry_run)
+
     def cancel(self, lesson_id: int, actor: str, reason: str) -> Lesson:
         lesson = self._get(lesson_id)
         if not reason.strip():
             raise ValueError("a cancellation needs a reason")
         with self.db.write() as conn:
-            if not self.repo.set_status(conn, lesson_id, LessonStatus.CANCELLED, (LessonStatus.SCHEDULED,)):
+            froms = (LessonStatus.SCHEDULED, LessonStatus.AWAITING_EVIDENCE)
+            if not self.repo.set_status(conn, lesson_id, LessonStatus.CANCELLED, froms):
                 raise ValueError(
-                    f"lesson #{lesson_id} is {lesson.status.value}; only a scheduled lesson can be cancelled"
+                    f"lesson #{lesson_id} is {lesson.status.value}; only a scheduled lesson (or one awaiting "
+                    "evidence) can be cancelled"
                 )
-            self.repo.add_correction(conn, lesson_id, lesson.status.value, "cancelled", actor, reason)
+            self.repo.add_correction(conn, lesson_id, lesson.status.value, "cancelled", actor, reason, kind="cancel")
+            self.repo.add_audit(conn, actor, "cancel", "done", reason, lesson_id)
         self._changed([lesson_id])
         return self._get(lesson_id)
 
@@ -434,6 +602,22 @@ class Timetable:
         if lesson is None:
             raise NotFound(f"no lesson #{lesson_id}")
         return lesson
+
+    def with_hours(self, conn: sqlite3.Connection, drafts: Sequence[LessonDraft]) -> list[LessonDraft]:
+        """Drafts with their 课时: as the timetable gave them, else from duration and the county's standard."""
+        standards = self.repo.standard_minutes_by_classroom(conn)
+        out = []
+        for d in drafts:
+            standard = standards.get(d.lead_classroom_id, self.config.standard_lesson_minutes)
+            minutes = (d.end - d.start).total_seconds() / 60.0
+            out.append(dataclasses.replace(d, hours=lesson_hours(minutes, standard, d.hours)))
+        return out
+
+    def entry_statuses(self, drafts: Sequence[LessonDraft]) -> list[LessonStatus]:
+        """A lesson entered after its window closed waits for evidence instead of being settled as missed."""
+        now = self.clock()
+        grace = timedelta(minutes=self.config.window_close_grace_min)
+        return [LessonStatus.AWAITING_EVIDENCE if d.end + grace <= now else LessonStatus.SCHEDULED for d in drafts]
 
     # ---- windows, evidence, settlement -----------------------------------------------------
     def window(self, lesson: Lesson) -> tuple[datetime, datetime]:
@@ -476,100 +660,300 @@ class Timetable:
         if any(not 0 <= m <= 24 * 60 for m in attended.values()):
             raise ValueError("attended minutes must be between 0 and 1440")
         with self.db.write() as conn:
+            settled = lesson.status in (LessonStatus.DELIVERED, LessonStatus.MISSED)
+            before = self.repo.evidence(conn, lesson_id) if settled else None
             self.repo.record_evidence(conn, lesson_id, lead_minutes, attended, source, teachers)
             if lead_minutes:
                 self.repo.set_status(conn, lesson_id, LessonStatus.LIVE, (LessonStatus.OPEN, LessonStatus.SCHEDULED))
+            if before is not None:
+                # settled means settled: the evidence is kept as a record and counts only through a correction;
+                # where it would have decided otherwise, the audit log says so (the last seconds a closing
+                # room reports after settlement usually change nothing and are not worth a line)
+                after = self.repo.evidence(conn, lesson_id)
+                th = self.config.thresholds
+                if (is_delivered(lesson, before, th), attending_classrooms(lesson, before, th)) != (
+                    is_delivered(lesson, after, th),
+                    attending_classrooms(lesson, after, th),
+                ):
+                    self.repo.add_audit(
+                        conn,
+                        source,
+                        "evidence_after_settlement",
+                        "kept",
+                        f"lesson is {lesson.status.value}; this evidence would count "
+                        f"{'as delivered' if is_delivered(lesson, after, th) else 'differently'} "
+                        f"(classrooms {attending_classrooms(lesson, after, th)}), which only a correction can make so",
+                        lesson_id,
+                        role="media",
+                    )
         return self._get(lesson_id)
 
     def settle(self, lesson_id: int, now: datetime | None = None) -> LessonStatus | None:
         """Decide delivered or missed from the evidence, once. Returns the new status, or None if already settled
-        (or not yet due)."""
+        (or not yet due, or awaiting evidence: a lesson entered after its time is settled by an administrator)."""
         lesson = self._get(lesson_id)
-        now = now or datetime.now(UTC)
-        if lesson.status in SETTLED_STATUSES or now < self.window(lesson)[1]:
+        now = now or self.clock()
+        if lesson.status not in UNSETTLED or now < self.window(lesson)[1]:
             return None
-        school_id = self._lead_school(lesson)
-        factor = self._factor(school_id)
         with self.db.write() as conn:
             evidence = self.repo.evidence(conn, lesson_id)
             delivered = is_delivered(lesson, evidence, self.config.thresholds)
             to = LessonStatus.DELIVERED if delivered else LessonStatus.MISSED
-            if not self.repo.set_status(conn, lesson_id, to, UNSETTLED):
+            if not self.repo.set_status(conn, lesson_id, to, UNSETTLED, settled_at=to_epoch(now)):
                 return None  # someone settled it meanwhile: never twice
             if delivered:
-                for e in delivery_entries(lesson, school_id, factor):
-                    self.repo.append_ledger(
-                        conn,
-                        lesson_id,
-                        e.entry_type,
-                        e.teacher_id,
-                        e.school_id,
-                        e.base_hours,
-                        e.factor,
-                        "system",
-                        f"delivered: lead {evidence.lead_minutes:.0f} min",
-                    )
+                rooms = attending_classrooms(lesson, evidence, self.config.thresholds)
+                self._credit(conn, lesson, rooms, "system", f"delivered: lead {evidence.lead_minutes:.0f} min", now)
         log.info("lesson %d settled: %s", lesson_id, to.value)
         return to
 
-    def correct(self, lesson_id: int, to: LessonStatus, actor: str, reason: str) -> Lesson:
+    def _credit(
+        self,
+        conn: sqlite3.Connection,
+        lesson: Lesson,
+        rooms: Iterable[int],
+        actor: str,
+        note: str,
+        at: datetime | None = None,
+    ) -> None:
+        """What a delivered lesson counts for: the lead's (or lead school's) ledger entries at the factor of the
+        lesson's date and its 课时, and a credit for each receiving classroom that attended."""
+        school_id = self._lead_school(lesson)
+        stamp = to_epoch(at) if at is not None else None
+        for e in delivery_entries(lesson, school_id, self.factor_of(lesson), float(lesson.hours)):
+            self.repo.append_ledger(
+                conn, lesson.id, e.entry_type, e.teacher_id, e.school_id, e.base_hours, e.factor, actor, note, at=stamp
+            )
+        for room in rooms:
+            self.repo.append_credit(conn, lesson.id, room, 1, actor, note, at=stamp)
+
+    def _uncredit(self, conn: sqlite3.Connection, lesson: Lesson, actor: str, note: str) -> None:
+        for e in self.repo.open_entries(conn, lesson.id):
+            self.repo.append_ledger(
+                conn,
+                lesson.id,
+                e.entry_type,
+                e.teacher_id,
+                e.school_id,
+                -e.base_hours,
+                e.factor,
+                actor,
+                note,
+                reverses_id=e.id,
+            )
+        for room, credit_id in self.repo.open_credits(conn, lesson.id).items():
+            self.repo.append_credit(conn, lesson.id, room, -1, actor, note, reverses_id=credit_id)
+
+    def _confirmed_rooms(self, conn: sqlite3.Connection, lesson: Lesson, rooms: Sequence[int] | None) -> list[int]:
+        """Receiving classrooms a delivery confirmed by an administrator credits: those named, else those whose
+        recorded attendance meets the share, else (nothing recorded) all the lesson's receiving classrooms."""
+        if rooms is not None:
+            strangers = sorted(set(rooms) - set(lesson.receiving_classroom_ids))
+            if strangers:
+                raise ValueError(f"classrooms {strangers} are not receiving lesson #{lesson.id}")
+            return sorted(set(rooms))
+        evidence = self.repo.evidence(conn, lesson.id)
+        attended = attending_classrooms(lesson, evidence, self.config.thresholds)
+        if attended or evidence.attended_minutes:
+            return attended
+        return sorted(lesson.receiving_classroom_ids)
+
+    def settle_awaiting(
+        self,
+        lesson_ids: Sequence[int],
+        how: str,
+        actor: str,
+        reason: str,
+        classroom_ids: Sequence[int] | None = None,
+    ) -> list[Lesson]:
+        """Settle lessons that wait for evidence, all in one transaction (all or none), as one audited operation:
+        `how` is `evidence` (decide from what was recorded or imported, as the timed job would), `delivered`
+        or `missed` (the administrator's decision). The reason is recorded with each lesson."""
+        if how not in ("evidence", "delivered", "missed"):
+            raise ValueError("settle with 'evidence', 'delivered' or 'missed'")
+        if not actor.strip() or not reason.strip():
+            raise ValueError("a settlement needs who made it and why")
+        ids = sorted(set(lesson_ids))
+        if not ids:
+            raise ValueError("name the lessons to settle")
+        lessons = [self._get(i) for i in ids]
+        wrong = [x.id for x in lessons if x.status != LessonStatus.AWAITING_EVIDENCE]
+        if wrong:
+            raise ValueError(
+                f"lessons {wrong} are not awaiting evidence; a settled lesson changes only through a correction"
+            )
+        batch = uuid.uuid4().hex[:12]
+        now = self.clock()
+        outcome: dict[str, int] = defaultdict(int)
+        with self.db.write() as conn:
+            for lesson in lessons:
+                evidence = self.repo.evidence(conn, lesson.id)
+                if how == "evidence":
+                    delivered = is_delivered(lesson, evidence, self.config.thresholds)
+                    rooms = attending_classrooms(lesson, evidence, self.config.thresholds)
+                else:
+                    delivered = how == "delivered"
+                    rooms = self._confirmed_rooms(conn, lesson, classroom_ids) if delivered else []
+                to = LessonStatus.DELIVERED if delivered else LessonStatus.MISSED
+                if not self.repo.set_status(
+                    conn, lesson.id, to, (LessonStatus.AWAITING_EVIDENCE,), settled_at=to_epoch(now)
+                ):
+                    raise ValueError(f"lesson #{lesson.id} changed meanwhile; reload and retry")
+                self.repo.add_correction(
+                    conn,
+                    lesson.id,
+                    LessonStatus.AWAITING_EVIDENCE.value,
+                    to.value,
+                    actor,
+                    reason,
+                    kind="settlement",
+                    batch=batch,
+                )
+                if delivered:
+                    self._credit(conn, lesson, rooms, actor, f"settled ({how}): {reason}", now)
+                outcome[to.value] += 1
+            summary = ", ".join(f"{n} {status}" for status, n in sorted(outcome.items()))
+            self.repo.add_audit(
+                conn,
+                actor,
+                "settle",
+                "done",
+                f"{summary} ({how}; batch {batch}): {reason}",
+                ids[0] if len(ids) == 1 else None,
+            )
+        self._changed(ids)
+        return [self._get(i) for i in ids]
+
+    def correct(
+        self, lesson_id: int, to: LessonStatus, actor: str, reason: str, classroom_ids: Sequence[int] | None = None
+    ) -> Lesson:
         """An administrator's correction of a settled lesson: recorded with who, when and why; the ledger
         gains reversing or new entries, never edits."""
+        return self.correct_many([lesson_id], to, actor, reason, classroom_ids)[0]
+
+    def correct_many(
+        self,
+        lesson_ids: Sequence[int],
+        to: LessonStatus,
+        actor: str,
+        reason: str,
+        classroom_ids: Sequence[int] | None = None,
+    ) -> list[Lesson]:
+        """Corrections of settled lessons, all or none, as one audited operation. To `missed`: every open
+        ledger entry and receiving-classroom credit of the lesson is reversed. To `delivered`: the ledger
+        gains the entries of the lesson's 课时 at the factor of its date, and its receiving classrooms are
+        credited (those named, else those whose recorded attendance met the share, else all)."""
         to = LessonStatus(to)
         if to not in (LessonStatus.DELIVERED, LessonStatus.MISSED):
             raise ValueError("a correction sets a settled lesson to delivered or missed")
         if not actor.strip() or not reason.strip():
             raise ValueError("a correction needs who made it and why")
-        lesson = self._get(lesson_id)
-        if lesson.status not in (LessonStatus.DELIVERED, LessonStatus.MISSED):
-            raise ValueError(f"lesson #{lesson_id} is {lesson.status.value}; only settled lessons are corrected")
-        if lesson.status == to:
-            raise ValueError(f"lesson #{lesson_id} is already {to.value}")
-        school_id = self._lead_school(lesson)
+        ids = sorted(set(lesson_ids))
+        if not ids:
+            raise ValueError("name the lessons to correct")
+        lessons = [self._get(i) for i in ids]
+        for lesson in lessons:
+            if lesson.status not in (LessonStatus.DELIVERED, LessonStatus.MISSED):
+                raise ValueError(f"lesson #{lesson.id} is {lesson.status.value}; only settled lessons are corrected")
+            if lesson.status == to:
+                raise ValueError(f"lesson #{lesson.id} is already {to.value}")
+        batch = uuid.uuid4().hex[:12] if len(ids) > 1 else None
+        note = f"correction: {reason}"
         with self.db.write() as conn:
-            if not self.repo.set_status(conn, lesson_id, to, (lesson.status,)):
-                raise ValueError(f"lesson #{lesson_id} changed meanwhile; reload and retry")
-            self.repo.add_correction(conn, lesson_id, lesson.status.value, to.value, actor, reason)
-            note = f"correction: {reason}"
-            if to == LessonStatus.MISSED:
-                for e in self.repo.open_entries(conn, lesson_id):
-                    self.repo.append_ledger(
-                        conn,
-                        lesson_id,
-                        e.entry_type,
-                        e.teacher_id,
-                        e.school_id,
-                        -e.base_hours,
-                        e.factor,
-                        actor,
-                        note,
-                        reverses_id=e.id,
-                    )
+            for lesson in lessons:
+                if not self.repo.set_status(conn, lesson.id, to, (lesson.status,)):
+                    raise ValueError(f"lesson #{lesson.id} changed meanwhile; reload and retry")
+                self.repo.add_correction(conn, lesson.id, lesson.status.value, to.value, actor, reason, batch=batch)
+                if to == LessonStatus.MISSED:
+                    self._uncredit(conn, lesson, actor, note)
+                else:
+                    self._credit(conn, lesson, self._confirmed_rooms(conn, lesson, classroom_ids), actor, note)
+            what = f"lesson #{ids[0]}" if len(ids) == 1 else f"{len(ids)} lessons (batch {batch})"
+            self.repo.add_audit(
+                conn,
+                actor,
+                "correction",
+                "done",
+                f"{what} {lessons[0].status.value} -> {to.value}: {reason}",
+                ids[0] if len(ids) == 1 else None,
+            )
+        self._changed(ids)
+        return [self._get(i) for i in ids]
+
+    def correct_attendance(self, lesson_id: int, classroom_id: int, attended: bool, actor: str, reason: str) -> Lesson:
+        """Whether one receiving classroom attended a delivered lesson (what its school is credited with)."""
+        if not actor.strip() or not reason.strip():
+            raise ValueError("a correction needs who made it and why")
+        lesson = self._get(lesson_id)
+        if classroom_id not in lesson.receiving_classroom_ids:
+            raise ValueError(f"classroom {classroom_id} is not receiving lesson #{lesson_id}")
+        if lesson.status != LessonStatus.DELIVERED:
+            raise ValueError(
+                f"lesson #{lesson_id} is {lesson.status.value}; attendance counts only for a delivered lesson "
+                "(correct its status first)"
+            )
+        before, after = ("absent", "attended") if attended else ("attended", "absent")
+        note = f"attendance correction: {reason}"
+        with self.db.write() as conn:
+            credit = self.repo.open_credits(conn, lesson_id).get(classroom_id)
+            if (credit is not None) == attended:
+                raise ValueError(f"classroom {classroom_id} is already counted as {after} for lesson #{lesson_id}")
+            if attended:
+                self.repo.append_credit(conn, lesson_id, classroom_id, 1, actor, note)
             else:
-                for e in delivery_entries(lesson, school_id, self._factor(school_id)):
-                    self.repo.append_ledger(
-                        conn, lesson_id, e.entry_type, e.teacher_id, e.school_id, e.base_hours, e.factor, actor, note
-                    )
+                self.repo.append_credit(conn, lesson_id, classroom_id, -1, actor, note, reverses_id=credit)
+            self.repo.add_correction(
+                conn, lesson_id, before, after, actor, reason, kind="attendance", classroom_id=classroom_id
+            )
+            self.repo.add_audit(
+                conn,
+                actor,
+                "attendance_correction",
+                "done",
+                f"classroom {classroom_id} {before} -> {after}: {reason}",
+                lesson_id,
+            )
         return self._get(lesson_id)
+
+    def factor_of(self, lesson: Lesson) -> float:
+        """The workload factor of the lesson's county in force on the lesson's (local) date."""
+        with self.db.read() as c:
+            row = c.execute(
+                "SELECT s.county_id FROM classroom r JOIN school s ON s.id = r.school_id WHERE r.id = ?",
+                (lesson.lead_classroom_id,),
+            ).fetchone()
+        if row is None:
+            return self.config.default_workload_factor
+        periods = [FactorPeriod(since, f) for since, f in self.repo.factor_periods(int(row[0]))]
+        day = local_date(lesson.start, self.config.tz)
+        return validate_factor(factor_on(periods, day, self.config.default_workload_factor))
 
     def _lead_school(self, lesson: Lesson) -> int:
         with self.db.read() as c:
             row = c.execute("SELECT school_id FROM classroom WHERE id = ?", (lesson.lead_classroom_id,)).fetchone()
         return int(row[0])
 
-    def _factor(self, school_id: int) -> float:
-        with self.db.read() as c:
-            row = c.execute(
-                "SELECT county.workload_factor FROM school JOIN county ON county.id = school.county_id "
-                "WHERE school.id = ?",
-                (school_id,),
-            ).fetchone()
-        return float(row[0]) if row else self.config.default_workload_factor
-
-    def set_county_factor(self, county_id: int, factor: float) -> None:
+    def set_county_factor(
+        self, county_id: int, factor: float, since: date | None = None, actor: str = "system"
+    ) -> date:
+        """The county's factor for lessons from `since` (default: today) on; earlier lessons keep theirs, also
+        when they are corrected later. Returns the first day it applies to."""
         value = validate_factor(factor)
+        day = since or self.clock().astimezone(self.config.tz).date()
         with self.db.write() as conn:
-            self.repo.set_county_factor(conn, county_id, value)
+            if not self.repo.set_county_factor(conn, county_id, value, day, actor):
+                raise NotFound(f"no county #{county_id}")
+            self.repo.add_audit(conn, actor, "workload_factor", "done", f"county {county_id}: {value} from {day}")
+        return day
+
+    def set_standard_minutes(self, county_id: int, minutes: object, actor: str = "system") -> int:
+        """The county's standard lesson length (one 课时), for lessons entered from now on."""
+        value = validate_standard(minutes)
+        with self.db.write() as conn:
+            if not self.repo.set_standard_minutes(conn, county_id, value):
+                raise NotFound(f"no county #{county_id}")
+            self.repo.add_audit(conn, actor, "standard_lesson_minutes", "done", f"county {county_id}: {value} min")
+        return value
 
 
 @dataclass(frozen=True)
@@ -617,6 +1001,17 @@ class _Reference:
         ]
 
 
+def _in_sheet(p: Problem, sheet: str) -> Problem:
+    return dataclasses.replace(p, sheet=sheet) if p.line is not None and not p.sheet else p
+
+
+def where(p: Problem) -> str:
+    """Where a problem is, for people: "line 3" of a CSV, "sheet 课表 row 3" of a workbook."""
+    if p.line is None:
+        return ""
+    return f"sheet {p.sheet} row {p.line}" if p.sheet else f"line {p.line}"
+
+
 def _same(a: Lesson, b: LessonDraft) -> bool:
     return (
         a.kind == b.kind
@@ -625,5 +1020,6 @@ def _same(a: Lesson, b: LessonDraft) -> bool:
         and a.end == b.end
         and tuple(sorted(a.receiving_classroom_ids)) == tuple(sorted(b.receiving_classroom_ids))
         and a.community_id == b.community_id
+        and (b.hours is None or a.hours == b.hours)
         and a.status != LessonStatus.CANCELLED
     )

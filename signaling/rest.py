@@ -24,6 +24,7 @@ from scheduler.model import Kind, Lesson, LessonDraft, LessonStatus, Level, Scho
 from scheduler.reports import SECTIONS, build_report
 from scheduler.rules.calendar import current_semester
 from scheduler.rules.workload import FactorTooLow, validate_factor
+from scheduler.templates import template_xlsx
 from scheduler.timetable import LessonRefused, NotFound, Timetable, problem_json
 from signaling.access import community_may_watch
 
@@ -181,6 +182,7 @@ class Api:
             "window_opens": opens.astimezone(self.tz).isoformat(),
             "window_closes": closes.astimezone(self.tz).isoformat(),
             "status": lesson.status.value,
+            "hours": lesson.hours,
         }
 
     def draft(self, data: Any) -> LessonDraft:
@@ -214,6 +216,7 @@ class Api:
             receiving_classroom_ids=tuple(_int(x, "receiving_classroom_ids") for x in receivers),
             community_id=None if community is None else _int(community, "community_id"),
             semester_id=semester.id if semester else None,
+            hours=None if data.get("hours") is None else _int(data.get("hours"), "hours"),
         )
 
     # ---- places and people ----------------------------------------------------------------
@@ -362,8 +365,17 @@ class Api:
         county_id = _int(request.match_info["id"], "id")
         if not isinstance(data, dict) or "workload_factor" not in data:
             raise BadRequest('send {"workload_factor": 1.5}')
-        self.t.set_county_factor(county_id, data["workload_factor"])
-        return ok({"county_id": county_id, "workload_factor": float(data["workload_factor"])})
+        since = date.fromisoformat(str(data["since"])) if data.get("since") else None
+        day = self.t.set_county_factor(county_id, data["workload_factor"], since, _account(request))
+        return ok({"county_id": county_id, "workload_factor": float(data["workload_factor"]), "since": day})
+
+    async def set_lesson_length(self, request: web.Request) -> web.Response:
+        data = await body_json(request)
+        county_id = _int(request.match_info["id"], "id")
+        if not isinstance(data, dict) or "standard_lesson_minutes" not in data:
+            raise BadRequest('send {"standard_lesson_minutes": 40}')
+        minutes = self.t.set_standard_minutes(county_id, data["standard_lesson_minutes"], _account(request))
+        return ok({"county_id": county_id, "standard_lesson_minutes": minutes})
 
     # ---- lessons --------------------------------------------------------------------------------
     async def list_lessons(self, request: web.Request) -> web.Response:
@@ -402,7 +414,7 @@ class Api:
 
     async def cancel_lesson(self, request: web.Request) -> web.Response:
         data = await body_object(request, '{"reason": "..."}')
-        lesson = self.t.cancel(_int(request.match_info["id"], "id"), _actor(request, data), str(data.get("reason", "")))
+        lesson = self.t.cancel(_int(request.match_info["id"], "id"), _account(request), str(data.get("reason", "")))
         return ok(self.lesson_json(lesson))
 
     async def evidence(self, request: web.Request) -> web.Response:
@@ -426,17 +438,59 @@ class Api:
         return ok(self.lesson_json(lesson))
 
     async def correct(self, request: web.Request) -> web.Response:
-        data = await body_object(request, '{"status": "delivered", "reason": "..."}')
-        lesson = self.t.correct(
-            _int(request.match_info["id"], "id"),
+        """One lesson's correction, or (POST /api/v1/corrections with lesson_ids) many as one operation. Who
+        made it is the authenticated account, never a name in the body."""
+        data = await body_json(request)
+        if not isinstance(data, dict):
+            raise BadRequest("a correction is a JSON object")
+        ident = request.match_info.get("id")
+        ids = [_int(ident, "id")] if ident else _ids(data.get("lesson_ids"), "lesson_ids")
+        lessons = self.t.correct_many(
+            ids,
             LessonStatus(data.get("status")),
-            _actor(request, data),
+            _account(request),
+            str(data.get("reason", "")),
+            _opt_ids(data.get("classroom_ids"), "classroom_ids"),
+        )
+        if ident:
+            return ok(self.lesson_json(lessons[0]))
+        return ok({"lessons": [self.lesson_json(x) for x in lessons]})
+
+    async def correct_attendance(self, request: web.Request) -> web.Response:
+        data = await body_json(request)
+        if not isinstance(data, dict) or not isinstance(data.get("attended"), bool):
+            raise BadRequest('send {"classroom_id": 7, "attended": true, "reason": "..."}')
+        lesson = self.t.correct_attendance(
+            _int(request.match_info["id"], "id"),
+            _int(data.get("classroom_id"), "classroom_id"),
+            data["attended"],
+            _account(request),
             str(data.get("reason", "")),
         )
         return ok(self.lesson_json(lesson))
 
+    async def settle(self, request: web.Request) -> web.Response:
+        """Lessons entered after their time, settled by the administrator in one operation."""
+        data = await body_json(request)
+        if not isinstance(data, dict):
+            raise BadRequest('send {"lesson_ids": [...], "how": "evidence"|"delivered"|"missed", "reason": "..."}')
+        lessons = self.t.settle_awaiting(
+            _ids(data.get("lesson_ids"), "lesson_ids"),
+            str(data.get("how", "")),
+            _account(request),
+            str(data.get("reason", "")),
+            _opt_ids(data.get("classroom_ids"), "classroom_ids"),
+        )
+        return ok({"lessons": [self.lesson_json(x) for x in lessons]})
+
     async def corrections(self, request: web.Request) -> web.Response:
-        return ok(self.t.repo.corrections(_int(request.match_info["id"], "id")))
+        ident = request.match_info.get("id")
+        lesson_id = _int(ident, "id") if ident else _opt_int(request, "lesson_id")
+        rows = self.t.repo.corrections(lesson_id)
+        for key in ("actor", "kind", "batch"):
+            if request.query.get(key):
+                rows = [r for r in rows if str(r.get(key)) == request.query[key]]
+        return ok(rows)
 
     async def ledger(self, request: web.Request) -> web.Response:
         lesson_id = request.match_info.get("id")
@@ -445,6 +499,41 @@ class Api:
             teacher_id=_opt_int(request, "teacher_id"),
         )
         return ok([{**_dc(e), "created_at": e.created_at.isoformat()} for e in entries])
+
+    async def import_evidence(self, request: web.Request) -> web.Response:
+        """Attendance from a recording system (CSV or XLSX) for lessons awaiting evidence; `settle=1` settles
+        them from it at once."""
+        filename, data = await _upload(request, "evidence.csv")
+        q = request.query
+        result = await asyncio.to_thread(
+            lambda: self.t.import_evidence(
+                data,
+                filename,
+                _account(request),
+                dry_run=q.get("dry_run") in ("1", "true"),
+                settle=q.get("settle") in ("1", "true"),
+            )
+        )
+        return ok(result.to_json(), status=200 if result.ok else 422)
+
+    async def import_directory(self, request: web.Request) -> web.Response:
+        """Counties, schools, classrooms, teachers, communities, semesters and holidays from XLSX or CSV."""
+        filename, data = await _upload(request, "directory.xlsx")
+        dry_run = request.query.get("dry_run") in ("1", "true")
+        result = await asyncio.to_thread(self.t.import_directory, data, filename, _account(request), dry_run)
+        return ok(result.to_json(), status=200 if result.ok else 422)
+
+    async def template(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        body = await asyncio.to_thread(template_xlsx, name)
+        filename = {"directory": "名册模板.xlsx", "timetable": "课表模板.xlsx", "evidence": "出勤证据模板.xlsx"}[name]
+        return web.Response(
+            body=body,
+            headers={
+                "Content-Type": CONTENT_TYPES["xlsx"],
+                "Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}",
+            },
+        )
 
     async def import_timetable(self, request: web.Request) -> web.Response:
         filename = request.query.get("filename", "timetable.csv")
@@ -563,8 +652,42 @@ class Api:
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPES["ics"]})
 
 
+async def _upload(request: web.Request, default_name: str) -> tuple[str, bytes]:
+    """The file of an import: the request body itself, or the form field `file` of a browser upload."""
+    filename = request.query.get("filename", default_name)
+    if request.content_type.startswith("multipart/"):
+        reader = await request.multipart()
+        part = await reader.next()
+        while part is not None and getattr(part, "name", None) != "file":
+            part = await reader.next()
+        if part is None:
+            raise BadRequest("send the file as the form field 'file'")
+        filename = getattr(part, "filename", None) or filename
+        data = await part.read(decode=False)  # type: ignore[union-attr]
+    else:
+        data = await request.read()
+    if len(data) > MAX_IMPORT_BYTES:
+        raise BadRequest("the file is over 50 MiB")
+    return filename, bytes(data)
+
+
 def _missing(name: str) -> str:
     raise BadRequest(f"{name} is required")
+
+
+def _account(request: web.Request) -> str:
+    """The authenticated account that makes a change (set by the access layer), never free text."""
+    return str(request.get("actor") or "admin")
+
+
+def _ids(value: Any, name: str) -> list[int]:
+    if not isinstance(value, list) or not value:
+        raise BadRequest(f"{name} must be a non-empty list of ids")
+    return [_int(x, name) for x in value]
+
+
+def _opt_ids(value: Any, name: str) -> list[int] | None:
+    return None if value is None else ([_int(x, name) for x in value] if isinstance(value, list) else _ids(value, name))
 
 
 def _actor(request: web.Request, data: Any) -> str:
@@ -598,17 +721,25 @@ def add_routes(app: web.Application, timetable: Timetable) -> None:
     r.add_get(f"/api/v1/{entities}", api.list_entities)
     r.add_post(f"/api/v1/{entities}", api.create_entity)
     r.add_put("/api/v1/counties/{id}/workload-factor", api.set_factor)
+    r.add_put("/api/v1/counties/{id}/lesson-length", api.set_lesson_length)
     r.add_patch("/api/v1/{what:teachers|schools}/{id}", api.update_entity)
     r.add_get("/api/v1/lessons", api.list_lessons)
     r.add_post("/api/v1/lessons", api.create_lessons)
     r.add_get("/api/v1/lessons/{id}", api.get_lesson)
     r.add_post("/api/v1/lessons/{id}/cancel", api.cancel_lesson)
     r.add_post("/api/v1/lessons/{id}/evidence", api.evidence)
+    r.add_post("/api/v1/lessons/settle", api.settle)
     r.add_post("/api/v1/lessons/{id}/corrections", api.correct)
     r.add_get("/api/v1/lessons/{id}/corrections", api.corrections)
+    r.add_post("/api/v1/lessons/{id}/attendance-corrections", api.correct_attendance)
+    r.add_post("/api/v1/corrections", api.correct)
+    r.add_get("/api/v1/corrections", api.corrections)
     r.add_get("/api/v1/lessons/{id}/ledger", api.ledger)
     r.add_get("/api/v1/ledger", api.ledger)
     r.add_post("/api/v1/timetable/import", api.import_timetable)
+    r.add_post("/api/v1/evidence/import", api.import_evidence)
+    r.add_post("/api/v1/directory/import", api.import_directory)
+    r.add_get("/api/v1/templates/{name:directory|timetable|evidence}.xlsx", api.template)
     r.add_get("/api/v1/reports", api.report)
     r.add_get("/api/v1/offline-activities", api.list_offline)
     r.add_post("/api/v1/offline-activities", api.add_offline)

@@ -1,8 +1,10 @@
 """Workload weighting, delivery from evidence, and the ledger entries a settled lesson makes.
 
-One delivered online lesson is one lesson hour (课时); the lead teacher's `specialised` and `master`
-lessons count at the county's factor (default 1.5, never below). `famous_school` lessons credit the
-lead school instead.
+A delivered online lesson counts for its lesson hours (课时, see `hours.py`: 1 for a standard-length
+lesson); the lead teacher's `specialised` and `master` lessons count at the factor the lesson's county
+had in force on the lesson's date (default 1.5, never below). `famous_school` lessons credit the lead
+school instead. A receiving school is credited with a delivered lesson where one of its classrooms
+attended; settlement records which classrooms did, and only a correction changes that afterwards.
 """
 
 from __future__ import annotations
@@ -55,6 +57,18 @@ def is_delivered(lesson: Lesson, evidence: Evidence, thresholds: DeliveryThresho
     if lesson.community_id is not None:  # a master lesson's community members count as receiving ends
         attended.extend(evidence.attended_teachers.values())
     return any(m / minutes >= thresholds.receiver_share for m in attended)
+
+
+def attending_classrooms(lesson: Lesson, evidence: Evidence, thresholds: DeliveryThresholds) -> list[int]:
+    """The lesson's receiving classrooms that attended at least the receiver share of its time."""
+    minutes = scheduled_minutes(lesson)
+    if minutes <= 0:
+        return []
+    return sorted(
+        room
+        for room, m in evidence.attended_minutes.items()
+        if room in lesson.receiving_classroom_ids and m / minutes >= thresholds.receiver_share
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,11 +1,12 @@
-// The administrator's page: import the timetable (errors listed by line), browse the calendar, read
-// quota and workload reports as charts, manage accounts and classroom enrolment links (with QR codes),
-// read the audit trail of admissions and refusals, and see what is live.
+// The administrator's page: import the directory, the timetable and attendance evidence from Excel or CSV
+// (errors listed by sheet and line), settle lessons entered late, correct settled lessons (one or many)
+// and read their history, browse the calendar, read quota and workload reports as charts, manage
+// accounts and classroom enrolment links (with QR codes), read the audit trail with filters, see what is live.
 import { api, el, header, hhmm, logoutButton, notice, requireLogin } from "./common.js";
 import { applyTexts, lang, t } from "./i18n.js";
 import qrcode from "./vendor/qrcode.js";
 
-const TABS = ["import", "calendar", "reports", "accounts", "enrol", "audit", "live"];
+const TABS = ["import", "settle", "corrections", "calendar", "reports", "accounts", "enrol", "audit", "live"];
 
 if (requireLogin(["admin"])) {
   const tabs = el("nav", { class: "tabs", id: "tabs" });
@@ -21,39 +22,141 @@ if (requireLogin(["admin"])) {
     RENDER[current](view).catch((err) => notice(view, err.message));
     applyTexts(view);
   };
-  const RENDER = { import: renderImport, calendar: renderCalendar, reports: renderReports, accounts: renderAccounts,
+  const RENDER = { import: renderImport, settle: renderSettle, corrections: renderCorrections, calendar: renderCalendar, reports: renderReports, accounts: renderAccounts,
     enrol: renderEnrol, audit: renderAudit, live: renderLive };
   show(current);
   document.getElementById("lang").addEventListener("click", () => show(current));
 }
 
-async function renderImport(view) {
-  const file = el("input", { type: "file", id: "import-file", accept: ".csv,text/csv" });
-  const dry = el("input", { type: "checkbox", id: "import-dry" });
-  const result = el("div", { id: "import-result" });
-  const go = el("button", { id: "import-go" }, t("do_import"));
+// One import panel: a file, "check only", the result with every problem by sheet and line.
+function importPanel({ id, title, path, accept, template, summary, extra = [] }) {
+  const file = el("input", { type: "file", id: `${id}-file`, accept });
+  const dry = el("input", { type: "checkbox", id: `${id}-dry` });
+  const result = el("div", { id: `${id}-result` });
+  const go = el("button", { id: `${id}-go` }, t("do_import"));
   go.addEventListener("click", async () => {
     if (!file.files.length) return;
     const form = new FormData();
     form.append("file", file.files[0]);
     go.disabled = true;
     try {
-      const r = await api(`/api/v1/timetable/import?dry_run=${dry.checked ? 1 : 0}&filename=${encodeURIComponent(file.files[0].name)}`, { method: "POST", form });
-      const rows = [...r.errors, ...r.warnings];
+      const options = extra.map((x) => x.query()).join("");
+      const r = await api(`${path}?dry_run=${dry.checked ? 1 : 0}${options}&filename=${encodeURIComponent(file.files[0].name)}`, { method: "POST", form });
+      const rows = [...r.errors, ...(r.warnings || [])];
       result.replaceChildren(
         el("div", { class: r.ok ? "notice ok" : "notice", role: "status" },
-          r.ok ? `${t("import_ok")}: ${r.lessons_added} + ${r.lessons_unchanged} (${r.rows})` : `${t("import_failed")} (${r.errors.length})`),
-        rows.length ? el("table", { id: "import-errors" },
+          r.ok ? `${t("import_ok")}: ${summary(r)}` : `${t("import_failed")} (${r.errors.length})`),
+        rows.length ? el("table", { id: `${id}-errors` },
           el("tr", {}, el("th", {}, t("line")), el("th", {}, t("code")), el("th", {}, t("reason"))),
-          rows.map((p) => el("tr", { class: p.severity === "error" ? "error" : "muted" }, el("td", {}, p.line ?? ""), el("td", {}, p.code), el("td", {}, lang() === "zh" ? (p.message_zh || p.message) : p.message)))) : "");
+          rows.map((p) => el("tr", { class: p.severity === "error" ? "error" : "muted" },
+            el("td", {}, p.line === undefined ? (p.sheet || "") : (p.sheet ? `${p.sheet} ${p.line}` : p.line)),
+            el("td", {}, p.code), el("td", {}, lang() === "zh" ? (p.message_zh || p.message) : p.message)))) : "");
     } catch (err) {
       notice(result, err.message);
     } finally {
       go.disabled = false;
     }
   });
-  view.append(el("div", { class: "panel" }, el("p", {}, t("import_file")), el("div", { class: "row" }, file,
-    el("label", {}, dry, " ", t("dry_run")), go)), result);
+  const download = template ? el("button", { class: "secondary", id: `${id}-template`, onclick: () => downloadFile(`/api/v1/templates/${template}.xlsx`, `${template}.xlsx`) }, t("download_template")) : "";
+  return el("div", { class: "panel" }, el("h3", {}, t(title)), el("div", { class: "row" }, file,
+    el("label", {}, dry, " ", t("dry_run")), ...extra.map((x) => x.node), go, download), result);
+}
+
+async function downloadFile(path, name) {
+  const response = await api(path, { raw: true });
+  const url = URL.createObjectURL(await response.blob());
+  el("a", { href: url, download: name }).click();
+  setTimeout(() => URL.revokeObjectURL(url), 5000);
+}
+
+async function renderImport(view) {
+  const settle = el("input", { type: "checkbox", id: "evidence-settle", checked: true });
+  view.append(
+    importPanel({ id: "directory", title: "import_directory", path: "/api/v1/directory/import", accept: ".xlsx,.csv,text/csv",
+      template: "directory", summary: (r) => `+${r.added} ~${r.changed} =${r.unchanged} (${r.rows})` }),
+    importPanel({ id: "import", title: "import_file", path: "/api/v1/timetable/import", accept: ".csv,.xlsx,text/csv",
+      template: "timetable", summary: (r) => `${r.lessons_added} + ${r.lessons_unchanged} (${r.rows})` }),
+    importPanel({ id: "evidence", title: "import_evidence", path: "/api/v1/evidence/import", accept: ".csv,.xlsx,text/csv",
+      template: "evidence", summary: (r) => `${r.lessons} / ${r.unchanged} / ${r.settled} (${r.rows})`,
+      extra: [{ node: el("label", {}, settle, " ", t("settle_after")), query: () => `&settle=${settle.checked ? 1 : 0}` }] }));
+}
+
+// Lessons entered after their time: pick some (or all), settle them from evidence or explicitly, with a reason.
+async function renderSettle(view) {
+  const list = el("table", { id: "awaiting" });
+  const how = el("select", { id: "settle-how" }, ["evidence", "delivered", "missed"].map((h) => el("option", { value: h }, t(`how_${h}`))));
+  const reason = el("input", { id: "settle-reason", class: "wide", placeholder: t("reason") });
+  const result = el("div", { id: "settle-result" });
+  const all = el("input", { type: "checkbox", id: "settle-all" });
+  let boxes = [];
+  const draw = async () => {
+    const lessons = await api("/api/v1/lessons?status=awaiting_evidence&limit=2000");
+    boxes = lessons.map((l) => ({ id: l.id, box: el("input", { type: "checkbox", class: "pick" }) }));
+    list.replaceChildren(el("tr", {}, el("th", {}, all), el("th", {}, "#"), el("th", {}, t("time")), el("th", {}, t("kind")), el("th", {}, t("subject")), el("th", {}, t("hours"))),
+      ...lessons.map((l, i) => el("tr", {}, el("td", {}, boxes[i].box), el("td", {}, l.id), el("td", {}, `${l.start.slice(0, 10)} ${hhmm(l.start)}`),
+        el("td", {}, l.kind_label), el("td", {}, `${l.subject} ${l.grade}`), el("td", {}, l.hours))));
+    if (!lessons.length) list.append(el("tr", {}, el("td", { colspan: 6, class: "muted" }, t("none_awaiting"))));
+  };
+  all.addEventListener("change", () => boxes.forEach((b) => { b.box.checked = all.checked; }));
+  const go = el("button", { id: "settle-go", onclick: async () => {
+    const ids = boxes.filter((b) => b.box.checked).map((b) => b.id);
+    if (!ids.length) return;
+    try {
+      const r = await api("/api/v1/lessons/settle", { method: "POST", body: { lesson_ids: ids, how: how.value, reason: reason.value } });
+      result.replaceChildren(el("div", { class: "notice ok", role: "status" }, `${t("settled")}: ${r.lessons.length}`));
+      reason.value = "";
+      all.checked = false;
+      draw();
+    } catch (err) { notice(result, err.message); }
+  } }, t("settle"));
+  view.append(el("div", { class: "panel row" }, how, reason, go), result, el("div", { class: "panel" }, list));
+  await draw();
+}
+
+// Corrections of settled lessons (one or many, one audited operation) and their history with filters.
+async function renderCorrections(view) {
+  const ids = el("input", { id: "correct-ids", placeholder: t("lesson_ids") });
+  const to = el("select", { id: "correct-status" }, ["delivered", "missed"].map((s) => el("option", { value: s }, t(`how_${s}`))));
+  const reason = el("input", { id: "correct-reason", class: "wide", placeholder: t("reason") });
+  const result = el("div", { id: "correct-result" });
+  const room = el("input", { id: "attend-classroom", placeholder: t("classroom_id"), size: 8 });
+  const attended = el("select", { id: "attend-value" }, el("option", { value: "1" }, t("attended")), el("option", { value: "0" }, t("absent")));
+  const history = el("table", { id: "corrections" });
+  const filterLesson = el("input", { id: "filter-lesson", placeholder: t("lesson"), size: 8 });
+  const filterKind = el("select", { id: "filter-kind" }, el("option", { value: "" }, "—"),
+    ...["status", "settlement", "attendance", "cancel"].map((k) => el("option", { value: k }, t(`kind_${k}`))));
+  const parseIds = () => ids.value.split(/[\s,，;；]+/).filter(Boolean).map(Number);
+  const draw = async () => {
+    const q = new URLSearchParams();
+    if (filterLesson.value) q.set("lesson_id", filterLesson.value);
+    if (filterKind.value) q.set("kind", filterKind.value);
+    const rows = await api(`/api/v1/corrections?${q}`);
+    history.replaceChildren(el("tr", {}, ["at", "lesson", "kind", "before", "after", "classroom", "actor", "reason"].map((k) => el("th", {}, t(k)))),
+      ...rows.reverse().map((r) => el("tr", {}, el("td", {}, new Date(r.created_at * 1000).toLocaleString()), el("td", {}, r.lesson_id),
+        el("td", {}, t(`kind_${r.kind}`)), el("td", {}, r.from_status), el("td", {}, r.to_status), el("td", {}, r.classroom_id ?? ""),
+        el("td", {}, r.actor), el("td", {}, r.batch ? `${r.reason} [${r.batch}]` : r.reason))));
+  };
+  const done = (n) => { result.replaceChildren(el("div", { class: "notice ok", role: "status" }, `${t("corrected")}: ${n}`)); reason.value = ""; draw(); };
+  const correct = el("button", { id: "correct-go", onclick: async () => {
+    try {
+      const r = await api("/api/v1/corrections", { method: "POST", body: { lesson_ids: parseIds(), status: to.value, reason: reason.value } });
+      done(r.lessons.length);
+    } catch (err) { notice(result, err.message); }
+  } }, t("correct"));
+  const attend = el("button", { id: "attend-go", class: "secondary", onclick: async () => {
+    try {
+      const [lesson] = parseIds();
+      await api(`/api/v1/lessons/${lesson}/attendance-corrections`, { method: "POST",
+        body: { classroom_id: Number(room.value), attended: attended.value === "1", reason: reason.value } });
+      done(1);
+    } catch (err) { notice(result, err.message); }
+  } }, t("correct_attendance"));
+  filterLesson.addEventListener("change", draw);
+  filterKind.addEventListener("change", draw);
+  view.append(el("div", { class: "panel" }, el("div", { class: "row" }, ids, to, reason, correct),
+    el("div", { class: "row" }, room, attended, attend)), result,
+  el("div", { class: "panel" }, el("div", { class: "row" }, el("span", {}, t("filter")), filterLesson, filterKind), history));
+  await draw();
 }
 
 async function renderCalendar(view) {
@@ -219,12 +322,26 @@ async function renderEnrol(view) {
 }
 
 async function renderAudit(view) {
-  const rows = await api("/api/v1/audit?limit=300");
-  view.append(el("div", { class: "panel" }, el("table", { id: "audit" },
-    el("tr", {}, ["at", "actor", "role", "action", "lesson", "address", "outcome", "reason"].map((k) => el("th", {}, t(k)))),
-    rows.map((r) => el("tr", { class: r.outcome === "refused" ? "error" : "" },
-      el("td", {}, new Date(r.at * 1000).toLocaleString()), el("td", {}, r.actor), el("td", {}, r.role), el("td", {}, r.action),
-      el("td", {}, r.lesson_id ?? ""), el("td", {}, r.address), el("td", {}, r.outcome), el("td", {}, r.reason))))));
+  const lesson = el("input", { id: "audit-lesson", placeholder: t("lesson"), size: 8 });
+  const outcome = el("select", { id: "audit-outcome" }, el("option", { value: "" }, "—"),
+    ...["admitted", "refused", "done", "kept", "issued"].map((o) => el("option", { value: o }, o)));
+  const text = el("input", { id: "audit-text", placeholder: `${t("actor")} / ${t("action")}` });
+  const table = el("table", { id: "audit" });
+  const draw = async () => {
+    const q = new URLSearchParams({ limit: "1000" });
+    if (lesson.value) q.set("lesson_id", lesson.value);
+    if (outcome.value) q.set("outcome", outcome.value);
+    const needle = text.value.trim();
+    const rows = (await api(`/api/v1/audit?${q}`)).filter((r) => !needle || r.actor.includes(needle) || r.action.includes(needle));
+    table.replaceChildren(
+      el("tr", {}, ["at", "actor", "role", "action", "lesson", "address", "outcome", "reason"].map((k) => el("th", {}, t(k)))),
+      ...rows.map((r) => el("tr", { class: r.outcome === "refused" ? "error" : "" },
+        el("td", {}, new Date(r.at * 1000).toLocaleString()), el("td", {}, r.actor), el("td", {}, r.role), el("td", {}, r.action),
+        el("td", {}, r.lesson_id ?? ""), el("td", {}, r.address), el("td", {}, r.outcome), el("td", {}, r.reason))));
+  };
+  for (const input of [lesson, outcome, text]) input.addEventListener("change", draw);
+  view.append(el("div", { class: "panel row" }, el("span", {}, t("filter")), lesson, outcome, text), el("div", { class: "panel" }, table));
+  await draw();
 }
 
 async function renderLive(view) {

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from scheduler.config import SchedulerConfig
@@ -14,13 +15,31 @@ SEMESTER_START = date(2026, 9, 1)
 SEMESTER_END = date(2027, 1, 15)
 HOLIDAYS = {date(2026, 10, d): "国庆节" for d in range(1, 8)}
 
+BEFORE_SEMESTER = datetime(2026, 8, 31, tzinfo=UTC)  # the tests' "now": every lesson lies ahead
+
+
+class Clock:
+    """A clock a test moves by hand, for the timetable and the timed jobs alike."""
+
+    def __init__(self, now: datetime = BEFORE_SEMESTER) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+
+
 HEADER = "日期,开始时间,结束时间,类型,学科,年级,主讲学校,主讲教师,主讲教室,接收教室,研修共同体,每周重复至\n"
 
 
-def small_county(path: Path, **config: object) -> Timetable:
-    """Two lead schools, three receiving schools (one a teaching point), teachers of each level."""
+def small_county(path: Path, clock: Callable[[], datetime] | None = None, **config: object) -> Timetable:
+    """Two lead schools, three receiving schools (one a teaching point), teachers of each level.
+
+    Its clock stands before the semester unless a test gives its own."""
     db = Database(path)
-    t = Timetable(db, SchedulerConfig(**config))  # type: ignore[arg-type]
+    t = Timetable(db, SchedulerConfig(**config), clock=clock or Clock())  # type: ignore[arg-type]
     r = t.repo
     with db.write() as c:
         region = r.add_region(c, "宁夏回族自治区")

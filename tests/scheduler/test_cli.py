@@ -48,3 +48,26 @@ def test_check_import_and_report_from_the_command_line(tmp_path: Path) -> None:
     assert out.returncode == 2 and "unknown section" in out.stderr
     out = classroom("import", str(tmp_path / "missing.csv"), cwd=tmp_path)
     assert out.returncode == 2 and "cannot read" in out.stderr
+
+
+def test_report_as_of_a_past_date_shows_what_was_known_then(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from tests.scheduler.helpers import Clock
+
+    clock = Clock()
+    t = small_county(tmp_path / "data" / "classroom.sqlite3", clock)
+    assert t.import_csv(csv_bytes(GOOD, GOOD.replace("2026-09-07", "2026-09-21")), "a.csv", "admin").ok
+    for lesson in t.repo.lessons():
+        clock.now = lesson.end
+        t.record_evidence(lesson.id, 40.0, {lesson.receiving_classroom_ids[0]: 40.0}, "sfu")
+        clock.now = t.window(lesson)[1]
+        t.settle(lesson.id, clock.now)
+    clock.now = datetime(2026, 12, 1, tzinfo=UTC)
+    t.db.close()
+
+    def delivered(day: str) -> int:
+        out = classroom("report", "--as-of", day, "--section", "teachers", "--format", "json", cwd=tmp_path)
+        return next(r["delivered"] for r in json.loads(out.stdout)["teachers"] if r["teacher"] == "马丽")
+
+    assert (delivered("2026-09-10"), delivered("2026-09-30")) == (1, 2)  # the lesson of the 21st came later

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from scheduler.model import LessonStatus
 from scheduler.timetable import Timetable
-from tests.scheduler.helpers import GOOD, csv_bytes, small_county
+from tests.scheduler.helpers import GOOD, HEADER, csv_bytes, small_county
 
 
 @pytest.fixture
@@ -171,3 +172,52 @@ def test_concurrent_imports_are_serialised(t: Timetable) -> None:
         th.join()
     assert lesson_count(t) == 5
     assert sum(r.lessons_added for r in results if r.ok) == 5
+
+
+def _workbook(rows: list[list[object]], title: str = "课表") -> Any:
+    from openpyxl import Workbook
+
+    book = Workbook()
+    ws = book.active
+    ws.title = title
+    ws.append([*HEADER.strip().split(","), "课时"])
+    for r in rows:
+        ws.append(r)
+    return book
+
+
+def _xlsx_bytes(book: Any) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    book.save(buf)
+    return buf.getvalue()
+
+
+def test_the_timetable_imports_from_an_xlsx_workbook_with_excel_dates_and_times(t: Timetable) -> None:
+    from datetime import date, time
+
+    fields: list[object] = GOOD.split(",")
+    as_excel = [date(2026, 9, 7), time(8, 0), time(8, 40), *fields[3:]]
+    serial = [46273, 0.3333333333, "08:40", *fields[3:]]  # 2026-09-08 as Excel's serial day number, 08:00
+    book = _workbook([as_excel, [None] * 12, serial])
+    result = t.import_csv(_xlsx_bytes(book), "课表.xlsx", "admin")
+    assert result.ok, result.errors
+    assert [x.start.isoformat() for x in t.repo.lessons()] == ["2026-09-07T00:00:00+00:00", "2026-09-08T00:00:00+00:00"]
+    again = t.import_csv(_xlsx_bytes(book), "课表.xlsx", "admin")
+    assert again.ok and again.lessons_added == 0 and again.lessons_unchanged == 2
+
+
+def test_a_workbook_with_merged_cells_or_formulas_is_refused_by_sheet_and_row(t: Timetable) -> None:
+    fields: list[object] = GOOD.split(",")
+    book = _workbook([fields, [*fields[:6], *fields[6:]]])
+    ws = book.active
+    ws["A3"] = "2026-09-08"
+    ws["B3"] = '=TEXT(8/24,"hh:mm")'
+    ws["G4"] = "第一小学"
+    ws.merge_cells("G3:G4")
+    result = t.import_csv(_xlsx_bytes(book), "课表.xlsx", "admin")
+    assert not result.ok and t.repo.lessons() == []
+    codes = {(p.code, p.sheet, p.line) for p in result.errors}
+    assert ("formula", "课表", 3) in codes and ("merged_cells", "课表", 3) in codes
+    assert any("B3" in p.message and "粘贴为数值" in p.message_zh for p in result.errors)

@@ -131,9 +131,7 @@ def test_one_stream_over_media_capacity_warns_once() -> None:
     problems = warnings([lesson(1, 0, 40, (1, 2, 3, 4, 5)), lesson(2, 10, 50, (11, 12, 13, 14))])
     assert [p.code for p in problems] == ["over_media_capacity"]
     assert problems[0].severity == "warning"
-    assert (
-        "at 2025-09-08 00:10 UTC 11 concurrent streams exceed the media capacity of 10" in problems[0].message
-    )
+    assert "at 2025-09-08 00:10 UTC 11 concurrent streams exceed the media capacity of 10" in problems[0].message
 
 
 def test_lessons_that_only_touch_do_not_add_up() -> None:
@@ -287,9 +285,7 @@ def test_slot_warnings_match_a_minute_by_minute_count(
 
     media_found = [
         (minute_of(p.message), n)
-        for p, n in zip(
-            [p for p in problems if p.code == "over_media_capacity"], media_counts(problems), strict=True
-        )
+        for p, n in zip([p for p in problems if p.code == "over_media_capacity"], media_counts(problems), strict=True)
     ]
     assert media_found == episodes(streams, media)
     for school, name in NAMES.items():

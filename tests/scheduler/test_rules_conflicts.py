@@ -224,9 +224,7 @@ def test_the_day_is_judged_in_the_districts_time_zone() -> None:
 def test_a_lesson_that_ends_when_it_starts_or_before_is_refused() -> None:
     start = local(date(2025, 9, 8), 9)
     assert codes(calendar_problems(draft(start, start), SEMESTER, SHANGHAI)) == ["bad_times"]
-    assert codes(calendar_problems(draft(start, start - timedelta(minutes=1)), SEMESTER, SHANGHAI)) == [
-        "bad_times"
-    ]
+    assert codes(calendar_problems(draft(start, start - timedelta(minutes=1)), SEMESTER, SHANGHAI)) == ["bad_times"]
     one_minute = draft(start, start + timedelta(minutes=1))
     assert calendar_problems(one_minute, SEMESTER, SHANGHAI) == []
 
@@ -272,9 +270,7 @@ def roles(
         community_id=community_id,
     )
     return codes(
-        role_problems(
-            d, teacher=teacher, lead_classroom=lead_room, receiving=list(receiving), schools=SCHOOLS
-        )
+        role_problems(d, teacher=teacher, lead_classroom=lead_room, receiving=list(receiving), schools=SCHOOLS)
     )
 
 
@@ -382,9 +378,7 @@ def test_overlapping_pairs_agrees_with_overlaps_even_for_empty_bookings(
     rows: list[tuple[int, int, int, int]],
 ) -> None:
     # Zero-length bookings (refused elsewhere as bad times) must not make the sweep and `overlaps` disagree.
-    bookings = [
-        Booking(key, ("classroom", room), at(0, s), at(0, s + length)) for key, room, s, length in rows
-    ]
+    bookings = [Booking(key, ("classroom", room), at(0, s), at(0, s + length)) for key, room, s, length in rows]
     expected = {
         (min(a.key, b.key), max(a.key, b.key), a.resource)
         for a, b in combinations(bookings, 2)

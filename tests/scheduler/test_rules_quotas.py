@@ -119,9 +119,7 @@ def exact_status(minimum: int, delivered: int, missed: int, remaining: int) -> Q
     st.integers(0, 40),
     st.integers(0, 40),
 )
-def test_teacher_status_agrees_with_exact_arithmetic(
-    level: Level, delivered: int, missed: int, remaining: int
-) -> None:
+def test_teacher_status_agrees_with_exact_arithmetic(level: Level, delivered: int, missed: int, remaining: int) -> None:
     minimum = DEFAULT_LEVEL_MINIMUMS[level.value]
     assert teacher_status(level, Progress(delivered, missed, remaining), DEFAULT_LEVEL_MINIMUMS) == (
         minimum,
@@ -181,9 +179,7 @@ def test_a_county_may_configure_the_weekly_rate() -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(st.integers(0, 120), st.integers(0, 60), st.integers(0, 120), st.integers(1, 20))
-def test_school_rate_agrees_with_exact_arithmetic(
-    delivered: int, missed: int, remaining: int, weeks: int
-) -> None:
+def test_school_rate_agrees_with_exact_arithmetic(delivered: int, missed: int, remaining: int, weeks: int) -> None:
     settled = delivered + missed
     rate = Fraction(delivered, settled) if settled else Fraction(1)
     forecast = (delivered + remaining * rate) / weeks

@@ -26,9 +26,7 @@ from scheduler.rules.workload import (
 START = datetime(2025, 9, 8, 1, 0, tzinfo=UTC)
 
 
-def lesson(
-    minutes: int = 60, kind: Kind = Kind.SPECIALISED, receivers: tuple[int, ...] = (201, 202)
-) -> Lesson:
+def lesson(minutes: int = 60, kind: Kind = Kind.SPECIALISED, receivers: tuple[int, ...] = (201, 202)) -> Lesson:
     return Lesson(
         id=1,
         kind=kind,
@@ -148,9 +146,7 @@ def test_delivery_agrees_with_exact_arithmetic_at_every_threshold(
         return Fraction(drawn, 4)
 
     lead_minutes, room_minutes = minutes_of(lead, lead_share), minutes_of(room, receiver_share)
-    expected = (
-        lead_minutes >= Fraction(lead_share) * minutes and room_minutes >= Fraction(receiver_share) * minutes
-    )
+    expected = lead_minutes >= Fraction(lead_share) * minutes and room_minutes >= Fraction(receiver_share) * minutes
     thresholds = DeliveryThresholds(lead_share=float(lead_share), receiver_share=float(receiver_share))
     evidence = Evidence(1, float(lead_minutes), {201: float(room_minutes)})
     assert is_delivered(lesson(minutes), evidence, thresholds) == expected
@@ -193,7 +189,5 @@ def test_a_double_period_counts_twice_the_hours() -> None:
 
 def test_a_reversal_cancels_the_weighted_hours_exactly() -> None:
     [entry] = delivery_entries(lesson(kind=Kind.SPECIALISED), lead_school_id=7, factor=1.7)
-    reversal = EntryDraft(
-        entry.entry_type, entry.teacher_id, entry.school_id, -entry.base_hours, entry.factor
-    )
+    reversal = EntryDraft(entry.entry_type, entry.teacher_id, entry.school_id, -entry.base_hours, entry.factor)
     assert entry.weighted_hours + reversal.weighted_hours == 0.0

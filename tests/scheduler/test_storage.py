@@ -121,3 +121,54 @@ def test_reads_do_not_wait_for_a_long_write_on_another_thread(tmp_path: Path) ->
     assert names == [] and waited < 5  # it saw the committed state without waiting for the writer
     with db.read() as c:
         assert [r[0] for r in c.execute("SELECT name FROM region")] == ["uncommitted"]
+
+
+def test_config_masks_secrets_but_not_settings_that_merely_contain_key() -> None:
+    env = {"CLASSROOM_MEDIA__TURN_PASSWORD": "pw", "CLASSROOM_SERVER__ADMIN_TOKEN": "t"}
+    text = describe(load_config(None, env=env))
+    lines = dict(line.split(" = ", 1) for line in text.splitlines() if " = " in line)
+    assert lines["keyframe_request_interval"] != '"********"' and "*" not in lines["keyframe_request_interval"]
+    assert "*" not in lines["keyframe_cpu_budget"] and "*" not in lines["keyframe_retry_interval"]
+    assert lines["turn_password"] == '"********"' and lines["admin_token"] == '"********"'
+
+
+def test_a_version_4_database_with_a_settled_semester_is_migrated_without_losing_a_number(tmp_path: Path) -> None:
+    from scheduler.db import _statements
+    from scheduler.schema import MIGRATIONS
+
+    path = tmp_path / "old.sqlite3"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for script in MIGRATIONS[:4]:
+        for statement in _statements(script):
+            conn.execute(statement)
+    conn.executescript(
+        """
+        PRAGMA user_version = 4;
+        INSERT INTO region VALUES (1, '宁夏'); INSERT INTO city VALUES (1, 1, '中卫市');
+        INSERT INTO county(id, city_id, name, workload_factor) VALUES (1, 1, '沙坡头区', 1.8);
+        INSERT INTO school(id, county_id, name, is_lead) VALUES (1, 1, '第一小学', 1);
+        INSERT INTO school(id, county_id, name, is_receiving) VALUES (2, 1, '迎水桥小学', 1);
+        INSERT INTO classroom VALUES (1, 1, '录播教室1'); INSERT INTO classroom VALUES (2, 2, '三年级1班');
+        INSERT INTO teacher(id, school_id, name, level) VALUES (1, 1, '马丽', 'region');
+        INSERT INTO lesson(id, kind, subject, lead_teacher_id, lead_classroom_id, start_utc, end_utc, status,
+            lesson_key, created_at, updated_at) VALUES (1, 'specialised', '英语', 1, 1, 1000, 6400, 'delivered',
+            '1:1:1000', 900, 7000);
+        INSERT INTO lesson_receiver VALUES (1, 2, 1000);
+        INSERT INTO attendance VALUES (1, 2, 80.0, 6000);
+        INSERT INTO ledger(lesson_id, entry_type, teacher_id, school_id, base_hours, factor, weighted_hours,
+            created_at, actor, reason) VALUES (1, 'teacher_workload', 1, 1, 1, 1.8, 1.8, 7000, 'system', 'x');
+        """
+    )
+    conn.close()
+    db = Database(path)
+    assert db.version == SCHEMA_VERSION
+    with db.read() as c:
+        lesson = c.execute("SELECT status, hours, settled_at FROM lesson WHERE id = 1").fetchone()
+        assert tuple(lesson) == ("delivered", 2, 7000)  # 90 minutes at 40: 2 课时
+        assert c.execute("SELECT count(*) FROM receiver_credit WHERE lesson_id = 1").fetchone()[0] == 1
+        assert c.execute("SELECT factor FROM county_factor WHERE county_id = 1").fetchone()[0] == 1.8
+        assert c.execute("PRAGMA foreign_key_check").fetchall() == []
+        assert c.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    with pytest.raises(sqlite3.IntegrityError), db.write() as c:
+        c.execute("INSERT INTO lesson_receiver VALUES (99, 2, 1000)")  # references are enforced again
+    db.close()
