@@ -610,11 +610,12 @@ class Hub:
 
     async def _m_talkback_end(self, session: Session, msg: protocol.Message) -> None:
         live = self._need(session, Role.LEAD)
-        await self.plane.set_talkback(live.room_id, None)
+        # the screens change first (the called classroom leaves them at once), the media plane follows
         self._talkback_ended(live)
         live.talkback_resume = None
-        await self._broadcast(live, protocol.event("talkback", participant_id=None, name="", to_all=False))
         await self._send_layouts(live)
+        await self._broadcast(live, protocol.event("talkback", participant_id=None, name="", to_all=False))
+        await self.plane.set_talkback(live.room_id, None)
         await self._send_roster(live)
 
     @staticmethod
