@@ -25,10 +25,11 @@ import pylibsrtp
 
 from media.api import EventKind, SlotKind, TrackKind
 from media.keyframe import is_keyframe
+from media.limits import MAX_PAYLOAD
 from media.nack_tracker import NackTracker
 from media.receive_stats import ReceiveStats
 from media.rewriter import SeqTsRewriter
-from media.rtcp import ReportBlock, build_fir, build_nack, build_pli, build_remb, build_rr, build_sr
+from media.rtcp import ReportBlock, build_fir, build_nacks, build_pli, build_remb, build_rr, build_sr
 from media.rtp_header import RtpHeader
 
 logger = logging.getLogger(__name__)
@@ -105,14 +106,15 @@ class Wire:
         if self.up:
             try:
                 self.sendto(self.protect(packet), self.addr)
-            except (pylibsrtp.Error, OSError):
+            except (pylibsrtp.Error, ValueError, TypeError, OSError):
+                # ValueError: pylibsrtp refuses a packet over its size limit (media/limits.py).
                 self.errors += 1
 
     def send_rtcp(self, packet: bytes) -> None:
         if self.up:
             try:
                 self.sendto(self.protect_rtcp(packet), self.addr)
-            except (pylibsrtp.Error, OSError):
+            except (pylibsrtp.Error, ValueError, TypeError, OSError):
                 self.errors += 1
 
     def send_protected(self, packets: list[bytes]) -> None:
@@ -264,6 +266,7 @@ class InboundTrack:
         self.keyframe_requests = 0
         self.nacks_sent = 0
         self.dropped = 0
+        self.oversized = 0
         self.last_packet_at = 0.0
 
     # -- packet path ------------------------------------------------------------------------------
@@ -289,6 +292,12 @@ class InboundTrack:
         codec = self.codecs.get(pt)
         if codec is None or not payload:
             # Unknown payload type, or padding-only probe packets: nothing a decoder can use.
+            self.dropped += 1
+            return
+        if len(payload) > MAX_PAYLOAD:
+            # Too big to forward and retransmit within SRTP's limit (media/limits.py): refused here,
+            # once, so every packet in the history can always be sent again.
+            self.oversized += 1
             self.dropped += 1
             return
         ts = hdr.timestamp
@@ -375,7 +384,9 @@ class InboundTrack:
     def send_nack(self, lost: list[int]) -> None:
         if self.ssrc is not None:
             self.nacks_sent += len(lost)
-            self.wire.send_rtcp(build_nack(self.rtcp_ssrc, self.ssrc, lost))
+            # Split so that no NACK packet exceeds what SRTP protects, however long the list.
+            for packet in build_nacks(self.rtcp_ssrc, self.ssrc, lost):
+                self.wire.send_rtcp(packet)
 
     def request_keyframe(self, now: float) -> None:
         """Ask the publisher for a keyframe, at most once per interval whoever asks (coalescing).
@@ -446,6 +457,7 @@ class InboundTrack:
             "keyframes": self.keyframes,
             "keyframe_requests": self.keyframe_requests,
             "dropped": self.dropped,
+            "oversized": self.oversized,
             "subscribers": len(self.downtracks),
             "fanout_us_per_packet": round(self.fanout_cost * 1e6, 1),
             "keyframe_packets": self.keyframe_packets,
@@ -538,7 +550,8 @@ class DownTrack:
             try:
                 header = _pack_header(0x80, mbit | self.out_pt, out_seq, (ts + rw.ts_offset) & 0xFFFFFFFF, ssrc)
                 out.append(protect(header + payload))
-            except pylibsrtp.Error:
+            except (pylibsrtp.Error, ValueError):
+                # One packet SRTP refuses costs that packet only, not the rest of the batch.
                 wire.errors += 1
                 continue
             octets += len(payload)

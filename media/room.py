@@ -23,6 +23,7 @@ from media.config import MediaConfig
 from media.forwarding import DownTrack, FanoutQueue, InboundTrack
 from media.nack_tracker import NackTracker
 from media.peer import MEDIA_READY, MLine, Peer, codec_info, is_rtx
+from media.ratelimit import RateLimitedLog
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +76,8 @@ class Room:
         self.opened_at = time.time()
         self._closing = False
         self.refused_joins = 0  # joins the worker refused for capacity
+        # One line per cause per minute for what hostile or broken peers make go wrong.
+        self.ratelog = RateLimitedLog(logger)
         loop = asyncio.get_running_loop()
         self.fanout = FanoutQueue(loop)
         self._task = loop.create_task(self._housekeeping())
@@ -415,16 +418,23 @@ class Room:
             await asyncio.sleep(_TICK)
             try:
                 now = time.monotonic()
-                for track in self.sources.values():
-                    if track.nack.missing:
-                        lost = track.nack.due(now)
-                        if lost:
-                            track.send_nack(lost)
-                    if track.want_keyframe and now >= track.next_keyframe_request and track.live:
-                        track.request_keyframe(now)
-                for participant in self.participants.values():
+                for track in list(self.sources.values()):
+                    try:
+                        if track.nack.missing:
+                            lost = track.nack.due(now)
+                            if lost:
+                                track.send_nack(lost)
+                        if track.want_keyframe and now >= track.next_keyframe_request and track.live:
+                            track.request_keyframe(now)
+                    except Exception:
+                        # One participant's broken track costs its own housekeeping, not the room's.
+                        self._failed(track.participant_id, "housekeeping of a track", now)
+                for participant in list(self.participants.values()):
                     for dt in participant.slots:
-                        dt.ask_keyframe_if_due(now, cfg.keyframe_retry_interval)
+                        try:
+                            dt.ask_keyframe_if_due(now, cfg.keyframe_retry_interval)
+                        except Exception:
+                            self._failed(participant.id, "housekeeping of a slot", now)
                 if now >= next_report:
                     next_report = now + cfg.report_interval
                     for participant in list(self.participants.values()):
@@ -434,6 +444,14 @@ class Room:
                 raise
             except Exception:
                 logger.exception("room %s housekeeping failed", self.id)
+
+    def _failed(self, participant_id: str, what: str, now: float) -> None:
+        """Count an exception of one participant's part of the tick, and log it once per minute."""
+        participant = self.participants.get(participant_id)
+        if participant is not None:
+            participant.peer.errors += 1
+        if self.ratelog(f"tick:{what}", now, "room %s: %s of %s failed", self.id, what, participant_id):
+            logger.debug("the failure", exc_info=True)
 
     async def _reap(self, now: float) -> None:
         """Free participants that vanished: never connected, or silent (no RTCP) for too long."""
