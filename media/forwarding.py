@@ -31,6 +31,7 @@ from media.receive_stats import ReceiveStats
 from media.rewriter import SeqTsRewriter
 from media.rtcp import ReportBlock, build_fir, build_nacks, build_pli, build_remb, build_rr, build_sr
 from media.rtp_header import RtpHeader
+from media.seq_tracker import DROP, LATE, RESTART, SeqTracker
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,9 @@ _U16 = struct.Struct("!H")
 _U16_NATIVE = struct.Struct("=H")
 
 Emit = Callable[..., None]
+# A packet behind the newest whose timestamp is further than this from the newest one's is not a late
+# packet of the same stream (media/seq_tracker.py).
+_LATE_SECONDS = 10.0
 # One received packet waiting to be fanned out: (source seq, ts, marker bit, payload type, payload,
 # starts a keyframe).
 Pending = tuple[int, int, int, int, bytes, bool]
@@ -250,7 +254,14 @@ class InboundTrack:
         self.nack = nack
         self.max_gap = nack.max_gap
         self.max_seq = -1
-        self.probation_seq = -1
+        # Decides which stream a sequence number belongs to and follows a restarted one; a run of
+        # four in-order packets off the line makes a restart.
+        self.seq_tracker = SeqTracker(nack.max_gap, self.mask)
+        self._ts = 0
+        self.top_ts = 0
+        clock_rate = next(iter(codecs.values())).clock_rate if codecs else 90000
+        self.late_ticks = int(_LATE_SECONDS * clock_rate)
+        self.restarts = 0
         self.emit = emit
         self.downtracks: list[DownTrack] = []
         clock_rate = next(iter(codecs.values())).clock_rate if codecs else 90000
@@ -302,31 +313,18 @@ class InboundTrack:
             return
         ts = hdr.timestamp
         if not retransmission:
-            top = self.max_seq
-            if top >= 0:
-                d = (seq - top) & 0xFFFF
-                if d >= 0x8000:
-                    if 0x10000 - d > self.mask:
-                        # Older than anything a subscriber could still be waiting for.
-                        self.dropped += 1
-                        return
-                elif d > self.max_gap:
-                    # A big jump is either a restarted encoder or a forged packet. As RFC 3550 A.1
-                    # does, believe it only when the next packet continues from it; then every slot
-                    # starts a new mapping so its outgoing numbering stays continuous.
-                    if seq != self.probation_seq:
-                        self.probation_seq = (seq + 1) & 0xFFFF
-                        self.dropped += 1
-                        return
-                    self.flush(now)  # what came before the jump still goes out under the old mapping
-                    for dt in self.downtracks:
-                        dt.restart(now)
-                    self.want_keyframe = self.video
-                    self.max_seq = seq
-                elif d:
-                    self.max_seq = seq
-            else:
-                self.max_seq = seq
+            self._ts = ts
+            verdict = self.seq_tracker.update(seq, self._known)
+            if verdict == DROP:
+                # Off the current line and not (yet) a run: a stray or forged number, or the first
+                # packets of a restarted stream (media/seq_tracker.py).
+                self.dropped += 1
+                return
+            if verdict == RESTART:
+                self._restart(seq, now)
+            if verdict != LATE:
+                self.top_ts = ts
+            self.max_seq = self.seq_tracker.max_seq
             self.stats.on_packet(seq, ts, now)
         lost = self.nack.on_packet(seq, now)
         if lost:
@@ -363,6 +361,30 @@ class InboundTrack:
                 self.flush(now)
             else:
                 self.fanout.add(self)
+
+    def _known(self, seq: int) -> bool:
+        """Whether a packet behind the newest belongs to the current stream: a late one (its number is
+        not in the history) or a duplicate (the same number and timestamp), with a timestamp within
+        `_LATE_SECONDS` of the newest packet's. The same number with another timestamp, or a timestamp
+        far away, is a different stream: a restarted encoder counting from lower down."""
+        ts = self._ts
+        if (ts - self.top_ts + self.late_ticks) & 0xFFFFFFFF > 2 * self.late_ticks:
+            return False
+        entry = self.history[seq & self.mask]
+        return entry is None or entry[0] != seq or entry[1] == ts
+
+    def _restart(self, seq: int, now: float) -> None:
+        """The publisher's stream restarted or jumped to `seq`: every slot starts a new mapping so its
+        outgoing numbering stays continuous, and nothing of the old numbering is kept."""
+        self.flush(now)  # what came before the jump still goes out under the old mapping
+        for dt in self.downtracks:
+            dt.restart(now)
+        self.want_keyframe = self.video
+        self.restarts += 1
+        self.history = [None] * (self.mask + 1)
+        self.nack.reset(seq)
+        # The NACK tracker now starts at `seq`; its next packet must not look like a gap from there.
+        self.nack.max_seq = (seq - 1) & 0xFFFF
 
     def flush(self, now: float) -> None:
         """Send what arrived since the last flush to every down track, and time it."""
@@ -458,6 +480,7 @@ class InboundTrack:
             "keyframe_requests": self.keyframe_requests,
             "dropped": self.dropped,
             "oversized": self.oversized,
+            "restarts": self.restarts,
             "subscribers": len(self.downtracks),
             "fanout_us_per_packet": round(self.fanout_cost * 1e6, 1),
             "keyframe_packets": self.keyframe_packets,

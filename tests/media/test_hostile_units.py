@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
+import random
+import time
+
 from hostile_path import DELTA, KEY, make_down, make_track, rtp
 
 from media.limits import MAX_PAYLOAD, SRTP_MAX_RTCP
+from media.nack_tracker import NackTracker
 from media.rtcp import Nack, build_nacks, parse_compound
 from media.rtp_header import RtpHeader
+from media.seq_tracker import DROP, NEW, RESTART, SeqTracker
 
 
 def feed(track, data: bytes, now: float = 1.0) -> None:
@@ -71,3 +77,72 @@ def test_a_nack_packet_is_not_unpacked_beyond_a_bound():
     (nack,) = build_nacks(1, 2, range(0, 20000, 1), items_per_packet=10_000)[:1]
     (parsed,) = parse_compound(nack)
     assert len(parsed.lost) <= 512 + 16  # whole items: the last one may carry 16 more
+
+
+# -- defect 2: sequence numbers that jump ------------------------------------------------------------
+
+
+def test_forward_jumps_inside_the_gap_do_not_lock_the_real_stream_out():
+    up: list[bytes] = []
+    down: list[bytes] = []
+    track = make_track(up, history=1024, nack=NackTracker(max_gap=256))
+    make_down(track, down)
+    for seq in range(1000, 1050):
+        feed(track, rtp(seq, KEY))
+    # A buggy or hostile sender jumps ahead by a believable 250, again and again (half the space).
+    fake = 1050
+    for _ in range(130):
+        fake += 250
+        feed(track, rtp(fake, DELTA, ts=9000 + 1050 * 3000))
+    sent = len(down)
+    for seq in range(1050, 1150):  # and the real stream goes on
+        feed(track, rtp(seq, KEY), 2.0)
+    # Today's code believes the jumps and then drops the real stream as old for minutes.
+    assert len(down) - sent >= 95, len(down) - sent
+    assert track.restarts == 1
+
+
+def test_an_encoder_restarting_lower_on_the_same_ssrc_is_followed():
+    up: list[bytes] = []
+    down: list[bytes] = []
+    track = make_track(up, history=1024, nack=NackTracker(max_gap=256))
+    make_down(track, down)
+    for seq in range(5000, 5200):
+        feed(track, rtp(seq, KEY if seq == 5000 else DELTA))
+    sent = len(down)
+    for seq in range(4800, 4900):  # the box rebooted: same SSRC, numbers from lower down
+        feed(track, rtp(seq, KEY if seq < 4810 else DELTA, ts=seq * 10), 2.0)
+    assert track.restarts == 1
+    assert len(down) - sent >= 90
+    seqs = [RtpHeader.parse(p).seq for p in down]
+    assert all((b - a) & 0xFFFF == 1 for a, b in itertools.pairwise(seqs))  # one continuous numbering
+
+
+def test_a_lone_forged_jump_far_away_is_not_believed():
+    tracker = SeqTracker(max_gap=256, window=1023)
+    assert tracker.update(100, lambda s: True) == NEW
+    for i, forged in enumerate((30000, 31000, 100 - 2000, 40000)):
+        assert tracker.update(forged, lambda s: True) == DROP
+        assert tracker.update(101 + i, lambda s: True) == NEW  # the real stream breaks every run
+    assert [tracker.update(s, lambda s: True) for s in range(9000, 9004)] == [DROP, DROP, DROP, RESTART]
+
+
+# -- defect 3: NACK state ----------------------------------------------------------------------------
+
+
+def test_nack_state_stays_bounded_and_cheap_under_jumps():
+    t = NackTracker(max_gap=256, max_retries=4, retry_interval=0.03)
+    seq, now, asked, worst = 0, 0.0, 0, 0.0
+    rnd = random.Random(3)
+    for _ in range(20000):  # 2 s of a sender jumping by up to the gap at 10,000 packets/s
+        seq = (seq + rnd.randrange(1, 257)) & 0xFFFF
+        started = time.perf_counter()
+        lost = t.on_packet(seq, now)
+        due = t.due(now)
+        worst = max(worst, time.perf_counter() - started)
+        asked += len(lost or ()) + len(due or ())
+        now += 0.0001
+        assert len(t.missing) <= t.max_missing
+    assert len(t.queue) <= 4 * t.max_missing + 64 + 256
+    assert asked <= 2000 * 2 + 512  # the NACK rate budget, not half a million
+    assert worst < 0.005, worst  # today: tens of milliseconds per packet
