@@ -27,6 +27,7 @@ from media.api import EventKind, SlotKind, TrackKind
 from media.keyframe import is_keyframe
 from media.limits import MAX_PAYLOAD
 from media.nack_tracker import NackTracker
+from media.ratelimit import TokenBucket
 from media.receive_stats import ReceiveStats
 from media.rewriter import SeqTsRewriter
 from media.rtcp import ReportBlock, build_fir, build_nacks, build_pli, build_remb, build_rr, build_sr
@@ -504,6 +505,10 @@ class DownTrack:
         clock_rate: int,
         wire: Wire,
         emit: Emit,
+        retransmit_share: float = 0.5,
+        retransmit_floor_bps: int = 64_000,
+        retransmit_burst: int = 64 * 1024,
+        room_budget: TokenBucket | None = None,
     ) -> None:
         self.participant_id = participant_id
         self.slot = slot
@@ -537,6 +542,17 @@ class DownTrack:
         self.unrepairable = 0
         self.keyframe_requests_received = 0
         self.codec_mismatch = False
+        # Retransmission budget (as libwebrtc's pacer gives retransmissions a share of the send rate):
+        # every byte forwarded earns `retransmit_share` bytes of retransmission, plus a floor rate, at
+        # most `retransmit_burst` saved up. Earned when a NACK arrives, so the packet path pays nothing.
+        self.retransmit_share = retransmit_share
+        self.retransmit_floor = retransmit_floor_bps / 8.0
+        self.retransmit_burst = float(retransmit_burst)
+        self.retransmit_credit = float(retransmit_burst)
+        self.credited_octets = 0
+        self.credited_at = 0.0
+        self.room_budget = room_budget
+        self.over_budget = 0
         # From the subscriber's receiver reports.
         self.fraction_lost = 0.0
         self.packets_lost = 0
@@ -643,11 +659,30 @@ class DownTrack:
 
     # -- subscriber RTCP --------------------------------------------------------------------------
 
-    def on_nack(self, lost: list[int]) -> None:
-        """Answer a subscriber's NACK from the source's history, on RTX where negotiated."""
+    def _earn(self, now: float) -> float:
+        credit = self.retransmit_credit + (self.octets - self.credited_octets) * self.retransmit_share
+        if self.credited_at:
+            credit += max(0.0, now - self.credited_at) * self.retransmit_floor
+        self.credited_octets = self.octets
+        self.credited_at = now
+        self.retransmit_credit = min(self.retransmit_burst, credit)
+        return self.retransmit_credit
+
+    def on_nack(self, lost: list[int], now: float | None = None) -> None:
+        """Answer a subscriber's NACK from the source's history, on RTX where negotiated, within the
+        slot's retransmission budget and the room's (numbers beyond them are counted, not sent)."""
         self.nacks_received += len(lost)
         wire = self.wire
-        for out_seq in lost:
+        if now is None:
+            now = time.monotonic()
+        credit = self._earn(now)
+        room = self.room_budget
+        if room is not None:
+            room.refill(now)
+        for i, out_seq in enumerate(lost):
+            if credit <= 0 or (room is not None and room.tokens < 1):
+                self.over_budget += len(lost) - i
+                break
             found = self._lookup(out_seq)
             if found is None:
                 self.unrepairable += 1
@@ -669,6 +704,10 @@ class DownTrack:
                 packet = _pack_header(0x80, mbit | out_pt, out_seq, out_ts, self.ssrc) + payload
             wire.send_rtp(packet)
             self.retransmitted += 1
+            credit -= len(packet)
+            if room is not None:
+                room.tokens -= 1
+        self.retransmit_credit = credit
 
     def _lookup(self, out_seq: int) -> tuple[tuple[int, int, int, int, bytes], int] | None:
         rw = self.rw
@@ -734,6 +773,7 @@ class DownTrack:
             "nacks_received": self.nacks_received,
             "retransmitted": self.retransmitted,
             "unrepairable": self.unrepairable,
+            "over_budget": self.over_budget,
             "keyframe_requests_received": self.keyframe_requests_received,
             "fraction_lost": round(self.fraction_lost, 4),
             "packets_lost": self.packets_lost,

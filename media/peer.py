@@ -28,6 +28,8 @@ from media.api import MediaError
 from media.config import MediaConfig
 from media.forwarding import CodecInfo, DownTrack, InboundTrack, Wire, ntp_time
 from media.ice import control_host_candidates
+from media.limits import MAX_NACKED_PER_PACKET
+from media.ratelimit import TokenBucket
 from media.rtcp import Bye, Fir, Nack, Pli, ReceiverReport, Remb, SenderReport, TransportFeedback, parse_compound
 from media.rtp_header import RtpHeader
 
@@ -208,6 +210,10 @@ class Peer:
         self.rtcp_packets = 0
         self.transport_feedback = 0
         self.errors = 0
+        # Feedback beyond these per-participant rates is ignored and counted (docs/media.md).
+        self.rate_limited = 0
+        self.nack_limit = TokenBucket(config.nack_packets_per_second, 2 * config.nack_packets_per_second)
+        self.keyframe_limit = TokenBucket(config.keyframe_requests_per_second, 2 * config.keyframe_requests_per_second)
         self._sends_since_yield = 0
         self.pc.on("connectionstatechange", self._on_connection_state)
 
@@ -402,12 +408,21 @@ class Peer:
             elif isinstance(p, Nack):
                 dt = down.get(p.media_ssrc)
                 if dt is not None:
-                    dt.on_nack(p.lost[:512])
+                    if not self.nack_limit.take(now):
+                        self.rate_limited += 1
+                        continue
+                    dt.on_nack(p.lost[:MAX_NACKED_PER_PACKET], now)
             elif isinstance(p, Pli):
                 dt = down.get(p.media_ssrc)
                 if dt is not None:
+                    if not self.keyframe_limit.take(now):
+                        self.rate_limited += 1
+                        continue
                     dt.on_keyframe_request(now)
             elif isinstance(p, Fir):
+                if not self.keyframe_limit.take(now):
+                    self.rate_limited += 1
+                    continue
                 for ssrc, _ in p.entries[:16]:
                     dt = down.get(ssrc)
                     if dt is not None:

@@ -23,7 +23,7 @@ from media.config import MediaConfig
 from media.forwarding import DownTrack, FanoutQueue, InboundTrack
 from media.nack_tracker import NackTracker
 from media.peer import MEDIA_READY, MLine, Peer, codec_info, is_rtx
-from media.ratelimit import RateLimitedLog
+from media.ratelimit import RateLimitedLog, TokenBucket
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +78,8 @@ class Room:
         self.refused_joins = 0  # joins the worker refused for capacity
         # One line per cause per minute for what hostile or broken peers make go wrong.
         self.ratelog = RateLimitedLog(logger)
+        rate = config.room_retransmissions_per_second
+        self.retransmit_budget = TokenBucket(rate, rate / 5, time.monotonic())
         loop = asyncio.get_running_loop()
         self.fanout = FanoutQueue(loop)
         self._task = loop.create_task(self._housekeeping())
@@ -259,6 +261,10 @@ class Room:
             clock_rate=clock_rate,
             wire=participant.peer.wire_for(line),
             emit=self.emit,
+            retransmit_share=self.config.retransmit_share,
+            retransmit_floor_bps=self.config.retransmit_floor_bps,
+            retransmit_burst=self.config.retransmit_burst,
+            room_budget=self.retransmit_budget,
         )
 
     async def add_candidate(
@@ -486,6 +492,7 @@ class Room:
                 "bad_rtp": peer.bad_rtp,
                 "unknown_rtp": peer.unknown_rtp,
                 "errors": peer.errors + sum(w.errors for w in peer.wires.values()),
+                "rate_limited": peer.rate_limited,
             }
         return {
             "room_id": self.id,

@@ -146,3 +146,50 @@ def test_nack_state_stays_bounded_and_cheap_under_jumps():
     assert len(t.queue) <= 4 * t.max_missing + 64 + 256
     assert asked <= 2000 * 2 + 512  # the NACK rate budget, not half a million
     assert worst < 0.005, worst  # today: tens of milliseconds per packet
+
+
+# -- defect 4: retransmission budget and feedback rate limits -----------------------------------------
+
+
+def test_nack_floods_get_at_most_the_slots_retransmission_budget():
+    up: list[bytes] = []
+    down: list[bytes] = []
+    track = make_track(up, history=1024)
+    dt = make_down(track, down)
+    payload = DELTA + bytes(1000)
+    for seq in range(100):
+        feed(track, rtp(seq, KEY if seq == 0 else payload), 1.0)
+    forwarded = dt.octets
+    first = RtpHeader.parse(down[0]).seq
+    sent = len(down)
+    every = [(first + i) & 0xFFFF for i in range(100)]
+    for i in range(50):  # 50 NACKs of all 100 packets within 0.1 s
+        dt.on_nack(every, 1.0 + i * 0.002)
+    resent = sum(len(p) for p in down[sent:])
+    budget = dt.retransmit_burst + 0.5 * forwarded + 0.1 * dt.retransmit_floor
+    assert resent <= budget + 1400, (resent, budget)
+    assert dt.over_budget > 4000  # today: 5,000 retransmissions, 5 MB
+
+
+async def test_a_participants_nacks_and_keyframe_requests_are_rate_limited():
+    from media.config import MediaConfig
+    from media.peer import Peer
+    from media.rtcp import Nack as NackPacket
+    from media.rtcp import Pli
+
+    up: list[bytes] = []
+    down: list[bytes] = []
+    track = make_track(up, history=1024)
+    dt = make_down(track, down)
+    config = MediaConfig(nack_packets_per_second=100.0, keyframe_requests_per_second=5.0)
+    peer = Peer(config, lambda *a: None)
+    try:
+        peer.register([], [dt])
+        for i in range(470):  # 470 NACKs and PLIs in one second
+            now = 10.0 + i / 470
+            peer._dispatch_rtcp([NackPacket(1, dt.ssrc, [1, 2, 3]), Pli(1, dt.ssrc)], now)
+        assert dt.nacks_received <= 3 * (100 + 200)
+        assert dt.keyframe_requests_received <= 5 + 10
+        assert peer.rate_limited >= 470 - 300 + 470 - 15
+    finally:
+        await peer.close()
