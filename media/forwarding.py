@@ -423,11 +423,17 @@ class InboundTrack:
             return
         self.next_keyframe_request = now + self.keyframe_interval_now()
         self.keyframe_requests += 1
-        if self.fir_only:
-            self.fir_seq = (self.fir_seq + 1) & 0xFF
-            self.wire.send_rtcp(build_fir(self.rtcp_ssrc, self.ssrc, self.fir_seq))
-        else:
-            self.wire.send_rtcp(build_pli(self.rtcp_ssrc, self.ssrc))
+        try:
+            if self.fir_only:
+                self.fir_seq = (self.fir_seq + 1) & 0xFF
+                packet = build_fir(self.rtcp_ssrc, self.ssrc, self.fir_seq)
+            else:
+                packet = build_pli(self.rtcp_ssrc, self.ssrc)
+        except struct.error:
+            # An SSRC out of range (media/sdp_check.py refuses such offers): never half a switch.
+            self.wire.errors += 1
+            return
+        self.wire.send_rtcp(packet)
 
     def keyframe_interval_now(self) -> float:
         """The base interval, or as long as keeps requested keyframes within the CPU budget.

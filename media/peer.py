@@ -32,6 +32,7 @@ from media.limits import MAX_NACKED_PER_PACKET
 from media.ratelimit import TokenBucket
 from media.rtcp import Bye, Fir, Nack, Pli, ReceiverReport, Remb, SenderReport, TransportFeedback, parse_compound
 from media.rtp_header import RtpHeader
+from media.sdp_check import check_offer
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +71,16 @@ def codec_info(codec: RTCRtpCodecParameters) -> CodecInfo:
 
 def is_rtx(codec: RTCRtpCodecParameters) -> bool:
     return codec.mimeType.lower().endswith("/rtx")
+
+
+def _describe(exc: BaseException) -> str:
+    """What aiortc's exception says, or at least its kind when it says nothing useful."""
+    text = str(exc).strip()
+    if not text or (isinstance(exc, StopIteration | RuntimeError) and "StopIteration" in text):
+        return f"{type(exc).__name__} while reading it (an attribute names something the offer lacks)"
+    if text.endswith("is not in list"):
+        return f"{text} (an m-line lacks a value aiortc needs, e.g. its direction)"
+    return text
 
 
 async def _not_started(parameters: Any) -> None:
@@ -220,11 +231,13 @@ class Peer:
     # -- negotiation ------------------------------------------------------------------------------
 
     async def apply_offer(self, offer_sdp: str) -> list[MLine]:
+        # Numbers range-checked and cross-references resolved first, with the line named (sdp_check).
+        offer_sdp = check_offer(offer_sdp)
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
             parsed = sdp.SessionDescription.parse(offer_sdp)
         except Exception as exc:
-            raise MediaError(f"cannot use this SDP offer: {exc}") from exc
+            raise MediaError(f"cannot use this SDP offer: {_describe(exc)}") from exc
         by_mid = {t.mid: t for t in self.pc.getTransceivers()}
         for media in parsed.media:
             if media.kind not in ("audio", "video"):
@@ -269,7 +282,7 @@ class Peer:
             answer = await self.pc.createAnswer()
             await self.pc.setLocalDescription(answer)
         except Exception as exc:
-            raise MediaError(f"cannot answer this SDP offer: {exc}") from exc
+            raise MediaError(f"cannot answer this SDP offer: {_describe(exc)}") from exc
         answer_sdp = self.pc.localDescription.sdp
         if not any(d in ("recvonly", "sendrecv") for d in directions.values()):
             # A pure subscriber: aiortc keeps both parsed descriptions (~20 KiB) only for a
