@@ -559,6 +559,7 @@ class DownTrack:
         self.credited_at = 0.0
         self.room_budget = room_budget
         self.over_budget = 0
+        self.retransmitted_octets = 0
         # From the subscriber's receiver reports.
         self.fraction_lost = 0.0
         self.packets_lost = 0
@@ -710,6 +711,7 @@ class DownTrack:
                 packet = _pack_header(0x80, mbit | out_pt, out_seq, out_ts, self.ssrc) + payload
             wire.send_rtp(packet)
             self.retransmitted += 1
+            self.retransmitted_octets += len(packet)
             credit -= len(packet)
             if room is not None:
                 room.tokens -= 1

@@ -16,6 +16,7 @@ import errno
 import logging
 import random
 import socket
+import time
 from collections.abc import Sequence
 from types import MethodType
 
@@ -23,6 +24,8 @@ from aioice import Candidate
 from aioice.candidate import candidate_foundation, candidate_priority
 from aioice.ice import Connection, StunProtocol, get_host_addresses
 from aiortc import RTCPeerConnection
+
+from media.ratelimit import RateLimitedLog
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +42,25 @@ READ_BATCH = 256
 QUEUE_LIMIT = 4096
 
 
-async def _bind(connection: Connection, address: str, port_min: int, port_max: int) -> tuple[StunProtocol, str] | None:
+class StunGuard:
+    """Counts and logs (once per cause per minute) datagrams aioice fails on: anyone who reaches a UDP
+    port can send them before authenticating. aioice's STUN parser raises `struct.error` and others
+    besides the `ValueError` it expects; such a datagram is dropped here instead of escaping the read
+    loop (a traceback per datagram, the rest of the socket read lost)."""
+
+    def __init__(self, log: RateLimitedLog | None = None) -> None:
+        self.malformed = 0
+        self.log = log or RateLimitedLog(logger)
+
+    def dropped(self, exc: Exception, addr: object) -> None:
+        self.malformed += 1
+        cause = f"stun:{type(exc).__name__}"
+        self.log(cause, time.monotonic(), "dropping malformed STUN from %s: %s: %s", addr, type(exc).__name__, exc)
+
+
+async def _bind(
+    connection: Connection, address: str, port_min: int, port_max: int, guard: StunGuard | None = None
+) -> tuple[StunProtocol, str] | None:
     """Bind one UDP socket on a free port in range; returns (protocol, address to announce)."""
     loop = asyncio.get_running_loop()
     span = port_max - port_min + 1
@@ -68,13 +89,15 @@ async def _bind(connection: Connection, address: str, port_min: int, port_max: i
             for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
                 with contextlib.suppress(OSError):
                     sock.setsockopt(socket.SOL_SOCKET, opt, _SOCKET_BUFFER)
-        read_in_batches(transport, protocol)
+        read_in_batches(transport, protocol, guard or StunGuard())
         return protocol, address
     logger.warning("no free UDP port for %s in %d-%d", address, port_min, port_max)
     return None
 
 
-def read_in_batches(transport: asyncio.BaseTransport, protocol: asyncio.DatagramProtocol) -> bool:
+def read_in_batches(
+    transport: asyncio.BaseTransport, protocol: asyncio.DatagramProtocol, guard: StunGuard | None = None
+) -> bool:
     """Make the loop drain up to READ_BATCH datagrams per readiness event of this UDP transport.
 
     Works with asyncio's selector loop (the default on Linux); elsewhere the transport is left as it
@@ -102,7 +125,12 @@ def read_in_batches(transport: asyncio.BaseTransport, protocol: asyncio.Datagram
             except OSError as exc:
                 protocol.error_received(exc)
                 return
-            received(data, addr)
+            try:
+                received(data, addr)
+            except Exception as exc:
+                # Malformed STUN (aioice raises struct.error, KeyError, ...): drop this datagram only.
+                if guard is not None:
+                    guard.dropped(exc, addr)
 
     remove_reader(fd)
     add_reader(fd, read_ready)
@@ -124,7 +152,7 @@ def bound_queue(connection: Connection, limit: int = QUEUE_LIMIT) -> None:
 
 
 async def gather_host_candidates(
-    connection: Connection, addresses: Sequence[str], port_min: int, port_max: int
+    connection: Connection, addresses: Sequence[str], port_min: int, port_max: int, guard: StunGuard | None = None
 ) -> None:
     """Fill `connection` with one host candidate per address (per component), ports in range."""
     if connection._local_candidates_start:
@@ -135,7 +163,7 @@ async def gather_host_candidates(
         addresses = get_host_addresses(use_ipv4=True, use_ipv6=False)
     for component in sorted(connection._components):
         for address in addresses:
-            bound = await _bind(connection, address, port_min, port_max)
+            bound = await _bind(connection, address, port_min, port_max, guard)
             if bound is None:
                 continue
             protocol, announced = bound
@@ -155,7 +183,11 @@ async def gather_host_candidates(
 
 
 def control_host_candidates(
-    pc: RTCPeerConnection, addresses: Sequence[str], port_min: int = 1024, port_max: int = 65535
+    pc: RTCPeerConnection,
+    addresses: Sequence[str],
+    port_min: int = 1024,
+    port_max: int = 65535,
+    guard: StunGuard | None = None,
 ) -> None:
     """Make every ICE transport of `pc` gather `addresses` in the port range.
 
@@ -167,6 +199,6 @@ def control_host_candidates(
         connection = transceiver.receiver.transport.transport.iceGatherer._connection
 
         async def gather(self: Connection) -> None:
-            await gather_host_candidates(self, addresses, port_min, port_max)
+            await gather_host_candidates(self, addresses, port_min, port_max, guard)
 
         connection.gather_candidates = MethodType(gather, connection)

@@ -27,9 +27,9 @@ from OpenSSL import SSL
 from media.api import MediaError
 from media.config import MediaConfig
 from media.forwarding import CodecInfo, DownTrack, InboundTrack, Wire, ntp_time
-from media.ice import control_host_candidates
+from media.ice import StunGuard, control_host_candidates
 from media.limits import MAX_NACKED_PER_PACKET
-from media.ratelimit import TokenBucket
+from media.ratelimit import RateLimitedLog, TokenBucket
 from media.rtcp import Bye, Fir, Nack, Pli, ReceiverReport, Remb, SenderReport, TransportFeedback, parse_compound
 from media.rtp_header import RtpHeader
 from media.sdp_check import check_offer
@@ -198,9 +198,12 @@ class Peer:
         self,
         config: MediaConfig,
         on_state: Callable[[Peer, str], None],
+        ratelog: RateLimitedLog | None = None,
     ) -> None:
         self.config = config
         self.on_state = on_state
+        # Malformed STUN on this participant's ports: dropped, counted, logged once per cause per minute.
+        self.stun = StunGuard(ratelog)
         # Every m-line on the one transport the client bundles them on. aiortc's default (balanced) puts
         # the second and later m-lines of a kind on a per-kind transport that BUNDLE then abandons, so
         # those slots and tracks would never carry a packet.
@@ -276,7 +279,7 @@ class Peer:
         for dtls in self._dtls_transports():
             self._hook(dtls)
         control_host_candidates(
-            self.pc, self.config.announced_addresses, self.config.udp_port_min, self.config.udp_port_max
+            self.pc, self.config.announced_addresses, self.config.udp_port_min, self.config.udp_port_max, self.stun
         )
         try:
             answer = await self.pc.createAnswer()

@@ -57,6 +57,15 @@ class Participant:
         self.inbound: dict[TrackKind, InboundTrack] = {}
         self.slots: list[DownTrack] = []
         self.announced_up = False
+        # Misbehaviour count at the start of the current window (Room._reap).
+        self.faults_at = 0
+        self.faults_since = time.monotonic()
+
+    def faults(self) -> int:
+        """What this participant's own packets made go wrong: handler exceptions, malformed or
+        oversized packets, feedback over its rate limits. (Send errors toward it are not its fault.)"""
+        peer = self.peer
+        return peer.errors + peer.bad_rtp + peer.rate_limited + sum(t.oversized for t in self.inbound.values())
 
 
 class Room:
@@ -106,7 +115,7 @@ class Room:
         slots: Mapping[str, SlotKind] | None,
     ) -> str:
         role = ParticipantRole(role)
-        peer = Peer(self.config, self._on_peer_state)
+        peer = Peer(self.config, self._on_peer_state, self.ratelog)
         try:
             mlines = await peer.apply_offer(offer_sdp)
             publish, slot_of = self._plan(role, mlines, tracks, slots)
@@ -464,6 +473,17 @@ class Room:
         cfg = self.config
         for participant in list(self.participants.values()):
             peer = participant.peer
+            if cfg.misbehaving_errors:
+                faults = participant.faults()
+                if faults - participant.faults_at > cfg.misbehaving_errors:
+                    self.ratelog(
+                        "misbehaving", now, "room %s: dropping %s: %d faults in %.0f s",
+                        self.id, participant.id, faults - participant.faults_at, now - participant.faults_since,
+                    )
+                    await self._drop(participant, "misbehaving")
+                    continue
+                if now - participant.faults_since >= cfg.misbehaving_window:
+                    participant.faults_at, participant.faults_since = faults, now
             if not peer.connected and now - peer.created_at > cfg.connect_timeout:
                 await self._drop(participant, "connect_timeout")
             elif peer.connected and now - peer.last_rtcp > cfg.peer_timeout:
@@ -493,6 +513,7 @@ class Room:
                 "unknown_rtp": peer.unknown_rtp,
                 "errors": peer.errors + sum(w.errors for w in peer.wires.values()),
                 "rate_limited": peer.rate_limited,
+                "malformed_stun": peer.stun.malformed,
             }
         return {
             "room_id": self.id,
