@@ -136,10 +136,10 @@ def test_nack_state_stays_bounded_and_cheap_under_jumps():
     rnd = random.Random(3)
     for _ in range(20000):  # 2 s of a sender jumping by up to the gap at 10,000 packets/s
         seq = (seq + rnd.randrange(1, 257)) & 0xFFFF
-        started = time.perf_counter()
+        started = time.process_time()  # CPU time: a busy shared machine may deschedule us anywhere
         lost = t.on_packet(seq, now)
         due = t.due(now)
-        worst = max(worst, time.perf_counter() - started)
+        worst = max(worst, time.process_time() - started)
         asked += len(lost or ()) + len(due or ())
         now += 0.0001
         assert len(t.missing) <= t.max_missing
@@ -193,3 +193,25 @@ async def test_a_participants_nacks_and_keyframe_requests_are_rate_limited():
         assert peer.rate_limited >= 470 - 300 + 470 - 15
     finally:
         await peer.close()
+
+
+# -- the small helpers -------------------------------------------------------------------------------
+
+
+def test_token_bucket_and_rate_limited_log(caplog):
+    import logging
+
+    from media.ratelimit import RateLimitedLog, TokenBucket
+
+    bucket = TokenBucket(rate=10, burst=5, now=0.0)
+    assert sum(bucket.take(0.0) for _ in range(20)) == 5
+    assert sum(bucket.take(1.0) for _ in range(20)) == 5  # refilled up to the burst only
+    caplog.set_level(logging.WARNING)
+    log = RateLimitedLog(logging.getLogger("test.ratelog"), interval=60.0)
+    for i in range(1000):
+        log("stun:error", i * 0.01, "junk %d", i)
+        log("other", i * 0.01, "other %d", i)
+    log("stun:error", 61.0, "junk again")
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages == ["junk 0", "other 0", "junk again (999 more since the last report)"]
+    assert log.counts == {"stun:error": 1001, "other": 1000}
