@@ -453,7 +453,10 @@ class Room:
                 if now >= next_report:
                     next_report = now + cfg.report_interval
                     for participant in list(self.participants.values()):
-                        participant.peer.send_reports(now, cfg.publisher_max_bitrate)
+                        try:
+                            participant.peer.send_reports(now, cfg.publisher_max_bitrate)
+                        except Exception:
+                            self._failed(participant.id, "sending reports", now)
                     await self._reap(now)
             except asyncio.CancelledError:
                 raise
