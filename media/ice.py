@@ -25,6 +25,7 @@ from aioice.candidate import candidate_foundation, candidate_priority
 from aioice.ice import Connection, StunProtocol, get_host_addresses
 from aiortc import RTCPeerConnection
 
+from media.limits import MAX_DATAGRAM
 from media.ratelimit import RateLimitedLog
 
 logger = logging.getLogger(__name__)
@@ -50,7 +51,13 @@ class StunGuard:
 
     def __init__(self, log: RateLimitedLog | None = None) -> None:
         self.malformed = 0
+        self.bad_size = 0
         self.log = log or RateLimitedLog(logger)
+
+    def refused(self, size: int) -> None:
+        self.bad_size += 1
+        self.log("datagram-size", time.monotonic(), "dropping a datagram of %d bytes (DTLS/SRTP take 1..%d)", size,
+                 MAX_DATAGRAM)
 
     def dropped(self, exc: Exception, addr: object) -> None:
         self.malformed += 1
@@ -137,12 +144,20 @@ def read_in_batches(
     return True
 
 
-def bound_queue(connection: Connection, limit: int = QUEUE_LIMIT) -> None:
-    """Drop media arriving for `connection` while aioice already holds `limit` datagrams for it."""
+def bound_queue(connection: Connection, limit: int = QUEUE_LIMIT, guard: StunGuard | None = None) -> None:
+    """Drop media arriving for `connection` while aioice already holds `limit` datagrams for it, and
+    datagrams no DTLS or SRTP packet can be: empty, or over `MAX_DATAGRAM` bytes. aiortc's receive
+    loop reads `data[0]` (IndexError on an empty one) and pylibsrtp refuses to unprotect more than
+    1,500 bytes with ValueError; either ends aiortc's DTLS receive loop, and with it the connection,
+    and aioice hands over such datagrams from any address, before any authentication."""
     queue = connection._queue
     put = queue.put_nowait
 
     def data_received(data: bytes, component: int) -> None:
+        if not data or len(data) > MAX_DATAGRAM:
+            if guard is not None:
+                guard.refused(len(data))
+            return
         if queue.qsize() >= limit:
             connection.dropped_datagrams = getattr(connection, "dropped_datagrams", 0) + 1  # type: ignore[attr-defined]
             return
@@ -158,7 +173,7 @@ async def gather_host_candidates(
     if connection._local_candidates_start:
         return
     connection._local_candidates_start = True
-    bound_queue(connection)
+    bound_queue(connection, guard=guard)
     if not addresses:
         addresses = get_host_addresses(use_ipv4=True, use_ipv6=False)
     for component in sorted(connection._components):

@@ -18,6 +18,10 @@ RTX_OVERHEAD = 2  # the original sequence number in front of an RTX payload
 # The largest media payload accepted from a publisher: forwarded (12 + payload) and retransmitted on
 # RTX (12 + 2 + payload), both within what SRTP takes.
 MAX_PAYLOAD = SRTP_MAX_RTP - RTP_HEADER - RTX_OVERHEAD  # 1,342 bytes
+# The largest datagram the SFU hands to aiortc: pylibsrtp unprotects at most 1,500 bytes (ValueError
+# beyond, which ends aiortc's DTLS receive loop and the connection); DTLS records from browsers stay
+# well below it. Larger and empty datagrams are dropped where they arrive (media/ice.py).
+MAX_DATAGRAM = 1500
 # NACK items (PID + 16-bit mask, 4 bytes each) per RTCP NACK packet the SFU builds: 12 + 4 * 64 =
 # 268 bytes, far below SRTP_MAX_RTCP, and several fit in one compound datagram.
 NACK_ITEMS_PER_PACKET = 64

@@ -517,6 +517,7 @@ class Room:
                 "errors": peer.errors + sum(w.errors for w in peer.wires.values()),
                 "rate_limited": peer.rate_limited,
                 "malformed_stun": peer.stun.malformed,
+                "bad_size_datagrams": peer.stun.bad_size,
             }
         return {
             "room_id": self.id,

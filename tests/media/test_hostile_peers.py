@@ -65,6 +65,13 @@ def newest_ts(track) -> int:
     return entry[1] if entry else 0
 
 
+def sfu_port(client: Publisher | Subscriber) -> int:
+    """The SFU's UDP port for this client, from the answer's host candidate."""
+    found = re.search(r"a=candidate:\S+ 1 udp \d+ 127\.0\.0\.1 (\d+) typ host", client.pc.remoteDescription.sdp)
+    assert found is not None
+    return int(found[1])
+
+
 def rtp(seq: int, ts: int, ssrc: int, payload: bytes, pt: int) -> bytes:
     return struct.pack("!BBHII", 0x80, pt, seq & 0xFFFF, ts & 0xFFFFFFFF, ssrc) + payload
 
@@ -167,7 +174,7 @@ async def test_malformed_stun_at_the_udp_port_is_dropped_counted_and_logged_once
     pub = await Publisher.connect(plane, ROOM, "lead", source=1)
     sub = await Subscriber.connect(plane, ROOM, "class-1", audio_slots=0)
     await sub.wait_frames(10)
-    port = int(re.search(r"a=candidate:\S+ 1 udp \d+ 127\.0\.0\.1 (\d+) typ host", sub.pc.remoteDescription.sdp)[1])
+    port = sfu_port(sub)
     caplog.set_level(logging.WARNING)
     junk = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
@@ -183,6 +190,28 @@ async def test_malformed_stun_at_the_udp_port_is_dropped_counted_and_logged_once
     tracebacks = [r for r in caplog.records if r.exc_info or "Exception in callback" in r.getMessage()]
     assert len(stun_lines) == 1 and not tracebacks, [r.getMessage() for r in caplog.records][:5]
     await frames_go_on([sub])
+    await sub.close()
+    await pub.close()
+
+
+async def test_empty_and_oversized_datagrams_from_anyone_do_not_end_a_connection(plane):
+    pub = await Publisher.connect(plane, ROOM, "lead", source=1)
+    sub = await Subscriber.connect(plane, ROOM, "class-1", audio_slots=0)
+    await sub.wait_frames(10)
+    junk = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        for port in (sfu_port(pub), sfu_port(sub)):
+            # aiortc reads data[0] of an empty datagram, and pylibsrtp refuses to unprotect over 1,500
+            # bytes: either ended aiortc's DTLS receive loop, so the participant dropped out.
+            junk.sendto(b"", ("127.0.0.1", port))
+            junk.sendto(b"\x80" + bytes(1600), ("127.0.0.1", port))
+    finally:
+        junk.close()
+    await asyncio.sleep(0.5)
+    await frames_go_on([sub])
+    stats = await plane.stats(ROOM)
+    assert set(stats["participants"]) == {"lead", "class-1"}
+    assert stats["participants"]["class-1"]["bad_size_datagrams"] == 2
     await sub.close()
     await pub.close()
 
