@@ -351,23 +351,24 @@ class Peer:
     # -- inbound packets (called by aiortc's DTLS receive loop) ----------------------------------
 
     async def _on_rtp(self, data: bytes, arrival_time_ms: int = 0) -> None:
-        hdr = RtpHeader.parse(data)
-        if hdr is None:
-            self.bad_rtp += 1
-            return
-        track = self.inbound_by_ssrc.get(hdr.ssrc)
-        if track is None:
-            track = self._learn_ssrc(hdr, data)
-            if track is None:
-                self.unknown_rtp += 1
-                return
         try:
+            hdr = RtpHeader.parse(data)
+            if hdr is None:
+                self.bad_rtp += 1
+                return
+            track = self.inbound_by_ssrc.get(hdr.ssrc)
+            if track is None:
+                track = self._learn_ssrc(hdr, data)
+                if track is None:
+                    self.unknown_rtp += 1
+                    return
             track.on_rtp(hdr, data, time.monotonic())
         except Exception:
             # A packet we failed on must not end aiortc's receive loop and with it the connection.
             self.errors += 1
             if self.errors <= 3:
                 logger.exception("dropping an RTP packet that broke forwarding")
+            return
         self._sends_since_yield += 1 + len(track.downtracks)
         if self._sends_since_yield >= _SENDS_PER_YIELD:
             self._sends_since_yield = 0
