@@ -479,8 +479,9 @@ class Room:
             if cfg.misbehaving_errors:
                 faults = participant.faults()
                 if faults - participant.faults_at > cfg.misbehaving_errors:
-                    self.ratelog(
-                        "misbehaving", now, "room %s: dropping %s: %d faults in %.0f s",
+                    # Rare (each takes thousands of faults) and what the technician must see: always logged.
+                    logger.warning(
+                        "room %s: dropping %s as misbehaving: %d faults in %.0f s",
                         self.id, participant.id, faults - participant.faults_at, now - participant.faults_since,
                     )
                     await self._drop(participant, "misbehaving")
