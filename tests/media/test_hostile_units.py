@@ -215,3 +215,14 @@ def test_token_bucket_and_rate_limited_log(caplog):
     messages = [r.getMessage() for r in caplog.records]
     assert messages == ["junk 0", "other 0", "junk again (999 more since the last report)"]
     assert log.counts == {"stun:error": 1001, "other": 1000}
+
+
+# -- defect 5: an SSRC out of range that got in anyway ------------------------------------------------
+
+
+def test_a_keyframe_request_for_an_out_of_range_ssrc_costs_that_request_only():
+    up: list[bytes] = []
+    track = make_track(up)
+    track.ssrc = 1 << 32  # media/sdp_check.py refuses such offers; this is the second line of defence
+    track.request_keyframe(1.0)  # today: struct.error, mid talk-back switch, on every tick after
+    assert track.wire.errors == 1 and not up
