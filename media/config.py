@@ -51,6 +51,11 @@ class MediaConfig:
     keyframe_request_max_interval: float = 1.0
     # A subscriber still held for a keyframe after this long asks again (the request may be lost).
     keyframe_retry_interval: float = 1.0
+    # A subscriber that is already playing a track and sends PLI/FIR (its decoder lost the picture)
+    # gets a keyframe asked for at most this often per track, whoever asks (as LiveKit throttles
+    # PLIs): a few hostile subscribers cannot make the lead's encoder send keyframes several times a
+    # second, each a burst to everyone and a blow to the picture's quality.
+    subscriber_keyframe_interval: float = 0.5
     # Packets kept per published track to answer subscribers' NACKs (a power of two).
     send_history_packets: int = 1024
     # Upstream NACKs for a missing inbound packet: how often and how many times to ask.

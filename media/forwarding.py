@@ -225,6 +225,7 @@ class InboundTrack:
         keyframe_max_interval: float | None = None,
         keyframe_cpu_budget: float = 0.25,
         fanout: FanoutQueue | None = None,
+        subscriber_keyframe_interval: float = 0.5,
     ) -> None:
         self.participant_id = participant_id
         self.kind = kind
@@ -269,6 +270,9 @@ class InboundTrack:
         self.stats = ReceiveStats(clock_rate)
         self.want_keyframe = False
         self.next_keyframe_request = 0.0
+        # Keyframes asked for by subscribers whose slots already play (DownTrack.on_keyframe_request).
+        self.subscriber_keyframe_interval = subscriber_keyframe_interval
+        self.next_subscriber_keyframe = 0.0
         self.live = False
         self.closed = False
         self.packets = 0
@@ -743,9 +747,19 @@ class DownTrack:
             self.source.request_keyframe(now)
 
     def on_keyframe_request(self, now: float) -> None:
+        """A subscriber's own PLI/FIR. A slot still held for a keyframe asks as usual; one that is
+        already playing asks at most once per the source's `subscriber_keyframe_interval`, whoever
+        asks: each keyframe is a burst to every subscriber and costs the publisher's picture quality,
+        so a few hostile subscribers must not make the lead's encoder send them several times a second."""
         self.keyframe_requests_received += 1
-        if self.source is not None:
-            self.source.request_keyframe(now)
+        source = self.source
+        if source is None:
+            return
+        if self.hold:
+            source.request_keyframe(now)
+        elif now >= source.next_subscriber_keyframe:
+            source.next_subscriber_keyframe = now + source.subscriber_keyframe_interval
+            source.request_keyframe(now)
 
     def on_report(self, block: ReportBlock, ntp_mid_now: int) -> None:
         self.fraction_lost = block.fraction_lost / 256.0

@@ -239,6 +239,7 @@ class Room:
             keyframe_max_interval=cfg.keyframe_request_max_interval,
             keyframe_cpu_budget=cfg.keyframe_cpu_budget,
             fanout=self.fanout,
+            subscriber_keyframe_interval=cfg.subscriber_keyframe_interval,
             nack=NackTracker(cfg.nack_max_gap, cfg.nack_max_retries, cfg.nack_retry_interval),
             emit=self.emit,
         )

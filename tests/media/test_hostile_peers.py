@@ -161,7 +161,7 @@ async def test_a_subscribers_nack_and_pli_flood_is_bounded_and_the_others_keep_t
     assert resent_bytes <= dt.retransmit_burst + 0.5 * dt.octets + dt.retransmit_floor * elapsed + 1400
     assert dt.over_budget > 0
     assert dt.keyframe_requests_received <= 5 * elapsed + 10 + 1
-    assert camera.keyframe_requests - requests_before <= elapsed / 0.2 + 2
+    assert camera.keyframe_requests - requests_before <= elapsed / 0.5 + 2  # subscriber_keyframe_interval
     fps = (len(good.frames) - frames_before) / elapsed
     assert fps >= 0.6 * calm_fps, f"the well-behaved classroom dropped from {calm_fps:.1f} to {fps:.1f} fps"
     await frames_go_on([good])

@@ -226,3 +226,18 @@ def test_a_keyframe_request_for_an_out_of_range_ssrc_costs_that_request_only():
     track.ssrc = 1 << 32  # media/sdp_check.py refuses such offers; this is the second line of defence
     track.request_keyframe(1.0)  # today: struct.error, mid talk-back switch, on every tick after
     assert track.wire.errors == 1 and not up
+
+
+def test_playing_subscribers_pli_floods_ask_the_publisher_at_most_twice_a_second():
+    up: list[bytes] = []
+    track = make_track(up)
+    slots = [make_down(track, [], f"class-{i}", 3000 + 10 * i) for i in range(5)]
+    feed(track, rtp(10, KEY), 1.0)  # every slot plays
+    before = track.keyframe_requests
+    for i in range(500):  # five subscribers, 100 PLIs a second each, for one second
+        slots[i % 5].on_keyframe_request(1.0 + i / 500)
+    assert track.keyframe_requests - before <= 3
+    held = make_down(track, [], "late", 4000)  # a slot waiting for a keyframe still asks at once
+    before = track.keyframe_requests
+    held.on_keyframe_request(2.3)
+    assert held.hold and track.keyframe_requests == before + 1
