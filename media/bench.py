@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,9 @@ class FanoutOptions:
     pacing: float = 0.0  # publisher pacing as a multiple of the video bitrate; 0: each frame at once
     profile_dir: Path | None = None
     profile_rate: int = 100
+    # Of `subs`, this many are hostile (`--hostile K`): they NACK, PLI and send junk RTCP at the
+    # highest rate the SFU accepts and beyond; the figures are the well-behaved subscribers'.
+    hostile: int = 0
     log: Callable[[str], None] = field(default=lambda _msg: None)
 
 
@@ -296,6 +299,8 @@ def run_fanout(options: FanoutOptions, spec: ClipSpec) -> dict[str, Any]:
         server_pids = [server.pid, *server.remember_descendants()]
         rss_before = rss_kib(server_pids)
 
+        hostile = max(0, min(options.hostile, n - 1))
+        n -= hostile  # the figures are the well-behaved subscribers'
         procs = options.sub_procs or min(8, max(2, math.ceil(n / 25)))
         procs = max(1, min(procs, n))
         names = [f"sub-{i:04d}" for i in range(n)]
@@ -319,6 +324,24 @@ def run_fanout(options: FanoutOptions, spec: ClipSpec) -> dict[str, Any]:
         join_errors: list[str] = []
         for handle in sub_handles:
             join_errors += handle.expect("joined", join_budget)["errors"]
+        hostile_handle = None
+        if hostile:
+            hostile_handle = _spawn(
+                ctx,
+                "hostile-subscribers",
+                subscribers_main,
+                port,
+                ROOM,
+                [f"hostile-{i:03d}" for i in range(hostile)],
+                0.0,
+                options.seed * 1000 + 999,
+                options.join_concurrency,
+                options.subscriber_nice,
+                max_seconds,
+            )
+            children.append(hostile_handle)
+            hostile_errors = hostile_handle.expect("joined", join_budget)["errors"]
+            log(f"{options.plane}: {hostile - len(hostile_errors)}/{hostile} hostile subscribers harassing")
         log(f"{options.plane}: {n - len(join_errors)}/{n} joined in {time.monotonic() - t_join:.1f} s")
 
         deadline = time.monotonic() + KEYFRAME_WAIT
@@ -342,7 +365,7 @@ def run_fanout(options: FanoutOptions, spec: ClipSpec) -> dict[str, Any]:
         log(f"{options.plane}: measuring for {options.duration:.0f} s")
         if not drained:
             log(f"{options.plane}: the server still has {backlog_start // 1024} KiB unread after {DRAIN_WAIT:.0f} s")
-        client_pids = [h.pid for h in children[1:]]
+        client_pids = [h.pid for h in children[1:] if h is not hostile_handle]
         if options.profile_dir is not None and options.plane != "baseline":
             profiler = _Profiler(options.profile_dir, server_pids, options.duration, options.profile_rate)
         pub_status = publisher.request("status", "status", 10)
@@ -370,6 +393,7 @@ def run_fanout(options: FanoutOptions, spec: ClipSpec) -> dict[str, Any]:
             reports += handle.request("report", "report", 60, log=pub["log"])["subscribers"]
         server_reply = server.request("stats", "stats", 15)
         server_stats = server_reply.get("stats")
+        hostile_stats = _hostile_stats(server_stats) if hostile else None
     finally:
         if profiler is not None:
             profiler.kill()
@@ -410,6 +434,9 @@ def run_fanout(options: FanoutOptions, spec: ClipSpec) -> dict[str, Any]:
     )
     if options.loss_percent:
         result["injected_loss_percent"] = options.loss_percent
+    if hostile:
+        result["hostile_subscribers"] = hostile
+        result["hostile_server_view"] = hostile_stats
     result["publisher_states"] = [
         {"at_s": round(at - wall0, 3), "what": what, "state": state} for at, what, state in pub["states"]
     ]
@@ -435,6 +462,24 @@ def run_fanout(options: FanoutOptions, spec: ClipSpec) -> dict[str, Any]:
     if server_reply.get("notable"):
         result["server_events_notable"] = server_reply["notable"]
     return result
+
+
+def _hostile_stats(stats: Any) -> dict[str, Any] | None:
+    """What the SFU's snapshot says about the hostile subscribers: limited, refused, dropped."""
+    if not isinstance(stats, dict):
+        return None
+    rooms = stats["rooms"] if isinstance(stats.get("rooms"), dict) else {ROOM: stats}
+    out = {"present": 0, "rate_limited": 0, "retransmitted": 0, "over_budget": 0}
+    for room in rooms.values():
+        for pid, p in (room.get("participants") or {}).items():
+            if not str(pid).startswith("hostile-"):
+                continue
+            out["present"] += 1
+            out["rate_limited"] += int(p.get("rate_limited", 0))
+            for slot in (p.get("slots") or {}).values():
+                out["retransmitted"] += int(slot.get("retransmitted", 0))
+                out["over_budget"] += int(slot.get("over_budget", 0))
+    return out
 
 
 def _figures(
@@ -573,8 +618,17 @@ def fanout(options: FanoutOptions, baseline_subs: int | None, spec: ClipSpec | N
     t = time.monotonic()
     clip = load_clip(spec)  # encode once, before any child starts, so all of them read the cache
     options.log(f"clip ready ({clip.video_mbps:.2f} Mbit/s VP8) in {time.monotonic() - t:.1f} s")
+    calm = None
+    if options.hostile > 0:
+        # The same room without the hostile subscribers first, in the same invocation.
+        calm = run_fanout(replace(options, hostile=0, subs=options.subs - options.hostile), spec)
     ours = run_fanout(options, spec)
     ours["machine"] = machine_description()
+    if calm is not None:
+        keys = ("cpu_ms_per_sub_s", "loss", "forward_latency_p99_ms", "delivered_fraction", "valid")
+        ours["without_hostile"] = {k: calm.get(k) for k in keys}
+        a, b = ours.get("forward_latency_p99_ms"), calm.get("forward_latency_p99_ms")
+        ours["hostile_latency_p99_delta_ms"] = round(a - b, 2) if a is not None and b is not None else None
     if baseline_subs is not None and baseline_subs > 0:
         base = run_baseline(options, spec, baseline_subs)
         ours["baseline"] = base
@@ -629,6 +683,13 @@ def build_parser() -> argparse.ArgumentParser:
     fan.add_argument("--port-min", type=int, default=45000, help="lowest UDP port of the SFU")
     fan.add_argument("--port-max", type=int, default=46999, help="highest UDP port of the SFU")
     fan.add_argument("--profile", type=Path, default=None, help="py-spy the SFU over the window into DIR")
+    fan.add_argument(
+        "--hostile",
+        type=int,
+        default=0,
+        help="of --subs, this many NACK, PLI and send junk RTCP as fast as the SFU accepts and beyond; "
+        "runs the room without them first and reports hostile_latency_p99_delta_ms",
+    )
     fan.add_argument("--json", action="store_true", help="print only the JSON object")
     return parser
 
@@ -677,6 +738,7 @@ def main(argv: list[str]) -> int:
         capacity=max(0, args.capacity),
         pacing=max(0.0, args.publisher_pacing),
         profile_dir=args.profile,
+        hostile=max(0, min(args.hostile, args.subs - 1)),
         log=log,
     )
     baseline = None if args.no_baseline else (args.baseline_subs or min(args.subs, 6))

@@ -655,6 +655,7 @@ class Subscriber:
         self.offer_at: float | None = None
         self.connected_at: float | None = None
         self.error: str | None = None
+        self.hostile_rounds = 0
 
         @self.pc.on("connectionstatechange")
         def on_state() -> None:
@@ -702,11 +703,59 @@ class Subscriber:
         }
 
 
+# A hostile subscriber's feedback (`--hostile K`): this many rounds per second of a NACK of the last
+# HOSTILE_NACK_SPAN numbers and a datagram of junk RTCP, with a PLI every HOSTILE_PLI_EVERY rounds:
+# a little above what the SFU accepts from one participant (100 NACK packets and 5 keyframe requests
+# a second), so it runs at its limits without spending the shared machine's CPU on refused packets.
+HOSTILE_RATE = 110
+HOSTILE_NACK_SPAN = 200
+HOSTILE_PLI_EVERY = 20
+
+
+def _junk_rtcp(rng: random.Random) -> bytes:
+    return bytes([0x80 | rng.randrange(32), rng.choice([200, 201, 202, 203, 205, 206])]) + rng.randbytes(
+        rng.randrange(2, 120)
+    )
+
+
+async def _harass(sub: Subscriber, max_seconds: float, rng: random.Random) -> None:
+    """Send `HOSTILE_RATE` rounds a second of NACK + PLI + junk for the video slot, for at most
+    `max_seconds` (loopback only: the SFU is the only peer)."""
+    from media.rtcp import build_nack, build_pli  # the bench's clients speak the SFU's own RTCP builders
+
+    dtls = sub.pc.getTransceivers()[0].receiver.transport
+    deadline = time.monotonic() + max_seconds
+    rounds = 0
+    while time.monotonic() < deadline:
+        ssrc = sub.video.last_ssrc
+        if ssrc and getattr(dtls, "_tx_srtp", None) is not None:
+            last = sub.video.seq_holder.sequence_number
+            try:
+                await dtls._send_rtp(build_nack(1, ssrc, [(last - k) & 0xFFFF for k in range(HOSTILE_NACK_SPAN)]))
+                if rounds % HOSTILE_PLI_EVERY == 0:
+                    await dtls._send_rtp(build_pli(1, ssrc))
+                with contextlib.suppress(pylibsrtp.Error):  # our own SRTCP refuses some junk
+                    await dtls._send_rtp(_junk_rtcp(rng))
+            except Exception:
+                return  # the SFU dropped us (misbehaving) or the connection closed
+            rounds += 1
+            sub.hostile_rounds = rounds
+        await asyncio.sleep(1 / HOSTILE_RATE)
+
+
 async def _subscribers(
-    link: ChildLink, port: int, room: str, names: list[str], loss: float, seed: int, concurrency: int
+    link: ChildLink,
+    port: int,
+    room: str,
+    names: list[str],
+    loss: float,
+    seed: int,
+    concurrency: int,
+    hostile_seconds: float = 0.0,
 ) -> None:
     use_loopback_ice()
     subs = [Subscriber(name, loss, seed * 100_003 + i) for i, name in enumerate(names)]
+    harassers: list[asyncio.Task[None]] = []
     gate = asyncio.Semaphore(concurrency)
 
     async def join(sub: Subscriber) -> None:
@@ -719,6 +768,9 @@ async def _subscribers(
     try:
         await asyncio.gather(*(join(s) for s in subs))
         link.send("joined", errors=[s.error for s in subs if s.error])
+        if hostile_seconds > 0:
+            rng = random.Random(seed)
+            harassers = [asyncio.ensure_future(_harass(s, hostile_seconds, rng)) for s in subs if not s.error]
         while True:
             cmd, payload = await link.recv()
             if cmd == "quit":
@@ -740,6 +792,8 @@ async def _subscribers(
                 log: SendLog = payload["log"]
                 link.send("report", subscribers=[s.report(log) for s in subs])
     finally:
+        for task in harassers:
+            task.cancel()
         await asyncio.gather(*(asyncio.wait_for(s.pc.close(), 5) for s in subs), return_exceptions=True)
 
 
@@ -752,6 +806,7 @@ def subscribers_main(
     seed: int,
     concurrency: int,
     nice: int,
+    hostile_seconds: float = 0.0,
 ) -> None:
     """Entry point of one subscriber process (multiprocessing, spawn): several subscribers share it.
 
@@ -766,7 +821,7 @@ def subscribers_main(
     async def run() -> None:
         link = ChildLink(conn)
         try:
-            await _subscribers(link, port, room, names, loss, seed, concurrency)
+            await _subscribers(link, port, room, names, loss, seed, concurrency, hostile_seconds)
         except Exception:
             link.send("error", message=traceback.format_exc(limit=8))
         finally:

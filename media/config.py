@@ -51,6 +51,11 @@ class MediaConfig:
     keyframe_request_max_interval: float = 1.0
     # A subscriber still held for a keyframe after this long asks again (the request may be lost).
     keyframe_retry_interval: float = 1.0
+    # A subscriber that is already playing a track and sends PLI/FIR (its decoder lost the picture)
+    # gets a keyframe asked for at most this often per track, whoever asks (as LiveKit throttles
+    # PLIs): a few hostile subscribers cannot make the lead's encoder send keyframes several times a
+    # second, each a burst to everyone and a blow to the picture's quality.
+    subscriber_keyframe_interval: float = 0.5
     # Packets kept per published track to answer subscribers' NACKs (a power of two).
     send_history_packets: int = 1024
     # Upstream NACKs for a missing inbound packet: how often and how many times to ask.
@@ -60,6 +65,24 @@ class MediaConfig:
     nack_max_gap: int = 256
     # Retransmit on RTX where the subscriber negotiated it, else resend on the media SSRC.
     use_rtx: bool = True
+    # Retransmission budget of one slot: this share of the bytes it forwards (as libwebrtc's pacer
+    # caps retransmissions), plus a floor of `retransmit_floor_bps`, at most `retransmit_burst` bytes
+    # saved up. NACKed packets beyond it are counted (`over_budget`), not sent.
+    retransmit_share: float = 0.5
+    retransmit_floor_bps: int = 64_000
+    retransmit_burst: int = 64 * 1024
+    # Retransmissions per second one room may make in all (its share of the worker: one room's
+    # NACK storm cannot take the core from the worker's other rooms).
+    room_retransmissions_per_second: float = 10_000.0
+    # RTCP feedback one participant may send: NACK packets and keyframe requests (PLI/FIR) per
+    # second (bursts of twice that); beyond it they are counted as `rate_limited` and ignored.
+    nack_packets_per_second: float = 100.0
+    keyframe_requests_per_second: float = 5.0
+    # A participant whose packets keep failing (handler exceptions, SRTP refusals, rate-limited or
+    # malformed packets) more than `misbehaving_errors` times within `misbehaving_window` seconds is
+    # dropped with reason "misbehaving"; 0 turns this off.
+    misbehaving_errors: int = 2000
+    misbehaving_window: float = 10.0
     # Estimate sent to publishers in REMB so browsers ramp up to lesson quality.
     publisher_max_bitrate: int = 2_500_000
     # Sender/receiver reports and liveness checks run this often (seconds).
@@ -98,6 +121,10 @@ class MediaConfig:
             raise ValueError("keyframe_cpu_budget must be a share of one core, in (0, 1]")
         if not (0 < self.track_idle_timeout <= self.screen_idle_timeout):
             raise ValueError("track_idle_timeout must be positive and at most screen_idle_timeout")
+        if not 0 <= self.retransmit_share <= 4:
+            raise ValueError("retransmit_share must be between 0 and 4")
+        if self.misbehaving_errors < 0 or self.misbehaving_window <= 0:
+            raise ValueError("misbehaving_errors must be >= 0 and misbehaving_window positive")
         if self.max_subscriptions_per_worker < 0:
             raise ValueError("max_subscriptions_per_worker must be 0 (no limit) or more")
 

@@ -25,11 +25,14 @@ import pylibsrtp
 
 from media.api import EventKind, SlotKind, TrackKind
 from media.keyframe import is_keyframe
+from media.limits import MAX_PAYLOAD
 from media.nack_tracker import NackTracker
+from media.ratelimit import TokenBucket
 from media.receive_stats import ReceiveStats
 from media.rewriter import SeqTsRewriter
-from media.rtcp import ReportBlock, build_fir, build_nack, build_pli, build_remb, build_rr, build_sr
+from media.rtcp import ReportBlock, build_fir, build_nacks, build_pli, build_remb, build_rr, build_sr
 from media.rtp_header import RtpHeader
+from media.seq_tracker import DROP, LATE, RESTART, SeqTracker
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +42,9 @@ _U16 = struct.Struct("!H")
 _U16_NATIVE = struct.Struct("=H")
 
 Emit = Callable[..., None]
+# A packet behind the newest whose timestamp is further than this from the newest one's is not a late
+# packet of the same stream (media/seq_tracker.py).
+_LATE_SECONDS = 10.0
 # One received packet waiting to be fanned out: (source seq, ts, marker bit, payload type, payload,
 # starts a keyframe).
 Pending = tuple[int, int, int, int, bytes, bool]
@@ -105,14 +111,15 @@ class Wire:
         if self.up:
             try:
                 self.sendto(self.protect(packet), self.addr)
-            except (pylibsrtp.Error, OSError):
+            except (pylibsrtp.Error, ValueError, TypeError, OSError):
+                # ValueError: pylibsrtp refuses a packet over its size limit (media/limits.py).
                 self.errors += 1
 
     def send_rtcp(self, packet: bytes) -> None:
         if self.up:
             try:
                 self.sendto(self.protect_rtcp(packet), self.addr)
-            except (pylibsrtp.Error, OSError):
+            except (pylibsrtp.Error, ValueError, TypeError, OSError):
                 self.errors += 1
 
     def send_protected(self, packets: list[bytes]) -> None:
@@ -218,6 +225,7 @@ class InboundTrack:
         keyframe_max_interval: float | None = None,
         keyframe_cpu_budget: float = 0.25,
         fanout: FanoutQueue | None = None,
+        subscriber_keyframe_interval: float = 0.5,
     ) -> None:
         self.participant_id = participant_id
         self.kind = kind
@@ -248,13 +256,23 @@ class InboundTrack:
         self.nack = nack
         self.max_gap = nack.max_gap
         self.max_seq = -1
-        self.probation_seq = -1
+        # Decides which stream a sequence number belongs to and follows a restarted one; a run of
+        # four in-order packets off the line makes a restart.
+        self.seq_tracker = SeqTracker(nack.max_gap, self.mask)
+        self._ts = 0
+        self.top_ts = 0
+        clock_rate = next(iter(codecs.values())).clock_rate if codecs else 90000
+        self.late_ticks = int(_LATE_SECONDS * clock_rate)
+        self.restarts = 0
         self.emit = emit
         self.downtracks: list[DownTrack] = []
         clock_rate = next(iter(codecs.values())).clock_rate if codecs else 90000
         self.stats = ReceiveStats(clock_rate)
         self.want_keyframe = False
         self.next_keyframe_request = 0.0
+        # Keyframes asked for by subscribers whose slots already play (DownTrack.on_keyframe_request).
+        self.subscriber_keyframe_interval = subscriber_keyframe_interval
+        self.next_subscriber_keyframe = 0.0
         self.live = False
         self.closed = False
         self.packets = 0
@@ -264,6 +282,7 @@ class InboundTrack:
         self.keyframe_requests = 0
         self.nacks_sent = 0
         self.dropped = 0
+        self.oversized = 0
         self.last_packet_at = 0.0
 
     # -- packet path ------------------------------------------------------------------------------
@@ -291,33 +310,26 @@ class InboundTrack:
             # Unknown payload type, or padding-only probe packets: nothing a decoder can use.
             self.dropped += 1
             return
+        if len(payload) > MAX_PAYLOAD:
+            # Too big to forward and retransmit within SRTP's limit (media/limits.py): refused here,
+            # once, so every packet in the history can always be sent again.
+            self.oversized += 1
+            self.dropped += 1
+            return
         ts = hdr.timestamp
         if not retransmission:
-            top = self.max_seq
-            if top >= 0:
-                d = (seq - top) & 0xFFFF
-                if d >= 0x8000:
-                    if 0x10000 - d > self.mask:
-                        # Older than anything a subscriber could still be waiting for.
-                        self.dropped += 1
-                        return
-                elif d > self.max_gap:
-                    # A big jump is either a restarted encoder or a forged packet. As RFC 3550 A.1
-                    # does, believe it only when the next packet continues from it; then every slot
-                    # starts a new mapping so its outgoing numbering stays continuous.
-                    if seq != self.probation_seq:
-                        self.probation_seq = (seq + 1) & 0xFFFF
-                        self.dropped += 1
-                        return
-                    self.flush(now)  # what came before the jump still goes out under the old mapping
-                    for dt in self.downtracks:
-                        dt.restart(now)
-                    self.want_keyframe = self.video
-                    self.max_seq = seq
-                elif d:
-                    self.max_seq = seq
-            else:
-                self.max_seq = seq
+            self._ts = ts
+            verdict = self.seq_tracker.update(seq, self._known)
+            if verdict == DROP:
+                # Off the current line and not (yet) a run: a stray or forged number, or the first
+                # packets of a restarted stream (media/seq_tracker.py).
+                self.dropped += 1
+                return
+            if verdict == RESTART:
+                self._restart(seq, now)
+            if verdict != LATE:
+                self.top_ts = ts
+            self.max_seq = self.seq_tracker.max_seq
             self.stats.on_packet(seq, ts, now)
         lost = self.nack.on_packet(seq, now)
         if lost:
@@ -355,6 +367,30 @@ class InboundTrack:
             else:
                 self.fanout.add(self)
 
+    def _known(self, seq: int) -> bool:
+        """Whether a packet behind the newest belongs to the current stream: a late one (its number is
+        not in the history) or a duplicate (the same number and timestamp), with a timestamp within
+        `_LATE_SECONDS` of the newest packet's. The same number with another timestamp, or a timestamp
+        far away, is a different stream: a restarted encoder counting from lower down."""
+        ts = self._ts
+        if (ts - self.top_ts + self.late_ticks) & 0xFFFFFFFF > 2 * self.late_ticks:
+            return False
+        entry = self.history[seq & self.mask]
+        return entry is None or entry[0] != seq or entry[1] == ts
+
+    def _restart(self, seq: int, now: float) -> None:
+        """The publisher's stream restarted or jumped to `seq`: every slot starts a new mapping so its
+        outgoing numbering stays continuous, and nothing of the old numbering is kept."""
+        self.flush(now)  # what came before the jump still goes out under the old mapping
+        for dt in self.downtracks:
+            dt.restart(now)
+        self.want_keyframe = self.video
+        self.restarts += 1
+        self.history = [None] * (self.mask + 1)
+        self.nack.reset(seq)
+        # The NACK tracker now starts at `seq`; its next packet must not look like a gap from there.
+        self.nack.max_seq = (seq - 1) & 0xFFFF
+
     def flush(self, now: float) -> None:
         """Send what arrived since the last flush to every down track, and time it."""
         batch = self.pending
@@ -375,7 +411,9 @@ class InboundTrack:
     def send_nack(self, lost: list[int]) -> None:
         if self.ssrc is not None:
             self.nacks_sent += len(lost)
-            self.wire.send_rtcp(build_nack(self.rtcp_ssrc, self.ssrc, lost))
+            # Split so that no NACK packet exceeds what SRTP protects, however long the list.
+            for packet in build_nacks(self.rtcp_ssrc, self.ssrc, lost):
+                self.wire.send_rtcp(packet)
 
     def request_keyframe(self, now: float) -> None:
         """Ask the publisher for a keyframe, at most once per interval whoever asks (coalescing).
@@ -389,11 +427,17 @@ class InboundTrack:
             return
         self.next_keyframe_request = now + self.keyframe_interval_now()
         self.keyframe_requests += 1
-        if self.fir_only:
-            self.fir_seq = (self.fir_seq + 1) & 0xFF
-            self.wire.send_rtcp(build_fir(self.rtcp_ssrc, self.ssrc, self.fir_seq))
-        else:
-            self.wire.send_rtcp(build_pli(self.rtcp_ssrc, self.ssrc))
+        try:
+            if self.fir_only:
+                self.fir_seq = (self.fir_seq + 1) & 0xFF
+                packet = build_fir(self.rtcp_ssrc, self.ssrc, self.fir_seq)
+            else:
+                packet = build_pli(self.rtcp_ssrc, self.ssrc)
+        except struct.error:
+            # An SSRC out of range (media/sdp_check.py refuses such offers): never half a switch.
+            self.wire.errors += 1
+            return
+        self.wire.send_rtcp(packet)
 
     def keyframe_interval_now(self) -> float:
         """The base interval, or as long as keeps requested keyframes within the CPU budget.
@@ -446,6 +490,8 @@ class InboundTrack:
             "keyframes": self.keyframes,
             "keyframe_requests": self.keyframe_requests,
             "dropped": self.dropped,
+            "oversized": self.oversized,
+            "restarts": self.restarts,
             "subscribers": len(self.downtracks),
             "fanout_us_per_packet": round(self.fanout_cost * 1e6, 1),
             "keyframe_packets": self.keyframe_packets,
@@ -469,6 +515,10 @@ class DownTrack:
         clock_rate: int,
         wire: Wire,
         emit: Emit,
+        retransmit_share: float = 0.5,
+        retransmit_floor_bps: int = 64_000,
+        retransmit_burst: int = 64 * 1024,
+        room_budget: TokenBucket | None = None,
     ) -> None:
         self.participant_id = participant_id
         self.slot = slot
@@ -502,6 +552,18 @@ class DownTrack:
         self.unrepairable = 0
         self.keyframe_requests_received = 0
         self.codec_mismatch = False
+        # Retransmission budget (as libwebrtc's pacer gives retransmissions a share of the send rate):
+        # every byte forwarded earns `retransmit_share` bytes of retransmission, plus a floor rate, at
+        # most `retransmit_burst` saved up. Earned when a NACK arrives, so the packet path pays nothing.
+        self.retransmit_share = retransmit_share
+        self.retransmit_floor = retransmit_floor_bps / 8.0
+        self.retransmit_burst = float(retransmit_burst)
+        self.retransmit_credit = float(retransmit_burst)
+        self.credited_octets = 0
+        self.credited_at = 0.0
+        self.room_budget = room_budget
+        self.over_budget = 0
+        self.retransmitted_octets = 0
         # From the subscriber's receiver reports.
         self.fraction_lost = 0.0
         self.packets_lost = 0
@@ -538,7 +600,8 @@ class DownTrack:
             try:
                 header = _pack_header(0x80, mbit | self.out_pt, out_seq, (ts + rw.ts_offset) & 0xFFFFFFFF, ssrc)
                 out.append(protect(header + payload))
-            except pylibsrtp.Error:
+            except (pylibsrtp.Error, ValueError):
+                # One packet SRTP refuses costs that packet only, not the rest of the batch.
                 wire.errors += 1
                 continue
             octets += len(payload)
@@ -607,11 +670,30 @@ class DownTrack:
 
     # -- subscriber RTCP --------------------------------------------------------------------------
 
-    def on_nack(self, lost: list[int]) -> None:
-        """Answer a subscriber's NACK from the source's history, on RTX where negotiated."""
+    def _earn(self, now: float) -> float:
+        credit = self.retransmit_credit + (self.octets - self.credited_octets) * self.retransmit_share
+        if self.credited_at:
+            credit += max(0.0, now - self.credited_at) * self.retransmit_floor
+        self.credited_octets = self.octets
+        self.credited_at = now
+        self.retransmit_credit = min(self.retransmit_burst, credit)
+        return self.retransmit_credit
+
+    def on_nack(self, lost: list[int], now: float | None = None) -> None:
+        """Answer a subscriber's NACK from the source's history, on RTX where negotiated, within the
+        slot's retransmission budget and the room's (numbers beyond them are counted, not sent)."""
         self.nacks_received += len(lost)
         wire = self.wire
-        for out_seq in lost:
+        if now is None:
+            now = time.monotonic()
+        credit = self._earn(now)
+        room = self.room_budget
+        if room is not None:
+            room.refill(now)
+        for i, out_seq in enumerate(lost):
+            if credit <= 0 or (room is not None and room.tokens < 1):
+                self.over_budget += len(lost) - i
+                break
             found = self._lookup(out_seq)
             if found is None:
                 self.unrepairable += 1
@@ -633,6 +715,11 @@ class DownTrack:
                 packet = _pack_header(0x80, mbit | out_pt, out_seq, out_ts, self.ssrc) + payload
             wire.send_rtp(packet)
             self.retransmitted += 1
+            self.retransmitted_octets += len(packet)
+            credit -= len(packet)
+            if room is not None:
+                room.tokens -= 1
+        self.retransmit_credit = credit
 
     def _lookup(self, out_seq: int) -> tuple[tuple[int, int, int, int, bytes], int] | None:
         rw = self.rw
@@ -660,9 +747,19 @@ class DownTrack:
             self.source.request_keyframe(now)
 
     def on_keyframe_request(self, now: float) -> None:
+        """A subscriber's own PLI/FIR. A slot still held for a keyframe asks as usual; one that is
+        already playing asks at most once per the source's `subscriber_keyframe_interval`, whoever
+        asks: each keyframe is a burst to every subscriber and costs the publisher's picture quality,
+        so a few hostile subscribers must not make the lead's encoder send them several times a second."""
         self.keyframe_requests_received += 1
-        if self.source is not None:
-            self.source.request_keyframe(now)
+        source = self.source
+        if source is None:
+            return
+        if self.hold:
+            source.request_keyframe(now)
+        elif now >= source.next_subscriber_keyframe:
+            source.next_subscriber_keyframe = now + source.subscriber_keyframe_interval
+            source.request_keyframe(now)
 
     def on_report(self, block: ReportBlock, ntp_mid_now: int) -> None:
         self.fraction_lost = block.fraction_lost / 256.0
@@ -698,6 +795,7 @@ class DownTrack:
             "nacks_received": self.nacks_received,
             "retransmitted": self.retransmitted,
             "unrepairable": self.unrepairable,
+            "over_budget": self.over_budget,
             "keyframe_requests_received": self.keyframe_requests_received,
             "fraction_lost": round(self.fraction_lost, 4),
             "packets_lost": self.packets_lost,

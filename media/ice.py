@@ -16,6 +16,7 @@ import errno
 import logging
 import random
 import socket
+import time
 from collections.abc import Sequence
 from types import MethodType
 
@@ -23,6 +24,9 @@ from aioice import Candidate
 from aioice.candidate import candidate_foundation, candidate_priority
 from aioice.ice import Connection, StunProtocol, get_host_addresses
 from aiortc import RTCPeerConnection
+
+from media.limits import MAX_DATAGRAM
+from media.ratelimit import RateLimitedLog
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +43,31 @@ READ_BATCH = 256
 QUEUE_LIMIT = 4096
 
 
-async def _bind(connection: Connection, address: str, port_min: int, port_max: int) -> tuple[StunProtocol, str] | None:
+class StunGuard:
+    """Counts and logs (once per cause per minute) datagrams aioice fails on: anyone who reaches a UDP
+    port can send them before authenticating. aioice's STUN parser raises `struct.error` and others
+    besides the `ValueError` it expects; such a datagram is dropped here instead of escaping the read
+    loop (a traceback per datagram, the rest of the socket read lost)."""
+
+    def __init__(self, log: RateLimitedLog | None = None) -> None:
+        self.malformed = 0
+        self.bad_size = 0
+        self.log = log or RateLimitedLog(logger)
+
+    def refused(self, size: int) -> None:
+        self.bad_size += 1
+        self.log("datagram-size", time.monotonic(), "dropping a datagram of %d bytes (DTLS/SRTP take 1..%d)", size,
+                 MAX_DATAGRAM)
+
+    def dropped(self, exc: Exception, addr: object) -> None:
+        self.malformed += 1
+        cause = f"stun:{type(exc).__name__}"
+        self.log(cause, time.monotonic(), "dropping malformed STUN from %s: %s: %s", addr, type(exc).__name__, exc)
+
+
+async def _bind(
+    connection: Connection, address: str, port_min: int, port_max: int, guard: StunGuard | None = None
+) -> tuple[StunProtocol, str] | None:
     """Bind one UDP socket on a free port in range; returns (protocol, address to announce)."""
     loop = asyncio.get_running_loop()
     span = port_max - port_min + 1
@@ -68,13 +96,15 @@ async def _bind(connection: Connection, address: str, port_min: int, port_max: i
             for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
                 with contextlib.suppress(OSError):
                     sock.setsockopt(socket.SOL_SOCKET, opt, _SOCKET_BUFFER)
-        read_in_batches(transport, protocol)
+        read_in_batches(transport, protocol, guard or StunGuard())
         return protocol, address
     logger.warning("no free UDP port for %s in %d-%d", address, port_min, port_max)
     return None
 
 
-def read_in_batches(transport: asyncio.BaseTransport, protocol: asyncio.DatagramProtocol) -> bool:
+def read_in_batches(
+    transport: asyncio.BaseTransport, protocol: asyncio.DatagramProtocol, guard: StunGuard | None = None
+) -> bool:
     """Make the loop drain up to READ_BATCH datagrams per readiness event of this UDP transport.
 
     Works with asyncio's selector loop (the default on Linux); elsewhere the transport is left as it
@@ -102,19 +132,32 @@ def read_in_batches(transport: asyncio.BaseTransport, protocol: asyncio.Datagram
             except OSError as exc:
                 protocol.error_received(exc)
                 return
-            received(data, addr)
+            try:
+                received(data, addr)
+            except Exception as exc:
+                # Malformed STUN (aioice raises struct.error, KeyError, ...): drop this datagram only.
+                if guard is not None:
+                    guard.dropped(exc, addr)
 
     remove_reader(fd)
     add_reader(fd, read_ready)
     return True
 
 
-def bound_queue(connection: Connection, limit: int = QUEUE_LIMIT) -> None:
-    """Drop media arriving for `connection` while aioice already holds `limit` datagrams for it."""
+def bound_queue(connection: Connection, limit: int = QUEUE_LIMIT, guard: StunGuard | None = None) -> None:
+    """Drop media arriving for `connection` while aioice already holds `limit` datagrams for it, and
+    datagrams no DTLS or SRTP packet can be: empty, or over `MAX_DATAGRAM` bytes. aiortc's receive
+    loop reads `data[0]` (IndexError on an empty one) and pylibsrtp refuses to unprotect more than
+    1,500 bytes with ValueError; either ends aiortc's DTLS receive loop, and with it the connection,
+    and aioice hands over such datagrams from any address, before any authentication."""
     queue = connection._queue
     put = queue.put_nowait
 
     def data_received(data: bytes, component: int) -> None:
+        if not data or len(data) > MAX_DATAGRAM:
+            if guard is not None:
+                guard.refused(len(data))
+            return
         if queue.qsize() >= limit:
             connection.dropped_datagrams = getattr(connection, "dropped_datagrams", 0) + 1  # type: ignore[attr-defined]
             return
@@ -124,20 +167,20 @@ def bound_queue(connection: Connection, limit: int = QUEUE_LIMIT) -> None:
 
 
 async def gather_host_candidates(
-    connection: Connection, addresses: Sequence[str], port_min: int, port_max: int
+    connection: Connection, addresses: Sequence[str], port_min: int, port_max: int, guard: StunGuard | None = None
 ) -> None:
     """Fill `connection` with one host candidate per address (per component), ports in range."""
     if connection._local_candidates_start:
         return
     connection._local_candidates_start = True
-    bound_queue(connection)
+    bound_queue(connection, guard=guard)
     if not addresses:
         # a host with nothing but loopback (a single-machine trial, a test namespace) still answers
         # with a candidate rather than none, which would leave every client "new" until it gave up
         addresses = get_host_addresses(use_ipv4=True, use_ipv6=False) or ["127.0.0.1"]
     for component in sorted(connection._components):
         for address in addresses:
-            bound = await _bind(connection, address, port_min, port_max)
+            bound = await _bind(connection, address, port_min, port_max, guard)
             if bound is None:
                 continue
             protocol, announced = bound
@@ -157,7 +200,11 @@ async def gather_host_candidates(
 
 
 def control_host_candidates(
-    pc: RTCPeerConnection, addresses: Sequence[str], port_min: int = 1024, port_max: int = 65535
+    pc: RTCPeerConnection,
+    addresses: Sequence[str],
+    port_min: int = 1024,
+    port_max: int = 65535,
+    guard: StunGuard | None = None,
 ) -> None:
     """Make every ICE transport of `pc` gather `addresses` in the port range.
 
@@ -169,6 +216,6 @@ def control_host_candidates(
         connection = transceiver.receiver.transport.transport.iceGatherer._connection
 
         async def gather(self: Connection) -> None:
-            await gather_host_candidates(self, addresses, port_min, port_max)
+            await gather_host_candidates(self, addresses, port_min, port_max, guard)
 
         connection.gather_candidates = MethodType(gather, connection)

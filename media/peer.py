@@ -27,9 +27,12 @@ from OpenSSL import SSL
 from media.api import MediaError
 from media.config import MediaConfig
 from media.forwarding import CodecInfo, DownTrack, InboundTrack, Wire, ntp_time
-from media.ice import control_host_candidates
+from media.ice import StunGuard, control_host_candidates
+from media.limits import MAX_NACKED_PER_PACKET
+from media.ratelimit import RateLimitedLog, TokenBucket
 from media.rtcp import Bye, Fir, Nack, Pli, ReceiverReport, Remb, SenderReport, TransportFeedback, parse_compound
 from media.rtp_header import RtpHeader
+from media.sdp_check import check_offer
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +71,16 @@ def codec_info(codec: RTCRtpCodecParameters) -> CodecInfo:
 
 def is_rtx(codec: RTCRtpCodecParameters) -> bool:
     return codec.mimeType.lower().endswith("/rtx")
+
+
+def _describe(exc: BaseException) -> str:
+    """What aiortc's exception says, or at least its kind when it says nothing useful."""
+    text = str(exc).strip()
+    if not text or (isinstance(exc, StopIteration | RuntimeError) and "StopIteration" in text):
+        return f"{type(exc).__name__} while reading it (an attribute names something the offer lacks)"
+    if text.endswith("is not in list"):
+        return f"{text} (an m-line lacks a value aiortc needs, e.g. its direction)"
+    return text
 
 
 async def _not_started(parameters: Any) -> None:
@@ -185,9 +198,12 @@ class Peer:
         self,
         config: MediaConfig,
         on_state: Callable[[Peer, str], None],
+        ratelog: RateLimitedLog | None = None,
     ) -> None:
         self.config = config
         self.on_state = on_state
+        # Malformed STUN on this participant's ports: dropped, counted, logged once per cause per minute.
+        self.stun = StunGuard(ratelog)
         # Every m-line on the one transport the client bundles them on. aiortc's default (balanced) puts
         # the second and later m-lines of a kind on a per-kind transport that BUNDLE then abandons, so
         # those slots and tracks would never carry a packet.
@@ -211,17 +227,23 @@ class Peer:
         self.rtcp_packets = 0
         self.transport_feedback = 0
         self.errors = 0
+        # Feedback beyond these per-participant rates is ignored and counted (docs/media.md).
+        self.rate_limited = 0
+        self.nack_limit = TokenBucket(config.nack_packets_per_second, 2 * config.nack_packets_per_second)
+        self.keyframe_limit = TokenBucket(config.keyframe_requests_per_second, 2 * config.keyframe_requests_per_second)
         self._sends_since_yield = 0
         self.pc.on("connectionstatechange", self._on_connection_state)
 
     # -- negotiation ------------------------------------------------------------------------------
 
     async def apply_offer(self, offer_sdp: str) -> list[MLine]:
+        # Numbers range-checked and cross-references resolved first, with the line named (sdp_check).
+        offer_sdp = check_offer(offer_sdp)
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
             parsed = sdp.SessionDescription.parse(offer_sdp)
         except Exception as exc:
-            raise MediaError(f"cannot use this SDP offer: {exc}") from exc
+            raise MediaError(f"cannot use this SDP offer: {_describe(exc)}") from exc
         by_mid = {t.mid: t for t in self.pc.getTransceivers()}
         for media in parsed.media:
             if media.kind not in ("audio", "video"):
@@ -260,13 +282,13 @@ class Peer:
         for dtls in self._dtls_transports():
             self._hook(dtls)
         control_host_candidates(
-            self.pc, self.config.announced_addresses, self.config.udp_port_min, self.config.udp_port_max
+            self.pc, self.config.announced_addresses, self.config.udp_port_min, self.config.udp_port_max, self.stun
         )
         try:
             answer = await self.pc.createAnswer()
             await self.pc.setLocalDescription(answer)
         except Exception as exc:
-            raise MediaError(f"cannot answer this SDP offer: {exc}") from exc
+            raise MediaError(f"cannot answer this SDP offer: {_describe(exc)}") from exc
         answer_sdp = self.pc.localDescription.sdp
         if not any(d in ("recvonly", "sendrecv") for d in directions.values()):
             # A pure subscriber: aiortc keeps both parsed descriptions (~20 KiB) only for a
@@ -332,25 +354,26 @@ class Peer:
     # -- inbound packets (called by aiortc's DTLS receive loop) ----------------------------------
 
     async def _on_rtp(self, data: bytes, arrival_time_ms: int = 0) -> None:
-        hdr = RtpHeader.parse(data)
-        if hdr is None:
-            self.bad_rtp += 1
-            return
-        track = self.inbound_by_ssrc.get(hdr.ssrc)
-        if track is None:
-            track = self._learn_ssrc(hdr, data)
-            if track is None:
-                self.unknown_rtp += 1
-                return
-        now = time.monotonic()
-        self.last_heard = now
         try:
+            hdr = RtpHeader.parse(data)
+            if hdr is None:
+                self.bad_rtp += 1
+                return
+            track = self.inbound_by_ssrc.get(hdr.ssrc)
+            if track is None:
+                track = self._learn_ssrc(hdr, data)
+                if track is None:
+                    self.unknown_rtp += 1
+                    return
+            now = time.monotonic()
+            self.last_heard = now
             track.on_rtp(hdr, data, now)
         except Exception:
             # A packet we failed on must not end aiortc's receive loop and with it the connection.
             self.errors += 1
             if self.errors <= 3:
                 logger.exception("dropping an RTP packet that broke forwarding")
+            return
         self._sends_since_yield += 1 + len(track.downtracks)
         if self._sends_since_yield >= _SENDS_PER_YIELD:
             self._sends_since_yield = 0
@@ -407,12 +430,21 @@ class Peer:
             elif isinstance(p, Nack):
                 dt = down.get(p.media_ssrc)
                 if dt is not None:
-                    dt.on_nack(p.lost[:512])
+                    if not self.nack_limit.take(now):
+                        self.rate_limited += 1
+                        continue
+                    dt.on_nack(p.lost[:MAX_NACKED_PER_PACKET], now)
             elif isinstance(p, Pli):
                 dt = down.get(p.media_ssrc)
                 if dt is not None:
+                    if not self.keyframe_limit.take(now):
+                        self.rate_limited += 1
+                        continue
                     dt.on_keyframe_request(now)
             elif isinstance(p, Fir):
+                if not self.keyframe_limit.take(now):
+                    self.rate_limited += 1
+                    continue
                 for ssrc, _ in p.entries[:16]:
                     dt = down.get(ssrc)
                     if dt is not None:

@@ -23,6 +23,7 @@ from media.config import MediaConfig
 from media.forwarding import DownTrack, FanoutQueue, InboundTrack
 from media.nack_tracker import NackTracker
 from media.peer import MEDIA_READY, MLine, Peer, codec_info, is_rtx
+from media.ratelimit import RateLimitedLog, TokenBucket
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,15 @@ class Participant:
         self.inbound: dict[TrackKind, InboundTrack] = {}
         self.slots: list[DownTrack] = []
         self.announced_up = False
+        # Misbehaviour count at the start of the current window (Room._reap).
+        self.faults_at = 0
+        self.faults_since = time.monotonic()
+
+    def faults(self) -> int:
+        """What this participant's own packets made go wrong: handler exceptions, malformed or
+        oversized packets, feedback over its rate limits. (Send errors toward it are not its fault.)"""
+        peer = self.peer
+        return peer.errors + peer.bad_rtp + peer.rate_limited + sum(t.oversized for t in self.inbound.values())
 
 
 class Room:
@@ -75,6 +85,10 @@ class Room:
         self.opened_at = time.time()
         self._closing = False
         self.refused_joins = 0  # joins the worker refused for capacity
+        # One line per cause per minute for what hostile or broken peers make go wrong.
+        self.ratelog = RateLimitedLog(logger)
+        rate = config.room_retransmissions_per_second
+        self.retransmit_budget = TokenBucket(rate, rate / 5, time.monotonic())
         loop = asyncio.get_running_loop()
         self.fanout = FanoutQueue(loop)
         self._task = loop.create_task(self._housekeeping())
@@ -101,7 +115,7 @@ class Room:
         slots: Mapping[str, SlotKind] | None,
     ) -> str:
         role = ParticipantRole(role)
-        peer = Peer(self.config, self._on_peer_state)
+        peer = Peer(self.config, self._on_peer_state, self.ratelog)
         try:
             mlines = await peer.apply_offer(offer_sdp)
             publish, slot_of = self._plan(role, mlines, tracks, slots)
@@ -225,6 +239,7 @@ class Room:
             keyframe_max_interval=cfg.keyframe_request_max_interval,
             keyframe_cpu_budget=cfg.keyframe_cpu_budget,
             fanout=self.fanout,
+            subscriber_keyframe_interval=cfg.subscriber_keyframe_interval,
             nack=NackTracker(cfg.nack_max_gap, cfg.nack_max_retries, cfg.nack_retry_interval),
             emit=self.emit,
         )
@@ -256,6 +271,10 @@ class Room:
             clock_rate=clock_rate,
             wire=participant.peer.wire_for(line),
             emit=self.emit,
+            retransmit_share=self.config.retransmit_share,
+            retransmit_floor_bps=self.config.retransmit_floor_bps,
+            retransmit_burst=self.config.retransmit_burst,
+            room_budget=self.retransmit_budget,
         )
 
     async def add_candidate(
@@ -415,38 +434,68 @@ class Room:
             await asyncio.sleep(_TICK)
             try:
                 now = time.monotonic()
-                for track in self.sources.values():
-                    if track.nack.missing:
-                        lost = track.nack.due(now)
-                        if lost:
-                            track.send_nack(lost)
-                    if track.want_keyframe and now >= track.next_keyframe_request and track.live:
-                        track.request_keyframe(now)
-                    if track.live and now - track.last_packet_at > (
-                        cfg.screen_idle_timeout if track.kind == TrackKind.SCREEN else cfg.track_idle_timeout
-                    ):
-                        # silent: off air until its next packet (a dropped link, a stopped share)
-                        track.live = False
-                        self.emit(EventKind.PUBLISHER_DOWN, track.participant_id, track.kind,
-                                  {"reason": "idle", "mid": track.mid})
-                for participant in self.participants.values():
+                for track in list(self.sources.values()):
+                    try:
+                        if track.nack.missing:
+                            lost = track.nack.due(now)
+                            if lost:
+                                track.send_nack(lost)
+                        if track.want_keyframe and now >= track.next_keyframe_request and track.live:
+                            track.request_keyframe(now)
+                        if track.live and now - track.last_packet_at > (
+                            cfg.screen_idle_timeout if track.kind == TrackKind.SCREEN else cfg.track_idle_timeout
+                        ):
+                            # silent: off air until its next packet (a dropped link, a stopped share)
+                            track.live = False
+                            self.emit(EventKind.PUBLISHER_DOWN, track.participant_id, track.kind,
+                                      {"reason": "idle", "mid": track.mid})
+                    except Exception:
+                        # One participant's broken track costs its own housekeeping, not the room's.
+                        self._failed(track.participant_id, "housekeeping of a track", now)
+                for participant in list(self.participants.values()):
                     for dt in participant.slots:
-                        dt.ask_keyframe_if_due(now, cfg.keyframe_retry_interval)
+                        try:
+                            dt.ask_keyframe_if_due(now, cfg.keyframe_retry_interval)
+                        except Exception:
+                            self._failed(participant.id, "housekeeping of a slot", now)
                 if now >= next_report:
                     next_report = now + cfg.report_interval
                     for participant in list(self.participants.values()):
-                        participant.peer.send_reports(now, cfg.publisher_max_bitrate)
+                        try:
+                            participant.peer.send_reports(now, cfg.publisher_max_bitrate)
+                        except Exception:
+                            self._failed(participant.id, "sending reports", now)
                     await self._reap(now)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 logger.exception("room %s housekeeping failed", self.id)
 
+    def _failed(self, participant_id: str, what: str, now: float) -> None:
+        """Count an exception of one participant's part of the tick, and log it once per minute."""
+        participant = self.participants.get(participant_id)
+        if participant is not None:
+            participant.peer.errors += 1
+        if self.ratelog(f"tick:{what}", now, "room %s: %s of %s failed", self.id, what, participant_id):
+            logger.debug("the failure", exc_info=True)
+
     async def _reap(self, now: float) -> None:
         """Free participants that vanished: never connected, or silent (no RTCP) for too long."""
         cfg = self.config
         for participant in list(self.participants.values()):
             peer = participant.peer
+            if cfg.misbehaving_errors:
+                faults = participant.faults()
+                if faults - participant.faults_at > cfg.misbehaving_errors:
+                    # Rare (each takes thousands of faults) and what the technician must see: always logged.
+                    logger.warning(
+                        "room %s: dropping %s as misbehaving: %d faults in %.0f s",
+                        self.id, participant.id, faults - participant.faults_at, now - participant.faults_since,
+                    )
+                    await self._drop(participant, "misbehaving")
+                    continue
+                if now - participant.faults_since >= cfg.misbehaving_window:
+                    participant.faults_at, participant.faults_since = faults, now
             if not peer.connected and now - peer.created_at > cfg.connect_timeout:
                 await self._drop(participant, "connect_timeout")
             elif peer.connected and now - peer.last_rtcp > cfg.peer_timeout:
@@ -478,6 +527,9 @@ class Room:
                 "errors": peer.errors + sum(w.errors for w in peer.wires.values()),
                 # seconds since anything came from this client (None: nothing yet)
                 "heard_ago_s": round(now - peer.last_heard, 2) if peer.last_heard else None,
+                "rate_limited": peer.rate_limited,
+                "malformed_stun": peer.stun.malformed,
+                "bad_size_datagrams": peer.stun.bad_size,
             }
         return {
             "room_id": self.id,

@@ -10,6 +10,8 @@ import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from media.limits import MAX_NACKED_PER_PACKET, NACK_ITEMS_PER_PACKET
+
 SR = 200
 RR = 201
 SDES = 202
@@ -145,7 +147,7 @@ def _parse_one(data: bytes, pos: int, end: int, count: int, ptype: int) -> RtcpP
         fci = pos + 8
         if ptype == RTPFB and count == RTPFB_NACK:
             lost: list[int] = []
-            while fci + 4 <= end:
+            while fci + 4 <= end and len(lost) < MAX_NACKED_PER_PACKET:
                 pid, blp = _NACK_ITEM.unpack_from(data, fci)
                 lost.append(pid)
                 for bit in range(16):
@@ -231,6 +233,19 @@ def nack_items(lost: Iterable[int]) -> list[tuple[int, int]]:
 def build_nack(sender_ssrc: int, media_ssrc: int, lost: Iterable[int]) -> bytes:
     body = _FB.pack(sender_ssrc, media_ssrc) + b"".join(_NACK_ITEM.pack(p, b) for p, b in nack_items(lost))
     return _header(RTPFB_NACK, RTPFB, len(body)) + body
+
+
+def build_nacks(
+    sender_ssrc: int, media_ssrc: int, lost: Iterable[int], items_per_packet: int = NACK_ITEMS_PER_PACKET
+) -> list[bytes]:
+    """NACK packets for `lost`, each with at most `items_per_packet` items (small enough for SRTP)."""
+    items = nack_items(lost)
+    fb = _FB.pack(sender_ssrc, media_ssrc)
+    out = []
+    for i in range(0, len(items), items_per_packet):
+        body = fb + b"".join(_NACK_ITEM.pack(p, b) for p, b in items[i : i + items_per_packet])
+        out.append(_header(RTPFB_NACK, RTPFB, len(body)) + body)
+    return out
 
 
 def build_pli(sender_ssrc: int, media_ssrc: int) -> bytes:

@@ -186,8 +186,9 @@ async def test_packets_before_a_stream_jump_in_the_same_pass_still_go_out():
     sent: list[list[bytes]] = []
     make_slot(track, sent, 3001)
     # a keyframe and a packet of the old stream, then the publisher restarts far away (a jump is
-    # believed when the next packet continues it) with a new keyframe, all in one loop pass
-    for seq, payload in [(10, KEY), (11, b"\x00old"), (30000, KEY), (30001, KEY), (30002, b"\x00new")]:
+    # believed on the fourth packet in a row of the new numbering) with a new keyframe, all in one loop pass
+    jump = [(30000, KEY), (30001, KEY), (30002, KEY), (30003, KEY), (30004, b"\x00new")]
+    for seq, payload in [(10, KEY), (11, b"\x00old"), *jump]:
         data = rtp(seq, payload)
         track.on_rtp(RtpHeader.parse(data), data, 1.0)
     await asyncio.sleep(0)
