@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, Page, async_playwright
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
@@ -42,3 +42,15 @@ async def browser() -> AsyncIterator[Browser]:
             yield b
         finally:
             await b.close()
+
+
+async def teacher_on_air(page: Page, base_url: str, lesson_id: int, username: str = "wang",
+                         password: str = "correct horse 1") -> None:
+    """The teacher logs in on the page and starts broadcasting the lesson, as a teacher would."""
+    await page.goto(base_url + "/login")
+    await page.fill("#username", username)
+    await page.fill("#password", password)
+    await page.click("#login-button")
+    await page.wait_for_url("**/teacher")
+    await page.click(f"button.start[data-lesson='{lesson_id}']")
+    await page.wait_for_selector("#air.live", timeout=20000)

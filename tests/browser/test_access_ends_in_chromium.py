@@ -10,7 +10,7 @@ from typing import Any
 from playwright.async_api import Browser
 
 from signaling.trial import AdminApi, build_world, lesson_now_timezone
-from tests.browser.conftest import ARTIFACTS
+from tests.browser.conftest import ARTIFACTS, teacher_on_air
 from tests.browser.test_lesson_in_chromium import FRAMES_JS, _moving, _poll
 
 
@@ -25,13 +25,7 @@ async def test_disabled_teacher_and_replaced_classroom_pc_stop_at_once(server_fa
     link = (await api.ok("POST", "/api/v1/enrolments", {"classroom_id": world.receiving_classroom_ids[0]}))["url"]
 
     teacher = await (await browser.new_context(viewport={"width": 1366, "height": 768})).new_page()
-    await teacher.goto(srv.url + "/login")
-    await teacher.fill("#username", "wang")
-    await teacher.fill("#password", "correct horse 1")
-    await teacher.click("#login-button")
-    await teacher.wait_for_url("**/teacher")
-    await teacher.click(f"button.start[data-lesson='{lesson}']")
-    await teacher.wait_for_selector("#air.live", timeout=20000)
+    await teacher_on_air(teacher, srv.url, lesson)
 
     # the classroom's PC plays the lesson
     old_pc = await (await browser.new_context(viewport={"width": 1366, "height": 768})).new_page()

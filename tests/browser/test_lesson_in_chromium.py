@@ -17,7 +17,7 @@ import jwt
 from playwright.async_api import Browser, Page
 
 from signaling.trial import AdminApi, build_world, join_token, lesson_now_timezone
-from tests.browser.conftest import ARTIFACTS
+from tests.browser.conftest import ARTIFACTS, teacher_on_air
 
 FRAMES_JS = """async () => {
   const c = window.__classroom;
@@ -111,13 +111,7 @@ async def test_lesson_in_chromium(server_factory: Any, browser: Browser) -> None
 
     # the teacher logs in and starts the lesson
     teacher = await (await browser.new_context(viewport={"width": 1366, "height": 768})).new_page()
-    await teacher.goto(srv.url + "/login")
-    await teacher.fill("#username", "wang")
-    await teacher.fill("#password", "correct horse 1")
-    await teacher.click("#login-button")
-    await teacher.wait_for_url("**/teacher")
-    await teacher.click(f"button.start[data-lesson='{lesson_a}']")
-    await teacher.wait_for_selector("#air.live", timeout=20000)
+    await teacher_on_air(teacher, srv.url, lesson_a)
 
     # two classroom PCs open their enrolment links once and join by themselves
     rooms: list[Page] = []

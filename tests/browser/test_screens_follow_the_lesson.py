@@ -24,7 +24,7 @@ from playwright.async_api import Browser, Page, async_playwright
 
 from signaling.netns import Host, isolated
 from signaling.trial import AdminApi, build_world, lesson_now_timezone
-from tests.browser.conftest import ARTIFACTS, CHROMIUM, FLAGS
+from tests.browser.conftest import ARTIFACTS, CHROMIUM, FLAGS, teacher_on_air
 from tests.browser.screens import COLOURS, ScreenWatcher, colour_at, decode_png, what_is, write_y4m
 
 VIEW = {"width": 1366, "height": 768}
@@ -169,13 +169,7 @@ async def test_every_change_shows_on_every_screen(server_factory: Any, lesson_ho
             await tctx.add_init_script(FAKE_SCREEN)
             await tctx.add_init_script(CLICK_TIME)
             teacher = await tctx.new_page()
-            await teacher.goto(srv.url + "/login")
-            await teacher.fill("#username", "wang")
-            await teacher.fill("#password", "correct horse 1")
-            await teacher.click("#login-button")
-            await teacher.wait_for_url("**/teacher")
-            await teacher.click(f"button.start[data-lesson='{lesson}']")
-            await teacher.wait_for_selector("#air.live", timeout=20000)
+            await teacher_on_air(teacher, srv.url, lesson)
 
             a = await (await a_browser.new_context(viewport=VIEW)).new_page()
             await a.goto(link_a)
