@@ -81,7 +81,7 @@ async def test_a_classroom_is_told_what_its_screen_shows_at_every_change(server_
         beats[1].cancel()
         await room_peer.close()
         await _roster(lead, pid, "lost", timeout=6.0)
-        assert time.monotonic() - silent_at < 3.5
+        assert time.monotonic() - silent_at < 5.0  # promptly (about 2 s), not when a socket finally closes
         # and it is back as soon as it speaks again
         beats.append(_heartbeat(room))
         await _roster(lead, pid, "ok", timeout=4.0)
@@ -96,7 +96,7 @@ async def test_a_classroom_is_told_what_its_screen_shows_at_every_change(server_
         stopped = time.monotonic()
         await lead_peer.close()
         lay = await _layout(other, lambda m: m["lead"] == "interrupted")
-        assert lay["main"] is None and time.monotonic() - stopped < 3.0
+        assert lay["main"] is None and time.monotonic() - stopped < 5.0
         # the lead leaves: off air
         await lead.send("leave")
         await _layout(other, lambda m: m["lead"] == "off_air")
