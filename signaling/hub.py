@@ -99,8 +99,6 @@ class LiveLesson:
     facts: LessonFacts
     names: dict[int, str]  # classroom id -> "school classroom"
     sessions: dict[str, Session] = field(default_factory=dict)  # participant id -> session
-    talkback: str | None = None
-    talkback_to_all: bool = False
     lead_seconds: float = 0.0
     attended_seconds: dict[int, float] = field(default_factory=dict)
     watched_seconds: dict[int, float] = field(default_factory=dict)  # community member teacher id -> seconds
@@ -112,23 +110,36 @@ class LiveLesson:
     # the called classroom dropped (not left): (participant id, to_all, monotonic deadline) to call on it
     # again if it is back in time, as a teacher would expect after a blip of its network
     talkback_resume: tuple[str, bool, float] | None = None
-
-    @property
-    def room_id(self) -> str:
-        return room_id_of(self.lesson_id)
-
     # receiving classrooms that were here and are not (participant id -> how they went: lost or left)
     departed: dict[str, LinkState] = field(default_factory=dict)
     # participant id -> (seconds since the SFU last heard it, monotonic time of that snapshot)
     heard: dict[str, tuple[float | None, float]] = field(default_factory=dict)
 
     @property
+    def room_id(self) -> str:
+        return room_id_of(self.lesson_id)
+
+    @property
     def lead_on_air(self) -> bool:
         return bool(self.picture.lead_live)
 
-    def layout(self, session: Session) -> dict[str, Any]:
-        role = session.role.value if session.role else ""
-        return {"seq": self.layout_seq, **layout_for(self.picture, role, session.participant_id)}
+    # who has the floor lives in the picture the layouts are drawn from, and only there
+    @property
+    def talkback(self) -> str | None:
+        return self.picture.talkback
+
+    @property
+    def talkback_to_all(self) -> bool:
+        return self.picture.talkback_to_all
+
+    def set_talkback(self, participant_id: str | None, name: str = "", to_all: bool = False) -> None:
+        self.picture.talkback = participant_id
+        self.picture.talkback_name = name if participant_id else ""
+        self.picture.talkback_to_all = to_all and participant_id is not None
+
+    def layout_of(self, session: Session) -> dict[str, Any]:
+        """What this participant's screen shows now (without the lesson's `seq`)."""
+        return layout_for(self.picture, session.role.value if session.role else "", session.participant_id)
 
     def leads(self) -> list[Session]:
         return [s for s in self.sessions.values() if s.role == Role.LEAD]
@@ -425,7 +436,7 @@ class Hub:
             live.picture.lead_present = True
             live.picture.lead_declared = None
             live.picture.lead_was_on_air = bool(live.picture.lead_live)
-        session.layout = live.layout(session)
+        session.layout = {"seq": live.layout_seq, **live.layout_of(session)}
         self.store.audit(claims.sub, claims.role.value, "join", "admitted", lesson_id=live.lesson_id,
                          address=session.address, reason="replaces an earlier connection" if old else "")
         if old is not None and old is not session:
@@ -544,8 +555,7 @@ class Hub:
             await self.plane.set_talkback(live.room_id, pid, to_all)
         except MediaError:
             return
-        live.talkback, live.talkback_to_all = pid, to_all
-        live.picture.talkback, live.picture.talkback_name, live.picture.talkback_to_all = pid, session.name, to_all
+        live.set_talkback(pid, session.name, to_all)
         self.store.audit(session.claims.sub if session.claims else "", "receiver", "talkback", "resumed",
                          lesson_id=live.lesson_id, address=session.address, reason=pid)
         await self._broadcast(live, protocol.event("talkback", participant_id=pid, name=session.name, to_all=to_all))
@@ -595,10 +605,8 @@ class Hub:
             raise protocol.ProtocolError("unknown_participant", "no such classroom in this lesson")
         to_all = bool(msg.data.get("to_all", False))
         await self.plane.set_talkback(live.room_id, target.participant_id, to_all)
-        live.talkback, live.talkback_to_all = target.participant_id, to_all
+        live.set_talkback(target.participant_id, target.name, to_all)
         live.talkback_resume = None
-        live.picture.talkback, live.picture.talkback_name = target.participant_id, target.name
-        live.picture.talkback_to_all = to_all
         target.talkback_requested = False
         target.hand_up = False
         self.store.audit(session.claims.sub if session.claims else "", "lead", "talkback", "granted",
@@ -611,17 +619,12 @@ class Hub:
     async def _m_talkback_end(self, session: Session, msg: protocol.Message) -> None:
         live = self._need(session, Role.LEAD)
         # the screens change first (the called classroom leaves them at once), the media plane follows
-        self._talkback_ended(live)
+        live.set_talkback(None)
         live.talkback_resume = None
         await self._send_layouts(live)
         await self._broadcast(live, protocol.event("talkback", participant_id=None, name="", to_all=False))
         await self.plane.set_talkback(live.room_id, None)
         await self._send_roster(live)
-
-    @staticmethod
-    def _talkback_ended(live: LiveLesson) -> None:
-        live.talkback, live.talkback_to_all = None, False
-        live.picture.talkback, live.picture.talkback_name, live.picture.talkback_to_all = None, "", False
 
     async def _m_raise_hand(self, session: Session, msg: protocol.Message) -> None:
         live = self._need(session, Role.RECEIVER, Role.OBSERVER)
@@ -675,7 +678,7 @@ class Hub:
         if live.talkback == pid:
             if not session.left and session.role == Role.RECEIVER:
                 live.talkback_resume = (pid, live.talkback_to_all, time.monotonic() + TALKBACK_RESUME_S)
-            self._talkback_ended(live)
+            live.set_talkback(None)
             await self._broadcast(live, protocol.event("talkback", participant_id=None, name="", to_all=False))
         await self._send_layouts(live)
         self.store.audit(session.claims.sub if session.claims else "", session.role.value if session.role else "",
@@ -732,7 +735,7 @@ class Hub:
                 await self._send_layouts(live)
         elif ev.kind == EventKind.TALKBACK:
             if ev.detail.get("ended") is not None and ev.detail.get("ended") == live.talkback:
-                self._talkback_ended(live)  # the called classroom's media went away
+                live.set_talkback(None)  # the called classroom's media went away
                 await self._broadcast(live, protocol.event("talkback", participant_id=None, name="", to_all=False))
                 await self._send_layouts(live)
             await self._send_roster(live)
@@ -807,7 +810,7 @@ class Hub:
         """Send each participant its layout where it changed (one new `seq` for the change)."""
         changed = []
         for session in live.sessions.values():
-            lay = layout_for(live.picture, session.role.value if session.role else "", session.participant_id)
+            lay = live.layout_of(session)
             if session.layout is None or {k: v for k, v in session.layout.items() if k != "seq"} != lay:
                 changed.append((session, lay))
         if not changed:

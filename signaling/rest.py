@@ -536,20 +536,7 @@ class Api:
         )
 
     async def import_timetable(self, request: web.Request) -> web.Response:
-        filename = request.query.get("filename", "timetable.csv")
-        if request.content_type.startswith("multipart/"):
-            reader = await request.multipart()
-            part = await reader.next()
-            while part is not None and getattr(part, "name", None) != "file":
-                part = await reader.next()
-            if part is None:
-                raise BadRequest("send the CSV as the form field 'file'")
-            filename = getattr(part, "filename", None) or filename
-            data = await part.read(decode=False)  # type: ignore[union-attr]
-        else:
-            data = await request.read()
-        if len(data) > MAX_IMPORT_BYTES:
-            raise BadRequest("the file is over 50 MiB")
+        filename, data = await _upload(request, "timetable.csv")
         dry_run = request.query.get("dry_run") in ("1", "true")
         result = await asyncio.to_thread(self.t.import_csv, data, filename, _actor(request, {}), dry_run)
         return ok(result.to_json(), status=200 if result.ok else 422)

@@ -133,9 +133,14 @@ export class LessonConnection extends EventTarget {
 
   teardown() {
     if (this.cancelAttempts) this.cancelAttempts();
-    this.stopStats();
     for (const timer of this.timers) clearInterval(timer);
     this.timers = [];
+    this.closePeer();
+  }
+
+  // the peer connection and what watches it; the socket stays
+  closePeer() {
+    this.stopStats();
     clearTimeout(this.iceTimer);
     clearTimeout(this.stuckTimer);
     if (this.pc) { this.pc.close(); this.pc = null; }
@@ -160,10 +165,7 @@ export class LessonConnection extends EventTarget {
     if (this.ended || !this.joined || !this.ws || this.ws.readyState !== WebSocket.OPEN) return;
     this.mark(`renegotiate_${reason}`);
     this.emit("renegotiate", { reason });
-    this.stopStats();
-    clearTimeout(this.iceTimer);
-    clearTimeout(this.stuckTimer);
-    if (this.pc) { this.pc.close(); this.pc = null; }
+    this.closePeer();
     this.lastPackets = -1;
     this.negotiate(this.joined.ice_servers || []).catch((err) => this.emit("error", { message: String(err) }));
   }
