@@ -41,9 +41,8 @@ document.body.append(el("div", { class: "kiosk-stage" }, ...Object.values(videos
   audioLead, audioTalkback, banner, overlay, bar));
 
 // `layout` is the server's word on what the screen shows; `ready` which slots have a picture on this connection
-const state = { phase: "connecting", reasonCode: "", reasonText: "", lesson: null, onAir: false, hand: false, talk: false,
-  speaking: false, conn: null, streams: {}, layout: null, ready: {}, nextLesson: null, retries: 0, local: null,
-  standby: null, outageSince: 0, drops: [] };
+const state = { phase: "connecting", reasonCode: "", reasonText: "", lesson: null, hand: false, talk: false,
+  conn: null, streams: {}, layout: null, ready: {}, nextLesson: null, retries: 0, local: null, standby: null, drops: [] };
 window.__classroom = state; // read by the end-to-end tests and handy when supporting a school on the phone
 
 // a slot has a picture once a frame of its current stream was presented
@@ -177,7 +176,6 @@ async function connect(token, lessonId, { publish = true, force = false } = {}) 
     state.layout = e.detail.layout || null;
     conn.expectMedia = state.layout?.lead === "on_air";
     state.retries = 0;
-    state.outageSince = 0;
     setPhase("live");
   });
   conn.addEventListener("slot", (e) => showSlot(e.detail.slot, e.detail.stream));
@@ -185,6 +183,7 @@ async function connect(token, lessonId, { publish = true, force = false } = {}) 
     if (state.conn !== conn || (state.layout && e.detail.seq < state.layout.seq)) return;
     state.layout = e.detail;
     state.layoutAt = Date.now(); // when the screen last changed: a support question ("when did it switch?")
+    if (e.detail.talkback?.you) state.talk = false; // called on: the request to speak is answered
     conn.expectMedia = e.detail.lead === "on_air";
     render();
   });
@@ -201,7 +200,6 @@ async function connect(token, lessonId, { publish = true, force = false } = {}) 
     if (state.conn !== conn) return;
     state.drops.push({ at: Date.now(), reason: e.detail.reason || `closed ${e.detail.code}` });
     state.drops.splice(0, state.drops.length - 50);
-    if (!state.outageSince) state.outageSince = Date.now();
     setPhase(e.detail.outage || state.phase === "outage" ? "outage" : "reconnecting");
     // a lesson is running: try again at once and every second, with the same join token (valid to the window's end)
     const delay = Math.min(250, 50 * 2 ** state.retries++);

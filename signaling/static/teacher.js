@@ -49,7 +49,7 @@ if (requireLogin(["teacher", "admin"])) {
 
   // preview: the server's word on which classroom each preview slot (by mid) shows; tiles: mid -> its element
   const state = { conn: null, lessonId: null, local: null, screen: null, onAir: false, roster: [], talkback: null,
-    preview: [], tiles: new Map(), layout: null, retries: 0 };
+    preview: [], tiles: new Map(), layout: null };
   window.__teacher = state;
 
   const setAir = (on) => {
@@ -141,7 +141,6 @@ if (requireLogin(["teacher", "admin"])) {
     conn.addEventListener("answer", () => {
       screenButton.disabled = false; stopButton.disabled = false;
       status.replaceChildren();
-      state.retries = 0;
       declarePublishing();
     });
     conn.addEventListener("media_stuck", () => status.replaceChildren(el("div", { class: "notice", role: "alert" }, t("media_failed"))));

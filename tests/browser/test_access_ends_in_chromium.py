@@ -57,8 +57,11 @@ async def test_disabled_teacher_and_replaced_classroom_pc_stop_at_once(server_fa
     assert not await teacher.evaluate("() => document.getElementById('air').classList.contains('live')")
     assert await teacher.evaluate("() => !sessionStorage.getItem('session')")
     await teacher.screenshot(path=str(ARTIFACTS / "teacher-disabled.png"))
-    # the classroom sees the teacher go off air
-    await new_pc.wait_for_function("() => window.__classroom && window.__classroom.onAir === false", timeout=10000)
+    # the classroom sees the teacher go off air: its layout says so and the screen waits for the teacher
+    await new_pc.wait_for_function(
+        "() => window.__classroom && window.__classroom.layout && window.__classroom.layout.lead === 'off_air'",
+        timeout=10000)
+    assert "等待老师开始上课" in await new_pc.inner_text("#overlay")
 
 
 async def test_the_admin_page_gives_a_technician_a_county(server_factory: Any, browser: Browser) -> None:
