@@ -26,7 +26,8 @@ def build_app(config: Config, db: Database, *, tls: bool = False, media: str = "
     timetable = Timetable(db, config.scheduler)
     data = config.server.data_path
     signaling = make_signaling(
-        config.signaling, config.media, data, config.server.admin_token, db, timetable, tls=tls, media_kind=media
+        config.signaling, config.media, data, config.server.admin_token, db, timetable, tls=tls, media_kind=media,
+        alerts=config.alerts,
     )
     app = web.Application(
         middlewares=[*signaling.middlewares_outer(), errors_middleware, *signaling.middlewares_inner()],

@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from media.config import MediaConfig
+from monitoring.alerts import AlertConfig
 from scheduler.config import SchedulerConfig
 from signaling.config import SignalingConfig
 
-SECRET_WORDS = frozenset({"password", "secret", "token", "key"})
+# alert_webhooks: a robot's address carries its access token
+SECRET_WORDS = frozenset({"password", "secret", "token", "key", "webhooks"})
 
 
 def is_secret(name: str) -> bool:
@@ -59,6 +61,7 @@ class Config:
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
     signaling: SignalingConfig = field(default_factory=SignalingConfig)
+    alerts: AlertConfig = field(default_factory=AlertConfig)
 
 
 def _convert(value: Any, kind: Any, where: str) -> Any:

@@ -232,6 +232,21 @@ MIGRATIONS: tuple[str, ...] = (
         id INTEGER PRIMARY KEY, created_at INTEGER NOT NULL, actor TEXT NOT NULL, filename TEXT NOT NULL,
         sha256 TEXT NOT NULL, added INTEGER NOT NULL, changed INTEGER NOT NULL, unchanged INTEGER NOT NULL);
     """,
+    # monitoring: the alert log (fired, cleared, acknowledged by whom) and each lesson's sampled figures
+    """
+    CREATE TABLE alert (
+        id INTEGER PRIMARY KEY, rule TEXT NOT NULL, key TEXT NOT NULL, severity TEXT NOT NULL,
+        lesson_id INTEGER, subject TEXT NOT NULL, subject_name TEXT NOT NULL, summary_zh TEXT NOT NULL,
+        summary_en TEXT NOT NULL, value REAL, fired_at REAL NOT NULL, cleared_at REAL, acked_by TEXT,
+        acked_at REAL, county_ids TEXT NOT NULL DEFAULT '', region_ids TEXT NOT NULL DEFAULT '');
+    CREATE INDEX alert_fired ON alert(fired_at);
+    CREATE INDEX alert_firing ON alert(key) WHERE cleared_at IS NULL;
+    CREATE TABLE lesson_sample (
+        lesson_id INTEGER NOT NULL, at REAL NOT NULL, participant_id TEXT NOT NULL, role TEXT NOT NULL,
+        classroom_id INTEGER, kbps_in REAL, kbps_out REAL, loss REAL, rtt_ms REAL, fps REAL, score REAL,
+        link TEXT NOT NULL, PRIMARY KEY (lesson_id, participant_id, at)) WITHOUT ROWID;
+    CREATE INDEX lesson_sample_at ON lesson_sample(at);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

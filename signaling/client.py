@@ -125,10 +125,21 @@ class MovingPicture(MediaStreamTrack):
         self.width, self.height, self.fps = width, height, fps
         self.count = 0
         self._start: float | None = None
+        self._running = asyncio.Event()
+        self._running.set()
+
+    def pause(self) -> None:
+        """Send nothing until resume(), as a camera whose driver hangs does (the connection stays up)."""
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._start = None  # frames go on from now, not in a burst to catch up
+        self._running.set()
 
     async def recv(self) -> VideoFrame:
+        await self._running.wait()
         if self._start is None:
-            self._start = time.monotonic()
+            self._start = time.monotonic() - self.count / self.fps
         delay = self._start + self.count / self.fps - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)

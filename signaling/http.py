@@ -140,9 +140,9 @@ class AccessApi:
     def _principal(self, request: web.Request, *roles: Role) -> Claims:
         principal: Claims | None = request.get(PRINCIPAL)
         if principal is None:
-            raise _Refusal(401, "missing_token", "log in first")
+            raise Refusal(401, "missing_token", "log in first")
         if roles and principal.role not in roles:
-            raise _Refusal(403, "not_entitled", "your role may not do this")
+            raise Refusal(403, "not_entitled", "your role may not do this")
         return principal
 
     def _lesson_json(self, lesson: Lesson, now: float, my_role: str = "") -> dict[str, Any]:
@@ -307,7 +307,7 @@ class AccessApi:
         if p.typ == TokenType.DEVICE and (
             p.classroom_id is None or self.store.current_device(p.classroom_id) != p.device_id
         ):
-            raise _Refusal(401, "device_replaced", "another device has been enrolled for this classroom")
+            raise Refusal(401, "device_replaced", "another device has been enrolled for this classroom")
 
     async def join_token(self, request: web.Request) -> web.Response:
         """A join token for one lesson, valid only in its window; refusals are audited."""
@@ -331,7 +331,7 @@ class AccessApi:
                 raise TokenRefused("unknown_lesson", f"no lesson #{lesson_id}")
             via = may_issue(role, p, facts, classroom_id)
             check_window(facts, self.tokens.clock())
-        except _Refusal as exc:
+        except Refusal as exc:
             self.store.audit(p.sub, role.value, "join_token", "refused", lesson_id=lesson_id,
                              address=request.remote, reason=exc.code)
             raise
@@ -531,7 +531,7 @@ class AccessApi:
         return out
 
 
-class _Refusal(Exception):
+class Refusal(Exception):
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
@@ -541,7 +541,7 @@ class _Refusal(Exception):
 async def refusal_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
-    except _Refusal as exc:
+    except Refusal as exc:
         return web.json_response({"error": exc.message, "code": exc.code}, status=exc.status)
 
 
@@ -549,9 +549,9 @@ async def _body(request: web.Request) -> dict[str, Any]:
     try:
         data = await request.json()
     except ValueError:
-        raise _Refusal(400, "bad_json", "the request body is not JSON") from None
+        raise Refusal(400, "bad_json", "the request body is not JSON") from None
     if not isinstance(data, dict):
-        raise _Refusal(400, "bad_json", "the request body is a JSON object")
+        raise Refusal(400, "bad_json", "the request body is a JSON object")
     return data
 
 
@@ -559,7 +559,7 @@ def _int(value: Any) -> int:
     try:
         return int(value)
     except (TypeError, ValueError):
-        raise _Refusal(400, "bad_field", f"{str(value)[:20]!r} is not an integer") from None
+        raise Refusal(400, "bad_field", f"{str(value)[:20]!r} is not an integer") from None
 
 
 def _opt(value: Any) -> int | None:

@@ -24,13 +24,16 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from media.api import EventKind, MediaError, MediaEvent, MediaPlane, ParticipantRole, SlotKind, TrackKind
+from monitoring.monitor import Monitor
+from monitoring.observation import LessonSample, ParticipantSample
+from monitoring.quality import ReportRefused, clean_client_report
 from scheduler.model import LessonStatus
 from scheduler.timetable import Timetable
 from signaling import protocol
 from signaling.access import LessonFacts, check_join, socket_refusal
 from signaling.config import SignalingConfig
 from signaling.layout import LessonPicture, layout_for
-from signaling.liveness import HEARTBEAT_S, LinkState, link_state, shown_quality
+from signaling.liveness import HEARTBEAT_S, STALE_AFTER_S, LinkState, link_state, shown_quality
 from signaling.ratelimit import RateLimiter
 from signaling.store import AccessStore
 from signaling.tokens import Claims, Role, TokenRefused, TokenService, TokenType
@@ -71,8 +74,9 @@ class Session:
     early_candidates: list[dict[str, Any]] = field(default_factory=list)
     hand_up: bool = False
     talkback_requested: bool = False
-    client_stats: dict[str, float | None] = field(default_factory=dict)
-    stats_at: float = 0.0  # monotonic time of the last `stats` report
+    client_stats: dict[str, float] = field(default_factory=dict)  # the last accepted `stats` report, cleaned
+    stats_at: float = 0.0  # monotonic time of the last accepted `stats` report
+    stats_refused: int = 0  # reports refused (too frequent); junk values are dropped from the report instead
     last_seen: float = field(default_factory=time.monotonic)  # the last frame of any kind from the client
     link: LinkState = LinkState.OK
     layout: dict[str, Any] | None = None  # the layout this client was last sent
@@ -114,6 +118,8 @@ class LiveLesson:
     departed: dict[str, LinkState] = field(default_factory=dict)
     # participant id -> (seconds since the SFU last heard it, monotonic time of that snapshot)
     heard: dict[str, tuple[float | None, float]] = field(default_factory=dict)
+    counties: frozenset[int] = frozenset()  # of the lead and receiving classrooms: whose technicians watch it
+    regions: frozenset[int] = frozenset()
 
     @property
     def room_id(self) -> str:
@@ -155,8 +161,10 @@ class Hub:
         config: SignalingConfig,
         ice_servers: list[dict[str, Any]],
         clock: Callable[[], float] = time.time,
+        monitor: Monitor | None = None,
     ) -> None:
         self.plane = plane
+        self.monitor = monitor
         self.timetable = timetable
         self.tokens = tokens
         self.store = store
@@ -244,11 +252,23 @@ class Hub:
             if live is None:
                 await self.plane.open_room(room_id_of(facts.lesson.id))
                 live = LiveLesson(facts.lesson.id, facts, self.classroom_names(facts))
+                live.counties, live.regions = self.places_of(facts)
                 self.lessons[facts.lesson.id] = live
                 log.info("lesson %d: room open", facts.lesson.id)
             else:
                 live.facts = facts
             return live
+
+    def places_of(self, facts: LessonFacts) -> tuple[frozenset[int], frozenset[int]]:
+        """The counties and regions of a lesson's lead and receiving classrooms."""
+        repo = self.timetable.repo
+        wanted = {facts.lesson.lead_classroom_id, *facts.lesson.receiving_classroom_ids}
+        school_of = {c.id: c.school_id for c in repo.classrooms() if c.id in wanted}
+        county_of = {s.id: s.county_id for s in repo.schools() if s.id in set(school_of.values())}
+        counties = frozenset(county_of.values())
+        city_of = {c.id: c.city_id for c in repo.counties() if c.id in counties}
+        region_of = {c.id: c.region_id for c in repo.cities() if c.id in set(city_of.values())}
+        return counties, frozenset(region_of.values())
 
     def classroom_names(self, facts: LessonFacts) -> dict[int, str]:
         rooms = {c.id: c for c in self.timetable.repo.classrooms()}
@@ -267,6 +287,8 @@ class Hub:
             await self._close(session, CLOSE_KICKED, "window closed")
         with contextlib.suppress(MediaError):
             await self.plane.close_room(live.room_id)
+        if self.monitor is not None:
+            self.monitor.lesson_closed(lesson_id)
         log.info("lesson %d: room closed (%s)", lesson_id, reason)
 
     def kick_token(self, jti: str, reason: str) -> int:
@@ -644,8 +666,17 @@ class Hub:
 
     async def _m_stats(self, session: Session, msg: protocol.Message) -> None:
         self._need(session)
-        session.client_stats = dict(msg.data["report"])
-        session.stats_at = time.monotonic()
+        now = time.monotonic()
+        try:
+            report = clean_client_report(msg.data["report"], now - session.stats_at if session.stats_at else None)
+        except ReportRefused as exc:
+            session.stats_refused += 1
+            if session.stats_refused in (1, 10, 100, 1000):
+                log.info("lesson %s: %s: stats report refused (%d so far): %s", session.lesson_id,
+                         session.participant_id, session.stats_refused, exc)
+            return
+        session.client_stats = report
+        session.stats_at = now
 
     async def _m_leave(self, session: Session, msg: protocol.Message) -> None:
         session.left = True
@@ -860,7 +891,43 @@ class Hub:
                 self._account(live, snapshot, dt)
                 if now - live.last_evidence >= self.config.evidence_interval_s:
                     self._flush_evidence(live)
+                if self.monitor is not None:
+                    try:
+                        live.quality.update(self.monitor.sample(self.sample_of(live, snapshot, now)))
+                    except Exception:
+                        log.exception("monitoring lesson %d failed", live.lesson_id)
                 await self._send_roster(live)
+
+    def sample_of(self, live: LiveLesson, snapshot: dict[str, Any], now: float) -> LessonSample:
+        """What monitoring is handed of one lesson at one stats tick."""
+        media = snapshot.get("participants") or {}
+        participants = []
+        lesson = live.facts.lesson
+        for pid, session in live.sessions.items():
+            client = session.client_stats if now - session.stats_at < STALE_AFTER_S else {}
+            classroom = session.claims.classroom_id if session.claims else None
+            if session.role == Role.LEAD:
+                classroom = lesson.lead_classroom_id  # the lead school's uplink carries it
+            participants.append(ParticipantSample(
+                pid, session.role.value if session.role else "", session.name, classroom, str(session.link),
+                media.get(pid) or {}, client))
+        receivers = {f"classroom-{c}": live.names.get(c, f"classroom-{c}") for c in lesson.receiving_classroom_ids}
+        absent = {pid: str(live.departed.get(pid, LinkState.ABSENT)) for pid in receivers if pid not in live.sessions}
+        picture = live.picture
+        declared = picture.lead_declared or {}
+        # the camera should send once it has sent on this connection, unless the page said it stopped; a
+        # still slide of courseware may send nothing for seconds, so courseware is not expected to flow
+        expected = frozenset(t for t in ("camera",) if t in picture.lead_started and declared.get(t) is not False)
+        pids = getattr(self.plane, "worker_pids", None)
+        return LessonSample(
+            lesson_id=live.lesson_id, kind=str(lesson.kind), subject=lesson.subject,
+            lead_name=live.names.get(lesson.lead_classroom_id, ""), county_ids=live.counties,
+            region_ids=live.regions, starts_at=lesson.start.timestamp(), ends_at=lesson.end.timestamp(),
+            wall=self.clock(), mono=now, lead_state=picture.lead_state, lead_expected=expected,
+            lead_live=frozenset(picture.lead_live), talkback=picture.talkback, receivers=receivers, absent=absent,
+            participants=tuple(participants), worker_pid=pids().get(live.room_id) if callable(pids) else None,
+            snapshot=snapshot,
+        )
 
     def _account(self, live: LiveLesson, snapshot: dict[str, Any], dt: float) -> None:
         """Add `dt` seconds of broadcast and attendance from one stats snapshot; refresh quality."""
@@ -872,7 +939,8 @@ class Hub:
         now = time.monotonic()
         live.quality_at = now
         for pid, p in (snapshot.get("participants") or {}).items():
-            live.quality[pid] = _media_quality(p)
+            if self.monitor is None:
+                live.quality[pid] = _media_quality(p)
             live.heard[pid] = (p.get("heard_ago_s"), now)
             if p.get("connection") != "connected":
                 continue

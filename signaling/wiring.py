@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,8 @@ from aiohttp import web
 
 from media.api import MediaPlane
 from media.config import MediaConfig
+from monitoring.alerts import AlertConfig, ProcessHealth
+from monitoring.monitor import Monitor
 from scheduler.db import Database
 from scheduler.jobs import LessonJobs
 from scheduler.timetable import Timetable
@@ -19,6 +22,8 @@ from signaling.auth import load_or_create_token
 from signaling.config import SignalingConfig
 from signaling.http import AccessApi, add_routes, auth_middleware, refusal_middleware, security_headers
 from signaling.hub import Hub
+from signaling.monitoring_api import MonitoringApi
+from signaling.monitoring_api import add_routes as monitoring_routes
 from signaling.store import AccessStore
 from signaling.tokens import TokenService, load_or_create_key
 
@@ -33,6 +38,7 @@ class Signaling:
     hub: Hub
     api: AccessApi
     plane: MediaPlane
+    monitor: Monitor
     tls: bool
 
     def middlewares_outer(self) -> list[Any]:
@@ -71,27 +77,46 @@ def make_signaling(
     *,
     tls: bool = False,
     media_kind: str = "workers",
+    alerts: AlertConfig | None = None,
+    node: str = "",
 ) -> Signaling:
     admin_token = load_or_create_token(data_path / "admin-token", admin_token_setting)
     tokens = TokenService(load_or_create_key(data_path / "signing-key"), db)
     store = AccessStore(db)
     plane = make_plane(media, media_kind)
-    hub = Hub(plane, timetable, tokens, store, config, media.ice_servers())
+    monitor = Monitor(alerts or AlertConfig(), db, data_path, node or socket.gethostname(),
+                      worker_health=lambda: worker_health(plane))
+    hub = Hub(plane, timetable, tokens, store, config, media.ice_servers(), monitor=monitor)
     api = AccessApi(timetable, tokens, store, hub, config, admin_token)
-    return Signaling(config, tokens, store, hub, api, plane, tls)
+    return Signaling(config, tokens, store, hub, api, plane, monitor, tls)
+
+
+async def worker_health(plane: MediaPlane) -> list[ProcessHealth]:
+    """CPU use and event-loop lag of each media worker process, as its stats reply says."""
+    stats = await plane.stats()
+    out = []
+    for w in stats.get("workers") or []:
+        if not w.get("responding", True):
+            continue
+        out.append(ProcessHealth(f"worker {w.get('pid')}", w.get("cpu_percent"), w.get("loop_lag_ms")))
+    return out
 
 
 def install(app: web.Application, signaling: Signaling) -> None:
     app[SIGNALING] = signaling
     add_routes(app, signaling.api, signaling.hub)
+    monitoring_routes(app, MonitoringApi(signaling.monitor, signaling.hub, signaling.hub.timetable, signaling.tokens,
+                                         signaling.store))
     app.cleanup_ctx.append(_media_context)
 
 
 async def _media_context(app: web.Application) -> AsyncIterator[None]:
     s = app[SIGNALING]
     await s.plane.start()
+    await s.monitor.start()
     await s.hub.start()
     log.info("media plane %s started", type(s.plane).__name__)
     yield
     await s.hub.stop()
+    await s.monitor.stop()
     await s.plane.stop()

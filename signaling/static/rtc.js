@@ -344,7 +344,8 @@ export class LessonConnection extends EventTarget {
   }
 }
 
+// the server's 1–5 quality score (docs/monitoring.md): 3.5 and up good, 2.5 and up fair, below that poor
 export function qualityClass(score) {
   if (score == null) return "";
-  return score >= 80 ? "q-good" : score >= 50 ? "q-fair" : "q-bad";
+  return score >= 3.5 ? "q-good" : score >= 2.5 ? "q-fair" : "q-bad";
 }

@@ -1,0 +1,248 @@
+"""The technician's routes: the live county view as a stream, the alert log, lesson history, bandwidth.
+
+Thin handlers over `monitoring.monitor.Monitor` and its store. Who sees what follows signaling's
+scopes (`signaling.access.in_scope`): a county technician the lessons touching their county, a region
+technician the region's, the administrator everything; a lesson's own lead teacher its history.
+
+`GET /api/v1/monitor/stream` is a server-sent-events stream (docs/monitoring.md): one `snapshot`
+with every live lesson and its ten-minute charts, then a `tick` every two seconds with the current
+figures (and each chart's newest point), and every alert change as it happens. A stream re-checks its
+token every few seconds, so a technician whose account is disabled or logged out stops seeing the
+county at once, as the WebSocket sessions do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+
+from monitoring.bandwidth import SchoolInfo, bandwidth_report
+from monitoring.monitor import Monitor
+from scheduler.model import Lesson
+from scheduler.timetable import Timetable
+from signaling.access import in_scope
+from signaling.http import PRINCIPAL, Refusal
+from signaling.hub import Hub
+from signaling.store import AccessStore
+from signaling.tokens import Claims, Role, TokenRefused, TokenService, TokenType
+
+KEEPALIVE_S = 15.0
+RECHECK_S = 5.0
+MAX_RANGE_DAYS = 62
+
+
+def _principal(request: web.Request, *roles: Role) -> Claims:
+    principal: Claims | None = request.get(PRINCIPAL)
+    if principal is None:
+        raise Refusal(401, "missing_token", "log in first")
+    if roles and principal.role not in roles:
+        raise Refusal(403, "not_entitled", "your role may not do this")
+    return principal
+
+
+class MonitoringApi:
+    def __init__(self, monitor: Monitor, hub: Hub, timetable: Timetable, tokens: TokenService,
+                 store: AccessStore) -> None:
+        self.monitor = monitor
+        self.hub = hub
+        self.t = timetable
+        self.tokens = tokens
+        self.store = store
+
+    # ---- who may see what ---------------------------------------------------------------------------
+    def _places(self, lesson: Lesson) -> tuple[frozenset[int], frozenset[int]]:
+        live = self.hub.lessons.get(lesson.id)
+        if live is not None:
+            return live.counties, live.regions
+        return self.hub.places_of(self.hub.facts(lesson.id) or _facts(lesson))
+
+    def _may_see_lesson(self, p: Claims, lesson: Lesson) -> bool:
+        if p.role == Role.TEACHER:
+            return p.teacher_id is not None and p.teacher_id == lesson.lead_teacher_id
+        return in_scope(p, *self._places(lesson))
+
+    def _who(self, p: Claims) -> str:
+        if p.account_id is not None:
+            account = self.store.account(p.account_id)
+            if account is not None:
+                return account.username
+        return "administrator" if p.role == Role.ADMIN else p.sub
+
+    def _still_valid(self, request: web.Request, p: Claims) -> bool:
+        if p.jti == "admin-token":
+            return True
+        header = request.headers.get("Authorization", "")
+        try:
+            claims = self.tokens.verify(header[7:].strip(), (TokenType.SESSION, TokenType.DEVICE))
+            self.store.check_current(claims)
+        except TokenRefused:
+            return False
+        return True
+
+    # ---- the live view -----------------------------------------------------------------------------
+    async def view(self, request: web.Request) -> web.Response:
+        p = _principal(request, Role.ADMIN, Role.TECHNICIAN)
+        return web.json_response(self.monitor.view(lambda c, r: in_scope(p, c, r)))
+
+    async def stream(self, request: web.Request) -> web.StreamResponse:
+        p = _principal(request, Role.ADMIN, Role.TECHNICIAN)
+        scope = lambda c, r: in_scope(p, c, r)  # noqa: E731
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8",
+                                               "Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        await response.prepare(request)
+        sub = self.monitor.subscribe(scope)
+        checked = time.monotonic()
+        try:
+            await _send(response, self.monitor.view(scope))
+            while True:
+                try:
+                    message = await asyncio.wait_for(sub.queue.get(), KEEPALIVE_S)
+                except TimeoutError:
+                    await response.write(b": keepalive\n\n")
+                    message = None
+                if time.monotonic() - checked >= RECHECK_S:
+                    checked = time.monotonic()
+                    if not await asyncio.to_thread(self._still_valid, request, p):
+                        await _send(response, {"type": "ended", "reason": "access_ended"})
+                        break
+                if message is not None:
+                    await _send(response, message)
+        except (ConnectionError, RuntimeError):
+            pass  # the page went away
+        finally:
+            self.monitor.unsubscribe(sub)
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await response.write_eof()
+        return response
+
+    # ---- alerts ------------------------------------------------------------------------------------
+    async def alerts(self, request: web.Request) -> web.Response:
+        p = _principal(request, Role.ADMIN, Role.TECHNICIAN)
+        q = request.query
+        try:
+            since = _when(q.get("since"))
+            until = _when(q.get("until"))
+            lesson_id = int(q["lesson_id"]) if q.get("lesson_id") else None
+            limit = min(1000, max(1, int(q.get("limit", "200"))))
+        except ValueError as exc:
+            raise Refusal(400, "bad_field", str(exc)) from None
+        firing = {"1": True, "true": True, "0": False, "false": False}.get(q.get("firing", ""))
+        rows = await asyncio.to_thread(self.monitor.store.alerts, since=since, until=until, rule=q.get("rule") or None,
+                                       lesson_id=lesson_id, firing=firing, limit=limit)
+        visible = [a.to_json() for a in rows if a.lesson_id is None or in_scope(p, a.county_ids, a.region_ids)]
+        return web.json_response({"alerts": visible})
+
+    async def acknowledge(self, request: web.Request) -> web.Response:
+        p = _principal(request, Role.ADMIN, Role.TECHNICIAN)
+        try:
+            alert_id = int(request.match_info["id"])
+        except ValueError:
+            raise Refusal(400, "bad_field", "the alert id is a number") from None
+        existing = next((a for a in self.monitor.engine.firing.values() if a.id == alert_id), None)
+        if existing is None:
+            existing = await asyncio.to_thread(self.monitor.store.alert, alert_id)
+        if existing is None or not (existing.lesson_id is None or in_scope(p, existing.county_ids,
+                                                                            existing.region_ids)):
+            raise Refusal(404, "not_found", f"no alert {alert_id}")
+        who = self._who(p)
+        alert = await self.monitor.acknowledge(alert_id, who)
+        assert alert is not None
+        self.store.audit(p.sub, p.role.value, "alert_ack", "ok", lesson_id=alert.lesson_id,
+                         reason=f"{alert.rule} {alert.key} acknowledged by {who}")
+        return web.json_response({"alert": alert.to_json()})
+
+    # ---- history -----------------------------------------------------------------------------------
+    async def history(self, request: web.Request) -> web.Response:
+        p = _principal(request, Role.ADMIN, Role.TECHNICIAN, Role.TEACHER)
+        try:
+            lesson_id = int(request.match_info["id"])
+        except ValueError:
+            raise Refusal(400, "bad_field", "the lesson id is a number") from None
+        lesson = self.t.repo.lesson(lesson_id)
+        if lesson is None or not self._may_see_lesson(p, lesson):
+            raise Refusal(404, "not_found", f"no lesson {lesson_id}")
+        samples = await asyncio.to_thread(self.monitor.store.samples, lesson_id)
+        alerts = await asyncio.to_thread(self.monitor.store.alerts, lesson_id=lesson_id, limit=1000)
+        names = self.hub.classroom_names(_facts(lesson))
+        series: dict[str, dict[str, Any]] = {}
+        for r in samples:
+            entry = series.setdefault(r.participant_id, {
+                "participant_id": r.participant_id, "role": r.role, "classroom_id": r.classroom_id,
+                "name": names.get(r.classroom_id, r.participant_id) if r.classroom_id is not None else r.participant_id,
+                "t": [], "kbps_in": [], "kbps_out": [], "loss": [], "rtt_ms": [], "fps": [], "score": [], "link": []})
+            for name in ("kbps_in", "kbps_out", "loss", "rtt_ms", "fps", "score", "link"):
+                entry[name].append(getattr(r, name))
+            entry["t"].append(r.at)
+        tz = self.t.config.tz
+        return web.json_response({
+            "lesson": {"id": lesson.id, "kind": lesson.kind.value, "subject": lesson.subject,
+                       "status": lesson.status.value, "start": lesson.start.astimezone(tz).isoformat(),
+                       "end": lesson.end.astimezone(tz).isoformat(), "starts_at": lesson.start.timestamp(),
+                       "ends_at": lesson.end.timestamp(), "lead": names.get(lesson.lead_classroom_id, ""),
+                       "receivers": [{"classroom_id": c, "name": names.get(c, str(c))}
+                                     for c in lesson.receiving_classroom_ids]},
+            "series": sorted(series.values(), key=lambda e: (e["role"] != "lead", e["name"])),
+            "alerts": [a.to_json() for a in reversed(alerts)],
+        })
+
+    async def bandwidth(self, request: web.Request) -> web.Response:
+        p = _principal(request, Role.ADMIN, Role.TECHNICIAN)
+        tz = self.t.config.tz
+        q = request.query
+        try:
+            first = datetime.fromisoformat(q["from"]).date() if q.get("from") else datetime.now(tz).date()
+            last = datetime.fromisoformat(q["to"]).date() if q.get("to") else first
+        except ValueError:
+            raise Refusal(400, "bad_field", "from and to are dates, YYYY-MM-DD") from None
+        if last < first or (last - first).days > MAX_RANGE_DAYS:
+            raise Refusal(400, "bad_field", f"to is on or after from, at most {MAX_RANGE_DAYS} days later")
+        since = datetime.combine(first, datetime.min.time(), tz).astimezone(UTC)
+        until = datetime.combine(last + timedelta(days=1), datetime.min.time(), tz).astimezone(UTC)
+        rows = await asyncio.to_thread(self.monitor.store.samples_between, since.timestamp(), until.timestamp())
+        repo = self.t.repo
+        county_names = {c.id: c.name for c in repo.counties()}
+        schools = {s.id: SchoolInfo(s.id, s.name, s.county_id, county_names.get(s.county_id, ""), s.bandwidth_mbps)
+                   for s in repo.schools()}
+        school_of = {c.id: c.school_id for c in repo.classrooms()}
+        lessons = {lesson.id: lesson for lesson in repo.lessons(start=since, end=until, limit=100000)}
+        visible = {lid for lid, lesson in lessons.items() if in_scope(p, *self._places(lesson))}
+        slot_of = {lid: f"{lesson.start.astimezone(tz):%H:%M}–{lesson.end.astimezone(tz):%H:%M}"
+                   for lid, lesson in lessons.items() if lid in visible}
+        report = bandwidth_report((r for r in rows if r.lesson_id in visible), school_of, schools, slot_of)
+        return web.json_response({"from": first.isoformat(), "to": last.isoformat(), **report})
+
+
+def _facts(lesson: Lesson) -> Any:
+    from signaling.access import LessonFacts
+
+    return LessonFacts(lesson, 0, 0)
+
+
+def _when(text: str | None) -> float | None:
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return datetime.fromisoformat(text).timestamp()
+
+
+async def _send(response: web.StreamResponse, message: dict[str, Any]) -> None:
+    data = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+    await response.write(f"event: {message.get('type', 'message')}\ndata: {data}\n\n".encode())
+
+
+def add_routes(app: web.Application, api: MonitoringApi) -> None:
+    r = app.router
+    r.add_get("/api/v1/monitor", api.view, name="sig.monitor")
+    r.add_get("/api/v1/monitor/stream", api.stream, name="sig.monitor_stream")
+    r.add_get("/api/v1/alerts", api.alerts, name="sig.alerts")
+    r.add_post("/api/v1/alerts/{id}/ack", api.acknowledge, name="sig.alert_ack")
+    r.add_get("/api/v1/lessons/{id}/history", api.history, name="sig.lesson_history")
+    r.add_get("/api/v1/bandwidth", api.bandwidth, name="sig.bandwidth")
