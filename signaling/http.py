@@ -170,7 +170,9 @@ class AccessApi:
 
     # ---- open routes --------------------------------------------------------------------------
     async def client_config(self, request: web.Request) -> web.Response:
-        return ok({"protocol": protocol.VERSION, "ice_servers": self.hub.ice_servers, "languages": ["zh", "en"]})
+        # the district's time zone: pages show lesson times and alert times in it, whatever the PC's clock says
+        return ok({"protocol": protocol.VERSION, "ice_servers": self.hub.ice_servers, "languages": ["zh", "en"],
+                   "timezone": str(self.t.config.tz)})
 
     async def login(self, request: web.Request) -> web.Response:
         address = request.remote or ""

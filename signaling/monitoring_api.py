@@ -191,6 +191,33 @@ class MonitoringApi:
             "alerts": [a.to_json() for a in reversed(alerts)],
         })
 
+    async def lessons(self, request: web.Request) -> web.Response:
+        """One day's lessons this viewer looks after, for the history page's list."""
+        p = _principal(request, Role.ADMIN, Role.TECHNICIAN)
+        tz = self.t.config.tz
+        try:
+            day = datetime.fromisoformat(request.query["date"]).date() if request.query.get("date") else \
+                datetime.now(tz).date()
+        except ValueError:
+            raise Refusal(400, "bad_field", "date is YYYY-MM-DD") from None
+        since = datetime.combine(day, datetime.min.time(), tz).astimezone(UTC)
+        found = self.t.repo.lessons(start=since, end=since + timedelta(days=1), limit=5000)
+        found = [lesson for lesson in found if in_scope(p, *self._places(lesson))]
+        counts: dict[int, int] = {}
+        if found:
+            for a in await asyncio.to_thread(self.monitor.store.alerts, since=since.timestamp(),
+                                             until=(since + timedelta(days=2)).timestamp(), limit=100000):
+                if a.lesson_id is not None:
+                    counts[a.lesson_id] = counts.get(a.lesson_id, 0) + 1
+        out = []
+        for lesson in sorted(found, key=lambda x: (x.start, x.id)):
+            names = self.hub.classroom_names(_facts(lesson))
+            out.append({"id": lesson.id, "kind": lesson.kind.value, "subject": lesson.subject,
+                        "status": lesson.status.value, "start": lesson.start.astimezone(tz).isoformat(),
+                        "end": lesson.end.astimezone(tz).isoformat(), "lead": names.get(lesson.lead_classroom_id, ""),
+                        "receivers": len(lesson.receiving_classroom_ids), "alerts": counts.get(lesson.id, 0)})
+        return web.json_response({"date": day.isoformat(), "lessons": out})
+
     async def bandwidth(self, request: web.Request) -> web.Response:
         p = _principal(request, Role.ADMIN, Role.TECHNICIAN)
         tz = self.t.config.tz
@@ -242,6 +269,7 @@ def add_routes(app: web.Application, api: MonitoringApi) -> None:
     r = app.router
     r.add_get("/api/v1/monitor", api.view, name="sig.monitor")
     r.add_get("/api/v1/monitor/stream", api.stream, name="sig.monitor_stream")
+    r.add_get("/api/v1/monitor/lessons", api.lessons, name="sig.monitor_lessons")
     r.add_get("/api/v1/alerts", api.alerts, name="sig.alerts")
     r.add_post("/api/v1/alerts/{id}/ack", api.acknowledge, name="sig.alert_ack")
     r.add_get("/api/v1/lessons/{id}/history", api.history, name="sig.lesson_history")
