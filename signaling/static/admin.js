@@ -5,6 +5,7 @@
 import { api, el, header, hhmm, logoutButton, notice, requireLogin } from "./common.js";
 import { applyTexts, lang, t } from "./i18n.js";
 import qrcode from "./vendor/qrcode.js";
+import { hbars } from "./charts.js";
 
 const TABS = ["import", "settle", "corrections", "calendar", "reports", "accounts", "enrol", "audit", "live"];
 
@@ -188,32 +189,11 @@ async function renderCalendar(view) {
   await draw();
 }
 
-const SVG = "http://www.w3.org/2000/svg";
-function svg(tag, attrs = {}, text = "") {
-  const node = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
-  if (text) node.textContent = text;
+// A horizontal bar chart (ECharts): one bar per row, green where it reaches its target, the target in red.
+function barChart(rows, options) {
+  const node = el("div", { class: "chart bars" });
+  requestAnimationFrame(() => hbars(node, rows, options));  // once in the page: ECharts needs its width
   return node;
-}
-
-// A horizontal bar chart: one bar per row, with an optional target mark per row.
-function barChart(rows, { value, label, target, max }) {
-  const rowH = 22, left = 220, width = 760;
-  const top = Math.max(1, max ?? Math.max(...rows.map((r) => Math.max(value(r), target ? target(r) : 0)), 1));
-  const chart = svg("svg", { viewBox: `0 0 ${width} ${rows.length * rowH + 24}`, role: "img" });
-  rows.forEach((r, i) => {
-    const y = i * rowH + 4;
-    const w = ((width - left - 60) * value(r)) / top;
-    const reached = !target || value(r) >= target(r);
-    chart.append(svg("text", { x: left - 6, y: y + 14, "text-anchor": "end", fill: "#eef3f8", "font-size": 12 }, label(r).slice(0, 24)));
-    chart.append(svg("rect", { x: left, y, width: Math.max(1, w), height: rowH - 6, fill: reached ? "#2fbf71" : "#f2b233", rx: 3 }));
-    chart.append(svg("text", { x: left + w + 6, y: y + 14, fill: "#9fb0c3", "font-size": 12 }, String(Math.round(value(r) * 10) / 10)));
-    if (target) {
-      const x = left + ((width - left - 60) * target(r)) / top;
-      chart.append(svg("line", { x1: x, x2: x, y1: y - 2, y2: y + rowH - 4, stroke: "#ef5350", "stroke-width": 2 }));
-    }
-  });
-  return el("div", { class: "chart" }, chart);
 }
 
 async function renderReports(view) {

@@ -98,3 +98,23 @@ export function bars(node, title, categories, seriesList, unit) {
 }
 
 export { COLORS };
+
+// Horizontal bars, one per row, with an optional target per row drawn as a red mark (quota reports).
+export function hbars(node, rows, { value, label, target }) {
+  node.style.height = `${Math.max(80, rows.length * 24 + 30)}px`;
+  const chart = chartLib().init(node, null, { renderer: "canvas" });
+  const values = rows.map(value);
+  const reached = rows.map((r, i) => !target || values[i] >= target(r));
+  chart.setOption({
+    animation: false, tooltip: { trigger: "axis", axisPointer: { type: "shadow" } },
+    grid: { left: 230, right: 50, top: 8, bottom: 22 },
+    xAxis: { type: "value", axisLabel: { color: COLORS.muted }, splitLine: { lineStyle: { color: COLORS.line } } },
+    yAxis: { type: "category", inverse: true, data: rows.map((r) => label(r).slice(0, 24)), axisLabel: { color: "#eef3f8", fontSize: 12 } },
+    series: [
+      { type: "bar", barWidth: 14, label: { show: true, position: "right", color: COLORS.muted, formatter: (p) => String(Math.round(p.value * 10) / 10) },
+        data: values.map((v, i) => ({ value: v, itemStyle: { color: reached[i] ? COLORS.ok : COLORS.warn, borderRadius: 3 } })) },
+      ...(target ? [{ type: "scatter", symbol: "rect", symbolSize: [3, 20], itemStyle: { color: COLORS.bad }, data: rows.map(target), z: 3 }] : []),
+    ],
+  });
+  return chart;
+}

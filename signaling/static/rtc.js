@@ -318,33 +318,40 @@ export class LessonConnection extends EventTarget {
 
   stopStats() { if (this.statsTimer) clearInterval(this.statsTimer); this.statsTimer = null; }
 
-  // What the page sees of the lead's camera: sent to the server for the teacher's quality display.
-  async videoStats() {
-    if (!this.pc) return null;
-    const stats = await this.pc.getStats();
-    let best = null;
-    stats.forEach((s) => {
-      if (s.type === "inbound-rtp" && s.kind === "video" && (!best || (s.framesDecoded || 0) > (best.framesDecoded || 0))) best = s;
-    });
-    return best;
-  }
-
   async reportStats() {
-    const v = await this.videoStats();
+    if (!this.pc) return;
+    const stats = await this.pc.getStats();
+    let v = null;
+    let pair = null;
+    let bytes = 0;
+    stats.forEach((s) => {
+      if (s.type === "inbound-rtp" && s.kind === "video" && (!v || (s.framesDecoded || 0) > (v.framesDecoded || 0))) v = s;
+      if (s.type === "inbound-rtp") bytes += s.bytesReceived || 0;
+      if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded") pair = s;
+    });
     if (!v) return;
     const now = performance.now();
     const frames = v.framesDecoded || 0;
-    const fps = this.lastStatsAt ? ((frames - this.lastFrames) * 1000) / (now - this.lastStatsAt) : 0;
-    this.lastFrames = frames; this.lastStatsAt = now;
+    const seconds = this.lastStatsAt ? (now - this.lastStatsAt) / 1000 : 0;
+    const fps = seconds ? (frames - this.lastFrames) / seconds : 0;
+    const kbps = seconds && bytes >= this.lastBytes ? ((bytes - this.lastBytes) * 8) / 1000 / seconds : null;
+    this.lastFrames = frames; this.lastStatsAt = now; this.lastBytes = bytes;
+    const emitted = v.jitterBufferEmittedCount || 0;
+    // what the monitoring's quality score reads (docs/monitoring.md): decoded and dropped frames, freezes,
+    // jitter-buffer delay, bitrate and the bandwidth the browser estimates it has
     this.send("stats", { report: {
-      frames_decoded: frames, fps: Math.round(fps * 10) / 10, width: v.frameWidth ?? null, height: v.frameHeight ?? null,
+      frames_decoded: frames, frames_dropped: v.framesDropped ?? 0, fps: Math.round(fps * 10) / 10,
+      width: v.frameWidth ?? null, height: v.frameHeight ?? null,
       packets_lost: v.packetsLost ?? 0, jitter_ms: v.jitter != null ? Math.round(v.jitter * 1000) : null,
-      freeze_count: v.freezeCount ?? 0,
+      freeze_count: v.freezeCount ?? 0, freeze_s: v.totalFreezesDuration ?? 0,
+      jitter_buffer_ms: emitted ? Math.round((v.jitterBufferDelay / emitted) * 1000) : null,
+      bitrate_kbps: kbps != null ? Math.round(kbps) : null,
+      available_kbps: pair?.availableIncomingBitrate != null ? Math.round(pair.availableIncomingBitrate / 1000) : null,
+      rtt_ms: pair?.currentRoundTripTime != null ? Math.round(pair.currentRoundTripTime * 1000) : null,
     } });
   }
 }
 
-// the server's 1–5 quality score (docs/monitoring.md): 3.5 and up good, 2.5 and up fair, below that poor
 export function qualityClass(score) {
   if (score == null) return "";
   return score >= 3.5 ? "q-good" : score >= 2.5 ? "q-fair" : "q-bad";
