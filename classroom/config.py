@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from media.config import MediaConfig
+from monitoring.config import MonitoringConfig
 from scheduler.config import SchedulerConfig
 from signaling.config import SignalingConfig
 
@@ -59,6 +60,7 @@ class Config:
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
     signaling: SignalingConfig = field(default_factory=SignalingConfig)
+    monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
 
 
 def _convert(value: Any, kind: Any, where: str) -> Any:

@@ -24,7 +24,7 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from media.api import EventKind, MediaError, MediaEvent, MediaPlane, ParticipantRole, SlotKind, TrackKind
-from scheduler.model import LessonStatus
+from scheduler.model import Lesson, LessonStatus
 from scheduler.timetable import Timetable
 from signaling import protocol
 from signaling.access import LessonFacts, check_join, socket_refusal
@@ -170,6 +170,8 @@ class Hub:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._lock = asyncio.Lock()  # opening/closing rooms one at a time keeps rooms and lessons in step
         self._loop: asyncio.AbstractEventLoop | None = None
+        # each room's stats snapshot, as the stats loop takes it, goes to these (monitoring's metrics)
+        self.stats_listeners: list[Callable[[str, Lesson, dict[str, Any]], None]] = []
 
     # ---- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -857,6 +859,8 @@ class Hub:
                 except Exception:
                     log.exception("stats of lesson %d failed", live.lesson_id)
                     continue
+                for listener in self.stats_listeners:
+                    listener(live.room_id, live.facts.lesson, snapshot)
                 self._account(live, snapshot, dt)
                 if now - live.last_evidence >= self.config.evidence_interval_s:
                     self._flush_evidence(live)
