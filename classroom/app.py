@@ -62,8 +62,13 @@ def make_metrics(config: Config, db: Database, timetable: Timetable, hub: Hub) -
         session = live.sessions.get(participant_id) if live is not None else None
         return session.opened if session is not None else None
 
+    def room_kind(room_id: str) -> str | None:
+        lesson_id = lesson_of_room(room_id)
+        live = hub.lessons.get(lesson_id) if lesson_id is not None else None
+        return live.facts.lesson.kind.value if live is not None else None
+
     metrics = Metrics(config.monitoring, data_dir=config.server.data_path, db=db, kind_of=kind_of,
-                      joined_at=joined_at)
+                      joined_at=joined_at, room_kind=room_kind)
     hub.stats_listeners.append(metrics.observe)
     return metrics
 

@@ -340,6 +340,7 @@ class Metrics:
         db: Any = None,  # scheduler.db.Database: refused joins come from its audit table
         kind_of: Callable[[int], str | None] = lambda _lesson_id: None,
         joined_at: Callable[[str, str], float | None] = lambda _room, _pid: None,
+        room_kind: Callable[[str], str | None] = lambda _room: None,
         alerts_firing: AlertsFiring | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
@@ -350,6 +351,7 @@ class Metrics:
         self.db = db
         self.kind_of = kind_of
         self.joined_at = joined_at  # monotonic time a participant's connection opened (join-to-first-frame)
+        self.room_kind = room_kind  # a room's lesson kind before its first snapshot arrived
         self.alerts_firing = alerts_firing
         self.clock = clock
         self.monotonic = monotonic
@@ -450,7 +452,7 @@ class Metrics:
             return
         if ev.kind != EventKind.FIRST_KEYFRAME or pid is None:
             return
-        kind = self.room_kinds.get(ev.room_id, UNKNOWN_KIND)
+        kind = self.room_kinds.get(ev.room_id) or self.room_kind(ev.room_id) or UNKNOWN_KIND
         wait_ms = _num(ev.detail.get("wait_ms"))
         if wait_ms is not None:
             self.keyframe_wait.labels(self.node, kind).observe(wait_ms / 1000.0)
