@@ -103,6 +103,8 @@ class Source:
 
 
 def _int(value: Any) -> int:
+    if type(value) is int and value >= 0:  # the usual case, first: this runs for every counter every second
+        return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         return 0
     return max(0, int(value))
@@ -131,12 +133,14 @@ def room_sources(snapshot: Mapping[str, Any]) -> dict[SourceKey, Source]:
         lead = p.get("role") == "lead"
         for track, t in _dict(p.get("published"), f"{pid} published").items():
             t = _dict(t, f"{pid} track {track}")
-            counts = {name: _int(t.get(key)) for key, name in IN_COUNTERS.items()}
+            counts = {name: v if type(v := t.get(key)) is int and v >= 0 else _int(v)
+                      for key, name in IN_COUNTERS.items()}
             watch = ("lead" if lead else "classroom") if track == "camera" and connected else ""
             out[(str(pid), "in", str(track), _int(t.get("ssrc")))] = Source(counts, watch)
         for mid, s in _dict(p.get("slots"), f"{pid} slots").items():
             s = _dict(s, f"{pid} slot {mid}")
-            counts = {name: _int(s.get(key)) for key, name in OUT_COUNTERS.items()}
+            counts = {name: v if type(v := s.get(key)) is int and v >= 0 else _int(v)
+                      for key, name in OUT_COUNTERS.items()}
             flowing = connected and s.get("slot") == "camera" and bool(s.get("source_on_air"))
             out[(str(pid), "out", str(mid), _int(s.get("ssrc")))] = Source(counts, "subscriber" if flowing else "")
     out[("", "room", "", 0)] = Source({name: _int(snapshot.get(key)) for key, name in ROOM_COUNTERS.items()})
