@@ -18,6 +18,7 @@ from typing import Any
 
 from media.config import MediaConfig
 from monitoring.alerts import AlertConfig
+from monitoring.config import MonitoringConfig
 from scheduler.config import SchedulerConfig
 from signaling.config import SignalingConfig
 
@@ -62,6 +63,7 @@ class Config:
     media: MediaConfig = field(default_factory=MediaConfig)
     signaling: SignalingConfig = field(default_factory=SignalingConfig)
     alerts: AlertConfig = field(default_factory=AlertConfig)
+    monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
 
 
 def _convert(value: Any, kind: Any, where: str) -> Any:

@@ -60,6 +60,9 @@ class FanoutOptions:
     # Of `subs`, this many are hostile (`--hostile K`): they NACK, PLI and send junk RTCP at the
     # highest rate the SFU accepts and beyond; the figures are the well-behaved subscribers'.
     hostile: int = 0
+    # "on": the server also does what monitoring does in `classroom serve` (monitoring/bench.py);
+    # "both": the same room without, then with it, in one invocation (monitoring_overhead_pct)
+    monitoring: str = "off"
     log: Callable[[str], None] = field(default=lambda _msg: None)
 
 
@@ -278,7 +281,8 @@ def run_fanout(options: FanoutOptions, spec: ClipSpec) -> dict[str, Any]:
         config = {"announced_addresses": ("127.0.0.1",), "udp_port_min": options.port_min}
         config["udp_port_max"] = options.port_max
         config["max_subscriptions_per_worker"] = options.capacity
-        server = _spawn(ctx, f"{options.plane}-server", server_main, options.plane, ROOM, config)
+        server = _spawn(ctx, f"{options.plane}-server", server_main, options.plane, ROOM, config,
+                        options.monitoring == "on")
         children.append(server)
         ready = server.expect("ready", 60)
         port = int(ready["port"])
@@ -459,6 +463,9 @@ def run_fanout(options: FanoutOptions, spec: ClipSpec) -> dict[str, Any]:
     # The plane's events over the whole run (joins, first keyframes...), and the first few that ended
     # something: a publisher or subscriber the server dropped explains a window without media.
     result["server_events"] = server_reply.get("events", {})
+    result["monitoring"] = options.monitoring
+    if server_reply.get("monitoring"):
+        result["monitoring_load"] = server_reply["monitoring"]
     if server_reply.get("notable"):
         result["server_events_notable"] = server_reply["notable"]
     return result
@@ -619,6 +626,8 @@ def fanout(options: FanoutOptions, baseline_subs: int | None, spec: ClipSpec | N
     clip = load_clip(spec)  # encode once, before any child starts, so all of them read the cache
     options.log(f"clip ready ({clip.video_mbps:.2f} Mbit/s VP8) in {time.monotonic() - t:.1f} s")
     calm = None
+    if options.monitoring == "both":
+        return _monitoring_both(options, spec, baseline_subs)
     if options.hostile > 0:
         # The same room without the hostile subscribers first, in the same invocation.
         calm = run_fanout(replace(options, hostile=0, subs=options.subs - options.hostile), spec)
@@ -636,6 +645,24 @@ def fanout(options: FanoutOptions, baseline_subs: int | None, spec: ClipSpec | N
             ours["speedup_vs_baseline"] = round(base["cpu_ms_per_sub_s"] / ours["cpu_ms_per_sub_s"], 1)
         else:
             ours["speedup_vs_baseline"] = None
+    return ours
+
+
+def _monitoring_both(options: FanoutOptions, spec: ClipSpec, baseline_subs: int | None) -> dict[str, Any]:
+    """The same room without monitoring, then with it: the extra SFU CPU in percent (both runs in one
+    invocation, so the machine's state is as close as it gets), and monitoring's own CPU measured inside."""
+    off = fanout(replace(options, monitoring="off"), None, spec)
+    ours = fanout(replace(options, monitoring="on"), baseline_subs, spec)
+    keys = ("sfu_cpu_cores", "cpu_ms_per_sub_s", "loss", "forward_latency_p99_ms", "machine_other_cores", "valid")
+    ours["monitoring_off"] = {k: off.get(k) for k in keys}
+    a, b = ours.get("sfu_cpu_cores"), off.get("sfu_cpu_cores")
+    ours["monitoring_overhead_pct"] = round((a - b) / b * 100, 2) if a and b else None
+    load = ours.get("monitoring_load") or {}
+    own = load.get("monitoring_cpu_cores")
+    # monitoring's own CPU (thread time inside the snapshot, the metrics and the scrapes) over the SFU's:
+    # the same cost measured from inside, free of the run-to-run noise of the difference above
+    ours["monitoring_own_cpu_pct"] = round(own / a * 100, 3) if own is not None and a else None
+    ours["monitoring"] = "both"
     return ours
 
 
@@ -690,6 +717,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="of --subs, this many NACK, PLI and send junk RTCP as fast as the SFU accepts and beyond; "
         "runs the room without them first and reports hostile_latency_p99_delta_ms",
     )
+    fan.add_argument(
+        "--monitoring",
+        choices=("off", "on", "both"),
+        default="off",
+        help="on: the server also takes the room's stats every second, feeds the metrics and answers a "
+        "scrape every 5 s, as `classroom serve` does; both: without, then with, reporting monitoring_overhead_pct",
+    )
     fan.add_argument("--json", action="store_true", help="print only the JSON object")
     return parser
 
@@ -739,6 +773,7 @@ def main(argv: list[str]) -> int:
         pacing=max(0.0, args.publisher_pacing),
         profile_dir=args.profile,
         hostile=max(0, min(args.hostile, args.subs - 1)),
+        monitoring=args.monitoring,
         log=log,
     )
     baseline = None if args.no_baseline else (args.baseline_subs or min(args.subs, 6))

@@ -63,14 +63,23 @@ class EventLog:
                 )
 
 
-async def _serve(link: ChildLink, plane_name: str, room_id: str, config: Mapping[str, Any]) -> None:
+async def _serve(
+    link: ChildLink, plane_name: str, room_id: str, config: Mapping[str, Any], monitoring: bool = False
+) -> None:
     plane = make_plane(plane_name, config)
     await plane.start()
     server: asyncio.Server | None = None
     events = EventLog()
     consumer = asyncio.get_running_loop().create_task(events.consume(plane.events()))
+    load = None
+    watcher: asyncio.Task[None] | None = None
     try:
         await plane.open_room(room_id)
+        if monitoring:  # what `classroom serve` adds per room: stats every second, metrics, scrapes
+            from monitoring.bench import MonitoringLoad
+
+            load = MonitoringLoad(room_id)
+            watcher = asyncio.get_running_loop().create_task(load.run(plane))
 
         async def handle(op: str, args: Mapping[str, Any]) -> Any:
             if op == "join":
@@ -104,9 +113,12 @@ async def _serve(link: ChildLink, plane_name: str, room_id: str, config: Mapping
                     stats = await asyncio.wait_for(plane.stats(room_id), 10)
                 except Exception as exc:
                     stats = {"error": f"{type(exc).__name__}: {exc}"}
-                link.send("stats", stats=stats, events=events.counts, notable=events.notable)
+                link.send("stats", stats=stats, events=events.counts, notable=events.notable,
+                          monitoring=load.figures() if load is not None else None)
     finally:
         consumer.cancel()
+        if watcher is not None:
+            watcher.cancel()
         if server is not None:
             server.close()
         with contextlib.suppress(Exception):
@@ -115,13 +127,13 @@ async def _serve(link: ChildLink, plane_name: str, room_id: str, config: Mapping
             await asyncio.wait_for(plane.stop(), 15)
 
 
-def server_main(conn: Connection, plane: str, room_id: str, config: dict[str, Any]) -> None:
+def server_main(conn: Connection, plane: str, room_id: str, config: dict[str, Any], monitoring: bool = False) -> None:
     """Entry point of the server process (multiprocessing, spawn)."""
 
     async def run() -> None:
         link = ChildLink(conn)
         try:
-            await _serve(link, plane, room_id, config)
+            await _serve(link, plane, room_id, config, monitoring)
         except Exception:
             link.send("error", message=traceback.format_exc(limit=8))
             raise

@@ -18,6 +18,7 @@ import logging
 import multiprocessing
 import os
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -29,8 +30,47 @@ from media.event_hub import EventHub
 
 logger = logging.getLogger(__name__)
 
-_CALLS = frozenset({"open_room", "close_room", "join", "leave", "add_candidate", "set_talkback", "stats", "stop"})
+_CALLS = frozenset(
+    {"open_room", "close_room", "join", "leave", "add_candidate", "set_talkback", "stats", "process", "stop"}
+)
 _START_TIMEOUT = 60.0  # a spawned worker imports aiortc, av and numpy before it is ready
+PROCESS_TIMEOUT = 2.0  # a worker that cannot say its CPU and loop lag in this time is reported as not responding
+
+
+class LoopLag:
+    """How late this process's event loop runs a timer: a sign that forwarding (or anything else on the
+    loop) is falling behind. A timer every `interval` seconds; `worst()` is the largest lateness of the
+    last `window` timers (5 s by default), so a scrape every few seconds sees a stall that has passed."""
+
+    def __init__(self, interval: float = 0.25, window: int = 20) -> None:
+        self.interval = interval
+        self._lags: deque[float] = deque(maxlen=window)
+        self._handle: asyncio.TimerHandle | None = None
+        self._due = 0.0
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._due = loop.time() + self.interval
+        self._handle = loop.call_at(self._due, self._tick, loop)
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
+        now = loop.time()
+        self._lags.append(max(0.0, now - self._due))
+        self._due = now + self.interval
+        self._handle = loop.call_at(self._due, self._tick, loop)
+
+    def worst(self) -> float:
+        return max(self._lags, default=0.0)
+
+
+def process_figures(lag: LoopLag) -> dict[str, Any]:
+    """This process's CPU seconds (all threads, user + system) and its event loop's recent worst lag."""
+    return {"pid": os.getpid(), "cpu_seconds": time.process_time(), "loop_lag_s": round(lag.worst(), 6)}
 
 
 # -- worker side -----------------------------------------------------------------------------------
@@ -49,6 +89,8 @@ async def _serve(config: MediaConfig, conn: Connection) -> None:
     plane = LocalMediaPlane(config)
     await plane.start()
     loop = asyncio.get_running_loop()
+    lag = LoopLag()
+    lag.start()
     done = loop.create_future()
     tasks: set[asyncio.Task[None]] = set()
 
@@ -73,7 +115,12 @@ async def _serve(config: MediaConfig, conn: Connection) -> None:
                 if not done.done():
                     done.set_result(None)
                 return
+            if method == "process":
+                send(("result", call_id, True, process_figures(lag)))
+                return
             value = await getattr(plane, method)(*args, **kwargs)
+            if method == "stats" and not args:
+                value = {**value, "process": process_figures(lag)}  # one scrape sees every worker's load
             send(("result", call_id, True, value))
         except MediaError as exc:
             send(("result", call_id, False, str(exc), getattr(exc, "code", None)))
@@ -100,6 +147,7 @@ async def _serve(config: MediaConfig, conn: Connection) -> None:
     try:
         await done
     finally:
+        lag.stop()
         loop.remove_reader(conn.fileno())
         await plane.stop()
         events_task.cancel()
@@ -326,12 +374,15 @@ class WorkerMediaPlane:
         refused = 0
         for w, r in zip(workers, results, strict=True):
             ok = isinstance(r, dict)
-            entry: dict[str, Any] = {"pid": w.pid, "rooms": sorted(w.rooms), "responding": ok}
+            entry: dict[str, Any] = {"index": w.index, "pid": w.pid, "rooms": sorted(w.rooms), "responding": ok}
             if ok:
                 rooms.update(r["rooms"])
                 refused += r.get("refused_joins", 0)
                 for key in ("subscriptions", "capacity", "refused_joins"):
                     entry[key] = r.get(key)
+                process = r.get("process") or {}
+                entry["cpu_seconds"] = process.get("cpu_seconds")
+                entry["loop_lag_s"] = process.get("loop_lag_s")
             per_worker.append(entry)
         return {
             "pid": os.getpid(),
@@ -343,6 +394,21 @@ class WorkerMediaPlane:
 
     def events(self) -> AsyncIterator[MediaEvent]:
         return self._hub.subscribe()
+
+    async def worker_stats(self) -> list[dict[str, Any]]:
+        """Each worker's load without its rooms' snapshots (cheap enough for every second): index, pid,
+        rooms, whether it answered within `PROCESS_TIMEOUT`, CPU seconds and event-loop lag."""
+        workers = [w for w in self._workers if w.alive]
+        results = await asyncio.gather(
+            *(asyncio.wait_for(self._call(w, "process"), PROCESS_TIMEOUT) for w in workers), return_exceptions=True
+        )
+        out = []
+        for w, r in zip(workers, results, strict=True):
+            entry: dict[str, Any] = {"index": w.index, "pid": w.pid, "rooms": len(w.rooms), "responding": False}
+            if isinstance(r, dict):
+                entry.update(responding=True, cpu_seconds=r.get("cpu_seconds"), loop_lag_s=r.get("loop_lag_s"))
+            out.append(entry)
+        return out
 
     # -- for operators and tests ------------------------------------------------------------------
 

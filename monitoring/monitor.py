@@ -22,7 +22,7 @@ import contextlib
 import logging
 import shutil
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,31 +86,6 @@ class Subscription:
             self.dropped += 1
 
 
-class LoopMeter:
-    """This process's event-loop lag (how late a timer fires) and CPU use."""
-
-    def __init__(self, every_s: float = 0.25, window_s: float = 5.0) -> None:
-        self.every_s, self.window_s = every_s, window_s
-        self.lag_ms = 0.0  # the worst lag in the last window
-        self.cpu_percent = 0.0
-        self._lags: list[tuple[float, float]] = []
-        self._cpu: tuple[float, float] | None = None
-
-    async def run(self) -> None:
-        while True:
-            before = time.monotonic()
-            await asyncio.sleep(self.every_s)
-            now = time.monotonic()
-            self._lags.append((now, max(0.0, (now - before - self.every_s) * 1000)))
-            self._lags = [(t, v) for t, v in self._lags if now - t <= self.window_s]
-            self.lag_ms = max(v for _, v in self._lags)
-            cpu = time.process_time()
-            if self._cpu is None or now - self._cpu[0] >= self.window_s:
-                if self._cpu is not None:
-                    self.cpu_percent = 100.0 * (cpu - self._cpu[1]) / (now - self._cpu[0])
-                self._cpu = (now, cpu)
-
-
 class Monitor:
     def __init__(
         self,
@@ -119,7 +94,7 @@ class Monitor:
         data_path: Path,
         node: str = "",
         *,
-        worker_health: Callable[[], Awaitable[list[ProcessHealth]]] | None = None,
+        health: Callable[[], list[ProcessHealth]] | None = None,
         series_step_s: float = SERIES_STEP_S,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -129,7 +104,7 @@ class Monitor:
         self.store = MonitoringStore(db)
         self.data_path = data_path
         self.node = node
-        self.worker_health = worker_health
+        self.health = health  # each process's CPU and loop lag (the metrics' sampler measures them)
         self.series_step_s = series_step_s
         self.clock = clock
         self.engine = AlertEngine(config.clear_after_s)
@@ -137,7 +112,6 @@ class Monitor:
         self.lessons: dict[int, _Lesson] = {}
         self.webhooks = WebhookSender(parse_webhooks(config.alert_webhooks), node, config.webhook_min_severity,
                                       config.webhook_timeout_s)
-        self.loop = LoopMeter()
         self.processes: list[ProcessHealth] = []
         self.disks: list[DiskHealth] = []
         self._subscribers: set[Subscription] = set()
@@ -151,8 +125,7 @@ class Monitor:
         self.engine.restore(await asyncio.to_thread(self.store.firing))
         await self.webhooks.start()
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self.loop.run()), loop.create_task(self._push_loop()),
-                       loop.create_task(self._flush_loop())]
+        self._tasks = [loop.create_task(self._push_loop()), loop.create_task(self._flush_loop())]
         if self.config.enabled:
             self._tasks.append(loop.create_task(self._alert_loop()))
 
@@ -362,13 +335,8 @@ class Monitor:
         return counts
 
     async def _refresh_health(self) -> None:
-        processes = [ProcessHealth("control", self.loop.cpu_percent, self.loop.lag_ms)]
-        if self.worker_health is not None:
-            try:
-                processes += await self.worker_health()
-            except Exception:
-                log.debug("worker health unavailable", exc_info=True)
-        self.processes = processes
+        if self.health is not None:
+            self.processes = self.health()
         now = time.monotonic()
         if now - self._disk_at >= DISK_EVERY_S:
             self._disk_at = now

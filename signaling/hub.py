@@ -27,7 +27,7 @@ from media.api import EventKind, MediaError, MediaEvent, MediaPlane, Participant
 from monitoring.monitor import Monitor
 from monitoring.observation import LessonSample, ParticipantSample
 from monitoring.quality import ReportRefused, clean_client_report
-from scheduler.model import LessonStatus
+from scheduler.model import Lesson, LessonStatus
 from scheduler.timetable import Timetable
 from signaling import protocol
 from signaling.access import LessonFacts, check_join, socket_refusal
@@ -178,6 +178,8 @@ class Hub:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._lock = asyncio.Lock()  # opening/closing rooms one at a time keeps rooms and lessons in step
         self._loop: asyncio.AbstractEventLoop | None = None
+        # each room's stats snapshot, as the stats loop takes it, goes to these (monitoring's metrics)
+        self.stats_listeners: list[Callable[[str, Lesson, dict[str, Any]], None]] = []
 
     # ---- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -888,6 +890,11 @@ class Hub:
                 except Exception:
                     log.exception("stats of lesson %d failed", live.lesson_id)
                     continue
+                for listener in self.stats_listeners:
+                    try:
+                        listener(live.room_id, live.facts.lesson, snapshot)
+                    except Exception:
+                        log.exception("a stats listener failed on lesson %d", live.lesson_id)
                 self._account(live, snapshot, dt)
                 if now - live.last_evidence >= self.config.evidence_interval_s:
                     self._flush_evidence(live)

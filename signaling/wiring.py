@@ -13,7 +13,7 @@ from aiohttp import web
 
 from media.api import MediaPlane
 from media.config import MediaConfig
-from monitoring.alerts import AlertConfig, ProcessHealth
+from monitoring.alerts import AlertConfig
 from monitoring.monitor import Monitor
 from scheduler.db import Database
 from scheduler.jobs import LessonJobs
@@ -84,22 +84,11 @@ def make_signaling(
     tokens = TokenService(load_or_create_key(data_path / "signing-key"), db)
     store = AccessStore(db)
     plane = make_plane(media, media_kind)
-    monitor = Monitor(alerts or AlertConfig(), db, data_path, node or socket.gethostname(),
-                      worker_health=lambda: worker_health(plane))
+    monitor = Monitor(alerts or AlertConfig(), db, data_path, node or socket.gethostname())
     hub = Hub(plane, timetable, tokens, store, config, media.ice_servers(), monitor=monitor)
     api = AccessApi(timetable, tokens, store, hub, config, admin_token)
     return Signaling(config, tokens, store, hub, api, plane, monitor, tls)
 
-
-async def worker_health(plane: MediaPlane) -> list[ProcessHealth]:
-    """CPU use and event-loop lag of each media worker process, as its stats reply says."""
-    stats = await plane.stats()
-    out = []
-    for w in stats.get("workers") or []:
-        if not w.get("responding", True):
-            continue
-        out.append(ProcessHealth(f"worker {w.get('pid')}", w.get("cpu_percent"), w.get("loop_lag_ms")))
-    return out
 
 
 def install(app: web.Application, signaling: Signaling) -> None:
