@@ -14,17 +14,38 @@ import statistics
 import sys
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from aiohttp import ClientSession, web
 
 from media.api import MediaPlane
+from monitoring.alerts import AlertConfig
 from monitoring.config import MonitoringConfig
 from monitoring.metrics import Metrics, RoomFacts
+from monitoring.monitor import Monitor
+from monitoring.observation import LessonSample, ParticipantSample
+from scheduler.db import Database
 from scheduler.model import Kind
 
 STATS_S = 1.0  # the hub's stats interval
 SCRAPE_S = 5.0  # a Prometheus that scrapes every 5 s (the shipped config scrapes every 15 s)
+
+
+def sample_of_snapshot(lesson_id: int, kind: str, snapshot: Mapping[str, Any], starts_at: float,
+                       ends_at: float) -> LessonSample:
+    """What the hub would hand monitoring for a room whose every participant's link is fine."""
+    parts = tuple(
+        ParticipantSample(pid, str(p.get("role", "")), pid, None, "ok", p, {})
+        for pid, p in (snapshot.get("participants") or {}).items()
+    )
+    live = frozenset({"camera"}) if snapshot.get("lead_on_air") else frozenset()
+    return LessonSample(
+        lesson_id=lesson_id, kind=kind, subject="bench", lead_name="lead", county_ids=frozenset(),
+        region_ids=frozenset(), starts_at=starts_at, ends_at=ends_at, wall=time.time(), mono=time.monotonic(),
+        lead_state="on_air" if live else "off_air", lead_expected=live, lead_live=live, talkback=None,
+        receivers={}, absent={}, participants=parts, snapshot=snapshot,
+    )
 
 
 class MonitoringLoad:
@@ -37,6 +58,8 @@ class MonitoringLoad:
         now = time.time()
         self.facts = RoomFacts(kind, now, now + 3600)
         self.metrics = Metrics(MonitoringConfig(node_name="bench"))
+        # quality, live charts and alert rules as the server runs them (the alert log is not written here)
+        self.monitor = Monitor(AlertConfig(), Database(":memory:"), Path("."), "bench")
         self.cpu_s = 0.0  # this thread's CPU spent on monitoring (snapshots included)
         self.ticks = 0
         self.scrapes = 0
@@ -45,6 +68,8 @@ class MonitoringLoad:
 
     def monitoring_tick(self, snapshot: Mapping[str, Any]) -> None:
         self.metrics.observe(self.room_id, self.facts, snapshot)
+        self.monitor.sample(sample_of_snapshot(1, self.facts.kind, snapshot, self.facts.start, self.facts.end))
+        self.monitor.evaluate_now()
 
     def scrape(self) -> int:
         return len(self.metrics.render())

@@ -292,17 +292,21 @@ class Monitor:
 
     async def evaluate(self) -> list[Change]:
         await self._refresh_health()
+        changes = self.evaluate_now()
+        if changes:
+            await asyncio.to_thread(self.store.save_alerts, [c.alert for c in changes])
+            self._publish_changes(changes)
+        return changes
+
+    def evaluate_now(self) -> list[Change]:
+        """The rules over the latest samples and health (no I/O): what fired and what cleared."""
         conditions = []
         for lesson in self.lessons.values():
             conditions += lesson_conditions(lesson.sample, self.config)
             conditions += quality_conditions(lesson.sample, lesson.quality, self.config)
         conditions += system_conditions(self.processes, self.disks, self.config)
-        changes = self.engine.evaluate(conditions, time.monotonic(), self.clock())
         self.evaluations += 1
-        if changes:
-            await asyncio.to_thread(self.store.save_alerts, [c.alert for c in changes])
-            self._publish_changes(changes)
-        return changes
+        return self.engine.evaluate(conditions, time.monotonic(), self.clock())
 
     async def acknowledge(self, alert_id: int, who: str) -> Alert | None:
         alert = next((a for a in self.engine.firing.values() if a.id == alert_id), None)
