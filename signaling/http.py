@@ -497,6 +497,8 @@ class AccessApi:
                                 if c in places)
             if not in_scope(p, counties, regions):
                 continue  # another county's or region's lesson: its technicians look after it
+            timeline = self.hub.attendance.timelines.get(live.lesson_id)
+            lead_minutes, rooms, _teachers = timeline.minutes() if timeline is not None else (0.0, {}, {})
             media: dict[str, Any] | None = None
             if detail:
                 try:
@@ -512,8 +514,8 @@ class AccessApi:
                     "lead_on_air": live.lead_on_air,
                     "participants": len(live.sessions),
                     "roster": self.hub.roster(live),
-                    "lead_minutes": round(live.lead_seconds / 60, 2),
-                    "attended_minutes": {str(k): round(v / 60, 2) for k, v in live.attended_seconds.items()},
+                    "lead_minutes": round(lead_minutes, 2),
+                    "attended_minutes": {str(k): round(v, 2) for k, v in rooms.items()},
                 }
             )
         return ok({"lessons": out, "sessions": len(self.hub.sessions) if p.role == Role.ADMIN else None})

@@ -1,0 +1,266 @@
+"""The thin shell around the attendance timelines: the hub hands presence, on-air changes and stats
+ticks to it; it keeps one timeline per live lesson, writes each changed one every `write_interval_s`
+(the segments and the evidence totals in one transaction, so they never disagree), and closes and
+writes a lesson's timeline synchronously before its settlement.
+
+A write that fails is logged and retried at the next round; nothing in memory is dropped until it is
+written. Before a settlement the final write is retried a few times, and if it still fails the
+settlement is refused (`EvidenceIncomplete`): the timed jobs try again a minute later rather than
+settle a delivered lesson as missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from monitoring import attendance_store
+from monitoring.attendance import (
+    LEAD,
+    Closed,
+    LessonRule,
+    Mark,
+    Sample,
+    Timeline,
+    classroom_key,
+    credited_key,
+    restored,
+    teacher_key,
+    valid_quality,
+)
+from scheduler.model import Lesson
+from scheduler.timetable import Timetable
+
+log = logging.getLogger(__name__)
+
+FINAL_WRITE_ATTEMPTS = 3
+FINAL_WRITE_PAUSE_S = 0.5
+FINAL_WRITE_TIMEOUT_S = 60.0
+
+
+class EvidenceIncomplete(RuntimeError):
+    """A lesson's timeline could not be written before its settlement: settle it later, not now."""
+
+
+class _Claims(Protocol):
+    teacher_id: int | None
+    classroom_id: int | None
+
+
+class _Session(Protocol):
+    @property
+    def link(self) -> Any: ...
+
+    @property
+    def claims(self) -> _Claims | None: ...
+
+
+class AttendanceRecorder:
+    def __init__(
+        self,
+        timetable: Timetable,
+        stats_interval_s: float,
+        write_interval_s: float,
+        wall: Callable[[], float] = time.time,
+        mono: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.timetable = timetable
+        self.max_step_s = 2 * stats_interval_s  # a stall credits at most two intervals
+        self.write_interval_s = write_interval_s
+        self.wall, self.mono = wall, mono
+        self.timelines: dict[int, Timeline] = {}
+        self._written: dict[int, int] = {}  # lesson id -> the timeline version last written
+        self._warned: set[tuple[int, str]] = set()  # (lesson, participant) whose bad quality was logged
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+
+    # ---- lifecycle -----------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Write changed timelines every `write_interval_s`, until cancelled."""
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        while True:
+            await asyncio.sleep(self.write_interval_s)
+            await self.flush()
+
+    async def flush(self) -> None:
+        for lesson_id in [lid for lid, t in self.timelines.items() if t.version != self._written.get(lid)]:
+            try:
+                await asyncio.to_thread(self.write, lesson_id)
+            except Exception as exc:
+                log.warning("lesson %d: writing its attendance failed (%s); kept, retried in %.0f s",
+                            lesson_id, exc, self.write_interval_s)
+
+    async def stop(self) -> None:
+        """The server stops: write everything (segments still going are read back as interrupted)."""
+        for lesson_id in list(self.timelines):
+            try:
+                self.write(lesson_id)
+            except Exception:
+                log.exception("lesson %d: its attendance since the last write is lost at shutdown", lesson_id)
+
+    # ---- what the hub hands on -----------------------------------------------------------------
+    def open(self, lesson: Lesson, community_members: frozenset[int]) -> Timeline:
+        """The lesson's room opened: its timeline, continued from storage after a restart."""
+        timeline = self.timelines.get(lesson.id)
+        if timeline is not None:
+            return timeline
+        rule = LessonRule(lesson.id, frozenset(lesson.receiving_classroom_ids),
+                          community_members if lesson.community_id is not None else frozenset(),
+                          (lesson.end - lesson.start).total_seconds())
+        with self.timetable.db.read() as conn:
+            stored = attendance_store.load(conn, lesson.id)
+        if stored is None:
+            timeline = Timeline(rule, self.max_step_s)
+        else:
+            timeline = restored(rule, self.max_step_s, *stored)
+            log.info("lesson %d: attendance continues from what was recorded (%d participants)",
+                     lesson.id, len(timeline.segments))
+        self.timelines[lesson.id] = timeline
+        return timeline
+
+    def presence(self, lesson_id: int, role: str, classroom_id: int | None, teacher_id: int | None,
+                 what: Mark) -> None:
+        """A participant joined, lost its link, is back, left or went: an event on its timeline."""
+        timeline = self.timelines.get(lesson_id)
+        if timeline is None:
+            return
+        key = self._key(timeline, role, classroom_id, teacher_id)
+        if key is not None:
+            timeline.mark(key, what, self.wall(), self.mono())
+
+    def lead(self, lesson_id: int, on_air: bool) -> None:
+        timeline = self.timelines.get(lesson_id)
+        if timeline is not None:
+            timeline.mark(LEAD, Mark.ON_AIR if on_air else Mark.OFF_AIR, self.wall(), self.mono())
+
+    def tick(self, lesson_id: int, snapshot: Mapping[str, Any], sessions: Mapping[str, _Session],
+             quality: Mapping[str, float | None] | None = None) -> None:
+        """One stats snapshot of the lesson's room; `quality` is each participant's score 1-5, if known."""
+        timeline = self.timelines.get(lesson_id)
+        if timeline is None:
+            return
+        attending: dict[str, float | None] = {}
+        for pid, p in (snapshot.get("participants") or {}).items():
+            if not isinstance(p, Mapping):
+                continue
+            session = sessions.get(pid)
+            claims = session.claims if session is not None else None
+            score = (quality or {}).get(pid)
+            sample = Sample(pid, str(p.get("role") or ""), p.get("connection"),
+                            str(session.link) if session is not None else None,
+                            claims.classroom_id if claims is not None else None,
+                            claims.teacher_id if claims is not None else None, score)
+            key = credited_key(timeline.rule, sample)
+            if key is None:
+                continue
+            if score is not None and valid_quality(score) is None and (lesson_id, pid) not in self._warned:
+                self._warned.add((lesson_id, pid))
+                log.warning("lesson %d: quality %r of %s is not a score from 1 to 5; ignored", lesson_id, score, pid)
+            attending[key] = score
+        timeline.tick(self.wall(), self.mono(), bool(snapshot.get("lead_on_air")), attending)
+
+    async def close(self, lesson_id: int) -> None:
+        """The lesson's room closed (after its settlement): its timeline ends, is written, and is let go."""
+        timeline = self.timelines.get(lesson_id)
+        if timeline is None:
+            return
+        timeline.close(Closed.CLOSED)
+        try:
+            await asyncio.to_thread(self._write_final, lesson_id)
+        except EvidenceIncomplete:
+            log.error("lesson %d: its attendance is kept in memory and retried", lesson_id)
+            return
+        self.timelines.pop(lesson_id, None)
+        self._written.pop(lesson_id, None)
+
+    # ---- settlement --------------------------------------------------------------------------------
+    def before_settle(self, lesson_id: int) -> None:
+        """Called by the settlement job, on any thread: the lesson's timeline ends now and is written,
+        or EvidenceIncomplete is raised and the lesson must not be settled yet."""
+        loop = self._loop
+        if lesson_id not in self.timelines:
+            return  # not live in this process: what was recorded is all there is
+        if loop is None or threading.get_ident() == self._loop_thread:
+            self._close_and_write(lesson_id)
+            return
+        try:
+            future = asyncio.run_coroutine_threadsafe(self._close_async(lesson_id), loop)
+            future.result(FINAL_WRITE_TIMEOUT_S)
+        except EvidenceIncomplete:
+            raise
+        except Exception as exc:
+            raise EvidenceIncomplete(f"lesson {lesson_id}: its attendance could not be closed: {exc}") from exc
+
+    async def _close_async(self, lesson_id: int) -> None:
+        timeline = self.timelines.get(lesson_id)
+        if timeline is not None:
+            timeline.close(Closed.CLOSED)
+            await asyncio.to_thread(self._write_final, lesson_id)
+
+    def _close_and_write(self, lesson_id: int) -> None:
+        timeline = self.timelines.get(lesson_id)
+        if timeline is not None:
+            timeline.close(Closed.CLOSED)
+            self._write_final(lesson_id)
+
+    def _write_final(self, lesson_id: int) -> None:
+        for attempt in range(1, FINAL_WRITE_ATTEMPTS + 1):
+            try:
+                self.write(lesson_id)
+                return
+            except Exception as exc:
+                log.warning("lesson %d: final attendance write %d of %d failed: %s",
+                            lesson_id, attempt, FINAL_WRITE_ATTEMPTS, exc)
+                if attempt < FINAL_WRITE_ATTEMPTS:
+                    time.sleep(FINAL_WRITE_PAUSE_S * attempt)
+        raise EvidenceIncomplete(f"lesson {lesson_id}: its attendance could not be written")
+
+    # ---- storage -------------------------------------------------------------------------------------
+    def write(self, lesson_id: int) -> None:
+        """Write the lesson's timeline and the evidence totals it gives, in one transaction; raises on failure."""
+        timeline = self.timelines.get(lesson_id)
+        if timeline is None:
+            return
+        version = timeline.version
+        lead, rooms, teachers = timeline.minutes()
+        db = self.timetable.db
+        with db.write() as conn:
+            attendance_store.save(conn, lesson_id, timeline)
+            lesson = self.timetable.repo.lesson(lesson_id)
+            if lesson is not None and (lead or rooms or teachers):
+                # membership now, not when the room opened: the timetable refuses strangers
+                members = self.timetable.repo.community_members(lesson.community_id)
+                self.timetable.record_evidence(lesson_id, round(lead, 2), {c: round(m, 2) for c, m in rooms.items()},
+                                               "signaling",
+                                               {t: round(m, 2) for t, m in teachers.items() if t in members})
+        if self._written.get(lesson_id, -1) < version:
+            self._written[lesson_id] = version
+
+    def timeline(self, lesson: Lesson, community_members: frozenset[int]) -> Timeline | None:
+        """The lesson's timeline: the live one, else the stored one (read-only), else None."""
+        live = self.timelines.get(lesson.id)
+        if live is not None:
+            return live
+        with self.timetable.db.read() as conn:
+            stored = attendance_store.load(conn, lesson.id)
+        if stored is None:
+            return None
+        rule = LessonRule(lesson.id, frozenset(lesson.receiving_classroom_ids), community_members,
+                          (lesson.end - lesson.start).total_seconds())
+        return restored(rule, self.max_step_s, *stored, continuing=False)
+
+    @staticmethod
+    def _key(timeline: Timeline, role: str, classroom_id: int | None, teacher_id: int | None) -> str | None:
+        if role == "lead":
+            return LEAD
+        if role == "receiver" and classroom_id is not None and classroom_id in timeline.rule.receivers:
+            return classroom_key(classroom_id)
+        if role == "observer" and teacher_id is not None and teacher_id in timeline.rule.community_members:
+            return teacher_key(teacher_id)
+        return None
+
