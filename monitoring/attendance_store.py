@@ -1,6 +1,6 @@
 """Attendance timelines in the SQLite database (tables of `scheduler/schema.py`'s attendance migration).
 
-Every write is the whole timeline of one lesson, and every upsert only moves forward (seconds and
+A write carries what changed in one lesson's timeline, and every upsert only moves forward (seconds and
 ends grow, a segment's close is kept once set, quality keeps the version with more samples, events
 are inserted once), so writes of the same lesson in any order leave the newest state: a periodic
 write finishing after the settlement's final one cannot undo it.
@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Iterable
 
-from monitoring.attendance import Closed, Event, Mark, Opened, Segment, Timeline
+from monitoring.attendance import Closed, Event, Mark, Opened, Segment
 
 
-def save(conn: sqlite3.Connection, lesson_id: int, timeline: Timeline) -> None:
-    """Write `timeline` (inside the caller's transaction)."""
+def save(conn: sqlite3.Connection, lesson_id: int, segments: Iterable[Segment], events: Iterable[Event],
+         last_at: float | None, closed: bool) -> None:
+    """Write (part of) a lesson's timeline, inside the caller's transaction: the segments and events given
+    (those that changed since the last write), its latest position and whether it is closed."""
     now = int(time.time())
     conn.execute(
         "INSERT INTO attendance_timeline(lesson_id, last_at, closed, updated_at) VALUES (?, ?, ?, ?) "
         "ON CONFLICT(lesson_id) DO UPDATE SET last_at = max(coalesce(last_at, excluded.last_at), excluded.last_at), "
         "closed = max(closed, excluded.closed), updated_at = excluded.updated_at",
-        (lesson_id, timeline.last_at, int(timeline.closed), now),
+        (lesson_id, last_at, int(closed), now),
     )
     conn.executemany(
         "INSERT INTO attendance_segment(lesson_id, participant, seq, started_at, ended_at, seconds, opened_by, "
@@ -35,13 +38,12 @@ def save(conn: sqlite3.Connection, lesson_id: int, timeline: Timeline) -> None:
         [
             (lesson_id, s.participant, s.seq, s.start, s.end, s.seconds, s.opened_by.value,
              s.closed_by.value if s.closed_by else None, s.quality_min, s.quality_sum, s.quality_n)
-            for segs in timeline.segments.values()
-            for s in segs
+            for s in segments
         ],
     )
     conn.executemany(
         "INSERT OR IGNORE INTO attendance_event(lesson_id, seq, at, participant, what) VALUES (?, ?, ?, ?, ?)",
-        [(lesson_id, e.seq, e.at, e.participant, e.what.value) for e in timeline.events],
+        [(lesson_id, e.seq, e.at, e.participant, e.what.value) for e in events],
     )
 
 

@@ -12,19 +12,23 @@ settle a delivered lesson as missed.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from monitoring import attendance_store
 from monitoring.attendance import (
     LEAD,
     Closed,
+    Event,
     LessonRule,
     Mark,
     Sample,
+    Segment,
     Timeline,
     classroom_key,
     credited_key,
@@ -40,6 +44,20 @@ log = logging.getLogger(__name__)
 FINAL_WRITE_ATTEMPTS = 3
 FINAL_WRITE_PAUSE_S = 0.5
 FINAL_WRITE_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """What one write carries: copies taken on the event loop, written on any thread."""
+
+    lesson_id: int
+    version: int
+    segments: list[Segment]
+    events: list[Event]
+    events_upto: int
+    last_at: float | None
+    closed: bool
+    minutes: tuple[float, dict[int, float], dict[int, float]]
 
 
 class EvidenceIncomplete(RuntimeError):
@@ -74,6 +92,8 @@ class AttendanceRecorder:
         self.wall, self.mono = wall, mono
         self.timelines: dict[int, Timeline] = {}
         self._written: dict[int, int] = {}  # lesson id -> the timeline version last written
+        self._sealed: dict[int, set[tuple[str, int]]] = {}  # segments written closed: they never change again
+        self._events_written: dict[int, int] = {}  # lesson id -> how many of its events are written
         self._warned: set[tuple[int, str]] = set()  # (lesson, participant) whose bad quality was logged
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
@@ -89,11 +109,16 @@ class AttendanceRecorder:
 
     async def flush(self) -> None:
         for lesson_id in [lid for lid, t in self.timelines.items() if t.version != self._written.get(lid)]:
+            batch = self._batch(lesson_id)  # taken here, on the loop: the writer thread gets copies only
+            if batch is None:
+                continue
             try:
-                await asyncio.to_thread(self.write, lesson_id)
+                await asyncio.to_thread(self._store, batch)
             except Exception as exc:
                 log.warning("lesson %d: writing its attendance failed (%s); kept, retried in %.0f s",
                             lesson_id, exc, self.write_interval_s)
+                continue
+            self._done(batch)
 
     async def stop(self) -> None:
         """The server stops: write everything (segments still going are read back as interrupted)."""
@@ -145,9 +170,10 @@ class AttendanceRecorder:
         if timeline is None:
             return
         attending: dict[str, float | None] = {}
-        for pid, p in (snapshot.get("participants") or {}).items():
+        participants = snapshot.get("participants")
+        for pid, p in (participants.items() if isinstance(participants, Mapping) else ()):
             if not isinstance(p, Mapping):
-                continue
+                continue  # a malformed entry credits nothing and stops nobody else's attendance
             session = sessions.get(pid)
             claims = session.claims if session is not None else None
             score = (quality or {}).get(pid)
@@ -166,17 +192,17 @@ class AttendanceRecorder:
 
     async def close(self, lesson_id: int) -> None:
         """The lesson's room closed (after its settlement): its timeline ends, is written, and is let go."""
-        timeline = self.timelines.get(lesson_id)
-        if timeline is None:
+        if lesson_id not in self.timelines:
             return
-        timeline.close(Closed.CLOSED)
         try:
-            await asyncio.to_thread(self._write_final, lesson_id)
+            await self._close_async(lesson_id)
         except EvidenceIncomplete:
             log.error("lesson %d: its attendance is kept in memory and retried", lesson_id)
             return
         self.timelines.pop(lesson_id, None)
         self._written.pop(lesson_id, None)
+        self._sealed.pop(lesson_id, None)
+        self._events_written.pop(lesson_id, None)
 
     # ---- settlement --------------------------------------------------------------------------------
     def before_settle(self, lesson_id: int) -> None:
@@ -186,7 +212,12 @@ class AttendanceRecorder:
         if lesson_id not in self.timelines:
             return  # not live in this process: what was recorded is all there is
         if loop is None or threading.get_ident() == self._loop_thread:
-            self._close_and_write(lesson_id)
+            timeline = self.timelines[lesson_id]
+            timeline.close(Closed.CLOSED)
+            batch = self._batch(lesson_id)
+            if batch is not None:
+                self._store_retrying(batch)
+                self._done(batch)
             return
         try:
             future = asyncio.run_coroutine_threadsafe(self._close_async(lesson_id), loop)
@@ -198,48 +229,65 @@ class AttendanceRecorder:
 
     async def _close_async(self, lesson_id: int) -> None:
         timeline = self.timelines.get(lesson_id)
-        if timeline is not None:
-            timeline.close(Closed.CLOSED)
-            await asyncio.to_thread(self._write_final, lesson_id)
+        if timeline is None:
+            return
+        timeline.close(Closed.CLOSED)
+        batch = self._batch(lesson_id)
+        if batch is not None:
+            await asyncio.to_thread(self._store_retrying, batch)
+            self._done(batch)
 
-    def _close_and_write(self, lesson_id: int) -> None:
-        timeline = self.timelines.get(lesson_id)
-        if timeline is not None:
-            timeline.close(Closed.CLOSED)
-            self._write_final(lesson_id)
-
-    def _write_final(self, lesson_id: int) -> None:
+    def _store_retrying(self, batch: _Batch) -> None:
         for attempt in range(1, FINAL_WRITE_ATTEMPTS + 1):
             try:
-                self.write(lesson_id)
+                self._store(batch)
                 return
             except Exception as exc:
                 log.warning("lesson %d: final attendance write %d of %d failed: %s",
-                            lesson_id, attempt, FINAL_WRITE_ATTEMPTS, exc)
+                            batch.lesson_id, attempt, FINAL_WRITE_ATTEMPTS, exc)
                 if attempt < FINAL_WRITE_ATTEMPTS:
                     time.sleep(FINAL_WRITE_PAUSE_S * attempt)
-        raise EvidenceIncomplete(f"lesson {lesson_id}: its attendance could not be written")
+        raise EvidenceIncomplete(f"lesson {batch.lesson_id}: its attendance could not be written")
 
     # ---- storage -------------------------------------------------------------------------------------
     def write(self, lesson_id: int) -> None:
-        """Write the lesson's timeline and the evidence totals it gives, in one transaction; raises on failure."""
+        """Write what changed in the lesson's timeline now, on this thread; raises on failure."""
+        batch = self._batch(lesson_id)
+        if batch is not None:
+            self._store(batch)
+            self._done(batch)
+
+    def _batch(self, lesson_id: int) -> _Batch | None:
+        """Copies of what changed since the last write (a closed segment written once never changes)."""
         timeline = self.timelines.get(lesson_id)
         if timeline is None:
-            return
-        version = timeline.version
-        lead, rooms, teachers = timeline.minutes()
-        db = self.timetable.db
-        with db.write() as conn:
-            attendance_store.save(conn, lesson_id, timeline)
-            lesson = self.timetable.repo.lesson(lesson_id)
+            return None
+        sealed = self._sealed.setdefault(lesson_id, set())
+        segments = [dataclasses.replace(s) for segs in timeline.segments.values() for s in segs
+                    if (s.participant, s.seq) not in sealed]
+        events = timeline.events[self._events_written.get(lesson_id, 0):]
+        return _Batch(lesson_id, timeline.version, segments, events, len(timeline.events), timeline.last_at,
+                      timeline.closed, timeline.minutes())
+
+    def _store(self, batch: _Batch) -> None:
+        """The batch and the evidence totals it gives, in one transaction (any thread); raises on failure."""
+        lead, rooms, teachers = batch.minutes
+        with self.timetable.db.write() as conn:
+            attendance_store.save(conn, batch.lesson_id, batch.segments, batch.events, batch.last_at, batch.closed)
+            lesson = self.timetable.repo.lesson(batch.lesson_id)
             if lesson is not None and (lead or rooms or teachers):
                 # membership now, not when the room opened: the timetable refuses strangers
                 members = self.timetable.repo.community_members(lesson.community_id)
-                self.timetable.record_evidence(lesson_id, round(lead, 2), {c: round(m, 2) for c, m in rooms.items()},
-                                               "signaling",
+                self.timetable.record_evidence(batch.lesson_id, round(lead, 2),
+                                               {c: round(m, 2) for c, m in rooms.items()}, "signaling",
                                                {t: round(m, 2) for t, m in teachers.items() if t in members})
-        if self._written.get(lesson_id, -1) < version:
-            self._written[lesson_id] = version
+
+    def _done(self, batch: _Batch) -> None:
+        lid = batch.lesson_id
+        self._sealed.setdefault(lid, set()).update((s.participant, s.seq) for s in batch.segments if s.closed_by)
+        self._events_written[lid] = max(self._events_written.get(lid, 0), batch.events_upto)
+        if self._written.get(lid, -1) < batch.version:
+            self._written[lid] = batch.version
 
     def timeline(self, lesson: Lesson, community_members: frozenset[int]) -> Timeline | None:
         """The lesson's timeline: the live one, else the stored one (read-only), else None."""
