@@ -203,6 +203,7 @@ class AttendanceRecorder:
         self._written.pop(lesson_id, None)
         self._sealed.pop(lesson_id, None)
         self._events_written.pop(lesson_id, None)
+        self._warned = {w for w in self._warned if w[0] != lesson_id}
 
     # ---- settlement --------------------------------------------------------------------------------
     def before_settle(self, lesson_id: int) -> None:
