@@ -5,6 +5,11 @@ lessons change: it catches up on everything overdue (a window that should be ope
 should be settled, e.g. after a `kill -9`) and schedules date jobs for the next `job_horizon_hours`.
 Settling is idempotent in the database (a status move that only succeeds once), so a job that runs
 twice, or a catch-up racing a job, never settles a lesson twice.
+
+Before a lesson is settled, every `before_settle` hook runs (monitoring closes and writes the lesson's
+attendance timeline there). A hook that raises means the evidence is not complete yet: the lesson is
+left unsettled and the next `plan()` (within a minute) tries again, so a failed evidence write never
+turns a delivered lesson into a missed one.
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ class LessonJobs:
         self.scheduler = AsyncIOScheduler(timezone=UTC, job_defaults={"misfire_grace_time": 3600, "coalesce": True})
         self.on_open: list[Callable[[int], None]] = []  # told when a window opens (signaling, media)
         self.on_settled: list[Callable[[int, LessonStatus], None]] = []
+        # run before a due lesson is settled; raising postpones its settlement (see the module's docstring)
+        self.before_settle: list[Callable[[int], None]] = []
         self._planned: dict[str, datetime] = {}
 
     def start(self) -> None:
@@ -92,8 +99,18 @@ class LessonJobs:
             log.exception("opening the window of lesson %d failed", lesson_id)
 
     def close(self, lesson_id: int) -> None:
+        now = self.clock()
+        lesson = self.timetable.repo.lesson(lesson_id)
+        if lesson is not None and self.before_settle and self.timetable.settle_due(lesson, now):
+            try:
+                for hook in self.before_settle:
+                    hook(lesson_id)
+            except Exception as exc:
+                log.error("lesson %d: not settled yet, its evidence is not complete (%s); trying again within a "
+                          "minute", lesson_id, exc)
+                return
         try:
-            status = self.timetable.settle(lesson_id, self.clock())
+            status = self.timetable.settle(lesson_id, now)
             self._planned.pop(f"open:{lesson_id}", None)
             self._planned.pop(f"close:{lesson_id}", None)
             if status is not None:

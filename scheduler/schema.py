@@ -247,6 +247,23 @@ MIGRATIONS: tuple[str, ...] = (
         link TEXT NOT NULL, PRIMARY KEY (lesson_id, participant_id, at)) WITHOUT ROWID;
     CREATE INDEX lesson_sample_at ON lesson_sample(at);
     """,
+    # attendance timelines (monitoring/attendance.py), written as a lesson goes: per participant (`lead`,
+    # `classroom-<id>`, `teacher-<id>`) its segments present, and the presence events; positions in epoch seconds
+    """
+    CREATE TABLE attendance_timeline (
+        lesson_id INTEGER PRIMARY KEY REFERENCES lesson(id), last_at REAL, closed INTEGER NOT NULL DEFAULT 0,
+        updated_at INTEGER NOT NULL);
+    CREATE TABLE attendance_segment (
+        lesson_id INTEGER NOT NULL REFERENCES lesson(id), participant TEXT NOT NULL, seq INTEGER NOT NULL,
+        started_at REAL NOT NULL, ended_at REAL NOT NULL CHECK (ended_at >= started_at),
+        seconds REAL NOT NULL CHECK (seconds >= 0), opened_by TEXT NOT NULL, closed_by TEXT,
+        quality_min REAL, quality_sum REAL NOT NULL DEFAULT 0, quality_n INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (lesson_id, participant, seq)) WITHOUT ROWID;
+    CREATE TABLE attendance_event (
+        lesson_id INTEGER NOT NULL REFERENCES lesson(id), seq INTEGER NOT NULL, at REAL NOT NULL,
+        participant TEXT NOT NULL, what TEXT NOT NULL,
+        PRIMARY KEY (lesson_id, seq)) WITHOUT ROWID;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

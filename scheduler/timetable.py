@@ -688,12 +688,16 @@ class Timetable:
                     )
         return self._get(lesson_id)
 
+    def settle_due(self, lesson: Lesson, now: datetime) -> bool:
+        """Whether the timed job settles `lesson` now: unsettled, and its window has closed."""
+        return lesson.status in UNSETTLED and now >= self.window(lesson)[1]
+
     def settle(self, lesson_id: int, now: datetime | None = None) -> LessonStatus | None:
         """Decide delivered or missed from the evidence, once. Returns the new status, or None if already settled
         (or not yet due, or awaiting evidence: a lesson entered after its time is settled by an administrator)."""
         lesson = self._get(lesson_id)
         now = now or self.clock()
-        if lesson.status not in UNSETTLED or now < self.window(lesson)[1]:
+        if not self.settle_due(lesson, now):
             return None
         with self.db.write() as conn:
             evidence = self.repo.evidence(conn, lesson_id)

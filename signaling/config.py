@@ -34,7 +34,8 @@ class SignalingConfig:
     ws_max_per_address: int = 1000
     ws_idle_timeout_s: float = 60.0  # no message (pings included) for this long closes a socket
     stats_interval_s: float = 1.0  # how often room stats feed quality displays, liveness and evidence
-    evidence_interval_s: float = 30.0  # how often accumulated minutes are written as evidence
+    # how often the attendance timeline (and the evidence totals it gives) is written: what a kill -9 may lose
+    evidence_interval_s: float = 2.0
     hsts: bool = True  # Strict-Transport-Security when serving HTTPS
 
     def __post_init__(self) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from monitoring.history import lesson_attendance, lesson_summary
 from scheduler.model import Lesson
 from scheduler.timetable import Timetable
 from signaling import protocol
@@ -499,6 +500,8 @@ class AccessApi:
                                 if c in places)
             if not in_scope(p, counties, regions):
                 continue  # another county's or region's lesson: its technicians look after it
+            timeline = self.hub.attendance.timelines.get(live.lesson_id)
+            lead_minutes, rooms, _teachers = timeline.minutes() if timeline is not None else (0.0, {}, {})
             media: dict[str, Any] | None = None
             if detail:
                 try:
@@ -514,11 +517,60 @@ class AccessApi:
                     "lead_on_air": live.lead_on_air,
                     "participants": len(live.sessions),
                     "roster": self.hub.roster(live),
-                    "lead_minutes": round(live.lead_seconds / 60, 2),
-                    "attended_minutes": {str(k): round(v / 60, 2) for k, v in live.attended_seconds.items()},
+                    "lead_minutes": round(lead_minutes, 2),
+                    "attended_minutes": {str(k): round(v, 2) for k, v in rooms.items()},
                 }
             )
         return ok({"lessons": out, "sessions": len(self.hub.sessions) if p.role == Role.ADMIN else None})
+
+    # ---- attendance history (docs/api.md, "Attendance") ------------------------------------------
+    def _may_see(self, p: Claims, lesson: Lesson, places: dict[int, tuple[int, int]]) -> bool:
+        """The administrator, a technician of a county (or region) the lesson touches, its lead teacher."""
+        if p.role == Role.TEACHER and p.typ == TokenType.SESSION:
+            return p.teacher_id is not None and p.teacher_id == lesson.lead_teacher_id
+        rooms = [c for c in (lesson.lead_classroom_id, *lesson.receiving_classroom_ids) if c in places]
+        return in_scope(p, frozenset(places[c][0] for c in rooms), frozenset(places[c][1] for c in rooms))
+
+    def _attendance_of(self, lesson: Lesson, classrooms: dict[int, str], teachers: dict[int, str]) -> dict[str, Any]:
+        members = self.t.repo.community_members(lesson.community_id)
+        th = self.t.config.thresholds
+        return lesson_attendance(lesson, self.hub.attendance.timeline(lesson, members), classrooms, teachers,
+                                 self.t.config.tz, live=lesson.id in self.hub.lessons, lead_share=th.lead_share,
+                                 receiver_share=th.receiver_share)
+
+    def _names(self) -> tuple[dict[int, str], dict[int, str]]:
+        repo = self.t.repo
+        schools = {s.id: s.name for s in repo.schools()}
+        classrooms = {c.id: f"{schools.get(c.school_id, '')} {c.name}".strip() for c in repo.classrooms()}
+        return classrooms, {t.id: t.name for t in repo.teachers()}
+
+    async def attendance(self, request: web.Request) -> web.Response:
+        p = self._principal(request, Role.ADMIN, Role.TECHNICIAN, Role.TEACHER)
+        lesson = self.t.repo.lesson(_int(request.match_info["id"]))
+        if lesson is None:
+            raise Refusal(404, "unknown_lesson", "no such lesson")
+        if not self._may_see(p, lesson, self._places()):
+            raise Refusal(403, "not_entitled", "only the lesson's lead teacher, its county's technicians and the "
+                                                "administrator see its attendance")
+        return ok(self._attendance_of(lesson, *self._names()))
+
+    async def attendance_list(self, request: web.Request) -> web.Response:
+        """Recent lessons the caller may see, newest first, each with its attendance summary."""
+        p = self._principal(request, Role.ADMIN, Role.TECHNICIAN, Role.TEACHER)
+        days, limit = _int(request.query.get("days", 7)), _int(request.query.get("limit", 100))
+        if not 1 <= days <= 62 or not 1 <= limit <= 500:
+            raise Refusal(400, "bad_field", "days is 1 to 62 and limit 1 to 500")
+        now = datetime.now(UTC)
+        teacher = p.teacher_id if p.role == Role.TEACHER else None
+        if p.role == Role.TEACHER and teacher is None:
+            return ok({"lessons": []})
+        found = self.t.repo.lessons(start=now - timedelta(days=days),
+                                    end=now + timedelta(minutes=self.t.config.window_open_before_min),
+                                    teacher_id=teacher)
+        places = self._places()
+        names = self._names()
+        mine = [x for x in reversed(found) if x.status.value != "cancelled" and self._may_see(p, x, places)]
+        return ok({"lessons": [lesson_summary(self._attendance_of(x, *names)) for x in mine[:limit]]})
 
     def _places(self) -> dict[int, tuple[int, int]]:
         """classroom id -> (county id, region id)"""
@@ -591,6 +643,8 @@ def add_routes(app: web.Application, api: AccessApi, hub: Hub) -> None:
     r.add_get("/api/v1/audit", api.audit, name="sig.audit")
     r.add_post("/api/v1/tokens/revoke", api.revoke_token, name="sig.token_revoke")
     r.add_get("/api/v1/live", api.live, name="sig.live")
+    r.add_get("/api/v1/lessons/{id}/attendance", api.attendance, name="sig.attendance")
+    r.add_get("/api/v1/attendance", api.attendance_list, name="sig.attendance_list")
     r.add_get("/ws", hub.handle, name="ws")
     for path in PAGES:
         r.add_get(path, page)

@@ -4,8 +4,9 @@ A room opens in the media plane when a lesson's window opens (the scheduler's ti
 when the first entitled participant arrives inside an open window (after a restart); it closes when
 the lesson is settled. Each WebSocket session is admitted once, by a join token, and is then a
 participant of the room. Media events (the lead's tracks going up and down, classrooms connecting)
-become protocol events; periodic room stats become the lead's quality display and, every
-`evidence_interval_s`, the lesson's evidence (lead broadcast minutes, each classroom's minutes).
+become protocol events; periodic room stats become the lead's quality display. Attendance is not kept
+here: presence changes, the lead's on-air changes and each stats snapshot are handed on to
+`monitoring.recorder`, whose timeline is the lesson's evidence.
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from media.api import EventKind, MediaError, MediaEvent, MediaPlane, ParticipantRole, SlotKind, TrackKind
+from monitoring.attendance import Mark
 from monitoring.monitor import Monitor
 from monitoring.observation import LessonSample, ParticipantSample
 from monitoring.quality import ReportRefused, clean_client_report
+from monitoring.recorder import AttendanceRecorder
 from scheduler.model import Lesson, LessonStatus
 from scheduler.timetable import Timetable
 from signaling import protocol
@@ -103,12 +106,8 @@ class LiveLesson:
     facts: LessonFacts
     names: dict[int, str]  # classroom id -> "school classroom"
     sessions: dict[str, Session] = field(default_factory=dict)  # participant id -> session
-    lead_seconds: float = 0.0
-    attended_seconds: dict[int, float] = field(default_factory=dict)
-    watched_seconds: dict[int, float] = field(default_factory=dict)  # community member teacher id -> seconds
     quality: dict[str, dict[str, Any]] = field(default_factory=dict)
     quality_at: float = 0.0  # monotonic time of the media snapshot `quality` came from
-    last_evidence: float = field(default_factory=time.monotonic)
     picture: LessonPicture = field(default_factory=LessonPicture)
     layout_seq: int = 0
     # the called classroom dropped (not left): (participant id, to_all, monotonic deadline) to call on it
@@ -180,6 +179,8 @@ class Hub:
         self._loop: asyncio.AbstractEventLoop | None = None
         # each room's stats snapshot, as the stats loop takes it, goes to these (monitoring's metrics)
         self.stats_listeners: list[Callable[[str, Lesson, dict[str, Any]], None]] = []
+        self.attendance = AttendanceRecorder(timetable, config.stats_interval_s, config.evidence_interval_s,
+                                             wall=clock)
 
     # ---- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -187,12 +188,12 @@ class Hub:
         self._spawn(self._consume_events())
         self._spawn(self._stats_loop())
         self._spawn(self._liveness_loop())
+        self._spawn(self.attendance.run())
 
     async def stop(self) -> None:
         for session in list(self.sessions):
             await self._close(session, 1001, "server shutting down")
-        for live in list(self.lessons.values()):
-            self._flush_evidence(live)
+        await self.attendance.stop()
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -256,6 +257,7 @@ class Hub:
                 live = LiveLesson(facts.lesson.id, facts, self.classroom_names(facts))
                 live.counties, live.regions = self.places_of(facts)
                 self.lessons[facts.lesson.id] = live
+                self.attendance.open(facts.lesson, facts.community_teacher_ids)
                 log.info("lesson %d: room open", facts.lesson.id)
             else:
                 live.facts = facts
@@ -283,7 +285,7 @@ class Hub:
             live = self.lessons.pop(lesson_id, None)
         if live is None:
             return
-        self._flush_evidence(live)
+        await self.attendance.close(lesson_id)
         for session in list(live.sessions.values()):
             await session.send(protocol.event("window_closed", lesson_id=lesson_id, reason=reason))
             await self._close(session, CLOSE_KICKED, "window closed")
@@ -455,6 +457,7 @@ class Hub:
         session.claims, session.lesson_id, session.participant_id, session.name = claims, facts.lesson.id, pid, name
         live.sessions[pid] = session
         live.departed.pop(pid, None)
+        self._presence(live, session, Mark.JOINED)
         if claims.role == Role.LEAD:
             # a new connection of the lead says afresh what it shares
             live.picture.lead_present = True
@@ -699,6 +702,7 @@ class Hub:
         if live is None or pid is None or live.sessions.get(pid) is not session:
             return  # never joined, or replaced by a newer connection that keeps the media
         del live.sessions[pid]
+        self._presence(live, session, Mark.LEFT if session.left else Mark.DEPARTED)
         if session.role == Role.RECEIVER:
             live.departed[pid] = LinkState.LEFT if session.left else LinkState.LOST
         if session.role == Role.LEAD and not live.leads():
@@ -755,8 +759,7 @@ class Hub:
                     live.picture.lead_started.discard(track)  # that connection is gone
             if was != live.lead_on_air:
                 await self._broadcast(live, protocol.event("lead", on_air=live.lead_on_air))
-                if live.lead_on_air and live.facts.lesson.status in (LessonStatus.SCHEDULED, LessonStatus.OPEN):
-                    self._flush_evidence(live)  # marks the lesson live at once
+                self.attendance.lead(live.lesson_id, live.lead_on_air)
             await self._send_layouts(live)
         elif publisher and ev.participant_id is not None:
             tracks = live.picture.live.setdefault(ev.participant_id, set())
@@ -867,6 +870,7 @@ class Hub:
                     if state != session.link:
                         if LinkState.LOST in (state, session.link):
                             log.info("lesson %d: %s link %s", live.lesson_id, pid, state)
+                            self._presence(live, session, Mark.LOST if state == LinkState.LOST else Mark.BACK)
                         session.link = state
                         changed = True
                 if changed:
@@ -877,11 +881,8 @@ class Hub:
 
     async def _stats_loop(self) -> None:
         interval = self.config.stats_interval_s
-        last = time.monotonic()
         while True:
             await asyncio.sleep(interval)
-            now = time.monotonic()
-            dt, last = now - last, now
             for live in list(self.lessons.values()):
                 try:
                     snapshot = await self.plane.stats(live.room_id)
@@ -895,14 +896,16 @@ class Hub:
                         listener(live.room_id, live.facts.lesson, snapshot)
                     except Exception:
                         log.exception("a stats listener failed on lesson %d", live.lesson_id)
-                self._account(live, snapshot, dt)
-                if now - live.last_evidence >= self.config.evidence_interval_s:
-                    self._flush_evidence(live)
+                self._refresh_quality(live, snapshot)
+                scores: dict[str, float | None] = {}
                 if self.monitor is not None:
                     try:
-                        live.quality.update(self.monitor.sample(self.sample_of(live, snapshot, now)))
+                        shown = self.monitor.sample(self.sample_of(live, snapshot, time.monotonic()))
+                        live.quality.update(shown)
+                        scores = {pid: q.get("score") for pid, q in shown.items()}
                     except Exception:
                         log.exception("monitoring lesson %d failed", live.lesson_id)
+                self.attendance.tick(live.lesson_id, snapshot, live.sessions, quality=scores)
                 await self._send_roster(live)
 
     def sample_of(self, live: LiveLesson, snapshot: dict[str, Any], now: float) -> LessonSample:
@@ -936,52 +939,19 @@ class Hub:
             snapshot=snapshot,
         )
 
-    def _account(self, live: LiveLesson, snapshot: dict[str, Any], dt: float) -> None:
-        """Add `dt` seconds of broadcast and attendance from one stats snapshot; refresh quality."""
-        # after a stall (a slow stats call, a busy loop) credit at most two intervals: evidence never inflates
-        dt = min(dt, 2 * self.config.stats_interval_s)
-        if snapshot.get("lead_on_air"):
-            live.lead_seconds += dt
-        receivers = set(live.facts.lesson.receiving_classroom_ids)
+    def _refresh_quality(self, live: LiveLesson, snapshot: dict[str, Any]) -> None:
+        """What the roster shows of each participant's link, and when the SFU last heard it."""
         now = time.monotonic()
         live.quality_at = now
         for pid, p in (snapshot.get("participants") or {}).items():
             if self.monitor is None:
                 live.quality[pid] = _media_quality(p)
             live.heard[pid] = (p.get("heard_ago_s"), now)
-            if p.get("connection") != "connected":
-                continue
-            session = live.sessions.get(pid)
-            if session is not None and session.link == LinkState.LOST:
-                continue  # a classroom whose cable is out is not attending, whatever ICE still believes
-            if p.get("role") == "observer" and live.facts.lesson.community_id is not None:
-                # a research-community member watching a master lesson on their own device
-                session = live.sessions.get(pid)
-                teacher = session.claims.teacher_id if session is not None and session.claims is not None else None
-                if teacher is not None:
-                    live.watched_seconds[teacher] = live.watched_seconds.get(teacher, 0.0) + dt
-                continue
-            if p.get("role") != "receiver" or not pid.startswith("classroom-"):
-                continue
-            cid = int(pid.split("-", 1)[1])
-            if cid in receivers:
-                live.attended_seconds[cid] = live.attended_seconds.get(cid, 0.0) + dt
 
-    def _flush_evidence(self, live: LiveLesson) -> None:
-        live.last_evidence = time.monotonic()
-        if not live.lead_seconds and not live.attended_seconds and not live.watched_seconds:
-            return
-        try:
-            members = live.facts.community_teacher_ids  # looked up once, when the lesson went live
-            self.timetable.record_evidence(
-                live.lesson_id,
-                round(live.lead_seconds / 60.0, 2),
-                {c: round(s / 60.0, 2) for c, s in live.attended_seconds.items()},
-                "signaling",
-                {t: round(s / 60.0, 2) for t, s in live.watched_seconds.items() if t in members},
-            )
-        except Exception:
-            log.exception("recording evidence of lesson %d failed", live.lesson_id)
+    def _presence(self, live: LiveLesson, session: Session, what: Mark) -> None:
+        claims = session.claims
+        if claims is not None:
+            self.attendance.presence(live.lesson_id, claims.role.value, claims.classroom_id, claims.teacher_id, what)
 
 
 def _media_quality(p: dict[str, Any]) -> dict[str, Any]:

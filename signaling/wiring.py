@@ -50,6 +50,7 @@ class Signaling:
 
     def attach_jobs(self, jobs: LessonJobs) -> None:
         jobs.on_open.append(self.hub.on_window_open)
+        jobs.before_settle.append(self.hub.attendance.before_settle)  # the final attendance, written first
         jobs.on_settled.append(self.hub.on_settled)
 
 

@@ -38,7 +38,7 @@ export function setSparkline(chart, series, field) {
 // Line chart of several participants' figure over a lesson (history page).
 // axis labels of time axes in the district's time zone
 function timeLabel(zone) {
-  return (ms) => new Date(ms).toLocaleTimeString("zh-CN", { hour12: false, timeZone: zone, hour: "2-digit", minute: "2-digit" });
+  return (ms) => new Date(ms).toLocaleTimeString("zh-CN", { hour12: false, timeZone: zone });
 }
 
 export function lines(node, title, seriesList, unit, zone) {

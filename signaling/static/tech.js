@@ -260,11 +260,22 @@ export async function lessonHistory(root, lessonId) {
 }
 
 function attendanceRows(h, att) {
-  // the attendance timeline as stored by monitoring (segments joined/dropped/left); without it, the samples
-  // (one every five seconds while a participant was connected) show when each one was there
+  // the attendance timeline monitoring stored (docs/api.md): present segments in green, the gaps between
+  // them (dropped, left, off air) in red; without it, the 5-second samples taken while each one was there
   if (att && Array.isArray(att.classrooms)) {
-    const lead = att.lead ? [{ name: `${t("lead_end")} ${h.lesson.lead}`, segments: (att.lead.segments || []).map((s) => ({ from: s.start, to: s.end, color: s.state === "on_air" ? COLORS.ok : COLORS.bad, label: t(`seg_${s.state}`) })) }] : [];
-    return [...lead, ...att.classrooms.map((c) => ({ name: c.name, segments: (c.segments || []).map((s) => ({ from: s.start, to: s.end, color: s.state === "present" ? COLORS.ok : s.state === "dropped" ? COLORS.bad : COLORS.muted, label: t(`seg_${s.state}`) })) }))];
+    const row = (name, who, onLabel, offLabel) => {
+      const segs = (who?.segments || []).map((x) => ({ from: Date.parse(x.from) / 1000, to: Date.parse(x.to) / 1000, why: x.closed_by }));
+      const out = [];
+      segs.forEach((x, i) => {
+        out.push({ from: x.from, to: x.to, color: COLORS.ok, label: onLabel });
+        const next = segs[i + 1];
+        if (next && next.from > x.to) out.push({ from: x.to, to: next.from, color: COLORS.bad, label: t(`seg_${x.why || "dropped"}`) || offLabel });
+      });
+      return { name, segments: out };
+    };
+    const lead = att.lead ? [row(`${t("lead_end")} ${att.lead.name || h.lesson.lead}`, att.lead, t("seg_on_air"), t("seg_off_air"))] : [];
+    return [...lead, ...att.classrooms.map((c) => row(c.name, c, t("seg_present"), t("seg_dropped"))),
+      ...(att.observers || []).map((o) => row(o.name, o, t("seg_present"), t("seg_left")))];
   }
   return h.series.map((s) => {
     const segments = [];
