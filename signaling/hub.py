@@ -6,7 +6,7 @@ the lesson is settled. Each WebSocket session is admitted once, by a join token,
 participant of the room. Media events (the lead's tracks going up and down, classrooms connecting)
 become protocol events; periodic room stats become the lead's quality display. Attendance is not kept
 here: presence changes, the lead's on-air changes and each stats snapshot are handed on to
-`monitoring.recorder`, whose timeline is the lesson's evidence.
+`monitoring.attendance_recorder`, whose timeline is the lesson's evidence.
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from media.api import EventKind, MediaError, MediaEvent, MediaPlane, ParticipantRole, SlotKind, TrackKind
 from monitoring.attendance import Mark
+from monitoring.attendance_recorder import AttendanceRecorder
 from monitoring.monitor import Monitor
 from monitoring.observation import LessonSample, ParticipantSample
 from monitoring.quality import ReportRefused, clean_client_report
-from monitoring.recorder import AttendanceRecorder
 from scheduler.model import Lesson, LessonStatus
 from scheduler.timetable import Timetable
 from signaling import protocol

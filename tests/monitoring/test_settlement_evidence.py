@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from monitoring.recorder import AttendanceRecorder
+from monitoring.attendance_recorder import AttendanceRecorder
 from scheduler.config import SchedulerConfig
 from scheduler.db import Database
 from scheduler.jobs import LessonJobs
