@@ -139,12 +139,7 @@ class AccessApi:
 
     # ---- helpers ------------------------------------------------------------------------------
     def _principal(self, request: web.Request, *roles: Role) -> Claims:
-        principal: Claims | None = request.get(PRINCIPAL)
-        if principal is None:
-            raise Refusal(401, "missing_token", "log in first")
-        if roles and principal.role not in roles:
-            raise Refusal(403, "not_entitled", "your role may not do this")
-        return principal
+        return principal_of(request, *roles)
 
     def _lesson_json(self, lesson: Lesson, now: float, my_role: str = "") -> dict[str, Any]:
         opens, closes = self.t.window(lesson)
@@ -583,6 +578,16 @@ class AccessApi:
             county = school_county.get(room.school_id, -1)
             out[room.id] = (county, county_region.get(county, -1))
         return out
+
+
+def principal_of(request: web.Request, *roles: Role) -> Claims:
+    """Who calls (the auth middleware put it on the request), refused unless one of `roles`."""
+    principal: Claims | None = request.get(PRINCIPAL)
+    if principal is None:
+        raise Refusal(401, "missing_token", "log in first")
+    if roles and principal.role not in roles:
+        raise Refusal(403, "not_entitled", "your role may not do this")
+    return principal
 
 
 class Refusal(Exception):

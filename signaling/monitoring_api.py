@@ -27,7 +27,8 @@ from monitoring.monitor import Monitor
 from scheduler.model import Lesson
 from scheduler.timetable import Timetable
 from signaling.access import in_scope
-from signaling.http import PRINCIPAL, Refusal
+from signaling.http import Refusal
+from signaling.http import principal_of as _principal
 from signaling.hub import Hub
 from signaling.store import AccessStore
 from signaling.tokens import Claims, Role, TokenRefused, TokenService, TokenType
@@ -35,15 +36,6 @@ from signaling.tokens import Claims, Role, TokenRefused, TokenService, TokenType
 KEEPALIVE_S = 15.0
 RECHECK_S = 5.0
 MAX_RANGE_DAYS = 62
-
-
-def _principal(request: web.Request, *roles: Role) -> Claims:
-    principal: Claims | None = request.get(PRINCIPAL)
-    if principal is None:
-        raise Refusal(401, "missing_token", "log in first")
-    if roles and principal.role not in roles:
-        raise Refusal(403, "not_entitled", "your role may not do this")
-    return principal
 
 
 class MonitoringApi:

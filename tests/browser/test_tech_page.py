@@ -13,10 +13,8 @@ from typing import Any
 
 from playwright.async_api import Browser, Page
 
-from signaling.client import MovingPicture, Peer, join_with_media
-from signaling.trial import join_token
 from tests.browser.conftest import ARTIFACTS
-from tests.signaling.test_lesson_state import _heartbeat
+from tests.live_lesson import LiveLesson, lead_and_classroom
 from tests.signaling.test_websocket_server import _setup
 
 
@@ -39,78 +37,67 @@ async def test_the_technician_sees_the_lesson_its_alert_a_drop_and_the_history(s
     county = (await api.ok("GET", "/api/v1/counties"))[0]["id"]
     await api.ok("POST", "/api/v1/accounts", {"username": "tech1", "password": "correct horse 1",
                                               "role": "technician", "county_id": county})
-    lead_peer, room_peer = Peer(), Peer()
-    lead = await join_with_media(ws_url, await join_token(api, lesson, "lead"), lead_peer, lead_peer.as_lead(), lesson)
-    room = await join_with_media(ws_url, await join_token(api, lesson, "receiver", world.receiving_classroom_ids[0]),
-                                 room_peer, room_peer.as_classroom(), lesson)
-    beats = [_heartbeat(lead), _heartbeat(room)]
-    camera = lead_peer.pc.getTransceivers()[0].sender.track
-    assert isinstance(camera, MovingPicture)
     pid = f"classroom-{world.receiving_classroom_ids[0]}"
     page = await (await browser.new_context(viewport={"width": 1366, "height": 768})).new_page()
-    try:
-        await page.goto(srv.url + "/login?next=/tech")
-        await page.fill("#username", "tech1")
-        await page.fill("#password", "correct horse 1")
-        await page.click("#login-button")
-        await page.wait_for_url("**/tech")
-        panel = f".lesson[data-lesson='{lesson}']"
-        await page.wait_for_selector(f"{panel}[data-lead-state='on_air']", timeout=20000)
-        row = f"{panel} tr[data-participant='{pid}']"
-        await page.wait_for_selector(f"{row}[data-link='ok']:not([data-score=''])", timeout=20000)
-        assert "正常" in await page.inner_text(row)
-        # the absent classroom is listed too, as not joined
-        absent = f"{panel} tr[data-participant='classroom-{world.receiving_classroom_ids[1]}']"
-        assert "未进入" in await page.inner_text(absent)
-        assert await page.inner_text("#stream-state") == "实时更新中"
-        # the ten-minute chart fills in as points arrive (one every 5 s)
-        deadline = time.monotonic() + 30
-        while await _canvas_drawn(page, f"{row} .spark") < 50:
-            assert time.monotonic() < deadline, "the classroom's chart stays empty"
-            await asyncio.sleep(1)
-        await page.screenshot(path=str(ARTIFACTS / "tech-live.png"))
+    async with lead_and_classroom(api, ws_url, lesson, world.receiving_classroom_ids[0]) as live:
+        await _watch(page, srv.url, lesson, pid, world.receiving_classroom_ids[1], live)
+    await page.context.close()
+    del srv
 
-        # the lead's camera stops: the alert is on the page within 10 s, critical, in Chinese
-        camera.pause()
-        stopped = time.monotonic()
-        alert = "#alerts .alert.critical[data-rule='stream_frozen']"
-        await page.wait_for_selector(alert, timeout=10000)
-        shown_after = time.monotonic() - stopped
-        assert "摄像头画面中断" in await page.inner_text(alert)
-        assert (await page.title()).startswith("(")  # the tab says how many alerts fire
-        await page.screenshot(path=str(ARTIFACTS / "tech-alert.png"))
-        await page.click(f"{alert} button")
-        await page.wait_for_selector(f"{alert} .acked:has-text('tech1')", timeout=10000)
-        camera.resume()
-        await page.wait_for_selector(alert, state="detached", timeout=15000)
 
-        # the classroom's link drops: its row says so within a few seconds, with no stale figures
-        beats[1].cancel()
-        await room_peer.close()
-        await room.close()
-        dropped = time.monotonic()
-        await page.wait_for_selector(f"{row}:not([data-link='ok'])", timeout=10000)
-        drop_shown = time.monotonic() - dropped
-        text = await page.inner_text(row)
-        assert "已断线" in text or "已离开" in text, text
-        assert "kbps" not in text and "%" not in text
+async def _watch(page: Page, base: str, lesson: int, pid: str, absent_id: int, live: LiveLesson) -> None:
+    camera = live.camera
+    await page.goto(base + "/login?next=/tech")
+    await page.fill("#username", "tech1")
+    await page.fill("#password", "correct horse 1")
+    await page.click("#login-button")
+    await page.wait_for_url("**/tech")
+    panel = f".lesson[data-lesson='{lesson}']"
+    await page.wait_for_selector(f"{panel}[data-lead-state='on_air']", timeout=20000)
+    row = f"{panel} tr[data-participant='{pid}']"
+    await page.wait_for_selector(f"{row}[data-link='ok']:not([data-score=''])", timeout=20000)
+    assert "正常" in await page.inner_text(row)
+    # the absent classroom is listed too, as not joined
+    absent = f"{panel} tr[data-participant='classroom-{absent_id}']"
+    assert "未进入" in await page.inner_text(absent)
+    assert await page.inner_text("#stream-state") == "实时更新中"
+    # the ten-minute chart fills in as points arrive (one every 5 s)
+    deadline = time.monotonic() + 30
+    while await _canvas_drawn(page, f"{row} .spark") < 50:
+        assert time.monotonic() < deadline, "the classroom's chart stays empty"
+        await asyncio.sleep(1)
+    await page.screenshot(path=str(ARTIFACTS / "tech-live.png"))
 
-        # the lesson's history: attendance timeline, bitrate and quality charts, the alert with who took it
-        await page.click("nav.tabs button[data-tab='history_tab']")
-        await page.click(f"#history-lessons tr:has-text('#{lesson} ') button")
-        await page.wait_for_selector("#bitrate-chart canvas", timeout=10000)
-        await asyncio.sleep(0.5)
-        for chart in ("#attendance-chart", "#bitrate-chart", "#quality-chart"):
-            assert await _canvas_drawn(page, chart) > 500, chart
-        assert "tech1" in await page.inner_text("#history")
-        await page.screenshot(path=str(ARTIFACTS / "tech-history.png"), full_page=True)
-        print(f"alert on the page {shown_after:.1f} s after the camera stopped; drop shown after {drop_shown:.1f} s")
-    finally:
-        for beat in beats:
-            beat.cancel()
-        await page.context.close()
-        await lead.close()
-        await room.close()
-        await lead_peer.close()
-        await room_peer.close()
-        del srv
+    # the lead's camera stops: the alert is on the page within 10 s, critical, in Chinese
+    camera.pause()
+    stopped = time.monotonic()
+    alert = "#alerts .alert.critical[data-rule='stream_frozen']"
+    await page.wait_for_selector(alert, timeout=10000)
+    shown_after = time.monotonic() - stopped
+    assert "摄像头画面中断" in await page.inner_text(alert)
+    assert (await page.title()).startswith("(")  # the tab says how many alerts fire
+    await page.screenshot(path=str(ARTIFACTS / "tech-alert.png"))
+    await page.click(f"{alert} button")
+    await page.wait_for_selector(f"{alert} .acked:has-text('tech1')", timeout=10000)
+    camera.resume()
+    await page.wait_for_selector(alert, state="detached", timeout=15000)
+
+    # the classroom's link drops: its row says so within a few seconds, with no stale figures
+    await live.drop_classroom()
+    dropped = time.monotonic()
+    await page.wait_for_selector(f"{row}:not([data-link='ok'])", timeout=10000)
+    drop_shown = time.monotonic() - dropped
+    text = await page.inner_text(row)
+    assert "已断线" in text or "已离开" in text, text
+    assert "kbps" not in text and "%" not in text
+
+    # the lesson's history: attendance timeline, bitrate and quality charts, the alert with who took it
+    await page.click("nav.tabs button[data-tab='history_tab']")
+    await page.click(f"#history-lessons tr:has-text('#{lesson} ') button")
+    await page.wait_for_selector("#bitrate-chart canvas", timeout=10000)
+    await asyncio.sleep(0.5)
+    for chart in ("#attendance-chart", "#bitrate-chart", "#quality-chart"):
+        assert await _canvas_drawn(page, chart) > 500, chart
+    assert "tech1" in await page.inner_text("#history")
+    await page.screenshot(path=str(ARTIFACTS / "tech-history.png"), full_page=True)
+    print(f"alert on the page {shown_after:.1f} s after the camera stopped; drop shown after {drop_shown:.1f} s")

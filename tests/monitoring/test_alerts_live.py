@@ -19,10 +19,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from signaling.client import MovingPicture, Peer, join_with_media
-from signaling.trial import join_token
 from tests.conftest import free_port
-from tests.signaling.test_lesson_state import _heartbeat
+from tests.live_lesson import lead_and_classroom
 from tests.signaling.test_websocket_server import _setup
 
 SECRET = "SECtest-secret"
@@ -111,68 +109,58 @@ async def test_a_camera_that_stops_raises_a_freeze_alert_everywhere_and_clears_w
     lesson = world.lesson_ids[0]
     events: list[dict[str, Any]] = []
     reader = asyncio.ensure_future(_events(f"{srv.url}/api/v1/monitor/stream", srv.token, events))
-    lead_peer, room_peer = Peer(), Peer()
-    lead = await join_with_media(ws_url, await join_token(api, lesson, "lead"), lead_peer, lead_peer.as_lead(), lesson)
-    room = await join_with_media(ws_url, await join_token(api, lesson, "receiver", world.receiving_classroom_ids[0]),
-                                 room_peer, room_peer.as_classroom(), lesson)
-    beats = [_heartbeat(lead), _heartbeat(room)]
-    camera = lead_peer.pc.getTransceivers()[0].sender.track
-    assert isinstance(camera, MovingPicture)
     try:
-        await asyncio.wait_for(room_peer.first_frame.wait(), 20)
+        async with lead_and_classroom(api, ws_url, lesson, world.receiving_classroom_ids[0]) as live:
+            camera = live.camera
+            await asyncio.wait_for(live.room_peer.first_frame.wait(), 20)
 
-        def live_lesson() -> dict[str, Any] | None:
-            ticks = [e for e in events if e["type"] in ("snapshot", "tick")]
-            return next((x for x in ticks[-1]["lessons"] if x["lesson_id"] == lesson), None) if ticks else None
+            def live_lesson() -> dict[str, Any] | None:
+                ticks = [e for e in events if e["type"] in ("snapshot", "tick")]
+                return next((x for x in ticks[-1]["lessons"] if x["lesson_id"] == lesson), None) if ticks else None
 
-        # the technician's stream shows the lesson on air with the classroom's figures
-        await _wait(lambda: (x := live_lesson()) is not None and x["lead_state"] == "on_air" and any(
-            c["link"] == "ok" and c.get("score") for c in x["classrooms"]), 15, "the live lesson on the stream")
-        assert not any(e["type"] == "alert" and e["alert"]["rule"] == "stream_frozen" for e in events)
+            # the technician's stream shows the lesson on air with the classroom's figures
+            await _wait(lambda: (x := live_lesson()) is not None and x["lead_state"] == "on_air" and any(
+                c["link"] == "ok" and c.get("score") for c in x["classrooms"]), 15, "the live lesson on the stream")
+            assert not any(e["type"] == "alert" and e["alert"]["rule"] == "stream_frozen" for e in events)
 
-        camera.pause()
-        stopped = time.monotonic()
+            camera.pause()
+            stopped = time.monotonic()
 
-        def fired() -> list[dict[str, Any]]:
-            return [e for e in events if e["type"] == "alert" and e["change"] == "fired"
-                    and e["alert"]["rule"] == "stream_frozen" and e["alert"]["lesson_id"] == lesson]
+            def fired() -> list[dict[str, Any]]:
+                return [e for e in events if e["type"] == "alert" and e["change"] == "fired"
+                        and e["alert"]["rule"] == "stream_frozen" and e["alert"]["lesson_id"] == lesson]
 
-        await _wait(lambda: bool(fired()), 10, "a freeze alert within 10 s")
-        fired_after = time.monotonic() - stopped
-        alert = fired()[0]["alert"]
-        assert alert["subject"] == "lead:camera" and "摄像头画面中断" in alert["summary_zh"]
-        log = await api.ok("GET", "/api/v1/alerts?firing=1")
-        assert [a["id"] for a in log["alerts"] if a["rule"] == "stream_frozen"] == [alert["id"]]
-        await robots.wait_for("wecom", "摄像头画面中断", 10)
-        await robots.wait_for("dingtalk", "摄像头画面中断", 10)
-        await _wait(lambda: any(e["event"] == "fired" for m in robots.got["json"] for e in m["events"]), 10, "json")
-        assert "【告警】严重" in robots.texts("wecom") and robots.bad_signatures == 0
+            await _wait(lambda: bool(fired()), 10, "a freeze alert within 10 s")
+            fired_after = time.monotonic() - stopped
+            alert = fired()[0]["alert"]
+            assert alert["subject"] == "lead:camera" and "摄像头画面中断" in alert["summary_zh"]
+            log = await api.ok("GET", "/api/v1/alerts?firing=1")
+            assert [a["id"] for a in log["alerts"] if a["rule"] == "stream_frozen"] == [alert["id"]]
+            await robots.wait_for("wecom", "摄像头画面中断", 10)
+            await robots.wait_for("dingtalk", "摄像头画面中断", 10)
+            await _wait(lambda: any(e["event"] == "fired" for m in robots.got["json"] for e in m["events"]), 10, "json")
+            assert "【告警】严重" in robots.texts("wecom") and robots.bad_signatures == 0
 
-        # the technician takes it: their name is on it, in the log and on the robots
-        acked = await api.ok("POST", f"/api/v1/alerts/{alert['id']}/ack", {})
-        assert acked["alert"]["acked_by"] == "administrator"
-        await robots.wait_for("wecom", "处理中", 10)
+            # the technician takes it: their name is on it, in the log and on the robots
+            acked = await api.ok("POST", f"/api/v1/alerts/{alert['id']}/ack", {})
+            assert acked["alert"]["acked_by"] == "administrator"
+            await robots.wait_for("wecom", "处理中", 10)
 
-        camera.resume()
-        resumed = time.monotonic()
-        await _wait(lambda: any(e["type"] == "alert" and e["change"] == "cleared" and e["alert"]["id"] == alert["id"]
-                                for e in events), 15, "the alert clears when the video is back")
-        cleared_after = time.monotonic() - resumed
-        await robots.wait_for("wecom", "【恢复】", 10)
-        await robots.wait_for("dingtalk", "【恢复】", 10)
-        log = await api.ok("GET", f"/api/v1/alerts?lesson_id={lesson}")
-        entry = next(a for a in log["alerts"] if a["id"] == alert["id"])
-        assert entry["cleared_at"] is not None and entry["acked_by"] == "administrator"
-        print(f"freeze alert after {fired_after:.1f} s, cleared {cleared_after:.1f} s after the video resumed")
+            camera.resume()
+            resumed = time.monotonic()
+            await _wait(lambda: any(e["type"] == "alert" and e["change"] == "cleared"
+                                    and e["alert"]["id"] == alert["id"] for e in events),
+                        15, "the alert clears when the video is back")
+            cleared_after = time.monotonic() - resumed
+            await robots.wait_for("wecom", "【恢复】", 10)
+            await robots.wait_for("dingtalk", "【恢复】", 10)
+            log = await api.ok("GET", f"/api/v1/alerts?lesson_id={lesson}")
+            entry = next(a for a in log["alerts"] if a["id"] == alert["id"])
+            assert entry["cleared_at"] is not None and entry["acked_by"] == "administrator"
+            print(f"freeze alert after {fired_after:.1f} s, cleared {cleared_after:.1f} s after the video resumed")
     finally:
-        for beat in beats:
-            beat.cancel()
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await reader
-        await lead.close()
-        await room.close()
-        await lead_peer.close()
-        await room_peer.close()
         await robots.stop()
         del srv
