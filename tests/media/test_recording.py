@@ -163,3 +163,24 @@ def test_nothing_to_record_and_not_a_dump_are_clear_errors(tmp_path: Path) -> No
     junk.write_bytes(b"hello")
     with pytest.raises(ValueError, match="not a recording dump"):
         finalise(junk)
+
+
+async def test_the_rooms_recorder_takes_packets_from_its_sinks_and_finalises_one_file_per_publisher(
+        tmp_path: Path) -> None:
+    from media.recorder import LessonRecorder
+
+    recorder = LessonRecorder(tmp_path, "lesson-9")
+    sinks = {}
+    for _arrival, slot, ssrc, data in _packets(3.0, 1000.0, 1111, 2222):
+        if slot not in sinks:
+            kind, codec, rate = ("video", "VP8", 90000) if slot == "camera" else ("audio", "opus", 48000)
+            sinks[slot] = recorder.sink("lead-1", slot, kind, codec, rate, ssrc)
+        # what the forwarding path hands on: the header's fields and the payload (RTX already unwrapped)
+        packet = RtpPacket.parse(data)
+        sinks[slot](packet.sequence_number, packet.timestamp, 0x80 if packet.marker else 0, packet.payload_type,
+                    packet.payload)
+    assert recorder.sink("lead-1", "camera", "video", "AV1", 90000, 5) is None  # not recordable: said, skipped
+    [info] = await recorder.close()
+    assert info.path.parent == tmp_path / "lesson-9" and info.container == "webm"
+    numbers = [_read(f) for f in av.open(str(info.path)).decode(video=0)]
+    assert numbers == list(range(3 * FPS))
