@@ -260,7 +260,7 @@ async def test_lesson_in_chromium(server_factory: Any, browser: Browser) -> None
     await admin.wait_for_selector("#tab-audit:has-text('Audit')")
     await admin.screenshot(path=str(ARTIFACTS / "admin-audit-en.png"))
     await admin.click("#tab-reports")
-    await admin.wait_for_selector("#report .chart svg", timeout=10000)
+    await admin.wait_for_selector("#report .chart canvas", timeout=10000)
     await admin.screenshot(path=str(ARTIFACTS / "admin-reports-en.png"))
     await admin.context.close()
     for page in (teacher, *rooms):

@@ -171,7 +171,9 @@ async def test_kill_9_mid_lesson_keeps_the_attendance_so_far_and_the_timeline_go
     srv.start()
     api = AdminApi(srv.url, srv.token)
     kept = _room(await _attendance(api, lesson), room_id)
-    assert kept["minutes"] >= before["minutes"]  # nothing recorded before the kill is lost
+    # what was written before the kill is kept: the live figure read just before it may be ahead of the last write by
+    # at most one evidence interval (2 s) and a stats tick (0.5 s), which is what a kill -9 is documented to lose
+    assert kept["minutes"] >= before["minutes"] - (2.0 + 0.5) / 60 - 0.01, (kept, before)
     assert len(kept["segments"]) == 1 and kept["segments"][0]["seconds"] >= 5, kept  # at most a few seconds lost
     assert _at(kept["segments"][0]["to"]) >= killed_at - 4
 
