@@ -53,6 +53,11 @@ class EventKind(StrEnum):
     ROOM_OPENED = "room_opened"
     ROOM_CLOSED = "room_closed"
     ROOM_LOST = "room_lost"  # the worker that owned the room died
+    # the lead's media is being written (detail: dump, slots); its file is ready (detail: the file's facts,
+    # `media.recording.RecordingInfo.to_json()`, and dump); or it could not be written or finalised (error)
+    RECORDING_STARTED = "recording_started"
+    RECORDING_FINISHED = "recording_finished"
+    RECORDING_FAILED = "recording_failed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +73,16 @@ class MediaEvent:
 MAX_PREVIEW_SLOTS = 12  # preview slots a lead may offer; the web page offers 6
 
 
+@dataclass(frozen=True, slots=True)
+class RecordingRequest:
+    """Record a room: the lead's camera, courseware and audio into `folder` (a dump per publisher
+    connection family, finalised when the room closes), asking for a keyframe every `keyframe_every_s`
+    so the recording can be played and replayed from any few seconds on."""
+
+    folder: str
+    keyframe_every_s: float = 4.0
+
+
 class MediaError(Exception):
     """A request the media plane refuses: unknown room, broken SDP, observer publishing..."""
 
@@ -76,7 +91,10 @@ class MediaPlane(Protocol):
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
 
-    async def open_room(self, room_id: str) -> None: ...
+    async def open_room(self, room_id: str, recording: RecordingRequest | None = None) -> None:
+        """Open a room (opening one already open does nothing); with `recording`, the lead is recorded."""
+        ...
+
     async def close_room(self, room_id: str) -> None: ...
 
     async def join(

@@ -20,7 +20,7 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaRelay
 from aiortc.sdp import SessionDescription
 
-from media.api import EventKind, MediaError, MediaEvent, ParticipantRole, TrackKind
+from media.api import EventKind, MediaError, MediaEvent, ParticipantRole, RecordingRequest, TrackKind
 from media.bench_net import rtc_configuration
 
 TRACK_WAIT = 10.0
@@ -48,7 +48,9 @@ class MediaRelayPlane:
         for room_id in list(self._rooms):
             await self.close_room(room_id)
 
-    async def open_room(self, room_id: str) -> None:
+    async def open_room(self, room_id: str, recording: RecordingRequest | None = None) -> None:
+        if recording is not None:
+            raise MediaError("the baseline SFU does not record")
         if room_id in self._rooms:
             raise MediaError(f"room {room_id} is already open")
         self._rooms[room_id] = _Room()

@@ -243,6 +243,8 @@ class InboundTrack:
         self.mask = history_size - 1
         # (source seq, ts, marker bit, payload type, payload) by seq & mask
         self.history: list[tuple[int, int, int, int, bytes] | None] = [None] * history_size
+        # what the lesson's recording takes of each accepted packet (seq, ts, marker bit, pt, payload), or None
+        self.recorder: Callable[[int, int, int, int, bytes], None] | None = None
         self.keyframe_interval = keyframe_interval
         self.keyframe_max_interval = keyframe_interval if keyframe_max_interval is None else keyframe_max_interval
         self.keyframe_cpu_budget = keyframe_cpu_budget
@@ -339,6 +341,9 @@ class InboundTrack:
             return  # a duplicate (RTX answer to a NACK someone else already filled)
         mbit = 0x80 if hdr.marker else 0
         self.history[seq & self.mask] = (seq, ts, mbit, pt, payload)
+        recorder = self.recorder
+        if recorder is not None:
+            recorder(seq, ts, mbit, pt, payload)  # a struct pack and a queue append (media/recorder.py)
         self.packets += 1
         self.octets += len(payload)
         self.last_packet_at = now

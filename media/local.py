@@ -5,15 +5,29 @@ Used by tests and benchmarks directly, and inside each worker process by `media.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from media.api import EventKind, MediaError, MediaEvent, ParticipantRole, SlotKind, TrackKind, candidate_fields
+from media.api import (
+    EventKind,
+    MediaError,
+    MediaEvent,
+    ParticipantRole,
+    RecordingRequest,
+    SlotKind,
+    TrackKind,
+    candidate_fields,
+)
 from media.config import CAPACITY_REASON, MediaCapacityError, MediaConfig
 from media.event_hub import EventHub
 from media.room import Room
+
+logger = logging.getLogger(__name__)
+FINISH_TIMEOUT_S = 60.0  # how long stopping waits for recordings to finalise (the rest is done at the next start)
 
 
 class LocalMediaPlane:
@@ -26,6 +40,8 @@ class LocalMediaPlane:
         # the capacity while their SDP work awaits.
         self._joining = 0
         self.refused_joins = 0
+        # closed rooms' recordings being finalised (each in a thread), awaited by stop()
+        self._finishing: set[asyncio.Task[None]] = set()
 
     def subscriptions(self) -> int:
         """Subscriptions this plane carries: every participant but the leads, plus joins under way."""
@@ -56,6 +72,11 @@ class LocalMediaPlane:
     async def stop(self) -> None:
         for room_id in list(self.rooms):
             await self.close_room(room_id)
+        if self._finishing:
+            _, pending = await asyncio.wait(set(self._finishing), timeout=FINISH_TIMEOUT_S)
+            if pending:
+                logger.warning("%d recordings still finalising at stop; their dumps are finalised at the next start",
+                               len(pending))
         self._started = False
         self._hub.close()
 
@@ -75,20 +96,25 @@ class LocalMediaPlane:
             raise MediaError(f"no open room {room_id!r}")
         return room
 
-    async def open_room(self, room_id: str) -> None:
+    async def open_room(self, room_id: str, recording: RecordingRequest | None = None) -> None:
         """Open a room; opening one that is already open does nothing."""
         if not self._started:
             raise MediaError("the media plane is not started")
         if room_id in self.rooms:
             return
-        self.rooms[room_id] = Room(room_id, self.config, self._emit)
-        self._emit(EventKind.ROOM_OPENED, room_id, None, None, {"pid": os.getpid()})
+        self.rooms[room_id] = Room(room_id, self.config, self._emit, recording)
+        self._emit(EventKind.ROOM_OPENED, room_id, None, None,
+                   {"pid": os.getpid(), "recording": recording is not None})
 
     async def close_room(self, room_id: str) -> None:
         room = self._room(room_id)
         del self.rooms[room_id]
         await room.close()
         self._emit(EventKind.ROOM_CLOSED, room_id, None, None, None)
+        if room.recorder is not None:
+            task = asyncio.get_running_loop().create_task(room.finish_recording())
+            self._finishing.add(task)
+            task.add_done_callback(self._finishing.discard)
 
     async def join(
         self,

@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import av
+
 from media.recording import RecordingError, RecordingInfo, finalise
 from media.rtpdump import DumpError, DumpWriter
 
@@ -52,6 +54,7 @@ class LessonRecorder:
     writers: dict[str, DumpWriter] = field(default_factory=dict)  # participant id -> its dump
     started: float = field(default_factory=time.time)
     last_keyframe_request: float = 0.0
+    reported: set[str] = field(default_factory=set)  # participants whose dump error was reported
 
     def sink(self, participant_id: str, slot: str, media_kind: str, codec: str, clock_rate: int,
              ssrc: int) -> TrackSink | None:
@@ -83,15 +86,34 @@ class LessonRecorder:
         return {participant: {"path": str(w.path), "written": w.written, "bytes": w.bytes, "dropped": w.dropped,
                               "error": w.error} for participant, w in self.writers.items()}
 
-    async def close(self) -> list[RecordingInfo]:
+    def new_errors(self) -> list[tuple[str, DumpWriter]]:
+        """Dumps whose writing failed since the last call (a full disk): each reported once."""
+        failed = [(p, w) for p, w in self.writers.items() if w.error and p not in self.reported]
+        self.reported.update(p for p, _ in failed)
+        return failed
+
+    async def close(self) -> list[Finished]:
         """Stop writing and finalise every dump (in a thread: muxing a long lesson takes seconds)."""
-        done: list[RecordingInfo] = []
+        done: list[Finished] = []
         for participant, writer in list(self.writers.items()):
             await asyncio.to_thread(writer.close)
             try:
-                done.append(await asyncio.to_thread(finalise, writer.path))
-            except (RecordingError, DumpError, OSError, ValueError) as exc:
+                info = await asyncio.to_thread(finalise, writer.path)
+            except (RecordingError, DumpError, OSError, ValueError, av.FFmpegError) as exc:
                 log.error("room %s: the recording of %s could not be finalised: %s (its dump %s is kept)",
                           self.room_id, participant, exc, writer.path)
+                done.append(Finished(participant, writer.path, None, str(exc)))
+            else:
+                done.append(Finished(participant, writer.path, info, writer.error))
         self.writers.clear()
         return done
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """What became of one dump: its file's facts, or why there is none (the dump is kept either way)."""
+
+    participant_id: str
+    dump: Path
+    info: RecordingInfo | None
+    error: str | None

@@ -47,11 +47,23 @@ class RecordingInfo:
     packets_bad: int
     size_bytes: int
     sha256: str
+    # the courseware alone, remuxed into a file of its own (a browser's <video> plays only a file's first
+    # video track): the player shows it beside the camera; None when nothing was shared
+    screen_path: Path | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"path": str(self.path), "container": self.container, "started_at": self.started_at,
                 "duration_s": round(self.duration_s, 3), "tracks": self.tracks, "frames_dropped": self.frames_dropped,
-                "packets_bad": self.packets_bad, "size_bytes": self.size_bytes, "sha256": self.sha256}
+                "packets_bad": self.packets_bad, "size_bytes": self.size_bytes, "sha256": self.sha256,
+                "screen_path": str(self.screen_path) if self.screen_path else None}
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _rtp(body: bytes) -> tuple[int, int, bool, int, bytes] | None:
@@ -196,6 +208,23 @@ def _survey(dump: Path) -> tuple[dict[str, _Slot], float | None]:
     return slots, origin
 
 
+def _add_stream(output: Any, slot: _Slot, name: str) -> Any:
+    """A stream of `output` for `slot`'s frames as they are (codec parameters only: nothing is encoded)."""
+    if slot.kind == "video":
+        stream = output.add_stream("libvpx" if slot.codec == "vp8" else "h264", rate=30)
+        width, height = slot.size or (0, 0)
+        stream.width, stream.height = width or 640, height or 360
+        stream.pix_fmt = "yuv420p"
+        if slot.extradata:
+            stream.codec_context.extradata = slot.extradata
+    else:
+        stream = output.add_stream("libopus", rate=48000)
+        stream.layout = "stereo"
+    stream.time_base = MS
+    stream.metadata["title"] = name
+    return stream
+
+
 def finalise(dump: Path, out: Path | None = None) -> RecordingInfo:
     """Write the playable file of a dump (WebM for VP8, MP4 for H.264) next to it; its facts."""
     slots, origin = _survey(dump)
@@ -206,22 +235,17 @@ def finalise(dump: Path, out: Path | None = None) -> RecordingInfo:
     out = out or dump.with_suffix(f".{container}")
     tmp = out.with_suffix(out.suffix + ".part")
     output = av.open(str(tmp), "w", format=container)
+    screen = slots.get("screen")
+    screen_out = out.with_name(f"{out.stem}.screen.{container}")
+    screen_tmp = screen_out.with_suffix(screen_out.suffix + ".part")
+    side = av.open(str(screen_tmp), "w", format=container) if screen is not None else None
+    side_stream = None
     try:
         for name in sorted(slots, key=lambda n: SLOTS.index(n) if n in SLOTS else len(SLOTS)):
             slot = slots[name]
-            if slot.kind == "video":
-                stream = output.add_stream("libvpx" if slot.codec == "vp8" else "h264", rate=30)
-                width, height = slot.size or (0, 0)
-                stream.width, stream.height = width or 640, height or 360
-                stream.pix_fmt = "yuv420p"
-                if slot.extradata:
-                    stream.codec_context.extradata = slot.extradata
-            else:
-                stream = output.add_stream("libopus", rate=48000)
-                stream.layout = "stereo"
-            stream.time_base = MS
-            stream.metadata["title"] = name
-            slot.stream = stream
+            slot.stream = _add_stream(output, slot, name)
+        if side is not None and screen is not None:
+            side_stream = _add_stream(side, screen, "screen")
         tally = _Tally()
         for track, frame in _frames(dump, tally):
             slot = slots.get(track.info.slot)
@@ -237,21 +261,35 @@ def finalise(dump: Path, out: Path | None = None) -> RecordingInfo:
             packet.time_base = MS
             packet.is_keyframe = frame.keyframe
             output.mux(packet)
+            if side is not None and slot is screen:
+                copy = av.Packet(frame.data)
+                copy.stream = side_stream
+                copy.pts = copy.dts = ms
+                copy.time_base = MS
+                copy.is_keyframe = frame.keyframe
+                side.mux(copy)
             slot.frames += 1
         dropped, bad = tally.dropped(), tally.bad_packets()
     except Exception:
         output.close()
         tmp.unlink(missing_ok=True)
+        if side is not None:
+            side.close()
+            screen_tmp.unlink(missing_ok=True)
         raise
     output.close()
     tmp.replace(out)
-    digest = hashlib.sha256()
-    with out.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
+    screen_path = None
+    if side is not None:
+        side.close()
+        if screen is not None and screen.frames:
+            screen_tmp.replace(screen_out)
+            screen_path = screen_out
+        else:
+            screen_tmp.unlink(missing_ok=True)
     duration = max((s.last_ms for s in slots.values()), default=0) / 1000
     info = RecordingInfo(out, container, origin, duration, {n: s.frames for n, s in slots.items()}, dropped, bad,
-                         out.stat().st_size, digest.hexdigest())
+                         out.stat().st_size, sha256_of(out), screen_path)
     log.info("recording %s: %.1f s, tracks %s, %d frames dropped", out, duration, info.tracks, dropped)
     return info
 

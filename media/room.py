@@ -16,14 +16,24 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
-from media.api import MAX_PREVIEW_SLOTS, EventKind, MediaError, ParticipantRole, SlotKind, TrackKind
+from media.api import (
+    MAX_PREVIEW_SLOTS,
+    EventKind,
+    MediaError,
+    ParticipantRole,
+    RecordingRequest,
+    SlotKind,
+    TrackKind,
+)
 from media.config import MediaConfig
 from media.forwarding import DownTrack, FanoutQueue, InboundTrack
 from media.nack_tracker import NackTracker
 from media.peer import MEDIA_READY, MLine, Peer, codec_info, is_rtx
 from media.ratelimit import RateLimitedLog, TokenBucket
+from media.recorder import LessonRecorder
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +79,14 @@ class Participant:
 
 
 class Room:
-    def __init__(self, room_id: str, config: MediaConfig, emit: Emit) -> None:
+    def __init__(
+        self, room_id: str, config: MediaConfig, emit: Emit, recording: RecordingRequest | None = None
+    ) -> None:
         self.id = room_id
+        # the lead's recording (media/recorder.py): a sink on each of its published tracks
+        self.recorder = (
+            LessonRecorder(Path(recording.folder), room_id, recording.keyframe_every_s) if recording else None
+        )
         self.config = config
         self._emit = emit
         self.participants: dict[str, Participant] = {}
@@ -157,11 +173,43 @@ class Room:
             self.sources[(participant_id, kind)] = track
         if role == ParticipantRole.LEAD:
             self.lead_id = participant_id
+            self._record(participant)
         changed = self._assign_previews()
         self._rebind(now)
         if changed or any(dt.slot == SlotKind.PREVIEW for dt in participant.slots):
             self._announce_previews()
         return answer
+
+    def _record(self, participant: Participant) -> None:
+        """Give each track the lead publishes a recorder sink (a reconnect continues the same dump)."""
+        recorder = self.recorder
+        if recorder is None:
+            return
+        new = participant.id not in recorder.writers
+        slots = []
+        for kind, track in participant.inbound.items():
+            codec = next(iter(track.codecs.values()), None)
+            if codec is None:
+                continue
+            track.recorder = recorder.sink(participant.id, str(kind), track.media_kind, codec.name, codec.clock_rate,
+                                           track.ssrc or 0)
+            if track.recorder is not None:
+                slots.append(str(kind))
+        writer = recorder.writers.get(participant.id)
+        if new and writer is not None:
+            self.emit(EventKind.RECORDING_STARTED, participant.id, None, {"dump": str(writer.path), "slots": slots})
+
+    async def finish_recording(self) -> None:
+        """Finalise the room's recording after it closed, and tell what became of each dump."""
+        if self.recorder is None:
+            return
+        for done in await self.recorder.close():
+            if done.info is not None:
+                self.emit(EventKind.RECORDING_FINISHED, done.participant_id, None,
+                          {**done.info.to_json(), "dump": str(done.dump), "write_error": done.error})
+            else:
+                self.emit(EventKind.RECORDING_FAILED, done.participant_id, None,
+                          {"dump": str(done.dump), "error": done.error})
 
     def _plan(
         self,
@@ -452,6 +500,8 @@ class Room:
                     except Exception:
                         # One participant's broken track costs its own housekeeping, not the room's.
                         self._failed(track.participant_id, "housekeeping of a track", now)
+                if self.recorder is not None:
+                    self._recording_tick(now)
                 for participant in list(self.participants.values()):
                     for dt in participant.slots:
                         try:
@@ -470,6 +520,20 @@ class Room:
                 raise
             except Exception:
                 logger.exception("room %s housekeeping failed", self.id)
+
+    def _recording_tick(self, now: float) -> None:
+        """While recording: a keyframe from the lead every few seconds (so the file can be played and
+        replayed from anywhere), and a dump that stopped (a full disk) reported once."""
+        recorder = self.recorder
+        assert recorder is not None
+        if self.lead_id is not None and recorder.keyframe_due(time.time()):
+            for kind in (TrackKind.CAMERA, TrackKind.SCREEN):
+                track = self.sources.get((self.lead_id, kind))
+                if track is not None and track.live:
+                    track.request_keyframe(now)
+        for participant_id, writer in recorder.new_errors():
+            self.emit(EventKind.RECORDING_FAILED, participant_id, None,
+                      {"dump": str(writer.path), "error": writer.error, "live": True})
 
     def _failed(self, participant_id: str, what: str, now: float) -> None:
         """Count an exception of one participant's part of the tick, and log it once per minute."""

@@ -24,7 +24,16 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from media.api import EventKind, MediaError, MediaEvent, ParticipantRole, SlotKind, TrackKind, candidate_fields
+from media.api import (
+    EventKind,
+    MediaError,
+    MediaEvent,
+    ParticipantRole,
+    RecordingRequest,
+    SlotKind,
+    TrackKind,
+    candidate_fields,
+)
 from media.config import MediaCapacityError, MediaConfig
 from media.event_hub import EventHub
 
@@ -311,7 +320,7 @@ class WorkerMediaPlane:
 
     # -- MediaPlane -------------------------------------------------------------------------------
 
-    async def open_room(self, room_id: str) -> None:
+    async def open_room(self, room_id: str, recording: RecordingRequest | None = None) -> None:
         if room_id in self._room_worker:
             return
         live = [w for w in self._workers if w.alive and w.ready.done()]
@@ -321,7 +330,7 @@ class WorkerMediaPlane:
         self._room_worker[room_id] = worker
         worker.rooms.add(room_id)
         try:
-            await self._call(worker, "open_room", room_id)
+            await self._call(worker, "open_room", room_id, recording)
         except MediaError:
             worker.rooms.discard(room_id)
             if self._room_worker.get(room_id) is worker:

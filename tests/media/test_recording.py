@@ -180,7 +180,9 @@ async def test_the_rooms_recorder_takes_packets_from_its_sinks_and_finalises_one
         sinks[slot](packet.sequence_number, packet.timestamp, 0x80 if packet.marker else 0, packet.payload_type,
                     packet.payload)
     assert recorder.sink("lead-1", "camera", "video", "AV1", 90000, 5) is None  # not recordable: said, skipped
-    [info] = await recorder.close()
+    [done] = await recorder.close()
+    info = done.info
+    assert info is not None and done.error is None and done.participant_id == "lead-1"
     assert info.path.parent == tmp_path / "lesson-9" and info.container == "webm"
     numbers = [_read(f) for f in av.open(str(info.path)).decode(video=0)]
     assert numbers == list(range(3 * FPS))
