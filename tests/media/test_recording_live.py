@@ -142,7 +142,7 @@ async def test_a_20_second_vp8_lesson_with_loss_and_a_reconnect_is_recorded_whol
     info = done.detail
     path = Path(info["path"])
     assert path.suffix == ".webm" and info["container"] == "webm" and path.parent == tmp_path / ROOM
-    numbers, duration = _check(path, min_seconds=19.0)
+    numbers, _ = _check(path, min_seconds=19.0)
     assert numbers[-1] >= sent + 15 + 9 * FPS  # the second connection is in the file
     # after the repairs almost every picture is there: the gap of the reconnect aside, 90 % of the frames
     assert len(numbers) >= 0.9 * (numbers[-1] - numbers[0] - 30)
@@ -194,5 +194,5 @@ async def test_a_worker_killed_mid_lesson_leaves_a_dump_that_plays_up_to_its_las
     dump = Path(started.detail["dump"])
     assert dump.exists()
     info = finalise(dump)  # what the catalogue does for a dump left behind, at the next start
-    numbers, duration = _check(info.path, min_seconds=4.0)
+    numbers, _ = _check(info.path, min_seconds=4.0)
     assert numbers[-1] >= sent - 3 * FPS  # at most the last seconds are lost
