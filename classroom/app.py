@@ -30,7 +30,7 @@ def build_app(config: Config, db: Database, *, tls: bool = False, media: str = "
     data = config.server.data_path
     signaling = make_signaling(
         config.signaling, config.media, data, config.server.admin_token, db, timetable, tls=tls, media_kind=media,
-        alerts=config.alerts, node=config.monitoring.node_name,
+        alerts=config.alerts, node=config.monitoring.node_name, recording=config.recording,
     )
     app = web.Application(
         middlewares=[*signaling.middlewares_outer(), errors_middleware, *signaling.middlewares_inner()],

@@ -20,6 +20,7 @@ from media.config import MediaConfig
 from monitoring.alerts import AlertConfig
 from monitoring.config import MonitoringConfig
 from scheduler.config import SchedulerConfig
+from scheduler.rules.recording import RecordingConfig
 from signaling.config import SignalingConfig
 
 # alert_webhooks: a robot's address carries its access token
@@ -64,6 +65,7 @@ class Config:
     signaling: SignalingConfig = field(default_factory=SignalingConfig)
     alerts: AlertConfig = field(default_factory=AlertConfig)
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
+    recording: RecordingConfig = field(default_factory=RecordingConfig)
 
 
 def _convert(value: Any, kind: Any, where: str) -> Any:

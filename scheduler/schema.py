@@ -264,6 +264,21 @@ MIGRATIONS: tuple[str, ...] = (
         participant TEXT NOT NULL, what TEXT NOT NULL,
         PRIMARY KEY (lesson_id, seq)) WITHOUT ROWID;
     """,
+    # recordings (scheduler/recordings.py): one row per dump of a lesson's lead, its finalised file and
+    # the courseware's; an administrator's per-lesson choice of whether to record
+    """
+    CREATE TABLE recording (
+        id INTEGER PRIMARY KEY, lesson_id INTEGER NOT NULL REFERENCES lesson(id), participant TEXT NOT NULL,
+        dump_path TEXT NOT NULL UNIQUE, path TEXT, screen_path TEXT, container TEXT,
+        state TEXT NOT NULL CHECK (state IN ('recording', 'ready', 'failed', 'deleted')),
+        started_at REAL NOT NULL, finished_at REAL, duration_s REAL, size_bytes INTEGER, sha256 TEXT,
+        tracks TEXT NOT NULL DEFAULT '{}', frames_dropped INTEGER NOT NULL DEFAULT 0, error TEXT);
+    CREATE INDEX recording_lesson ON recording(lesson_id);
+    CREATE INDEX recording_state ON recording(state);
+    CREATE TABLE recording_choice (
+        lesson_id INTEGER PRIMARY KEY REFERENCES lesson(id), record INTEGER NOT NULL CHECK (record IN (0, 1)),
+        actor TEXT NOT NULL, at REAL NOT NULL, reason TEXT NOT NULL DEFAULT '');
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

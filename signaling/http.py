@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 PRINCIPAL = "principal"  # request key: the caller's Claims, or None
 STATIC = Path(__file__).resolve().parent / "static"
 PAGES = {"/": "index.html", "/login": "login.html", "/teacher": "teacher.html", "/classroom": "classroom.html",
-         "/admin": "admin.html", "/tech": "tech.html"}
+         "/admin": "admin.html", "/tech": "tech.html", "/player": "player.html"}
 
 
 def admin_claims() -> Claims:

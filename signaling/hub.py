@@ -31,6 +31,7 @@ from monitoring.monitor import Monitor
 from monitoring.observation import LessonSample, ParticipantSample
 from monitoring.quality import ReportRefused, clean_client_report
 from scheduler.model import Lesson, LessonStatus
+from scheduler.recordings import Recordings
 from scheduler.timetable import Timetable
 from signaling import protocol
 from signaling.access import LessonFacts, check_join, socket_refusal
@@ -38,6 +39,7 @@ from signaling.config import SignalingConfig
 from signaling.layout import LessonPicture, layout_for
 from signaling.liveness import HEARTBEAT_S, STALE_AFTER_S, LinkState, link_state, shown_quality
 from signaling.ratelimit import RateLimiter
+from signaling.recording_keeper import RECORDING_EVENTS, RecordingKeeper
 from signaling.store import AccessStore
 from signaling.tokens import Claims, Role, TokenRefused, TokenService, TokenType
 
@@ -118,6 +120,7 @@ class LiveLesson:
     # participant id -> (seconds since the SFU last heard it, monotonic time of that snapshot)
     heard: dict[str, tuple[float | None, float]] = field(default_factory=dict)
     counties: frozenset[int] = frozenset()  # of the lead and receiving classrooms: whose technicians watch it
+    recording: bool = False  # the room records the lead (scheduler/rules/recording.py); shown on the lead's page
     regions: frozenset[int] = frozenset()
 
     @property
@@ -161,8 +164,11 @@ class Hub:
         ice_servers: list[dict[str, Any]],
         clock: Callable[[], float] = time.time,
         monitor: Monitor | None = None,
+        recordings: Recordings | None = None,
     ) -> None:
         self.plane = plane
+        # the lesson recordings' catalogue (None: nothing is recorded, as in tests of other things)
+        self.recordings = RecordingKeeper(recordings) if recordings is not None else None
         self.monitor = monitor
         self.timetable = timetable
         self.tokens = tokens
@@ -189,6 +195,8 @@ class Hub:
         self._spawn(self._stats_loop())
         self._spawn(self._liveness_loop())
         self._spawn(self.attendance.run())
+        if self.recordings is not None:
+            self._spawn(self.recordings.recover(set(self.lessons)))
 
     async def stop(self) -> None:
         for session in list(self.sessions):
@@ -253,8 +261,10 @@ class Hub:
         async with self._lock:
             live = self.lessons.get(facts.lesson.id)
             if live is None:
-                await self.plane.open_room(room_id_of(facts.lesson.id))
+                request = await self.recordings.request_for(facts.lesson) if self.recordings else None
+                await self.plane.open_room(room_id_of(facts.lesson.id), request)
                 live = LiveLesson(facts.lesson.id, facts, self.classroom_names(facts))
+                live.recording = request is not None
                 live.counties, live.regions = self.places_of(facts)
                 self.lessons[facts.lesson.id] = live
                 self.attendance.open(facts.lesson, facts.community_teacher_ids)
@@ -492,6 +502,7 @@ class Hub:
                 window_closes=facts.closes,
                 ice_servers=self.ice_servers,
                 lead_on_air=live.lead_on_air,
+                recording=live.recording,
                 talkback={"participant_id": live.talkback, "to_all": live.talkback_to_all},
                 may_publish=claims.role in (Role.LEAD, Role.RECEIVER),
                 layout=session.layout,
@@ -732,6 +743,14 @@ class Hub:
     async def _on_media_event(self, ev: MediaEvent) -> None:
         lesson_id = lesson_of_room(ev.room_id)
         live = self.lessons.get(lesson_id) if lesson_id is not None else None
+        if ev.kind in RECORDING_EVENTS and lesson_id is not None:
+            # a recording is finalised after its room closed: catalogued whether the lesson is live or not
+            if self.recordings is not None:
+                await self.recordings.on_event(lesson_id, ev)
+            if live is not None and ev.kind == EventKind.RECORDING_FAILED:
+                live.recording = False
+                await self._broadcast(live, protocol.event("recording", on=False, error=ev.detail.get("error")))
+            return
         if live is None:
             return
         if ev.kind == EventKind.ROOM_LOST:

@@ -8,6 +8,8 @@ the window again against the database, because a lesson can be moved or cancelle
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 import time
@@ -153,6 +155,10 @@ class TokenService:
                 payload[_SCOPE_CLAIMS[name]] = value
         token = jwt.encode(payload, self._key, algorithm=ALGORITHM)
         return token, _claims(payload)
+
+    def sign(self, message: bytes) -> str:
+        """An HMAC-SHA256 of `message` under the signing key (short-lived links, e.g. to a recording)."""
+        return hmac.new(self._key, message, hashlib.sha256).hexdigest()
 
     def verify(self, token: object, types: Iterable[TokenType]) -> Claims:
         """The claims of a valid, unrevoked token of one of `types`; else TokenRefused with the reason."""

@@ -17,6 +17,8 @@ from monitoring.alerts import AlertConfig
 from monitoring.monitor import Monitor
 from scheduler.db import Database
 from scheduler.jobs import LessonJobs
+from scheduler.recordings import Recordings
+from scheduler.rules.recording import RecordingConfig
 from scheduler.timetable import Timetable
 from signaling.auth import load_or_create_token
 from signaling.config import SignalingConfig
@@ -24,6 +26,8 @@ from signaling.http import AccessApi, add_routes, auth_middleware, refusal_middl
 from signaling.hub import Hub
 from signaling.monitoring_api import MonitoringApi
 from signaling.monitoring_api import add_routes as monitoring_routes
+from signaling.recordings_api import RecordingsApi
+from signaling.recordings_api import add_routes as recording_routes
 from signaling.store import AccessStore
 from signaling.tokens import TokenService, load_or_create_key
 
@@ -40,6 +44,7 @@ class Signaling:
     plane: MediaPlane
     monitor: Monitor
     tls: bool
+    recordings: Recordings
 
     def middlewares_outer(self) -> list[Any]:
         """Outside the domain's error handling: headers go on every response, errors included."""
@@ -80,15 +85,19 @@ def make_signaling(
     media_kind: str = "workers",
     alerts: AlertConfig | None = None,
     node: str = "",
+    recording: RecordingConfig | None = None,
 ) -> Signaling:
     admin_token = load_or_create_token(data_path / "admin-token", admin_token_setting)
     tokens = TokenService(load_or_create_key(data_path / "signing-key"), db)
     store = AccessStore(db)
     plane = make_plane(media, media_kind)
     monitor = Monitor(alerts or AlertConfig(), db, data_path, node or socket.gethostname())
-    hub = Hub(plane, timetable, tokens, store, config, media.ice_servers(), monitor=monitor)
+    recording = recording or RecordingConfig()
+    folder = Path(recording.folder).expanduser() if recording.folder else data_path / "recordings"
+    recordings = Recordings(db, timetable.repo, recording, folder)
+    hub = Hub(plane, timetable, tokens, store, config, media.ice_servers(), monitor=monitor, recordings=recordings)
     api = AccessApi(timetable, tokens, store, hub, config, admin_token)
-    return Signaling(config, tokens, store, hub, api, plane, monitor, tls)
+    return Signaling(config, tokens, store, hub, api, plane, monitor, tls, recordings)
 
 
 
@@ -97,6 +106,8 @@ def install(app: web.Application, signaling: Signaling) -> None:
     add_routes(app, signaling.api, signaling.hub)
     monitoring_routes(app, MonitoringApi(signaling.monitor, signaling.hub, signaling.hub.timetable, signaling.tokens,
                                          signaling.store))
+    recording_routes(app, RecordingsApi(signaling.recordings, signaling.hub.timetable, signaling.tokens,
+                                        signaling.store))
     app.cleanup_ctx.append(_media_context)
 
 

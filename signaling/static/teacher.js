@@ -16,8 +16,8 @@ const ON_AIR_KEY = "teacher-on-air";
 
 if (requireLogin(["teacher", "admin"])) {
   // texts drawn from data follow a language switch at once
-  header("teacher_title", [el("span", { id: "air", class: "badge" }), logoutButton()], () => {
-    loadLessons(); renderRoster(); renderThumbs(); renderTalkback(); setAir(state.onAir);
+  header("teacher_title", [el("span", { id: "air", class: "badge" }), el("span", { id: "rec", class: "badge rec", hidden: true }), logoutButton()], () => {
+    loadLessons(); renderRoster(); renderThumbs(); renderTalkback(); setAir(state.onAir); setRec(state.recording);
   });
   const lessonsList = el("ul", { class: "lessons", id: "lessons" });
   const status = el("div", { id: "status" });
@@ -59,6 +59,14 @@ if (requireLogin(["teacher", "admin"])) {
     badge.classList.toggle("live", on);
   };
   setAir(false);
+  // whether the server records this lesson (its `joined` says; a `recording` event says it stopped)
+  const setRec = (on) => {
+    state.recording = on;
+    const badge = document.getElementById("rec");
+    badge.textContent = t("recording");
+    badge.hidden = !on;
+  };
+  setRec(false);
 
   async function loadLessons() {
     let lessons = [];
@@ -132,6 +140,7 @@ if (requireLogin(["teacher", "admin"])) {
     state.conn = conn;
     conn.addEventListener("joined", (e) => {
       setAir(false);
+      setRec(Boolean(e.detail.recording));
       state.layout = e.detail.layout || null;
       state.talkback = e.detail.talkback.participant_id;
       state.talkbackName = "";
@@ -150,6 +159,10 @@ if (requireLogin(["teacher", "admin"])) {
       renderTalkback();
     });
     conn.addEventListener("lead", (e) => setAir(e.detail.on_air));
+    conn.addEventListener("recording", (e) => {
+      setRec(Boolean(e.detail.on));
+      if (!e.detail.on) status.replaceChildren(el("div", { class: "notice", role: "alert" }, t("recording_stopped")));
+    });
     conn.addEventListener("roster", (e) => {
       state.roster = e.detail.participants;
       setAir(e.detail.lead_on_air);
@@ -342,6 +355,7 @@ if (requireLogin(["teacher", "admin"])) {
     conn?.close();
     state.lessonId = null;
     setAir(false);
+    setRec(false);
     screenButton.disabled = true;
     stopButton.disabled = true;
   }

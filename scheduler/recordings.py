@@ -1,0 +1,165 @@
+"""The catalogue of lesson recordings: what was recorded, where its files are, and in what state.
+
+A row appears when the lead's dump starts (`recording`), becomes `ready` with the finalised file's facts
+(duration, size, SHA-256, tracks) or `failed` with the reason, and `deleted` when removed (audited by
+the caller). A dump left `recording` by a crash is finalised at the next start (`unfinished`). Thin
+I/O over the scheduler's database; the rules of who records and who watches are in
+`scheduler/rules/recording.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from scheduler.db import Database
+from scheduler.model import Lesson
+from scheduler.repository import Repository
+from scheduler.rules.recording import RecordingAudience, RecordingConfig, is_recorded
+
+
+@dataclass(frozen=True, slots=True)
+class Recording:
+    id: int
+    lesson_id: int
+    participant: str
+    dump_path: str
+    path: str | None
+    screen_path: str | None
+    container: str | None
+    state: str
+    started_at: float
+    finished_at: float | None
+    duration_s: float | None
+    size_bytes: int | None
+    sha256: str | None
+    tracks: dict[str, int]
+    frames_dropped: int
+    error: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        """What the API shows (file paths stay on the server)."""
+        return {"id": self.id, "lesson_id": self.lesson_id, "state": self.state, "started_at": self.started_at,
+                "finished_at": self.finished_at, "duration_s": self.duration_s, "size_bytes": self.size_bytes,
+                "container": self.container, "tracks": self.tracks, "has_screen": bool(self.screen_path),
+                "frames_dropped": self.frames_dropped, "error": self.error}
+
+
+def _row(r: Any) -> Recording:
+    return Recording(r["id"], r["lesson_id"], r["participant"], r["dump_path"], r["path"], r["screen_path"],
+                     r["container"], r["state"], r["started_at"], r["finished_at"], r["duration_s"], r["size_bytes"],
+                     r["sha256"], json.loads(r["tracks"] or "{}"), r["frames_dropped"], r["error"])
+
+
+class Recordings:
+    def __init__(self, db: Database, repo: Repository, config: RecordingConfig, folder: Path) -> None:
+        self.db = db
+        self.repo = repo
+        self.config = config
+        self.folder = folder
+
+    # ---- whether to record ------------------------------------------------------------------------
+    def choice(self, lesson_id: int) -> bool | None:
+        with self.db.read() as conn:
+            row = conn.execute("SELECT record FROM recording_choice WHERE lesson_id = ?", (lesson_id,)).fetchone()
+        return None if row is None else bool(row["record"])
+
+    def set_choice(self, lesson_id: int, record: bool | None, actor: str, reason: str) -> None:
+        """An administrator's choice for one lesson (None: back to the county's and kind's rule)."""
+        with self.db.write() as conn:
+            if record is None:
+                conn.execute("DELETE FROM recording_choice WHERE lesson_id = ?", (lesson_id,))
+            else:
+                conn.execute(
+                    "INSERT INTO recording_choice(lesson_id, record, actor, at, reason) VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT(lesson_id) DO UPDATE SET record = excluded.record, actor = excluded.actor, "
+                    "at = excluded.at, reason = excluded.reason",
+                    (lesson_id, int(record), actor[:200], time.time(), reason[:500]),
+                )
+
+    def lead_county(self, lesson: Lesson) -> int | None:
+        classroom = next((c for c in self.repo.classrooms() if c.id == lesson.lead_classroom_id), None)
+        if classroom is None:
+            return None
+        school = next((s for s in self.repo.schools() if s.id == classroom.school_id), None)
+        return school.county_id if school is not None else None
+
+    def records(self, lesson: Lesson) -> bool:
+        return is_recorded(self.config, lesson, self.lead_county(lesson), self.choice(lesson.id))
+
+    # ---- what the media plane tells -----------------------------------------------------------------
+    def started(self, lesson_id: int, participant: str, dump: str, at: float) -> int:
+        with self.db.write() as conn:
+            row = conn.execute("SELECT id FROM recording WHERE dump_path = ?", (dump,)).fetchone()
+            if row is not None:
+                return int(row["id"])
+            cur = conn.execute(
+                "INSERT INTO recording(lesson_id, participant, dump_path, state, started_at) "
+                "VALUES (?, ?, ?, 'recording', ?)", (lesson_id, participant, dump, at))
+            return int(cur.lastrowid or 0)
+
+    def finished(self, lesson_id: int, participant: str, dump: str, facts: dict[str, Any]) -> None:
+        """A dump finalised: its file's facts (`media.recording.RecordingInfo.to_json()`)."""
+        self.started(lesson_id, participant, dump, float(facts.get("started_at") or time.time()))
+        with self.db.write() as conn:
+            conn.execute(
+                "UPDATE recording SET state = 'ready', path = ?, screen_path = ?, container = ?, finished_at = ?, "
+                "duration_s = ?, size_bytes = ?, sha256 = ?, tracks = ?, frames_dropped = ?, error = ? "
+                "WHERE dump_path = ?",
+                (facts["path"], facts.get("screen_path"), facts.get("container"), time.time(),
+                 facts.get("duration_s"), facts.get("size_bytes"), facts.get("sha256"),
+                 json.dumps(facts.get("tracks") or {}), int(facts.get("frames_dropped") or 0),
+                 facts.get("write_error"), dump),
+            )
+
+    def failed(self, lesson_id: int, participant: str, dump: str, error: str, *, still_live: bool = False) -> None:
+        """The dump stopped (a full disk: the lesson goes on, unrecorded from then) or could not be finalised."""
+        self.started(lesson_id, participant, dump, time.time())
+        with self.db.write() as conn:
+            if still_live:
+                conn.execute("UPDATE recording SET error = ? WHERE dump_path = ?", (error[:500], dump))
+            else:
+                conn.execute("UPDATE recording SET state = 'failed', error = ?, finished_at = ? WHERE dump_path = ?",
+                             (error[:500], time.time(), dump))
+
+    def unfinished(self, live_lesson_ids: set[int]) -> list[Recording]:
+        """Dumps left `recording` by a crash (their lesson is not live here): to finalise now."""
+        with self.db.read() as conn:
+            rows = conn.execute("SELECT * FROM recording WHERE state = 'recording' ORDER BY id").fetchall()
+        return [_row(r) for r in rows if r["lesson_id"] not in live_lesson_ids]
+
+    def mark_deleted(self, recording_id: int) -> None:
+        with self.db.write() as conn:
+            conn.execute("UPDATE recording SET state = 'deleted' WHERE id = ?", (recording_id,))
+
+    # ---- what people find ---------------------------------------------------------------------------
+    def get(self, recording_id: int) -> Recording | None:
+        with self.db.read() as conn:
+            row = conn.execute("SELECT * FROM recording WHERE id = ?", (recording_id,)).fetchone()
+        return _row(row) if row else None
+
+    def of_lessons(self, lesson_ids: list[int] | None = None, states: tuple[str, ...] = ("ready",)) -> list[Recording]:
+        marks = ",".join("?" * len(states))
+        sql = f"SELECT * FROM recording WHERE state IN ({marks})"
+        args: list[Any] = list(states)
+        if lesson_ids is not None:
+            if not lesson_ids:
+                return []
+            sql += f" AND lesson_id IN ({','.join('?' * len(lesson_ids))})"
+            args += lesson_ids
+        with self.db.read() as conn:
+            rows = conn.execute(sql + " ORDER BY started_at DESC, id DESC", args).fetchall()
+        return [_row(r) for r in rows]
+
+    def audience(self, lesson: Lesson) -> RecordingAudience:
+        """The lesson's audience as the playback rule needs it."""
+        school_of = {c.id: c.school_id for c in self.repo.classrooms()}
+        county_of = {s.id: s.county_id for s in self.repo.schools()}
+        receiving = frozenset(school_of[c] for c in lesson.receiving_classroom_ids if c in school_of)
+        schools = {school_of.get(lesson.lead_classroom_id), *receiving} - {None}
+        counties = frozenset(county_of[s] for s in schools if s in county_of)
+        members = self.repo.community_members(lesson.community_id)
+        return RecordingAudience(lesson, counties, receiving, members)

@@ -1,0 +1,97 @@
+"""Which lessons are recorded, and who may watch a recording: pure rules and their `[recording]` settings.
+
+Recording (`media/recorder.py`) keeps the lead's camera, courseware and audio as they were forwarded.
+Whether a lesson is recorded is decided when its room opens, in this order:
+
+1. the lesson's own choice, set by an administrator (`PUT /api/v1/lessons/{id}/recording`);
+2. its county's: `counties_on` / `counties_off`;
+3. its kind's: `kinds` (default: specialised lessons, 专递课堂, which may be pushed as recorded lessons).
+
+A recording is the lesson's: before a reviewer approves it for wider use, only the lesson's audience
+may watch it — its lead teacher, the teachers of its receiving schools (the on-site teachers), the
+members of its research community for a master lesson — and the administrators of its counties (a
+district-wide administrator: all). Technicians and classroom devices are not viewers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from scheduler.model import Kind, Lesson
+
+
+@dataclass(frozen=True)
+class RecordingConfig:
+    enabled: bool = True  # false: nothing is recorded anywhere
+    kinds: tuple[str, ...] = (Kind.SPECIALISED.value,)  # lesson kinds recorded by default
+    counties_on: tuple[str, ...] = ()  # county ids recorded whatever the kind
+    counties_off: tuple[str, ...] = ()  # county ids never recorded (unless a lesson says so)
+    folder: str = ""  # where recordings are written; default <data_dir>/recordings
+    keyframe_every_s: float = 4.0  # a keyframe asked of the lead this often while recording
+    link_ttl_s: float = 600.0  # how long a playback link stays valid
+
+    def __post_init__(self) -> None:
+        known = {k.value for k in Kind}
+        for kind in self.kinds:
+            if kind not in known:
+                raise ValueError(f"kinds: {kind!r} is not a lesson kind ({', '.join(sorted(known))})")
+        for name in ("counties_on", "counties_off"):
+            for county in getattr(self, name):
+                if not str(county).isdigit():
+                    raise ValueError(f"{name}: {county!r} is not a county id")
+        if self.keyframe_every_s < 1:
+            raise ValueError("keyframe_every_s must be at least 1")
+        if not 10 <= self.link_ttl_s <= 86400:
+            raise ValueError("link_ttl_s must be between 10 and 86400")
+
+
+def is_recorded(config: RecordingConfig, lesson: Lesson, lead_county_id: int | None, choice: bool | None) -> bool:
+    """Whether the lesson's room records: its own choice, else its county's, else its kind's."""
+    if not config.enabled:
+        return False
+    if choice is not None:
+        return choice
+    county = str(lead_county_id) if lead_county_id is not None else None
+    if county is not None and county in config.counties_off:
+        return False
+    if county is not None and county in config.counties_on:
+        return True
+    return lesson.kind.value in config.kinds
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    """Who asks to watch: an administrator (county-scoped or district-wide) or a teacher (with its school)."""
+
+    admin: bool
+    county_id: int | None = None  # an administrator's county; None: the whole district
+    teacher_id: int | None = None
+    school_id: int | None = None  # the teacher's school
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingAudience:
+    """What the rule needs to know of a recorded lesson."""
+
+    lesson: Lesson
+    county_ids: frozenset[int]  # of its lead and receiving classrooms
+    receiving_school_ids: frozenset[int]
+    community_teacher_ids: frozenset[int]
+
+
+def playback_refusal(viewer: Viewer, audience: RecordingAudience) -> str | None:
+    """None when the viewer may watch the recording, else why not (in one line, for the refusal)."""
+    lesson = audience.lesson
+    if viewer.admin:
+        if viewer.county_id is None or viewer.county_id in audience.county_ids:
+            return None
+        return "this lesson is not in your county"
+    if viewer.teacher_id is None:
+        return "only teachers and administrators watch recordings"
+    if viewer.teacher_id == lesson.lead_teacher_id:
+        return None
+    if viewer.school_id is not None and viewer.school_id in audience.receiving_school_ids:
+        return None
+    if lesson.kind == Kind.MASTER and viewer.teacher_id in audience.community_teacher_ids:
+        return None
+    return "this recording is for its lesson's audience"

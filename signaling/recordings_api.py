@@ -1,0 +1,238 @@
+"""The recordings' HTTP side: finding them, short-lived signed links to play them, and the files.
+
+- `GET /api/v1/recordings` — the recordings the caller may watch (teacher or administrator), with
+  filters `from`, `to` (dates, the district's time zone), `teacher_id`, `subject`, `grade`, `kind`;
+- `GET /api/v1/recordings/{id}` — one recording, its lesson and signed links to its files (camera
+  with sound; courseware if any), valid `[recording] link_ttl_s`; every such opening is audited, and
+  the file is checked against its catalogued size and SHA-256 first (a corrupt file is reported, 409);
+- `GET /recordings/{id}/{camera|screen}?exp=&by=&sig=` — the file itself, with range requests (seeking);
+  the link is the authorisation (a `<video>` element sends no header), bound to the recording, the part,
+  the viewer and the expiry;
+- `PUT /api/v1/lessons/{id}/recording` — an administrator records a lesson or not (`record`: true,
+  false or null for the county's and kind's rule), audited;
+- `DELETE /api/v1/recordings/{id}` — an administrator deletes a recording's files, audited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import os
+import time
+from datetime import datetime, timedelta
+from datetime import time as dtime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from media.recording import sha256_of
+from scheduler.model import Lesson
+from scheduler.recordings import Recording, Recordings
+from scheduler.rules.recording import Viewer, playback_refusal
+from scheduler.timetable import Timetable
+from signaling.http import Refusal, _body, principal_of
+from signaling.store import AccessStore
+from signaling.tokens import Claims, Role, TokenService
+
+log = logging.getLogger(__name__)
+
+PARTS = ("camera", "screen")
+
+
+class RecordingsApi:
+    def __init__(self, recordings: Recordings, timetable: Timetable, tokens: TokenService, store: AccessStore) -> None:
+        self.recordings = recordings
+        self.t = timetable
+        self.tokens = tokens
+        self.store = store
+        # files whose checksum was verified: (path, size, mtime) -> sha256 (a file changes: checked again)
+        self._verified: dict[tuple[str, int, float], str] = {}
+
+    # ---- who watches --------------------------------------------------------------------------------
+    def _viewer(self, p: Claims) -> Viewer:
+        if p.role == Role.ADMIN:
+            return Viewer(admin=True, county_id=p.county_id)
+        school = None
+        if p.teacher_id is not None:
+            school = next((t.school_id for t in self.t.repo.teachers() if t.id == p.teacher_id), None)
+        return Viewer(admin=False, teacher_id=p.teacher_id, school_id=school)
+
+    def _refusal(self, viewer: Viewer, lesson: Lesson) -> str | None:
+        return playback_refusal(viewer, self.recordings.audience(lesson))
+
+    def _describe(self, rec: Recording, lesson: Lesson, names: dict[str, dict[int, str]]) -> dict[str, Any]:
+        tz = self.t.config.tz
+        return {**rec.to_json(), "lesson": {
+            "id": lesson.id, "kind": lesson.kind.value, "subject": lesson.subject, "grade": lesson.grade,
+            "start": lesson.start.astimezone(tz).isoformat(), "end": lesson.end.astimezone(tz).isoformat(),
+            "teacher_id": lesson.lead_teacher_id, "teacher": names["teachers"].get(lesson.lead_teacher_id, ""),
+            "lead": names["classrooms"].get(lesson.lead_classroom_id, ""),
+        }}
+
+    def _names(self) -> dict[str, dict[int, str]]:
+        repo = self.t.repo
+        schools = {s.id: s.name for s in repo.schools()}
+        return {"teachers": {t.id: t.name for t in repo.teachers()},
+                "classrooms": {c.id: f"{schools.get(c.school_id, '')} {c.name}".strip() for c in repo.classrooms()}}
+
+    # ---- finding ------------------------------------------------------------------------------------
+    async def list(self, request: web.Request) -> web.Response:
+        p = principal_of(request, Role.ADMIN, Role.TEACHER)
+        q = request.query
+        tz = self.t.config.tz
+        start = _day(q.get("from"), "from", tz)
+        end = _day(q.get("to"), "to", tz)
+        teacher_id = _opt_int(q.get("teacher_id"), "teacher_id")
+        lessons = self.t.repo.lessons(start=start, end=end + timedelta(days=1) if end else None,
+                                      teacher_id=teacher_id, limit=100000)
+        for name in ("subject", "grade", "kind"):
+            wanted = q.get(name)
+            if wanted:
+                lessons = [x for x in lessons if str(getattr(x, name).value if name == "kind" else getattr(x, name))
+                           == wanted]
+        viewer = self._viewer(p)
+        by_id = {x.id: x for x in lessons}
+        recs = await asyncio.to_thread(self.recordings.of_lessons, list(by_id), ("ready", "failed", "recording"))
+        names = self._names()
+        out = [self._describe(r, by_id[r.lesson_id], names) for r in recs
+               if self._refusal(viewer, by_id[r.lesson_id]) is None]
+        return web.json_response(out)
+
+    async def one(self, request: web.Request) -> web.Response:
+        p = principal_of(request, Role.ADMIN, Role.TEACHER)
+        rec, lesson = self._entitled(p, request)
+        body = self._describe(rec, lesson, self._names())
+        if rec.state != "ready" or not rec.path:
+            body["links"] = None
+            return web.json_response(body)
+        problem = await asyncio.to_thread(self._check_file, rec)
+        if problem is not None:
+            self.store.audit(p.sub, p.role.value, "play_recording", "refused", lesson_id=lesson.id,
+                             address=request.remote, reason=f"recording {rec.id}: {problem}")
+            raise Refusal(409, "recording_corrupt", problem)
+        exp = int(time.time() + self.recordings.config.link_ttl_s)
+        body["links"] = {part: self._link(rec.id, part, exp, p.sub)
+                         for part in PARTS if part == "camera" or rec.screen_path}
+        body["links_expire"] = exp
+        self.store.audit(p.sub, p.role.value, "play_recording", "admitted", lesson_id=lesson.id,
+                         address=request.remote, reason=f"recording {rec.id}")
+        return web.json_response(body)
+
+    def _entitled(self, p: Claims, request: web.Request) -> tuple[Recording, Lesson]:
+        rec = self.recordings.get(_opt_int(request.match_info["id"], "id") or 0)
+        lesson = self.t.repo.lesson(rec.lesson_id) if rec is not None else None
+        if rec is None or lesson is None or rec.state == "deleted":
+            raise Refusal(404, "not_found", "no such recording")
+        refusal = self._refusal(self._viewer(p), lesson)
+        if refusal is not None:
+            self.store.audit(p.sub, p.role.value, "play_recording", "refused", lesson_id=lesson.id,
+                             address=request.remote, reason=f"recording {rec.id}: {refusal}")
+            raise Refusal(403, "not_entitled", refusal)
+        return rec, lesson
+
+    def _check_file(self, rec: Recording) -> str | None:
+        """None when the file is whole (its size and SHA-256 as catalogued), else what is wrong."""
+        files = [(rec.path, rec.size_bytes, rec.sha256)]
+        for path, size, digest in files:
+            try:
+                st = os.stat(path or "")
+            except OSError:
+                return "the recording's file is missing on the server"
+            if size is not None and st.st_size != size:
+                return f"the recording's file is damaged (its size is {st.st_size} bytes, not {size})"
+            key = (str(path), st.st_size, st.st_mtime)
+            if digest and self._verified.get(key) != digest:
+                if sha256_of(Path(str(path))) != digest:
+                    return "the recording's file is damaged (its checksum does not match)"
+                self._verified[key] = digest
+        return None
+
+    def _signature(self, recording_id: int, part: str, exp: int, by: str) -> str:
+        return self.tokens.sign(f"recording:{recording_id}:{part}:{exp}:{by}".encode())
+
+    def _link(self, recording_id: int, part: str, exp: int, by: str) -> str:
+        query = urlencode({"exp": exp, "by": by, "sig": self._signature(recording_id, part, exp, by)})
+        return f"/recordings/{recording_id}/{part}?{query}"
+
+    # ---- the files ----------------------------------------------------------------------------------
+    async def file(self, request: web.Request) -> web.StreamResponse:
+        part = request.match_info["part"]
+        q = request.query
+        rid = _opt_int(request.match_info["id"], "id") or 0
+        exp = _opt_int(q.get("exp"), "exp") or 0
+        by = q.get("by", "")
+        if part not in PARTS or not hmac.compare_digest(q.get("sig", ""), self._signature(rid, part, exp, by)):
+            log.warning("refused recording %s/%s from %s: a bad link", rid, part, request.remote)
+            raise Refusal(403, "bad_link", "this link is not valid")
+        if exp < time.time():
+            raise Refusal(403, "link_expired", "this link has expired: open the recording again")
+        rec = self.recordings.get(rid)
+        path = (rec.path if part == "camera" else rec.screen_path) if rec is not None else None
+        if rec is None or rec.state != "ready" or not path or not Path(path).is_file():
+            raise Refusal(404, "not_found", "no such recording file")
+        content_type = f"video/{rec.container or 'webm'}"
+        return web.FileResponse(path, headers={"Content-Type": content_type, "Cache-Control": "private, no-store"})
+
+    # ---- administration -----------------------------------------------------------------------------
+    async def choose(self, request: web.Request) -> web.Response:
+        p = principal_of(request, Role.ADMIN)
+        lesson = self.t.repo.lesson(_opt_int(request.match_info["id"], "id") or 0)
+        if lesson is None:
+            raise Refusal(404, "not_found", "no such lesson")
+        body = await _body(request)
+        record = body.get("record")
+        if record is not None and not isinstance(record, bool):
+            raise Refusal(400, "bad_field", "record is true, false or null")
+        reason = str(body.get("reason") or "")[:500]
+        await asyncio.to_thread(self.recordings.set_choice, lesson.id, record, p.sub, reason)
+        self.store.audit(p.sub, p.role.value, "recording_choice", "admitted", lesson_id=lesson.id,
+                         address=request.remote, reason=f"record={record} {reason}".strip())
+        return web.json_response({"lesson_id": lesson.id, "record": record,
+                                  "recorded": await asyncio.to_thread(self.recordings.records, lesson)})
+
+    async def delete(self, request: web.Request) -> web.Response:
+        p = principal_of(request, Role.ADMIN)
+        rec, lesson = self._entitled(p, request)
+        body = await _body(request) if request.can_read_body else {}
+        reason = str(body.get("reason") or "")[:500]
+        for path in (rec.path, rec.screen_path, rec.dump_path):
+            if path:
+                try:
+                    Path(path).unlink(missing_ok=True)
+                except OSError as exc:
+                    raise Refusal(500, "delete_failed", f"the file could not be deleted: {exc.strerror}") from None
+        await asyncio.to_thread(self.recordings.mark_deleted, rec.id)
+        self.store.audit(p.sub, p.role.value, "delete_recording", "admitted", lesson_id=lesson.id,
+                         address=request.remote, reason=f"recording {rec.id} {reason}".strip())
+        return web.json_response({"id": rec.id, "state": "deleted"})
+
+
+def _opt_int(value: Any, name: str) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise Refusal(400, "bad_field", f"{name}: {str(value)[:20]!r} is not an integer") from None
+
+
+def _day(value: str | None, name: str, tz: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        day = datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError:
+        raise Refusal(400, "bad_field", f"{name}: {value[:20]!r} is not a date (YYYY-MM-DD)") from None
+    return datetime.combine(day, dtime(0), tz)
+
+
+def add_routes(app: web.Application, api: RecordingsApi) -> None:
+    r = app.router
+    r.add_get("/api/v1/recordings", api.list, name="sig.recordings")
+    r.add_get("/api/v1/recordings/{id}", api.one, name="sig.recording")
+    r.add_delete("/api/v1/recordings/{id}", api.delete, name="sig.recording_delete")
+    r.add_put("/api/v1/lessons/{id}/recording", api.choose, name="sig.recording_choice")
+    r.add_get("/recordings/{id}/{part}", api.file, name="recording_file")
