@@ -26,7 +26,7 @@ const TEXTS = {
     lesson_ids: "课程编号（可多个）", correct: "更正", corrected: "已更正", correct_attendance: "更正教室出勤",
     classroom_id: "教室编号", attended: "出勤", absent: "缺勤", before: "更正前", after: "更正后", filter: "筛选",
     kind_status: "状态", kind_settlement: "补录结算", kind_attendance: "出勤", kind_cancel: "取消",
-    import_failed: "有错误，未导入任何课程", line: "行", reason: "原因", code: "代码",
+    import_failed: "有错误，未导入任何数据", line: "行", reason: "原因", code: "代码",
     week_prev: "上一周", week_next: "下一周", report_teachers: "骨干教师开课进度", report_schools: "学校周均开课",
     report_workload: "教师工作量（折算课时）", semester: "学期", download_xlsx: "下载 Excel",
     create: "创建", role: "角色", teacher_id: "教师编号", disabled: "停用", enable: "启用", disable: "停用",
