@@ -279,6 +279,16 @@ MIGRATIONS: tuple[str, ...] = (
         lesson_id INTEGER PRIMARY KEY REFERENCES lesson(id), record INTEGER NOT NULL CHECK (record IN (0, 1)),
         actor TEXT NOT NULL, at REAL NOT NULL, reason TEXT NOT NULL DEFAULT '');
     """,
+    # covering indexes for the report (reports.build_report): a semester's lessons with every column the
+    # lead and receiving counts read, each lesson's receiver credits by school and classroom up to a
+    # moment, and its ledger rows up to a moment, so that a report reads index pages only
+    """
+    CREATE INDEX lesson_report ON lesson(
+        semester_id, id, lead_classroom_id, lead_teacher_id, kind, hours, status, settled_at, created_at);
+    CREATE INDEX receiver_credit_report ON receiver_credit(lesson_id, school_id, classroom_id, created_at, credit);
+    CREATE INDEX ledger_report ON ledger(
+        lesson_id, created_at, entry_type, teacher_id, school_id, base_hours, weighted_hours);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

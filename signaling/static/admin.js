@@ -40,6 +40,7 @@ function importPanel({ id, title, path, accept, template, summary, extra = [] })
     const form = new FormData();
     form.append("file", file.files[0]);
     go.disabled = true;
+    result.replaceChildren();  // the last file's result must not stand for this one while it is read
     try {
       const options = extra.map((x) => x.query()).join("");
       const r = await api(`${path}?dry_run=${dry.checked ? 1 : 0}${options}&filename=${encodeURIComponent(file.files[0].name)}`, { method: "POST", form });
@@ -134,7 +135,7 @@ async function renderCorrections(view) {
     const rows = await api(`/api/v1/corrections?${q}`);
     history.replaceChildren(el("tr", {}, ["at", "lesson", "kind", "before", "after", "classroom", "actor", "reason"].map((k) => el("th", {}, t(k)))),
       ...rows.reverse().map((r) => el("tr", {}, el("td", {}, new Date(r.created_at * 1000).toLocaleString()), el("td", {}, r.lesson_id),
-        el("td", {}, t(`kind_${r.kind}`)), el("td", {}, r.from_status), el("td", {}, r.to_status), el("td", {}, r.classroom_id ?? ""),
+        el("td", {}, t(`kind_${r.kind}`)), el("td", {}, statusText(r.from_status)), el("td", {}, statusText(r.to_status)), el("td", {}, r.classroom_id ?? ""),
         el("td", {}, r.actor), el("td", {}, r.batch ? `${r.reason} [${r.batch}]` : r.reason))));
   };
   const done = (n) => { result.replaceChildren(el("div", { class: "notice ok", role: "status" }, `${t("corrected")}: ${n}`)); reason.value = ""; draw(); };
@@ -158,6 +159,12 @@ async function renderCorrections(view) {
     el("div", { class: "row" }, room, attended, attend)), result,
   el("div", { class: "panel" }, el("div", { class: "row" }, el("span", {}, t("filter")), filterLesson, filterKind), history));
   await draw();
+}
+
+// a lesson status in the page's language; anything else (an attendance value) as it is
+function statusText(value) {
+  const key = `status_${value}`;
+  return value && t(key) !== key ? t(key) : (value ?? "");
 }
 
 async function renderCalendar(view) {
