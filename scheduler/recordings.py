@@ -125,11 +125,13 @@ class Recordings:
                 conn.execute("UPDATE recording SET state = 'failed', error = ?, finished_at = ? WHERE dump_path = ?",
                              (error[:500], time.time(), dump))
 
-    def unfinished(self, live_lesson_ids: set[int]) -> list[Recording]:
-        """Dumps left `recording` by a crash (their lesson is not live here): to finalise now."""
+    def unfinished(self, before: float) -> list[Recording]:
+        """Dumps left `recording` by a crash: started before this process (`before`), to finalise now (a
+        lesson live again after a restart writes a new dump of its own)."""
         with self.db.read() as conn:
-            rows = conn.execute("SELECT * FROM recording WHERE state = 'recording' ORDER BY id").fetchall()
-        return [_row(r) for r in rows if r["lesson_id"] not in live_lesson_ids]
+            rows = conn.execute("SELECT * FROM recording WHERE state = 'recording' AND started_at < ? ORDER BY id",
+                                (before,)).fetchall()
+        return [_row(r) for r in rows]
 
     def mark_deleted(self, recording_id: int) -> None:
         with self.db.write() as conn:

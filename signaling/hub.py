@@ -196,7 +196,7 @@ class Hub:
         self._spawn(self._liveness_loop())
         self._spawn(self.attendance.run())
         if self.recordings is not None:
-            self._spawn(self.recordings.recover(set(self.lessons)))
+            self._spawn(self.recordings.recover())
 
     async def stop(self) -> None:
         for session in list(self.sessions):

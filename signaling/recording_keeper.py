@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from pathlib import Path
 
 import av
@@ -28,6 +29,7 @@ RECORDING_EVENTS = (EventKind.RECORDING_STARTED, EventKind.RECORDING_FINISHED, E
 class RecordingKeeper:
     def __init__(self, recordings: Recordings) -> None:
         self.recordings = recordings
+        self.since = time.time()  # dumps started before this process are a crash's, to finalise
 
     async def request_for(self, lesson: Lesson) -> RecordingRequest | None:
         """The room's recording request, or None when the lesson is not recorded."""
@@ -58,10 +60,10 @@ class RecordingKeeper:
         except Exception:
             log.exception("lesson %d: the recording catalogue could not take %s", lesson_id, ev.kind)
 
-    async def recover(self, live_lesson_ids: set[int]) -> int:
+    async def recover(self) -> int:
         """Finalise dumps a crash left unfinished; how many became playable."""
         done = 0
-        for rec in await asyncio.to_thread(self.recordings.unfinished, live_lesson_ids):
+        for rec in await asyncio.to_thread(self.recordings.unfinished, self.since):
             dump = Path(rec.dump_path)
             try:
                 info = await asyncio.to_thread(finalise, dump)
