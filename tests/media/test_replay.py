@@ -1,0 +1,142 @@
+"""Replaying a recording into a room through the live SFU: real aiortc peers, real sockets.
+
+A lesson is recorded from a lead whose pictures carry their frame number, then published into a new
+room from its file (`media/replay.py`): a classroom sees the numbers in order at the pace they were
+recorded, with sound; a classroom that joins mid-way has a picture within the recording's keyframe
+interval; a late start begins at the keyframe before its offset; when the file ends the lead goes off
+air; H.264 (MP4) replays too; a missing or unusable file is refused with a clear reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+from media_clients import FPS, Subscriber
+from test_forwarding import EventLog
+from test_recording_live import ROOM, _lead, _port_base
+
+from media.api import EventKind, RecordingRequest
+from media.config import MediaConfig
+from media.local import LocalMediaPlane
+from media.replay import ReplayError, ReplayFiles, ReplayPublisher, avcc_to_annexb
+
+KEYFRAME_EVERY_S = 2.0
+
+
+@pytest.fixture
+async def plane():
+    base = _port_base(100)
+    p = LocalMediaPlane(MediaConfig(announced_addresses=("127.0.0.1",), udp_port_min=base, udp_port_max=base + 99))
+    await p.start()
+    yield p
+    await p.stop()
+
+
+async def _record(plane: LocalMediaPlane, folder: Path, seconds: float, codec: str | None = None) -> ReplayFiles:
+    log = EventLog(plane)
+    await plane.open_room(ROOM, RecordingRequest(str(folder), keyframe_every_s=KEYFRAME_EVERY_S))
+    pc, _ = await _lead(plane, codec=codec)
+    room = await Subscriber.connect(plane, ROOM, "class-1")
+    await room.wait_frames(10)
+    await asyncio.sleep(seconds)
+    await plane.close_room(ROOM)
+    done = await log.wait(EventKind.RECORDING_FINISHED, "lead", timeout=30)
+    await pc.close()
+    await room.close()
+    return ReplayFiles(Path(done.detail["path"]), Path(done.detail["screen_path"]))
+
+
+async def test_a_replay_reaches_classrooms_in_order_at_the_recorded_pace_and_ends_off_air(plane, tmp_path):
+    files = await _record(plane, tmp_path, 9)
+    log = EventLog(plane)
+    await plane.open_room("lesson-replay")
+    early = await Subscriber.connect(plane, "lesson-replay", "class-1", video_slots=2)
+    replay = ReplayPublisher(plane, "lesson-replay", files)
+    await replay.start()
+    await log.wait(EventKind.PUBLISHER_UP, "lead-replay")
+    await early.wait_frames(FPS)
+    await asyncio.sleep(3)
+    # a classroom that joins mid-way: a picture within the recording's keyframe interval
+    joined_at = time.monotonic()
+    late = await Subscriber.connect(plane, "lesson-replay", "class-2")
+    await late.wait_frames(1, timeout=KEYFRAME_EVERY_S + 3)
+    first_picture_s = late.frames[0].at - joined_at
+    assert first_picture_s < KEYFRAME_EVERY_S + 1.0, first_picture_s
+
+    await asyncio.wait_for(replay.ended.wait(), 20)
+    await log.wait(EventKind.PUBLISHER_DOWN, "lead-replay", timeout=10)
+    stats = await plane.stats("lesson-replay")
+    await replay.stop()
+    await early.close()
+    await late.close()
+    await plane.close_room("lesson-replay")
+
+    frames = [f for f in early.frames if f.source == 1]
+    numbers = [f.number for f in frames]
+    assert numbers == sorted(numbers) and len(numbers) >= 0.9 * (numbers[-1] - numbers[0]), numbers[:20]
+    assert (numbers[-1] - numbers[0]) / FPS >= 8
+    # paced as recorded: the wall time between the first and last pictures is the recorded time between them
+    recorded = (numbers[-1] - numbers[0]) / FPS
+    shown = frames[-1].at - frames[0].at
+    assert abs(shown - recorded) < 0.1 * recorded + 0.3, (shown, recorded)
+    # the camera, the courseware and the sound were published as the lead's
+    published = stats["participants"]["lead-replay"]["published"]
+    assert {"camera", "screen", "audio"} <= set(published), published
+    assert published["audio"]["packets"] > 8 * 40
+
+
+async def test_a_late_replay_starts_at_the_keyframe_before_where_it_should_be(plane, tmp_path):
+    files = await _record(plane, tmp_path, 8)
+    await plane.open_room("lesson-late")
+    room = await Subscriber.connect(plane, "lesson-late", "class-1")
+    replay = ReplayPublisher(plane, "lesson-late", files, offset_s=5.0)
+    await replay.start()
+    await room.wait_frames(5, timeout=10)
+    first = room.frames[0].number
+    start = min(f.number for f in room.frames)
+    assert (5.0 - KEYFRAME_EVERY_S - 0.5) * FPS <= start <= 5.5 * FPS, (first, start)
+    await asyncio.wait_for(replay.ended.wait(), 15)
+    await replay.stop()
+    await room.close()
+
+
+async def test_an_h264_recording_replays_without_transcoding(plane, tmp_path):
+    files = await _record(plane, tmp_path, 5, codec="h264")
+    assert files.camera.suffix == ".mp4"
+    await plane.open_room("lesson-h264")
+    room = await Subscriber.connect(plane, "lesson-h264", "class-1")
+    replay = ReplayPublisher(plane, "lesson-h264", files)
+    await replay.start()
+    await room.wait_frames(2 * FPS, timeout=15)
+    numbers = [f.number for f in room.frames if f.source == 1]
+    assert numbers == sorted(numbers)
+    # negotiated as H.264 alone: the packets are the file's, so a VP8 payloader could show nothing
+    camera_section = replay.pc.remoteDescription.sdp.split("m=video")[1].split("m=")[0]
+    assert "H264/90000" in camera_section and "VP8" not in camera_section
+    await replay.stop()
+    await room.close()
+
+
+async def test_a_missing_or_unusable_recording_is_refused_with_its_reason(plane, tmp_path):
+    await plane.open_room("lesson-x")
+    with pytest.raises(ReplayError, match="missing"):
+        await ReplayPublisher(plane, "lesson-x", ReplayFiles(tmp_path / "gone.webm")).start()
+    junk = tmp_path / "junk.webm"
+    junk.write_bytes(b"\x1a\x45\xdf\xa3 not a recording" * 10)
+    with pytest.raises(ReplayError):
+        await ReplayPublisher(plane, "lesson-x", ReplayFiles(junk)).start()
+
+
+def test_mp4_access_units_become_annex_b_with_parameter_sets_before_keyframes():
+    sps, pps, idr = b"\x67\x42\xe0\x1f", b"\x68\xce\x3c\x80", b"\x65\x88\x84"
+    avcc = len(idr).to_bytes(4, "big") + idr
+    sets = b"\x00\x00\x00\x01" + sps + b"\x00\x00\x00\x01" + pps
+    assert avcc_to_annexb(avcc, sets, keyframe=True) == sets + b"\x00\x00\x00\x01" + idr
+    assert avcc_to_annexb(avcc, sets, keyframe=False) == b"\x00\x00\x00\x01" + idr
+    annexb = b"\x00\x00\x00\x01" + idr
+    assert avcc_to_annexb(annexb, sets, keyframe=True) == annexb
+    # a truncated length prefix stops at what is whole
+    assert avcc_to_annexb(avcc + b"\x00\x00\x09\x99", sets, keyframe=False) == b"\x00\x00\x00\x01" + idr
