@@ -123,6 +123,14 @@ class Lesson:
     series_id: str | None = None  # the weekly recurrence it was expanded from
     status: LessonStatus = LessonStatus.SCHEDULED
     hours: int = 1  # lesson hours (课时) it counts for when delivered
+    # a replay (录播) of this recording's approved lesson to its receiving classrooms; None: a live lesson.
+    # Its kind, subject, grade, lead teacher and classroom are the recorded lesson's (who is credited, if anyone)
+    replay_of: int | None = None
+    credits_lead: bool = True  # a replay: whether it credits the recorded lesson's lead (the county's policy)
+
+    @property
+    def is_replay(self) -> bool:
+        return self.replay_of is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +149,12 @@ class LessonDraft:
     semester_id: int | None = None
     series_id: str | None = None
     hours: int | None = None  # 课时 as the timetable gives it; None: from its duration and the county's standard
+    replay_of: int | None = None  # the approved recording it replays (录播); None: a live lesson
+    credits_lead: bool | None = None  # a replay: None until the timetable applies the county's policy
+
+    @property
+    def is_replay(self) -> bool:
+        return self.replay_of is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from scheduler.db import Database
 from scheduler.model import Lesson
 from scheduler.repository import Repository
 from scheduler.rules.recording import RecordingAudience, RecordingConfig, is_recorded
+from scheduler.rules.replay import ReviewFacts, parse_uses, review_refusal
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,19 +40,37 @@ class Recording:
     tracks: dict[str, int]
     frames_dropped: int
     error: str | None
+    review: str = "pending"  # pending / approved / refused (scheduler/rules/replay.py)
+    review_uses: tuple[str, ...] = ()  # approved for: "replay" (other classrooms), "model" (案例观摩)
+    reviewed_by: str | None = None
+    reviewed_at: float | None = None
+    review_reason: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """What the API shows (file paths stay on the server)."""
         return {"id": self.id, "lesson_id": self.lesson_id, "state": self.state, "started_at": self.started_at,
                 "finished_at": self.finished_at, "duration_s": self.duration_s, "size_bytes": self.size_bytes,
                 "container": self.container, "tracks": self.tracks, "has_screen": bool(self.screen_path),
-                "frames_dropped": self.frames_dropped, "error": self.error}
+                "frames_dropped": self.frames_dropped, "error": self.error, "review": self.review,
+                "review_uses": list(self.review_uses), "reviewed_by": self.reviewed_by,
+                "reviewed_at": self.reviewed_at, "review_reason": self.review_reason}
 
 
 def _row(r: Any) -> Recording:
     return Recording(r["id"], r["lesson_id"], r["participant"], r["dump_path"], r["path"], r["screen_path"],
                      r["container"], r["state"], r["started_at"], r["finished_at"], r["duration_s"], r["size_bytes"],
-                     r["sha256"], json.loads(r["tracks"] or "{}"), r["frames_dropped"], r["error"])
+                     r["sha256"], json.loads(r["tracks"] or "{}"), r["frames_dropped"], r["error"],
+                     r["review"], tuple(u for u in r["review_uses"].split(",") if u), r["reviewed_by"],
+                     r["reviewed_at"], r["review_reason"])
+
+
+class ReviewRefused(ValueError):
+    """A review decision refused: `code` is stable (pages translate it)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
 
 
 class Recordings:
@@ -135,7 +154,81 @@ class Recordings:
 
     def mark_deleted(self, recording_id: int) -> None:
         with self.db.write() as conn:
-            conn.execute("UPDATE recording SET state = 'deleted' WHERE id = ?", (recording_id,))
+            conn.execute("UPDATE recording SET state = 'deleted', deleted_at = ? WHERE id = ?",
+                         (time.time(), recording_id))
+
+    # ---- review (scheduler/rules/replay.py) ---------------------------------------------------------
+    def approve(
+        self, recording_id: int, reviewer: str, approved: bool, reason: str,
+        uses: tuple[str, ...] = ("replay",), reviewer_counties: frozenset[int] | None = None,
+    ) -> Recording:
+        """A reviewer's decision, kept in the append-only review history: approved for `uses`, or refused
+        (which also withdraws an earlier approval). `reviewer_counties`: the counties the reviewer reviews
+        for (None: the caller checked already). Raises ReviewRefused."""
+        rec = self.get(recording_id)
+        lesson = self.repo.lesson(rec.lesson_id) if rec is not None else None
+        if rec is None or lesson is None:
+            raise ReviewRefused("not_found", "no such recording")
+        uses = parse_uses(list(uses)) if approved else ()
+        if reviewer_counties is not None:
+            counties = self.audience(lesson).county_ids
+            lead = self.lead_county(lesson)
+            facts = ReviewFacts(rec.state, frozenset({lead}) if lead is not None else counties)
+            refusal = review_refusal(facts, reviewer_counties, approved, reason)
+            if refusal is not None:
+                raise ReviewRefused(*refusal)
+        elif not reason.strip():
+            raise ReviewRefused("reason_needed", "a review needs a reason")
+        elif approved and rec.state != "ready":
+            raise ReviewRefused("not_ready", f"only a finished recording can be approved (this one is {rec.state})")
+        now = time.time()
+        with self.db.write() as conn:
+            conn.execute(
+                "UPDATE recording SET review = ?, review_uses = ?, reviewed_by = ?, reviewed_at = ?, review_reason = ? "
+                "WHERE id = ?",
+                ("approved" if approved else "refused", ",".join(uses), reviewer[:200], now, reason[:500],
+                 recording_id),
+            )
+            conn.execute(
+                "INSERT INTO recording_review(recording_id, reviewer, approved, uses, reason, at) "
+                "VALUES (?, ?, ?, ?, ?, ?)", (recording_id, reviewer[:200], int(approved), ",".join(uses),
+                                              reason[:500], now))
+        found = self.get(recording_id)
+        assert found is not None
+        return found
+
+    def reviews(self, recording_id: int) -> list[dict[str, Any]]:
+        with self.db.read() as conn:
+            rows = conn.execute("SELECT * FROM recording_review WHERE recording_id = ? ORDER BY id",
+                                (recording_id,)).fetchall()
+        return [{**dict(r), "approved": bool(r["approved"]), "uses": [u for u in r["uses"].split(",") if u]}
+                for r in rows]
+
+    def grant_reviewer(self, teacher_id: int, county_id: int, actor: str) -> None:
+        """The county's administrator makes a teacher (e.g. a 教研员) a reviewer of the county's recordings."""
+        with self.db.write() as conn:
+            conn.execute(
+                "INSERT INTO reviewer(teacher_id, county_id, granted_by, granted_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(teacher_id, county_id) DO NOTHING", (teacher_id, county_id, actor[:200], time.time()))
+
+    def revoke_reviewer(self, teacher_id: int, county_id: int) -> bool:
+        with self.db.write() as conn:
+            cur = conn.execute("DELETE FROM reviewer WHERE teacher_id = ? AND county_id = ?", (teacher_id, county_id))
+            return cur.rowcount == 1
+
+    def reviewer_counties(self, teacher_id: int | None) -> frozenset[int]:
+        if teacher_id is None:
+            return frozenset()
+        with self.db.read() as conn:
+            rows = conn.execute("SELECT county_id FROM reviewer WHERE teacher_id = ?", (teacher_id,))
+            return frozenset(int(r[0]) for r in rows)
+
+    def reviewers(self, county_id: int | None = None) -> list[dict[str, Any]]:
+        sql, args = "SELECT * FROM reviewer", ()
+        if county_id is not None:
+            sql, args = sql + " WHERE county_id = ?", (county_id,)
+        with self.db.read() as conn:
+            return [dict(r) for r in conn.execute(sql + " ORDER BY county_id, teacher_id", args)]
 
     # ---- what people find ---------------------------------------------------------------------------
     def get(self, recording_id: int) -> Recording | None:
@@ -156,12 +249,25 @@ class Recordings:
             rows = conn.execute(sql + " ORDER BY started_at DESC, id DESC", args).fetchall()
         return [_row(r) for r in rows]
 
-    def audience(self, lesson: Lesson) -> RecordingAudience:
-        """The lesson's audience as the playback rule needs it."""
+    def audience(self, lesson: Lesson, recording: Recording | None = None) -> RecordingAudience:
+        """The lesson's audience as the playback rule needs it; with the recording, what its review and the
+        replays scheduled from it add."""
         school_of = {c.id: c.school_id for c in self.repo.classrooms()}
         county_of = {s.id: s.county_id for s in self.repo.schools()}
         receiving = frozenset(school_of[c] for c in lesson.receiving_classroom_ids if c in school_of)
         schools = {school_of.get(lesson.lead_classroom_id), *receiving} - {None}
         counties = frozenset(county_of[s] for s in schools if s in county_of)
         members = self.repo.community_members(lesson.community_id)
-        return RecordingAudience(lesson, counties, receiving, members)
+        lead_school = school_of.get(lesson.lead_classroom_id)
+        lead_county = county_of.get(lead_school) if lead_school is not None else None
+        if recording is None:
+            return RecordingAudience(lesson, counties, receiving, members, lead_county)
+        with self.db.read() as conn:
+            rows = conn.execute(
+                "SELECT DISTINCT r.classroom_id FROM lesson l JOIN lesson_receiver r ON r.lesson_id = l.id "
+                "WHERE l.replay_of = ? AND l.status != 'cancelled'", (recording.id,)).fetchall()
+        replay_schools = frozenset(school_of[r[0]] for r in rows if r[0] in school_of)
+        replay_counties = frozenset(county_of[s] for s in replay_schools if s in county_of)
+        uses = frozenset(recording.review_uses) if recording.review == "approved" else frozenset()
+        return RecordingAudience(lesson, counties, receiving, members, lead_county, uses, replay_schools,
+                                 replay_counties)

@@ -137,18 +137,19 @@ def _corrected(
             chunk,
         ):
             receivers[lid].add(sid)
-        for lid, tid, lead_school, kind, hours, current, settled_at, created_at in conn.execute(
-            "SELECT l.id, l.lead_teacher_id, c.school_id, l.kind, l.hours, l.status, l.settled_at, l.created_at "
-            f"FROM lesson l JOIN classroom c ON c.id = l.lead_classroom_id WHERE l.id IN ({marks})",
+        for lid, tid, lead_school, kind, hours, current, settled_at, created_at, credits_lead in conn.execute(
+            "SELECT l.id, l.lead_teacher_id, c.school_id, l.kind, l.hours, l.status, l.settled_at, l.created_at, "
+            f"l.credits_lead FROM lesson l JOIN classroom c ON c.id = l.lead_classroom_id WHERE l.id IN ({marks})",
             chunk,
         ):
             status = status_as_of(created_at, settled_at, current, changes[lid], cutoff)
             if status is None or status == "cancelled":
                 continue
-            by_teacher[tid][status] += hours
-            lead[lead_school][status] += hours
-            if status == "delivered":
-                kinds[tid][kind] += 1
+            if credits_lead:  # a replay counts for its lead only where its county's policy said so
+                by_teacher[tid][status] += hours
+                lead[lead_school][status] += hours
+                if status == "delivered":
+                    kinds[tid][kind] += 1
             for sid in receivers.get(lid, ()):
                 if status == "delivered":
                     receiving[sid]["delivered" if (lid, sid) in credited else "missed"] += hours
@@ -185,10 +186,11 @@ def build_report(db: Database, config: SchedulerConfig, semester: Semester, toda
             f"ELSE '{UNSETTLED}' END"
         )
         args = {"cut": cutoff, "semester": semester.id}
+        # a replay (录播) counts for the recorded lesson's lead only where its county's policy said so
         for tid, lead_school, kind, status, hours, n in conn.execute(
             f"SELECT l.lead_teacher_id, c.school_id, l.kind, {status_sql} AS st, sum(l.hours), count(*) "
             "FROM lesson l JOIN classroom c ON c.id = l.lead_classroom_id WHERE l.semester_id = :semester "
-            f"AND l.id NOT IN {CORRECTED_SQL} GROUP BY 1, 2, 3, 4",
+            f"AND l.credits_lead = 1 AND l.id NOT IN {CORRECTED_SQL} GROUP BY 1, 2, 3, 4",
             args,
         ):
             if status is None:

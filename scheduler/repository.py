@@ -30,6 +30,7 @@ from scheduler.model import (
     Semester,
     Teacher,
 )
+from scheduler.rules.replay import ReplaySource
 
 MAX_LESSON_SECONDS = 4 * 3600  # a lesson longer than this is refused, which bounds the overlap look-back
 
@@ -43,13 +44,17 @@ def from_epoch(seconds: int) -> datetime:
 
 
 def lesson_key(draft: LessonDraft | Lesson) -> str:
-    """A lesson's identity for re-imports: who teaches, where, when."""
+    """A lesson's identity for re-imports: who teaches, where, when; a replay: which recording, to which
+    classrooms, when (its lead teacher and classroom are the recording's, and hold nothing at that time)."""
+    if draft.replay_of is not None:
+        rooms = ",".join(str(c) for c in sorted(draft.receiving_classroom_ids))
+        return f"replay:{draft.replay_of}:{rooms}:{to_epoch(draft.start)}"
     return f"{draft.lead_teacher_id}:{draft.lead_classroom_id}:{to_epoch(draft.start)}"
 
 
 LESSON_COLUMNS = (
     "id, kind, subject, grade, lead_teacher_id, lead_classroom_id, community_id, semester_id, "
-    "series_id, start_utc, end_utc, status, hours"
+    "series_id, start_utc, end_utc, status, hours, replay_of, credits_lead"
 )
 UNSETTLED_SQL = "('scheduled', 'open', 'live')"  # what the timed jobs open and settle (not awaiting_evidence)
 
@@ -276,8 +281,8 @@ class Repository:
             status = LessonStatus(statuses[i]).value if statuses is not None else "scheduled"
             cur = conn.execute(
                 "INSERT INTO lesson(kind, subject, grade, lead_teacher_id, lead_classroom_id, community_id, "
-                "semester_id, series_id, start_utc, end_utc, status, lesson_key, created_at, updated_at, hours) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "semester_id, series_id, start_utc, end_utc, status, lesson_key, created_at, updated_at, hours, "
+                "replay_of, credits_lead) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     Kind(d.kind).value,
                     d.subject,
@@ -294,6 +299,8 @@ class Repository:
                     now,
                     now,
                     d.hours or 1,
+                    d.replay_of,
+                    0 if d.replay_of is not None and not d.credits_lead else 1,
                 ),
             )
             lid = int(cur.lastrowid or 0)
@@ -440,6 +447,58 @@ class Repository:
                 f"SELECT {LESSON_COLUMNS} FROM lesson WHERE start_utc < ? "
                 f"AND status IN {UNSETTLED_SQL} ORDER BY start_utc",
                 (to_epoch(starting_before),),
+            ).fetchall()
+            return self._with_receivers(c, rows)
+
+    # ---- replays (录播) -----------------------------------------------------------------------
+    def replay_sources(self, conn: sqlite3.Connection, recording_ids: Iterable[int]) -> dict[int, ReplaySource]:
+        """The recordings (with their recorded lessons) that replays would show, by id; unknown ids left out."""
+        out: dict[int, ReplaySource] = {}
+        for rid in sorted(set(recording_ids)):
+            row = conn.execute(
+                "SELECT lesson_id, state, review, review_uses, duration_s FROM recording WHERE id = ?", (rid,)
+            ).fetchone()
+            if row is None:
+                continue
+            lessons = self._with_receivers(
+                conn, conn.execute(f"SELECT {LESSON_COLUMNS} FROM lesson WHERE id = ?", (row[0],)).fetchall()
+            )
+            if lessons:
+                uses = frozenset(u for u in str(row[3]).split(",") if u)
+                out[rid] = ReplaySource(rid, row[1], row[2], uses, lessons[0], row[4])
+        return out
+
+    def replay_recording_of(self, lesson_id: int) -> int | None:
+        """The recording of a lesson a replay of it shows: the newest approved for replay, else the newest
+        finished one, else the newest (whose state then says why it cannot be replayed)."""
+        with self.db.read() as c:
+            row = c.execute(
+                "SELECT id FROM recording WHERE lesson_id = ? AND state != 'deleted' ORDER BY "
+                "(state = 'ready' AND review = 'approved' AND instr(review_uses, 'replay') > 0) DESC, "
+                "(state = 'ready') DESC, id DESC LIMIT 1",
+                (lesson_id,),
+            ).fetchone()
+        return int(row[0]) if row else None
+
+    def replay_credit_policy(self, conn: sqlite3.Connection) -> dict[int, bool]:
+        """Each classroom's county policy: whether a replay of a lesson led from it credits its lead."""
+        rows = conn.execute(
+            "SELECT c.id, k.replay_credits_lead FROM classroom c JOIN school s ON s.id = c.school_id "
+            "JOIN county k ON k.id = s.county_id"
+        )
+        return {r[0]: bool(r[1]) for r in rows}
+
+    def set_replay_credit(self, conn: sqlite3.Connection, county_id: int, credits: bool) -> bool:
+        cur = conn.execute("UPDATE county SET replay_credits_lead = ? WHERE id = ?", (int(credits), county_id))
+        return cur.rowcount == 1
+
+    def replays_due(self, start: datetime, end: datetime) -> list[Lesson]:
+        """Replays not yet settled whose lesson starts in [start, end): what the pre-window check looks at."""
+        with self.db.read() as c:
+            rows = c.execute(
+                f"SELECT {LESSON_COLUMNS} FROM lesson WHERE replay_of IS NOT NULL AND start_utc >= ? "
+                f"AND start_utc < ? AND status IN {UNSETTLED_SQL} ORDER BY start_utc",
+                (to_epoch(start), to_epoch(end)),
             ).fetchall()
             return self._with_receivers(c, rows)
 
@@ -717,6 +776,8 @@ def _lesson(r: sqlite3.Row, receivers: tuple[int, ...]) -> Lesson:
         series_id=r["series_id"],
         status=LessonStatus(r["status"]),
         hours=int(r["hours"]),
+        replay_of=r["replay_of"],
+        credits_lead=bool(r["credits_lead"]),
     )
 
 

@@ -289,6 +289,40 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX ledger_report ON ledger(
         lesson_id, created_at, entry_type, teacher_id, school_id, base_hours, weighted_hours);
     """,
+    # review and scheduled replay of recordings (录播): a recording's review state (pending until a reviewer
+    # approves it for replay to other classrooms and/or as a model lesson, 案例观摩) and the append-only
+    # history of reviews; the teachers a county's administrator made reviewers (教研员); a lesson that
+    # replays an approved recording (`replay_of`; NULL: a live lesson) and whether it credits the recorded
+    # lesson's lead (the county's policy when it was scheduled, default no); counties' retention period,
+    # disk quota of recordings and replay-credit policy
+    """
+    ALTER TABLE recording ADD COLUMN review TEXT NOT NULL DEFAULT 'pending'
+        CHECK (review IN ('pending', 'approved', 'refused'));
+    ALTER TABLE recording ADD COLUMN review_uses TEXT NOT NULL DEFAULT '';
+    ALTER TABLE recording ADD COLUMN reviewed_by TEXT;
+    ALTER TABLE recording ADD COLUMN reviewed_at REAL;
+    ALTER TABLE recording ADD COLUMN review_reason TEXT NOT NULL DEFAULT '';
+    ALTER TABLE recording ADD COLUMN deleted_at REAL;
+    CREATE INDEX recording_by_review ON recording(review, state);
+    CREATE TABLE recording_review (
+        id INTEGER PRIMARY KEY, recording_id INTEGER NOT NULL REFERENCES recording(id), reviewer TEXT NOT NULL,
+        approved INTEGER NOT NULL CHECK (approved IN (0, 1)), uses TEXT NOT NULL, reason TEXT NOT NULL,
+        at REAL NOT NULL);
+    CREATE INDEX recording_review_recording ON recording_review(recording_id, id);
+    CREATE TRIGGER recording_review_no_update BEFORE UPDATE ON recording_review
+        BEGIN SELECT RAISE(ABORT, 'reviews are append-only'); END;
+    CREATE TRIGGER recording_review_no_delete BEFORE DELETE ON recording_review
+        BEGIN SELECT RAISE(ABORT, 'reviews are append-only'); END;
+    CREATE TABLE reviewer (
+        teacher_id INTEGER NOT NULL REFERENCES teacher(id), county_id INTEGER NOT NULL REFERENCES county(id),
+        granted_by TEXT NOT NULL, granted_at REAL NOT NULL, PRIMARY KEY (teacher_id, county_id)) WITHOUT ROWID;
+    ALTER TABLE lesson ADD COLUMN replay_of INTEGER REFERENCES recording(id);
+    ALTER TABLE lesson ADD COLUMN credits_lead INTEGER NOT NULL DEFAULT 1 CHECK (credits_lead IN (0, 1));
+    CREATE INDEX lesson_replay ON lesson(replay_of) WHERE replay_of IS NOT NULL;
+    ALTER TABLE county ADD COLUMN replay_credits_lead INTEGER NOT NULL DEFAULT 0 CHECK (replay_credits_lead IN (0, 1));
+    ALTER TABLE county ADD COLUMN recording_retention_days INTEGER CHECK (recording_retention_days >= 1);
+    ALTER TABLE county ADD COLUMN recording_quota_mb INTEGER CHECK (recording_quota_mb >= 1);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -44,6 +44,7 @@ from scheduler.rules.conflicts import (
 )
 from scheduler.rules.history import FactorPeriod, factor_on
 from scheduler.rules.hours import lesson_hours, validate_standard
+from scheduler.rules.replay import credits_lead_of, replay_draft, replay_source_problem, replay_window_problems
 from scheduler.rules.workload import (
     attending_classrooms,
     delivery_entries,
@@ -60,6 +61,17 @@ class LessonRefused(ValueError):
     def __init__(self, problems: Sequence[Problem]) -> None:
         super().__init__("; ".join(p.message for p in problems))
         self.problems = list(problems)
+
+
+class ReplayRefused(LessonRefused):
+    """A replay refused because of its recording (`no_recording`, `not_approved`): `code` names which."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        super().__init__(problems)
+        self.code = next(p.code for p in self.problems if p.code in REPLAY_SOURCE_CODES)
+
+
+REPLAY_SOURCE_CODES = ("no_recording", "not_approved")
 
 
 class NotFound(LookupError):
@@ -269,8 +281,57 @@ class Timetable:
                 candidates = [c for c in candidates if lesson_key(c) != own or not _same(c, draft)]
                 add(line, booking_conflicts(draft, candidates, tz, name_of))
 
+        # replays: only of a finished recording a reviewer approved for replay
+        replays = [(line, x) for line, x in drafts if x.replay_of is not None]
+        if replays:
+            with self.db.read() as conn:
+                sources = self.repo.replay_sources(conn, [x.replay_of for _, x in replays if x.replay_of])
+            for line, draft in replays:
+                rid = draft.replay_of or 0
+                source = sources.get(rid)
+                problem = replay_source_problem(rid, source)
+                if problem is not None:
+                    add(line, [problem])
+                elif source is not None:
+                    add(line, replay_window_problems(draft, source))
+
         problems.extend(self._capacity_warnings([dr for _, dr in drafts], ref))
         return problems
+
+    def replay_draft(
+        self,
+        recording_id: int,
+        receiving_classroom_ids: Sequence[int],
+        start: datetime,
+        end: datetime | None = None,
+    ) -> LessonDraft:
+        """The lesson that replays an approved recording to these classrooms at this time (without an end: as
+        long as the recorded lesson). Raises ReplayRefused (`no_recording`, `not_approved`)."""
+        with self.db.read() as conn:
+            source = self.repo.replay_sources(conn, [recording_id]).get(recording_id)
+            policy = self.repo.replay_credit_policy(conn)
+        problem = replay_source_problem(recording_id, source)
+        if problem is not None or source is None:
+            raise ReplayRefused([problem] if problem is not None else [])
+        day = start.astimezone(self.config.tz).date()
+        semester = next((x for x in self.repo.semesters() if x.start <= day <= x.end), None)
+        return replay_draft(
+            source,
+            tuple(receiving_classroom_ids),
+            start,
+            end,
+            semester.id if semester else None,
+            credits_lead_of(policy.get(source.lesson.lead_classroom_id)),
+        )
+
+    def set_replay_credit(self, county_id: int, credits: bool, actor: str = "system") -> bool:
+        """The county's policy for replays scheduled from now on: whether they credit the recorded lesson's
+        lead (default: no extra credit)."""
+        with self.db.write() as conn:
+            if not self.repo.set_replay_credit(conn, county_id, credits):
+                raise NotFound(f"no county #{county_id}")
+            self.repo.add_audit(conn, actor, "replay_credit", "done", f"county {county_id}: credits lead={credits}")
+        return credits
 
     def _capacity_warnings(self, drafts: Sequence[LessonDraft], ref: _Reference) -> list[Problem]:
         if not drafts:
@@ -368,6 +429,8 @@ class Timetable:
             drafts = self.with_hours(conn, drafts)
             problems = self.check([(None, x) for x in drafts])
             errors = [p for p in problems if p.severity == "error"]
+            if any(p.code in REPLAY_SOURCE_CODES for p in errors):
+                raise ReplayRefused(errors)
             if errors:
                 raise LessonRefused(errors)
             ids = self.repo.insert_lessons(conn, drafts, self.entry_statuses(drafts))
@@ -604,13 +667,18 @@ class Timetable:
         return lesson
 
     def with_hours(self, conn: sqlite3.Connection, drafts: Sequence[LessonDraft]) -> list[LessonDraft]:
-        """Drafts with their 课时: as the timetable gave them, else from duration and the county's standard."""
+        """Drafts with their 课时: as the timetable gave them, else from duration and the county's standard; a
+        replay not yet told whether it credits its lead, with its county's policy."""
         standards = self.repo.standard_minutes_by_classroom(conn)
+        policy = self.repo.replay_credit_policy(conn) if any(d.replay_of is not None for d in drafts) else {}
         out = []
         for d in drafts:
             standard = standards.get(d.lead_classroom_id, self.config.standard_lesson_minutes)
             minutes = (d.end - d.start).total_seconds() / 60.0
-            out.append(dataclasses.replace(d, hours=lesson_hours(minutes, standard, d.hours)))
+            d = dataclasses.replace(d, hours=lesson_hours(minutes, standard, d.hours))
+            if d.replay_of is not None and d.credits_lead is None:
+                d = dataclasses.replace(d, credits_lead=credits_lead_of(policy.get(d.lead_classroom_id)))
+            out.append(d)
         return out
 
     def entry_statuses(self, drafts: Sequence[LessonDraft]) -> list[LessonStatus]:
@@ -1024,6 +1092,7 @@ def _same(a: Lesson, b: LessonDraft) -> bool:
         and a.end == b.end
         and tuple(sorted(a.receiving_classroom_ids)) == tuple(sorted(b.receiving_classroom_ids))
         and a.community_id == b.community_id
+        and a.replay_of == b.replay_of
         and (b.hours is None or a.hours == b.hours)
         and a.status != LessonStatus.CANCELLED
     )

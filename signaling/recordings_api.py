@@ -10,7 +10,14 @@
   the viewer and the expiry;
 - `PUT /api/v1/lessons/{id}/recording` — an administrator records a lesson or not (`record`: true,
   false or null for the county's and kind's rule), audited;
-- `DELETE /api/v1/recordings/{id}` — an administrator deletes a recording's files, audited.
+- `DELETE /api/v1/recordings/{id}` — an administrator deletes a recording's files, audited;
+- `POST /api/v1/recordings/{id}/review` — a reviewer (a teacher the county's administrator made one)
+  approves a recording (`approved`: true, `uses`/`use`: `replay`, `model` or both) or refuses it, with
+  a `reason`; audited and kept in the review history (`GET /api/v1/recordings/{id}/reviews`);
+  `GET /api/v1/recordings?reviewable=1&review=pending` is a reviewer's list, `?use=replay` what an
+  administrator may schedule as a replay;
+- `GET /api/v1/reviewers`, `PUT /api/v1/reviewers/{teacher_id}` (`county_id` for a district-wide
+  administrator), `DELETE /api/v1/reviewers/{teacher_id}?county_id=` — a county's reviewers, audited.
 """
 
 from __future__ import annotations
@@ -30,8 +37,9 @@ from aiohttp import web
 
 from media.recording import sha256_of
 from scheduler.model import Lesson
-from scheduler.recordings import Recording, Recordings
+from scheduler.recordings import Recording, Recordings, ReviewRefused
 from scheduler.rules.recording import Viewer, playback_refusal
+from scheduler.rules.replay import parse_uses
 from scheduler.timetable import Timetable
 from signaling.http import Refusal, _body, principal_of
 from signaling.store import AccessStore
@@ -55,13 +63,15 @@ class RecordingsApi:
     def _viewer(self, p: Claims) -> Viewer:
         if p.role == Role.ADMIN:
             return Viewer(admin=True, county_id=p.county_id)
-        school = None
+        school = county = None
         if p.teacher_id is not None:
             school = next((t.school_id for t in self.t.repo.teachers() if t.id == p.teacher_id), None)
-        return Viewer(admin=False, teacher_id=p.teacher_id, school_id=school)
+            county = next((s.county_id for s in self.t.repo.schools() if s.id == school), None)
+        return Viewer(admin=False, county_id=county, teacher_id=p.teacher_id, school_id=school,
+                      reviewer_county_ids=self.recordings.reviewer_counties(p.teacher_id))
 
-    def _refusal(self, viewer: Viewer, lesson: Lesson) -> str | None:
-        return playback_refusal(viewer, self.recordings.audience(lesson))
+    def _refusal(self, viewer: Viewer, lesson: Lesson, rec: Recording | None = None) -> str | None:
+        return playback_refusal(viewer, self.recordings.audience(lesson, rec))
 
     def _describe(self, rec: Recording, lesson: Lesson, names: dict[str, dict[int, str]]) -> dict[str, Any]:
         tz = self.t.config.tz
@@ -94,11 +104,20 @@ class RecordingsApi:
                 lessons = [x for x in lessons if str(getattr(x, name).value if name == "kind" else getattr(x, name))
                            == wanted]
         viewer = self._viewer(p)
-        by_id = {x.id: x for x in lessons}
+        by_id = {x.id: x for x in lessons if x.replay_of is None}  # a replay's recording is its source's
         recs = await asyncio.to_thread(self.recordings.of_lessons, list(by_id), ("ready", "failed", "recording"))
+        review, use = q.get("review"), q.get("use")
+        if review:
+            recs = [r for r in recs if r.review == review]
+        if use:
+            recs = [r for r in recs if r.review == "approved" and use in r.review_uses]
+        if q.get("reviewable") in ("1", "true"):  # the reviewer's list: what they may decide on
+            mine = viewer.reviewer_county_ids
+            recs = [r for r in recs if r.state == "ready"
+                    and self.recordings.lead_county(by_id[r.lesson_id]) in mine]
         names = self._names()
         out = [self._describe(r, by_id[r.lesson_id], names) for r in recs
-               if self._refusal(viewer, by_id[r.lesson_id]) is None]
+               if self._refusal(viewer, by_id[r.lesson_id], r) is None]
         return web.json_response(out)
 
     async def one(self, request: web.Request) -> web.Response:
@@ -126,7 +145,7 @@ class RecordingsApi:
         lesson = self.t.repo.lesson(rec.lesson_id) if rec is not None else None
         if rec is None or lesson is None or rec.state == "deleted":
             raise Refusal(404, "not_found", "no such recording")
-        refusal = self._refusal(self._viewer(p), lesson)
+        refusal = self._refusal(self._viewer(p), lesson, rec)
         if refusal is not None:
             self.store.audit(p.sub, p.role.value, "play_recording", "refused", lesson_id=lesson.id,
                              address=request.remote, reason=f"recording {rec.id}: {refusal}")
@@ -210,6 +229,78 @@ class RecordingsApi:
         return web.json_response({"id": rec.id, "state": "deleted"})
 
 
+    # ---- review (scheduler/rules/replay.py) ---------------------------------------------------------
+    async def review(self, request: web.Request) -> web.Response:
+        """A reviewer approves a recording for replay and/or as a model lesson, or refuses it, with a reason."""
+        p = principal_of(request, Role.TEACHER)
+        rid = _opt_int(request.match_info["id"], "id") or 0
+        body = await _body(request)
+        approved = body.get("approved")
+        if not isinstance(approved, bool):
+            raise Refusal(400, "bad_field", "approved is true or false")
+        reason = str(body.get("reason") or "")
+        try:
+            uses = parse_uses(body.get("uses", body.get("use", "replay"))) if approved else ()
+        except ValueError as exc:
+            raise Refusal(400, "bad_field", str(exc)) from None
+        counties = self.recordings.reviewer_counties(p.teacher_id)
+        rec = self.recordings.get(rid)
+        try:
+            done = await asyncio.to_thread(self.recordings.approve, rid, p.sub, approved, reason, uses, counties)
+        except ReviewRefused as exc:
+            status = 404 if exc.code == "not_found" else 403 if exc.code == "not_reviewer" else 400
+            self.store.audit(p.sub, p.role.value, "review_recording", "refused",
+                             lesson_id=rec.lesson_id if rec is not None else None, address=request.remote,
+                             reason=f"recording {rid}: {exc.message}")
+            raise Refusal(status, exc.code, exc.message) from None
+        decision = f"approved for {','.join(uses)}" if approved else "refused"
+        self.store.audit(p.sub, p.role.value, "review_recording", "admitted", lesson_id=done.lesson_id,
+                         address=request.remote, reason=f"recording {rid} {decision}: {reason}"[:500])
+        return web.json_response(done.to_json())
+
+    async def review_history(self, request: web.Request) -> web.Response:
+        p = principal_of(request, Role.ADMIN, Role.TEACHER)
+        rec, _lesson = self._entitled(p, request)
+        return web.json_response(await asyncio.to_thread(self.recordings.reviews, rec.id))
+
+    def _county_of_admin(self, p: Claims, body_county: Any) -> int:
+        county = p.county_id if p.county_id is not None else _opt_int(body_county, "county_id")
+        if county is None:
+            raise Refusal(400, "bad_field", "county_id: which county the reviewer reviews for")
+        if p.county_id is not None and body_county not in (None, "", p.county_id, str(p.county_id)):
+            raise Refusal(403, "not_entitled", "you grant reviewers of your own county only")
+        if county not in {c.id for c in self.t.repo.counties()}:
+            raise Refusal(404, "not_found", "no such county")
+        return county
+
+    async def list_reviewers(self, request: web.Request) -> web.Response:
+        p = principal_of(request, Role.ADMIN)
+        return web.json_response(await asyncio.to_thread(self.recordings.reviewers, p.county_id))
+
+    async def grant_reviewer(self, request: web.Request) -> web.Response:
+        """The county's administrator makes a teacher (e.g. a 教研员) a reviewer of the county's recordings."""
+        p = principal_of(request, Role.ADMIN)
+        teacher_id = _opt_int(request.match_info["teacher_id"], "teacher_id") or 0
+        body = await _body(request) if request.can_read_body else {}
+        county = self._county_of_admin(p, body.get("county_id"))
+        if teacher_id not in {t.id for t in self.t.repo.teachers()}:
+            raise Refusal(404, "not_found", "no such teacher")
+        await asyncio.to_thread(self.recordings.grant_reviewer, teacher_id, county, p.sub)
+        self.store.audit(p.sub, p.role.value, "grant_reviewer", "admitted", address=request.remote,
+                         reason=f"teacher {teacher_id} reviews county {county}")
+        return web.json_response({"teacher_id": teacher_id, "county_id": county})
+
+    async def revoke_reviewer(self, request: web.Request) -> web.Response:
+        p = principal_of(request, Role.ADMIN)
+        teacher_id = _opt_int(request.match_info["teacher_id"], "teacher_id") or 0
+        county = self._county_of_admin(p, request.query.get("county_id"))
+        if not await asyncio.to_thread(self.recordings.revoke_reviewer, teacher_id, county):
+            raise Refusal(404, "not_found", "this teacher is not a reviewer of this county")
+        self.store.audit(p.sub, p.role.value, "revoke_reviewer", "admitted", address=request.remote,
+                         reason=f"teacher {teacher_id} no longer reviews county {county}")
+        return web.json_response({"teacher_id": teacher_id, "county_id": county, "revoked": True})
+
+
 def _opt_int(value: Any, name: str) -> int | None:
     if value in (None, ""):
         return None
@@ -235,4 +326,9 @@ def add_routes(app: web.Application, api: RecordingsApi) -> None:
     r.add_get("/api/v1/recordings/{id}", api.one, name="sig.recording")
     r.add_delete("/api/v1/recordings/{id}", api.delete, name="sig.recording_delete")
     r.add_put("/api/v1/lessons/{id}/recording", api.choose, name="sig.recording_choice")
+    r.add_post("/api/v1/recordings/{id}/review", api.review, name="sig.recording_review")
+    r.add_get("/api/v1/recordings/{id}/reviews", api.review_history, name="sig.recording_reviews")
+    r.add_get("/api/v1/reviewers", api.list_reviewers, name="sig.reviewers")
+    r.add_put("/api/v1/reviewers/{teacher_id}", api.grant_reviewer, name="sig.reviewer_grant")
+    r.add_delete("/api/v1/reviewers/{teacher_id}", api.revoke_reviewer, name="sig.reviewer_revoke")
     r.add_get("/recordings/{id}/{part}", api.file, name="recording_file")

@@ -25,7 +25,7 @@ from scheduler.reports import SECTIONS, build_report
 from scheduler.rules.calendar import current_semester
 from scheduler.rules.workload import FactorTooLow, validate_factor
 from scheduler.templates import template_xlsx
-from scheduler.timetable import LessonRefused, NotFound, Timetable, problem_json
+from scheduler.timetable import LessonRefused, NotFound, ReplayRefused, Timetable, problem_json
 from signaling.access import community_may_watch
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,10 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return await handler(request)
     except web.HTTPException:
         raise
+    except ReplayRefused as exc:  # the recording is missing or not approved for replay: a bad request
+        body = {"error": exc.problems[0].message if exc.problems else str(exc), "code": exc.code,
+                "problems": [problem_json(p) for p in exc.problems]}
+        return web.json_response(body, status=400, dumps=_dumps)
     except LessonRefused as exc:
         return error(422, "the lesson breaks a rule", [problem_json(p) for p in exc.problems])
     except NotFound as exc:
@@ -183,12 +187,24 @@ class Api:
             "window_closes": closes.astimezone(self.tz).isoformat(),
             "status": lesson.status.value,
             "hours": lesson.hours,
+            "replay_of": lesson.replay_of,
+            "credits_lead": lesson.credits_lead,
         }
 
     def draft(self, data: Any) -> LessonDraft:
         if not isinstance(data, dict):
             raise BadRequest("a lesson is a JSON object")
         start = _moment(data.get("start"), self.tz, "start")
+        if data.get("replay_of") is not None:  # a replay (录播): the rest comes from the recorded lesson
+            receivers = data.get("receiving_classroom_ids", [])
+            if not isinstance(receivers, list):
+                raise BadRequest("receiving_classroom_ids must be a list of ids")
+            return self.t.replay_draft(
+                _int(data.get("replay_of"), "replay_of"),
+                [_int(x, "receiving_classroom_ids") for x in receivers],
+                start,
+                _moment(data.get("end"), self.tz, "end") if data.get("end") is not None else None,
+            )
         end = _moment(data.get("end"), self.tz, "end")
         try:
             kind = Kind(data.get("kind"))

@@ -38,6 +38,10 @@ class Booking:
 
 
 def resources_of(lesson: Lesson | LessonDraft) -> list[tuple[str, int]]:
+    """What a lesson holds while it runs. A replay (录播) holds only its receiving classrooms: the recorded
+    lesson's teacher and classroom are free at that time."""
+    if lesson.replay_of is not None:
+        return [("classroom", c) for c in lesson.receiving_classroom_ids]
     res = [("teacher", lesson.lead_teacher_id), ("classroom", lesson.lead_classroom_id)]
     res.extend(("classroom", c) for c in lesson.receiving_classroom_ids if c != lesson.lead_classroom_id)
     return res
@@ -134,7 +138,8 @@ def role_problems(
     """A school used in a role it does not have, or a lesson without the receivers its kind needs."""
     problems: list[Problem] = []
     lead_school = schools[lead_classroom.school_id]
-    if not lead_school.is_lead:
+    # a replay's lead is the recorded lesson's, checked when that lesson was scheduled
+    if draft.replay_of is None and not lead_school.is_lead:
         problems.append(
             Problem(
                 "not_lead_school",
@@ -142,7 +147,7 @@ def role_problems(
                 message_zh=f"{lead_school.name}不是主讲学校",
             )
         )
-    if teacher.school_id != lead_school.id:
+    if teacher.school_id != lead_school.id and draft.replay_of is None:
         problems.append(
             Problem(
                 "teacher_elsewhere",
@@ -169,7 +174,12 @@ def role_problems(
                     message_zh=f"{school.name}不是接收学校",
                 )
             )
-    if draft.kind == Kind.MASTER:
+    if draft.replay_of is not None:
+        if not receiving:
+            problems.append(
+                Problem("no_receivers", "a replay needs receiving classrooms", message_zh="录播需要接收教室")
+            )
+    elif draft.kind == Kind.MASTER:
         if not receiving and draft.community_id is None:
             problems.append(
                 Problem(

@@ -11,6 +11,11 @@ A recording is the lesson's: before a reviewer approves it for wider use, only t
 may watch it — its lead teacher, the teachers of its receiving schools (the on-site teachers), the
 members of its research community for a master lesson — and the administrators of its counties (a
 district-wide administrator: all). Technicians and classroom devices are not viewers.
+
+Review widens that (scheduler/rules/replay.py): the reviewers of the lesson's county watch it to review
+it; approved as a model lesson (案例观摩), every teacher of the lesson's county may watch it; replayed to
+other classrooms, the teachers of the replays' receiving schools and the administrators of their
+counties may watch it.
 """
 
 from __future__ import annotations
@@ -64,9 +69,10 @@ class Viewer:
     """Who asks to watch: an administrator (county-scoped or district-wide) or a teacher (with its school)."""
 
     admin: bool
-    county_id: int | None = None  # an administrator's county; None: the whole district
+    county_id: int | None = None  # an administrator's county (None: the whole district); a teacher's school's
     teacher_id: int | None = None
     school_id: int | None = None  # the teacher's school
+    reviewer_county_ids: frozenset[int] = frozenset()  # the counties a teacher reviews recordings for
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,21 +83,29 @@ class RecordingAudience:
     county_ids: frozenset[int]  # of its lead and receiving classrooms
     receiving_school_ids: frozenset[int]
     community_teacher_ids: frozenset[int]
+    lead_county_id: int | None = None
+    uses: frozenset[str] = frozenset()  # what a reviewer approved the recording for ("replay", "model")
+    replay_school_ids: frozenset[int] = frozenset()  # receiving schools of replays scheduled from it
+    replay_county_ids: frozenset[int] = frozenset()  # their counties
 
 
 def playback_refusal(viewer: Viewer, audience: RecordingAudience) -> str | None:
     """None when the viewer may watch the recording, else why not (in one line, for the refusal)."""
     lesson = audience.lesson
     if viewer.admin:
-        if viewer.county_id is None or viewer.county_id in audience.county_ids:
+        if viewer.county_id is None or viewer.county_id in audience.county_ids | audience.replay_county_ids:
             return None
         return "this lesson is not in your county"
     if viewer.teacher_id is None:
         return "only teachers and administrators watch recordings"
     if viewer.teacher_id == lesson.lead_teacher_id:
         return None
-    if viewer.school_id is not None and viewer.school_id in audience.receiving_school_ids:
+    if viewer.school_id is not None and viewer.school_id in audience.receiving_school_ids | audience.replay_school_ids:
         return None
     if lesson.kind == Kind.MASTER and viewer.teacher_id in audience.community_teacher_ids:
+        return None
+    if viewer.reviewer_county_ids & audience.county_ids:
+        return None
+    if "model" in audience.uses and viewer.county_id is not None and viewer.county_id == audience.lead_county_id:
         return None
     return "this recording is for its lesson's audience"

@@ -85,7 +85,11 @@ class EntryDraft:
 
 
 def delivery_entries(lesson: Lesson, lead_school_id: int, factor: float, hours: float = 1.0) -> list[EntryDraft]:
-    """What the ledger gains when a lesson is delivered (a reversal uses the same rows negated)."""
+    """What the ledger gains when a lesson is delivered (a reversal uses the same rows negated). A replay
+    (录播) credits the recorded lesson's lead only when its county's policy said so when it was scheduled;
+    then at the same factor as a live lesson (never below 1.5)."""
+    if lesson.replay_of is not None and not lesson.credits_lead:
+        return []
     if lesson.kind in WEIGHTED_KINDS:
         return [EntryDraft("teacher_workload", lesson.lead_teacher_id, lead_school_id, hours, validate_factor(factor))]
     return [EntryDraft("school_credit", None, lead_school_id, hours, 1.0)]
