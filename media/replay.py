@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import av
+from aioice.ice import get_host_addresses
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
@@ -217,10 +218,9 @@ class ReplayPublisher:
     """Publishes a recording into a room as its lead, over loopback to the media plane."""
 
     def __init__(self, plane: MediaPlane, room_id: str, files: ReplayFiles, offset_s: float = 0.0,
-                 addresses: tuple[str, ...] = ("127.0.0.1",), participant_id: str = PARTICIPANT_ID) -> None:
+                 participant_id: str = PARTICIPANT_ID) -> None:
         self.plane, self.room_id, self.files = plane, room_id, files
         self.offset_s = max(0.0, offset_s)
-        self.addresses = addresses
         self.participant_id = participant_id
         self.pc: RTCPeerConnection | None = None
         self.readers: list[RecordingReader] = []
@@ -266,12 +266,13 @@ class ReplayPublisher:
         if TrackKind.CAMERA not in self.tracks:
             raise ReplayError(f"{self.files.camera.name}: holds no camera picture")
         self._live = len(self.tracks)
-        control_host_candidates(pc, list(self.addresses))
+        local = own_addresses()
+        control_host_candidates(pc, sorted(local))
         await pc.setLocalDescription(await pc.createOffer())
         by_mid = {t.mid: kind for t in pc.getTransceivers() for s, kind in mids if t.sender is s and t.mid}
         answer = await self.plane.join(self.room_id, self.participant_id, ParticipantRole.LEAD,
                                        pc.localDescription.sdp, by_mid, None)
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=from_this_host(answer, local), type="answer"))
         log.info("replay into %s: %s from %.1f s (%s)", self.room_id, self.files.camera.name, self.offset_s,
                  ", ".join(str(k) for k in self.tracks))
 
@@ -287,6 +288,26 @@ class ReplayPublisher:
                 await self.pc.close()
         for reader in self.readers:
             reader.close()
+
+
+def own_addresses() -> set[str]:
+    """This host's IPv4 addresses, loopback included: where the replay connection gathers."""
+    return {"127.0.0.1", *get_host_addresses(use_ipv4=True, use_ipv6=False)}
+
+
+def from_this_host(answer: str, local: set[str]) -> str:
+    """The media plane's answer as seen from the server itself: a candidate on an address this host does
+    not have (a public address announced behind 1:1 NAT, where the SFU binds 0.0.0.0) is reached on
+    loopback at the same port."""
+    lines = []
+    for line in answer.split("\r\n"):
+        if line.startswith("a=candidate:"):
+            parts = line.split(" ")
+            if len(parts) > 5 and parts[4] not in local and ":" not in parts[4]:
+                parts[4] = "127.0.0.1"
+                line = " ".join(parts)
+        lines.append(line)
+    return "\r\n".join(lines)
 
 
 def recording_offset(lesson_start: float, now: float) -> float:

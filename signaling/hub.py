@@ -40,6 +40,7 @@ from signaling.layout import LessonPicture, layout_for
 from signaling.liveness import HEARTBEAT_S, STALE_AFTER_S, LinkState, link_state, shown_quality
 from signaling.ratelimit import RateLimiter
 from signaling.recording_keeper import RECORDING_EVENTS, RecordingKeeper
+from signaling.replayer import ReplayKeeper
 from signaling.store import AccessStore
 from signaling.tokens import Claims, Role, TokenRefused, TokenService, TokenType
 
@@ -169,6 +170,8 @@ class Hub:
         self.plane = plane
         # the lesson recordings' catalogue (None: nothing is recorded, as in tests of other things)
         self.recordings = RecordingKeeper(recordings) if recordings is not None else None
+        # replayed lessons (录播): the recording published into the room as its lead, at the lesson's start
+        self.replays = ReplayKeeper(plane, recordings, clock) if recordings is not None else None
         self.monitor = monitor
         self.timetable = timetable
         self.tokens = tokens
@@ -202,6 +205,8 @@ class Hub:
         for session in list(self.sessions):
             await self._close(session, 1001, "server shutting down")
         await self.attendance.stop()
+        if self.replays is not None:
+            await self.replays.stop()
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -269,9 +274,20 @@ class Hub:
                 self.lessons[facts.lesson.id] = live
                 self.attendance.open(facts.lesson, facts.community_teacher_ids)
                 log.info("lesson %d: room open", facts.lesson.id)
+                if self.replays is not None and facts.lesson.replay_of is not None:
+                    opened = live
+                    self.replays.begin(facts.lesson, live.room_id, lambda on: self._replay_on_air(opened, on))
             else:
                 live.facts = facts
             return live
+
+    def _replay_on_air(self, live: LiveLesson, on: bool) -> None:
+        """The replay publishes (its lead is present), or its file has ended (the lead has gone)."""
+        live.picture.lead_present = on
+        if not on:
+            live.picture.lead_was_on_air = False
+        if self.lessons.get(live.lesson_id) is live:
+            self._spawn(self._send_layouts(live))
 
     def places_of(self, facts: LessonFacts) -> tuple[frozenset[int], frozenset[int]]:
         """The counties and regions of a lesson's lead and receiving classrooms."""
@@ -295,6 +311,8 @@ class Hub:
             live = self.lessons.pop(lesson_id, None)
         if live is None:
             return
+        if self.replays is not None:
+            await self.replays.end(lesson_id)
         await self.attendance.close(lesson_id)
         for session in list(live.sessions.values()):
             await session.send(protocol.event("window_closed", lesson_id=lesson_id, reason=reason))
@@ -439,6 +457,9 @@ class Hub:
             facts = self.facts(lesson_id) if isinstance(lesson_id, int) else None
             check_join(claims, facts, wanted, self.clock())
             assert facts is not None
+            if claims.role == Role.LEAD and facts.lesson.replay_of is not None:
+                raise TokenRefused("replay_lesson", "this lesson is a recording the server replays; "
+                                   "nobody broadcasts it live")
         except TokenRefused as exc:
             peek = claims or self.tokens.peek(msg.data["token"])
             self.store.audit(
@@ -498,6 +519,7 @@ class Hub:
                     "start": lesson.start.isoformat(),
                     "end": lesson.end.isoformat(),
                     "lead": live.names.get(lesson.lead_classroom_id, ""),
+                    "replay": lesson.replay_of is not None,  # a recording the server replays: nobody to talk to
                 },
                 window_closes=facts.closes,
                 ice_servers=self.ice_servers,

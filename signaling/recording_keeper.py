@@ -32,7 +32,10 @@ class RecordingKeeper:
         self.since = time.time()  # dumps started before this process are a crash's, to finalise
 
     async def request_for(self, lesson: Lesson) -> RecordingRequest | None:
-        """The room's recording request, or None when the lesson is not recorded."""
+        """The room's recording request, or None when the lesson is not recorded (a replayed lesson is
+        its recording already)."""
+        if lesson.replay_of is not None:
+            return None
         try:
             record = await asyncio.to_thread(self.recordings.records, lesson)
         except Exception:

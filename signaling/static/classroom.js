@@ -68,6 +68,7 @@ function render() {
   document.body.dataset.reason = state.reasonCode;
   const live = state.phase === "live";
   const layout = state.layout || { lead: "off_air", main: null, side: [], talkback: {} };
+  const replay = !!state.lesson?.replay;
   const main = live ? layout.main : null;
   const side = live ? layout.side.filter((slot) => slot in videos) : [];
   for (const [slot, video] of Object.entries(videos)) {
@@ -108,6 +109,8 @@ function render() {
     reason.textContent = t("media_stuck");
   } else if (live && layout.lead === "interrupted") {
     big.textContent = t("teacher_interrupted");
+  } else if (live && !main && replay) {
+    big.textContent = state.replayShown ? t("replay_ended") : t("replay_waiting");
   } else if (live && !main) {
     big.textContent = t("waiting_teacher");
   } else {
@@ -119,7 +122,9 @@ function render() {
   const l = state.lesson;
   title.textContent = l ? `${l.subject} ${l.grade} · ${l.lead}` : t("classroom_title");
   const onAir = live && layout.lead === "on_air";
-  badge.textContent = state.phase === "outage" ? t("network_down_short") : onAir ? t("on_air") : t("off_air");
+  if (onAir && replay) state.replayShown = true;
+  badge.textContent = state.phase === "outage" ? t("network_down_short")
+    : onAir ? t(replay ? "replay_on_air" : "on_air") : t("off_air");
   badge.classList.toggle("live", onAir);
   badge.classList.toggle("alarm", state.phase === "outage");
   const canAct = live && state.conn && state.conn.role !== "lead";
@@ -129,6 +134,8 @@ function render() {
   handButton.disabled = !canAct;
   talkButton.disabled = !publishes;
   sendButton.disabled = !canAct;
+  // a replayed lesson (录播) has no teacher at the other end: nobody to raise a hand to or talk to
+  for (const b of [handButton, talkButton, text, sendButton]) b.classList.toggle("hidden", replay);
   applyTexts(bar);
 }
 
@@ -172,6 +179,7 @@ async function connect(token, lessonId, { publish = true, force = false } = {}) 
   state.conn = conn;
   state.ready = {};
   conn.addEventListener("joined", (e) => {
+    if (state.lesson?.id !== e.detail.lesson?.id) state.replayShown = false;
     state.lesson = e.detail.lesson;
     state.layout = e.detail.layout || null;
     conn.expectMedia = state.layout?.lead === "on_air";

@@ -21,7 +21,7 @@ from test_recording_live import ROOM, _lead, _port_base
 from media.api import EventKind, RecordingRequest
 from media.config import MediaConfig
 from media.local import LocalMediaPlane
-from media.replay import ReplayError, ReplayFiles, ReplayPublisher, avcc_to_annexb
+from media.replay import ReplayError, ReplayFiles, ReplayPublisher, avcc_to_annexb, from_this_host
 
 KEYFRAME_EVERY_S = 2.0
 
@@ -140,3 +140,10 @@ def test_mp4_access_units_become_annex_b_with_parameter_sets_before_keyframes():
     assert avcc_to_annexb(annexb, sets, keyframe=True) == annexb
     # a truncated length prefix stops at what is whole
     assert avcc_to_annexb(avcc + b"\x00\x00\x09\x99", sets, keyframe=False) == b"\x00\x00\x00\x01" + idr
+
+
+def test_the_answer_is_reached_from_this_host_on_loopback_where_its_address_is_not_ours():
+    answer = ("v=0\r\na=candidate:1 1 udp 2130706431 203.0.113.5 40001 typ host\r\n"
+              "a=candidate:2 1 udp 2130706431 10.0.0.7 40002 typ host\r\n")
+    seen = from_this_host(answer, {"127.0.0.1", "10.0.0.7"})
+    assert "127.0.0.1 40001 typ host" in seen and "10.0.0.7 40002 typ host" in seen

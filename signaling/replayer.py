@@ -1,0 +1,117 @@
+"""Replayed lessons (录播) on air: when a replay lesson's room is open and its start has come, the recording it
+replays is published into the room as its lead (`media/replay.py`); the hub sees a lead like any other
+(participant `lead-replay`), so the receiving classrooms' pages, the layouts, the on-air evidence and
+attendance work as for a live lesson.
+
+A replay that starts late (the server restarted, the room's worker died and the room was opened again)
+starts where the lesson should be, from the keyframe before. A recording that cannot be played (its
+file missing, unreadable, not `ready`) is logged with its reason, and the lesson shows its lead off air,
+which raises the technician's "lead not on air" alert as for a teacher who does not come.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from media.api import MediaError, MediaPlane
+from media.replay import PARTICIPANT_ID, ReplayError, ReplayFiles, ReplayPublisher, recording_offset
+from scheduler.model import Lesson
+from scheduler.recordings import Recording, Recordings
+
+log = logging.getLogger(__name__)
+
+
+def replay_files(rec: Recording | None) -> ReplayFiles | str:
+    """The files to publish for a recording, or why it cannot be replayed."""
+    if rec is None:
+        return "the recording it replays does not exist"
+    if rec.state != "ready" or not rec.path:
+        return f"the recording it replays is {rec.state}, not ready"
+    camera = Path(rec.path)
+    if not camera.exists():
+        return f"the recording's file {camera.name} is missing"
+    screen = Path(rec.screen_path) if rec.screen_path else None
+    return ReplayFiles(camera, screen if screen is not None and screen.exists() else None)
+
+
+@dataclass
+class _Running:
+    task: asyncio.Task[None]
+    publisher: ReplayPublisher | None = None
+    problem: str | None = None
+
+
+@dataclass
+class ReplayKeeper:
+    """One replay per open replay lesson, started at the lesson's start and stopped when its room closes."""
+
+    plane: MediaPlane
+    recordings: Recordings
+    clock: Callable[[], float] = time.time
+    running: dict[int, _Running] = field(default_factory=dict)  # lesson id -> its replay
+
+    def begin(self, lesson: Lesson, room_id: str, on_air: Callable[[bool], None]) -> None:
+        """Start (or restart, for a room opened again) the replay of `lesson` into `room_id`;
+        `on_air(True)` once it publishes, `on_air(False)` when the file has ended."""
+        if lesson.replay_of is None:
+            return
+        old = self.running.pop(lesson.id, None)
+        if old is not None:
+            old.task.cancel()
+        entry = _Running(asyncio.get_running_loop().create_task(self._run(lesson, room_id, on_air)))
+        self.running[lesson.id] = entry
+
+    async def _run(self, lesson: Lesson, room_id: str, on_air: Callable[[bool], None]) -> None:
+        entry = self.running.get(lesson.id)
+        start = lesson.start.timestamp()
+        wait = start - self.clock()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        rec = await asyncio.to_thread(self.recordings.get, int(lesson.replay_of or 0))
+        files = replay_files(rec)
+        publisher: ReplayPublisher | None = None
+        try:
+            if isinstance(files, str):
+                raise ReplayError(files)
+            publisher = ReplayPublisher(self.plane, room_id, files, recording_offset(start, self.clock()))
+            if entry is not None:
+                entry.publisher = publisher
+            await publisher.start()
+            on_air(True)
+            await publisher.ended.wait()
+            log.info("lesson %d: the replay of recording %s has ended", lesson.id, lesson.replay_of)
+            on_air(False)
+        except (ReplayError, MediaError, OSError) as exc:
+            if entry is not None:
+                entry.problem = str(exc)
+            log.error("lesson %d: the replay of recording %s cannot start: %s", lesson.id, lesson.replay_of, exc)
+        finally:
+            if publisher is not None:
+                await publisher.stop()
+
+    def problem(self, lesson_id: int) -> str | None:
+        entry = self.running.get(lesson_id)
+        return entry.problem if entry is not None else None
+
+    async def end(self, lesson_id: int) -> None:
+        """The lesson's room closed: stop its replay."""
+        entry = self.running.pop(lesson_id, None)
+        if entry is None:
+            return
+        entry.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await entry.task
+
+    async def stop(self) -> None:
+        for lesson_id in list(self.running):
+            await self.end(lesson_id)
+
+
+def is_replay_participant(participant_id: str) -> bool:
+    return participant_id == PARTICIPANT_ID
