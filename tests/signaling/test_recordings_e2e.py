@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 import sqlite3
 import time
 import urllib.error
 import urllib.request
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
+from zoneinfo import ZoneInfo
 
 import av
+import pytest
 
-from signaling.client import Peer, join_with_media
+from signaling.client import Peer, ProtocolClient, Refused, join_with_media
 from signaling.trial import AdminApi, build_world, join_token, lesson_now_timezone
 from tests.monitoring.test_attendance_e2e import _heartbeat
 
@@ -189,3 +193,67 @@ async def test_a_server_killed_mid_recording_finalises_the_dump_at_its_next_star
     rec = await _wait_ready(api, lesson)
     assert rec["state"] == "ready", (rec, srv.log[-3000:])
     assert rec["duration_s"] >= 3, rec
+
+
+async def _approve(api: AdminApi, srv: Any, world: Any, recording_id: int) -> None:
+    """The county grants a reviewer (教研员), who approves the recording for replay."""
+    county = max(c["id"] for c in await api.ok("GET", "/api/v1/counties"))
+    await api.ok("PUT", f"/api/v1/reviewers/{world.community_teacher_id}", {"county_id": county})
+    reviewer = AdminApi(srv.url, await _teacher_token(api, world.community_teacher_id))
+    await reviewer.ok("POST", f"/api/v1/recordings/{recording_id}/review",
+                      {"approved": True, "reason": "适合推送", "uses": ["replay"]})
+
+
+async def test_a_replay_survives_its_worker_dying_and_admits_no_live_lead(server_factory: Any) -> None:
+    tz = lesson_now_timezone()
+    srv = server_factory("--media", "workers", env={**ENV, "CLASSROOM_SCHEDULER__TIMEZONE": tz})
+    api = AdminApi(srv.url, srv.token)
+    ws = srv.url.replace("http", "ws") + "/ws"
+    world, lesson = await _record_a_lesson(api, ws, tz, 14)
+    rec = await _wait_ready(api, lesson)
+    await _approve(api, srv, world, rec["id"])
+    start = datetime.now(ZoneInfo(tz)).replace(microsecond=0, tzinfo=None) + timedelta(seconds=3)
+    made = await api.ok("POST", "/api/v1/lessons", {"replay_of": rec["id"], "start": start.isoformat(),
+                                                    "receiving_classroom_ids": [world.other_classroom_id]})
+    replay = int(made["lessons"][0]["id"])
+
+    # nobody broadcasts a replay live: the recorded teacher's join is refused with the reason
+    client = await ProtocolClient.connect(ws)
+    try:
+        with pytest.raises(Refused) as refused:
+            await client.join(await join_token(api, replay, "lead"), replay)
+        assert refused.value.code == "replay_lesson"
+    finally:
+        await client.close()
+
+    peer = Peer()
+    room = await join_with_media(ws, await join_token(api, replay, "receiver", world.other_classroom_id), peer,
+                                 peer.as_classroom(), replay)
+    beat = _heartbeat(room)
+    try:
+        await asyncio.wait_for(peer.first_frame.wait(), 20)
+        monitor = await api.ok("GET", "/api/v1/monitor")
+        pid = next(x["worker_pid"] for x in monitor["lessons"] if x["lesson_id"] == replay)
+        os.kill(pid, signal.SIGKILL)
+        # the room is opened again on a live worker, the classroom reconnects, the replay goes on from where
+        # the lesson should be (the keyframe before)
+        await room.expect("restart", timeout=15)
+        beat.cancel()
+        await room.close()
+        await peer.close()
+        peer = Peer()
+        room = await join_with_media(ws, await join_token(api, replay, "receiver", world.other_classroom_id), peer,
+                                     peer.as_classroom(), replay)
+        beat = _heartbeat(room)
+        await asyncio.wait_for(peer.first_frame.wait(), 20)
+        await room.expect("window_closed", timeout=60)
+    finally:
+        beat.cancel()
+        for closing in (room.close(), peer.close()):
+            with contextlib.suppress(Exception):
+                await closing
+    deadline = time.monotonic() + 60
+    while (info := await api.ok("GET", f"/api/v1/lessons/{replay}"))["status"] not in ("delivered", "missed"):
+        assert time.monotonic() < deadline, info
+        await asyncio.sleep(0.5)
+    assert info["status"] == "delivered", (info, srv.log[-3000:])
