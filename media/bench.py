@@ -63,6 +63,8 @@ class FanoutOptions:
     # "on": the server also does what monitoring does in `classroom serve` (monitoring/bench.py);
     # "both": the same room without, then with it, in one invocation (monitoring_overhead_pct)
     monitoring: str = "off"
+    # non-empty: the room records its publisher into this folder (`classroom bench record`)
+    recording_folder: str = ""
     log: Callable[[str], None] = field(default=lambda _msg: None)
 
 
@@ -282,7 +284,7 @@ def run_fanout(options: FanoutOptions, spec: ClipSpec) -> dict[str, Any]:
         config["udp_port_max"] = options.port_max
         config["max_subscriptions_per_worker"] = options.capacity
         server = _spawn(ctx, f"{options.plane}-server", server_main, options.plane, ROOM, config,
-                        options.monitoring == "on")
+                        options.monitoring == "on", options.recording_folder)
         children.append(server)
         ready = server.expect("ready", 60)
         port = int(ready["port"])

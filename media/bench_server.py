@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Mapping
 from multiprocessing.connection import Connection
 from typing import Any
 
-from media.api import MediaEvent, MediaPlane, ParticipantRole, TrackKind
+from media.api import MediaEvent, MediaPlane, ParticipantRole, RecordingRequest, TrackKind
 from media.bench_link import ChildLink
 from media.bench_net import check_loopback_sdp, serve_rpc
 
@@ -64,7 +64,8 @@ class EventLog:
 
 
 async def _serve(
-    link: ChildLink, plane_name: str, room_id: str, config: Mapping[str, Any], monitoring: bool = False
+    link: ChildLink, plane_name: str, room_id: str, config: Mapping[str, Any], monitoring: bool = False,
+    recording_folder: str = "",
 ) -> None:
     plane = make_plane(plane_name, config)
     await plane.start()
@@ -74,7 +75,11 @@ async def _serve(
     load = None
     watcher: asyncio.Task[None] | None = None
     try:
-        await plane.open_room(room_id)
+        # Recording (`classroom bench record`): without its periodic keyframe requests, which the clip can only
+        # answer with an intra version of a frame whose following inter frames were coded against another
+        # picture (a decoder refuses them); an encoder answers with a fresh keyframe, the clip cannot.
+        recording = RecordingRequest(recording_folder, keyframe_every_s=3600.0) if recording_folder else None
+        await plane.open_room(room_id, recording)
         if monitoring:  # what `classroom serve` adds per room: stats every second, metrics, scrapes
             from monitoring.bench import MonitoringLoad
 
@@ -127,13 +132,14 @@ async def _serve(
             await asyncio.wait_for(plane.stop(), 15)
 
 
-def server_main(conn: Connection, plane: str, room_id: str, config: dict[str, Any], monitoring: bool = False) -> None:
+def server_main(conn: Connection, plane: str, room_id: str, config: dict[str, Any], monitoring: bool = False,
+                recording_folder: str = "") -> None:
     """Entry point of the server process (multiprocessing, spawn)."""
 
     async def run() -> None:
         link = ChildLink(conn)
         try:
-            await _serve(link, plane, room_id, config, monitoring)
+            await _serve(link, plane, room_id, config, monitoring, recording_folder)
         except Exception:
             link.send("error", message=traceback.format_exc(limit=8))
             raise

@@ -21,16 +21,17 @@ import logging
 import struct
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import av
 from aioice.ice import get_host_addresses
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from media.api import MediaPlane, ParticipantRole, TrackKind
+from media.api import MediaPlane, ParticipantRole, SlotKind, TrackKind
 from media.ice import control_host_candidates
 
 log = logging.getLogger(__name__)
@@ -214,10 +215,18 @@ class RecordedTrack(MediaStreamTrack):
         return packet
 
 
+class Joins(Protocol):
+    """What a replay needs of the media plane: admitting a publisher (`MediaPlane.join`)."""
+
+    async def join(self, room_id: str, participant_id: str, role: ParticipantRole, offer_sdp: str,
+                   tracks: Mapping[str, TrackKind] | None = None,
+                   slots: Mapping[str, SlotKind] | None = None) -> str: ...
+
+
 class ReplayPublisher:
     """Publishes a recording into a room as its lead, over loopback to the media plane."""
 
-    def __init__(self, plane: MediaPlane, room_id: str, files: ReplayFiles, offset_s: float = 0.0,
+    def __init__(self, plane: Joins | MediaPlane, room_id: str, files: ReplayFiles, offset_s: float = 0.0,
                  participant_id: str = PARTICIPANT_ID) -> None:
         self.plane, self.room_id, self.files = plane, room_id, files
         self.offset_s = max(0.0, offset_s)

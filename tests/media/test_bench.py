@@ -225,3 +225,21 @@ async def test_publisher_pacing_spreads_video_packets_and_leaves_audio_alone() -
     assert audio[0] < 0.015  # not queued behind the video
     assert all(b - a >= 0.018 for a, b in itertools.pairwise(video))
     assert len(log) == 5  # every packet stamped when it left
+
+
+def test_record_bench_measures_recording_and_replay_beside_forwarding(capsys: pytest.CaptureFixture[str]) -> None:
+    from media import bench_record
+
+    code = bench_record.main(["--subs", "2", "--duration", "2", "--json"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    result = json.loads(out)
+    for key in ("streams", "cpu_pct_per_stream", "replay_cpu_pct_per_stream", "recording_latency_p99_delta_ms"):
+        assert result[key] is not None, key
+    assert result["valid"] and set(result["runs"]) == {"one_off", "one_on", "subs_off", "subs_on"}
+    recorded = result["recorded"]
+    assert recorded["file"].endswith(".webm") and recorded["duration_s"] > 2 and recorded["keyframes"] >= 1
+    # the replay published the whole file, paced: it took about as long as the recording lasts
+    replay = result["replay"]
+    assert replay["replay_reached_end"] and replay["replay_packets"] > 0
+    assert abs(replay["replay_wall_s"] - recorded["duration_s"]) < 3, (replay, recorded)
