@@ -1,6 +1,7 @@
 """A recorded lesson replayed to a classroom that was not in it, in real Chromium, through `classroom serve`.
 
-The teacher broadcasts from Chromium (a red camera) and the lesson is recorded; a reviewer approves the
+The teacher broadcasts from Chromium (a red camera) and the lesson is recorded; the teacher plays it on
+/player, seeking to its middle (the red camera on the screen); a reviewer approves the
 recording for replay; the administrator schedules it for another school's classroom a little later.
 That classroom's kiosk, opened once and never touched, joins when the window opens, waits for the
 "teacher", shows the recorded teacher full screen at the lesson's start for as long as it was recorded
@@ -20,7 +21,7 @@ from playwright.async_api import async_playwright
 
 from signaling.trial import AdminApi, build_world, lesson_now_timezone
 from tests.browser.conftest import ARTIFACTS, CHROMIUM, FLAGS, teacher_on_air
-from tests.browser.screens import COLOURS, ScreenWatcher, write_y4m
+from tests.browser.screens import COLOURS, ScreenWatcher, colour_at, decode_png, what_is, write_y4m
 
 VIEW = {"width": 1366, "height": 768}
 MAIN = (683, 300)
@@ -62,6 +63,24 @@ async def test_a_replay_plays_on_a_kiosk_as_a_live_lesson_and_counts_for_its_sch
                                 lambda rs: any(r["lesson_id"] == lesson and r["state"] == "ready" for r in rs), 90)
             rec = next(r for r in recs if r["lesson_id"] == lesson)
             assert rec["duration_s"] >= 10, rec
+
+            # 1b. the teacher finds it on /player and plays it, seeking: the recorded camera on the screen
+            await teacher.goto(srv.url + "/player")
+            await teacher.click(f"#recordings tr[data-id='{rec['id']}'] button.play")
+            await teacher.wait_for_function(
+                "() => { const v = document.getElementById('camera'); return v.readyState >= 2 && v.duration > 5; }",
+                timeout=15000)
+            await teacher.evaluate("() => { const v = document.getElementById('camera'); v.muted = true; "
+                                   "v.currentTime = v.duration / 2; return v.play(); }")
+            await teacher.wait_for_function(
+                "() => document.getElementById('camera').currentTime > document.getElementById('camera').duration / 2"
+                " + 0.5", timeout=15000)
+            box = await teacher.evaluate("""() => { const r = document.getElementById('camera').getBoundingClientRect();
+                return [Math.round(r.x + r.width / 2), Math.round(r.y + r.height / 2)]; }""")
+            shot = decode_png(await teacher.screenshot(path=str(ARTIFACTS / "player-playing.png")))
+            assert what_is(colour_at(shot, box[0], box[1])) == "teacher", colour_at(shot, box[0], box[1])
+            # the switch between camera and courseware is offered when the recording has courseware
+            assert await teacher.is_visible("#swap") == rec["has_screen"], rec
             await teacher.close()
 
             # 2. a reviewer of the county approves it for replay (a pending recording cannot be scheduled)
