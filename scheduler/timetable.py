@@ -44,7 +44,13 @@ from scheduler.rules.conflicts import (
 )
 from scheduler.rules.history import FactorPeriod, factor_on
 from scheduler.rules.hours import lesson_hours, validate_standard
-from scheduler.rules.replay import credits_lead_of, replay_draft, replay_source_problem, replay_window_problems
+from scheduler.rules.replay import (
+    ReplaySource,
+    credits_lead_of,
+    replay_draft,
+    replay_source_problem,
+    replay_window_problems,
+)
 from scheduler.rules.workload import (
     attending_classrooms,
     delivery_entries,
@@ -441,8 +447,16 @@ class Timetable:
         """All or nothing: one bad row imports nothing; re-importing the same file changes nothing."""
         result = ImportResult(filename=filename, dry_run=dry_run)
         directory = self.directory()
+
+        def replay_source(lesson_id: int) -> ReplaySource | None:
+            rid = self.repo.replay_recording_of(lesson_id)
+            if rid is None:
+                return None
+            with self.db.read() as conn:
+                return self.repo.replay_sources(conn, [rid]).get(rid)
+
         try:
-            parsed = parse_timetable(data, directory, self.config.tz)
+            parsed = parse_timetable(data, directory, self.config.tz, replay_source)
         except CsvFormatError as exc:
             result.errors.append(Problem("bad_file", str(exc), line=None, message_zh=exc.message_zh))
             return result

@@ -15,7 +15,7 @@ from scheduler.recordings import Recordings, ReviewRefused
 from scheduler.reports import build_report
 from scheduler.rules.recording import RecordingConfig
 from scheduler.timetable import LessonRefused, ReplayRefused, Timetable
-from tests.scheduler.helpers import GOOD, csv_bytes, small_county
+from tests.scheduler.helpers import GOOD, HEADER, csv_bytes, small_county
 
 AFTER = datetime(2026, 9, 8, tzinfo=UTC)
 # Wednesday 2026-09-09 10:00 local (02:00 UTC): the replay's time
@@ -154,3 +154,48 @@ def test_a_replay_whose_classrooms_did_not_attend_is_missed(t: Timetable, tmp_pa
     (replay,), _ = t.add_lessons([t.replay_draft(rid, [6], REPLAY_AT)])
     t.record_evidence(replay.id, 40.0, {6: 5.0}, "test")
     assert t.settle(replay.id, REPLAY_AT + timedelta(hours=2)) == LessonStatus.MISSED
+
+
+REPLAY_ROW = "2026-09-09,10:00,10:40,,,,,,,迎水桥小学/五年级1班,,,,录播:{lesson}"
+
+
+def test_a_timetable_row_schedules_a_replay_and_bad_rows_are_refused_by_line(t: Timetable, tmp_path: Path) -> None:
+    recs, lesson, rid = recorded(t, tmp_path)
+    header = HEADER.replace("每周重复至\n", "每周重复至,课时,授课方式\n")
+
+    def rows(*lines: str) -> bytes:
+        return (header + "".join(x + "\n" for x in lines)).encode()
+
+    # not yet approved: refused, with the line
+    result = t.import_csv(rows(REPLAY_ROW.format(lesson=lesson)), "r.csv", "admin")
+    assert [(p.code, p.line) for p in result.errors] == [("not_approved", 2)]
+    recs.approve(rid, "teacher:2", True, "ok")
+    bad = [
+        REPLAY_ROW.format(lesson=lesson).replace("录播:", "点播:"),  # line 2: unknown delivery mode
+        REPLAY_ROW.format(lesson=999),  # line 3: no such lesson / recording
+        REPLAY_ROW.format(lesson=lesson).replace("迎水桥小学/五年级1班", ""),  # line 4: no receivers
+        REPLAY_ROW.format(lesson=lesson).replace(",,,,,,,迎", ",,数学,,,,,迎"),  # line 5: not a maths lesson
+        REPLAY_ROW.format(lesson=lesson).replace("10:40", "09:40"),  # line 6: ends before it starts
+    ]
+    result = t.import_csv(rows(*bad), "bad.csv", "admin")
+    assert sorted((p.line, p.code) for p in result.errors) == [
+        (2, "bad_delivery"), (3, "no_recording"), (4, "missing_value"), (5, "replay_mismatch"), (6, "bad_times")
+    ], result.errors
+    assert all(p.message_zh for p in result.errors)
+    assert t.repo.lessons(start=REPLAY_AT - timedelta(hours=3)) == []  # nothing imported
+
+    # English headers and values, a weekly replay; a live row in the same file
+    english = ("date,start,end,kind,subject,grade,lead_school,lead_teacher,lead_classroom,receiving_classrooms,"
+               "community,repeat_until,hours,delivery\n")
+    live = GOOD.replace("2026-09-07", "2026-09-10") + ",,live"
+    replay = "2026-09-09,10:00,10:40,,英语,,,,,迎水桥小学/五年级1班,,2026-09-23,,replay:" + str(lesson)
+    data = (english + live + "\n" + replay + "\n").encode()
+    result = t.import_csv(data, "ok.csv", "admin")
+    assert result.ok, result.errors
+    assert result.lessons_added == 4  # the live lesson and three weekly replays
+    replays = [x for x in t.repo.lessons() if x.replay_of == rid]
+    assert len(replays) == 3 and all(x.receiving_classroom_ids == (6,) and not x.credits_lead for x in replays)
+    assert len({x.series_id for x in replays}) == 1
+    # the same file again changes nothing
+    again = t.import_csv(data, "ok.csv", "admin")
+    assert again.ok and again.lessons_added == 0 and again.lessons_unchanged == 4
