@@ -34,6 +34,12 @@ class RecordingConfig:
     folder: str = ""  # where recordings are written; default <data_dir>/recordings
     keyframe_every_s: float = 4.0  # a keyframe asked of the lead this often while recording
     link_ttl_s: float = 600.0  # how long a playback link stays valid
+    # kept this many days after they were made, then deleted with their files (a county may set its own;
+    # 0: kept until deleted by hand); a recording a replay is still scheduled from is kept until it has aired
+    retention_days: int = 365
+    quota_gb: float = 0.0  # each county's recordings may use this much disk (a county may set its own; 0: none)
+    quota_warn_share: float = 0.9  # a county's recordings above this share of its quota: a monitoring alert
+    replay_check_min: float = 30.0  # a replay whose window opens within this is checked (file, approval)
 
     def __post_init__(self) -> None:
         known = {k.value for k in Kind}
@@ -48,6 +54,14 @@ class RecordingConfig:
             raise ValueError("keyframe_every_s must be at least 1")
         if not 10 <= self.link_ttl_s <= 86400:
             raise ValueError("link_ttl_s must be between 10 and 86400")
+        if self.retention_days < 0:
+            raise ValueError("retention_days must be 0 (keep) or more")
+        if self.quota_gb < 0:
+            raise ValueError("quota_gb must be 0 (none) or more")
+        if not 0 < self.quota_warn_share <= 1:
+            raise ValueError("quota_warn_share must be above 0 and at most 1")
+        if not 1 <= self.replay_check_min <= 24 * 60:
+            raise ValueError("replay_check_min must be between 1 and 1440")
 
 
 def is_recorded(config: RecordingConfig, lesson: Lesson, lead_county_id: int | None, choice: bool | None) -> bool:
