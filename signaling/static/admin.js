@@ -343,6 +343,12 @@ async function renderLive(view) {
 
 // ---- recordings: review (a reviewer) and scheduled replays (录播, the administrator) ---------------------
 
+// what a refusal says, in the page's language: its problems (a rule broken, a recording not approved), else its error
+function problemText(err) {
+  const problems = err.body?.problems || [];
+  return problems.length ? problems.map((p) => (lang() === "zh" ? p.message_zh || p.message : p.message)).join("；") : err.message;
+}
+
 function reviewText(r) {
   const uses = (r.review_uses || []).map((u) => t(`use_${u}`)).join("、");
   return `${t(`review_${r.review}`)}${uses ? ` (${uses})` : ""}`;
@@ -419,7 +425,7 @@ async function renderReplays(view) {
       const l = r.lessons[0];
       notice(scheduled, `${t("replay_scheduled")}: #${l.id} ${l.subject} ${l.start.slice(0, 10)} ${hhmm(l.start)}–${hhmm(l.end)}` +
         (r.warnings.length ? ` (${r.warnings.map((w) => (lang() === "zh" ? w.message_zh : w.message)).join("; ")})` : ""), true);
-    } catch (err) { notice(scheduled, err.message); }
+    } catch (err) { notice(scheduled, problemText(err)); }
   } }, t("schedule_replay"));
   view.append(el("div", { class: "panel" }, el("h3", {}, t("schedule_replay")),
     approved.length ? el("div", { class: "row" }, source, rooms, el("label", {}, t("start_time"), " ", start),
