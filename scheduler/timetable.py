@@ -558,7 +558,9 @@ class Timetable:
         def lesson_at(classroom_id: int, moment: datetime) -> int | None:
             with self.db.read() as c:
                 row = c.execute(
-                    "SELECT id FROM lesson WHERE lead_classroom_id = ? AND start_utc = ? AND status != 'cancelled'",
+                    # the live lesson led from there then (a replay of its recording is named by its id)
+                    "SELECT id FROM lesson WHERE lead_classroom_id = ? AND start_utc = ? AND status != 'cancelled' "
+                    "AND replay_of IS NULL",
                     (classroom_id, to_epoch(moment)),
                 ).fetchone()
             return int(row[0]) if row else None
