@@ -257,9 +257,19 @@ class RecordingsApi:
                              reason=f"recording {rid}: {exc.message}")
             raise Refusal(status, exc.code, exc.message) from None
         decision = f"approved for {','.join(uses)}" if approved else "refused"
+        # replays still to come that no longer may show it: the technicians are alerted before each window
+        waiting = [] if "replay" in uses else await asyncio.to_thread(self._replays_waiting, rid)
+        if waiting:
+            decision += f" (replays still scheduled: {', '.join(f'#{i}' for i in waiting)})"
         self.store.audit(p.sub, p.role.value, "review_recording", "admitted", lesson_id=done.lesson_id,
                          address=request.remote, reason=f"recording {rid} {decision}: {reason}"[:500])
-        return web.json_response(done.to_json())
+        return web.json_response({**done.to_json(), "replays_waiting": waiting})
+
+    def _replays_waiting(self, recording_id: int) -> list[int]:
+        with self.t.db.read() as conn:
+            rows = conn.execute("SELECT id FROM lesson WHERE replay_of = ? AND status IN ('scheduled', 'open') "
+                                "ORDER BY start_utc", (recording_id,)).fetchall()
+        return [int(r[0]) for r in rows]
 
     async def review_history(self, request: web.Request) -> web.Response:
         p = principal_of(request, Role.ADMIN, Role.TEACHER)

@@ -4,11 +4,13 @@ receiving schools' opening rate and, unless the county says so, not for the reco
 
 from __future__ import annotations
 
+import io
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from openpyxl import Workbook
 
 from scheduler.model import LessonStatus
 from scheduler.recordings import Recordings, ReviewRefused
@@ -199,3 +201,37 @@ def test_a_timetable_row_schedules_a_replay_and_bad_rows_are_refused_by_line(t: 
     # the same file again changes nothing
     again = t.import_csv(data, "ok.csv", "admin")
     assert again.ok and again.lessons_added == 0 and again.lessons_unchanged == 4
+
+
+def test_a_replay_counts_against_its_kind_s_maximum_of_receiving_ends(tmp_path: Path) -> None:
+    t = small_county(tmp_path / "db.sqlite3", max_receivers_specialised=2)
+    recs, _, rid = recorded(t, tmp_path)
+    recs.approve(rid, "teacher:2", True, "ok")
+    with pytest.raises(LessonRefused) as refused:
+        t.add_lessons([t.replay_draft(rid, [6, 8, 9], REPLAY_AT)])
+    assert [p.code for p in refused.value.problems] == ["too_many_receivers"]
+    # and on a holiday it is refused as a live lesson would be
+    with pytest.raises(LessonRefused) as refused:
+        t.add_lessons([t.replay_draft(rid, [6], datetime(2026, 10, 2, 2, 0, tzinfo=UTC))])
+    assert [p.code for p in refused.value.problems] == ["on_holiday"]
+
+
+def test_a_workbook_row_schedules_a_replay(t: Timetable, tmp_path: Path) -> None:
+    recs, lesson, rid = recorded(t, tmp_path)
+    recs.approve(rid, "teacher:2", True, "ok")
+    book = Workbook()
+    ws = book.active
+    ws.title = "课表"
+    ws.append(["日期", "开始时间", "结束时间", "接收教室", "授课方式", "类型", "学科", "主讲学校", "主讲教师",
+               "主讲教室"])
+    ws.append(["2026-09-09", "10:00", "10:40", "迎水桥小学/五年级1班", f"录播：{lesson}", "", "", "", "", ""])
+    ws.append(["2026-09-10", "10:00", "10:40", "迎水桥小学/五年级1班", "录播", "", "", "", "", ""])
+    buf = io.BytesIO()
+    book.save(buf)
+    result = t.import_csv(buf.getvalue(), "课表.xlsx", "admin")
+    assert [(p.sheet, p.line, p.code) for p in result.errors] == [("课表", 3, "bad_delivery")]
+    ws.delete_rows(3)
+    buf = io.BytesIO()
+    book.save(buf)
+    result = t.import_csv(buf.getvalue(), "课表.xlsx", "admin")
+    assert result.ok and result.lessons_added == 1, result.errors

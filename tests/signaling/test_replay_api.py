@@ -104,6 +104,13 @@ async def test_a_recording_is_reviewed_then_scheduled_as_a_replay(server_factory
     assert any("适合三年级进度" in a["reason"] for a in reviews if a["outcome"] == "admitted")
     assert any(a["action"] == "grant_reviewer" for a in audit)
 
+    # a later refusal withdraws the approval and names the replays still scheduled from it
+    status, body = srv.json("POST", f"/api/v1/recordings/{rid}/review",
+                            {"approved": False, "reason": "画面中有学生特写"}, token=reviewer)
+    assert status == 200 and body["review"] == "refused" and body["replays_waiting"] == [made["id"]], body
+    status, body = srv.json("POST", "/api/v1/lessons", {**replay, "start": (at + timedelta(days=1)).isoformat()})
+    assert status == 400 and body["code"] == "not_approved", body
+
     # a county's policy: replays credit the lead from now on, retention 30 days
     status, policy = srv.json("PUT", f"/api/v1/counties/{county}/recording-policy",
                               {"replay_credits_lead": True, "retention_days": 30})
