@@ -12,8 +12,8 @@ may watch it — its lead teacher, the teachers of its receiving schools (the on
 members of its research community for a master lesson — and the administrators of its counties (a
 district-wide administrator: all). Technicians and classroom devices are not viewers.
 
-Review widens that (scheduler/rules/replay.py): the reviewers of the lesson's county watch it to review
-it; approved as a model lesson (案例观摩), every teacher of the lesson's county may watch it; replayed to
+Review widens that (scheduler/rules/replay.py): the reviewers of the lesson's (lead's) county watch it to
+review it; approved as a model lesson (案例观摩), every teacher of the lesson's county may watch it; replayed to
 other classrooms, the teachers of the replays' receiving schools and the administrators of their
 counties may watch it.
 """
@@ -118,8 +118,8 @@ def playback_refusal(viewer: Viewer, audience: RecordingAudience) -> str | None:
         return None
     if lesson.kind == Kind.MASTER and viewer.teacher_id in audience.community_teacher_ids:
         return None
-    if viewer.reviewer_county_ids & audience.county_ids:
-        return None
+    if audience.lead_county_id is not None and audience.lead_county_id in viewer.reviewer_county_ids:
+        return None  # the reviewers of the lesson's county, who decide on it
     if "model" in audience.uses and viewer.county_id is not None and viewer.county_id == audience.lead_county_id:
         return None
     return "this recording is for its lesson's audience"

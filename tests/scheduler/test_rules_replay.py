@@ -125,7 +125,11 @@ def test_who_may_watch_a_recording_before_and_after_review_and_replay() -> None:
     far = Viewer(admin=False, county_id=2, teacher_id=41, school_id=40)  # a replay's receiving school elsewhere
     reviewer = Viewer(admin=False, county_id=1, teacher_id=51, school_id=50, reviewer_county_ids=frozenset({1}))
     far_admin = Viewer(admin=True, county_id=2)
+    receivers_reviewer = Viewer(admin=False, county_id=2, teacher_id=61, school_id=60,
+                                reviewer_county_ids=frozenset({2}))
     pending = audience()
+    # a receiving county's reviewer does not decide on another county's lesson, nor watch it for that
+    assert playback_refusal(receivers_reviewer, audience(county_ids=frozenset({1, 2}))) is not None
     assert [playback_refusal(v, pending) is None for v in (lead, onsite, colleague, far, reviewer, far_admin)] == [
         True, True, False, False, True, False]
     model = audience(uses=frozenset({"model"}))
