@@ -317,8 +317,9 @@ class Timetable:
             source = self.repo.replay_sources(conn, [recording_id]).get(recording_id)
             policy = self.repo.replay_credit_policy(conn)
         problem = replay_source_problem(recording_id, source)
-        if problem is not None or source is None:
-            raise ReplayRefused([problem] if problem is not None else [])
+        if problem is not None:
+            raise ReplayRefused([problem])
+        assert source is not None  # replay_source_problem refuses a missing one
         day = start.astimezone(self.config.tz).date()
         semester = next((x for x in self.repo.semesters() if x.start <= day <= x.end), None)
         return replay_draft(

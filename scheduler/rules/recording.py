@@ -7,6 +7,8 @@ Whether a lesson is recorded is decided when its room opens, in this order:
 2. its county's: `counties_on` / `counties_off`;
 3. its kind's: `kinds` (default: specialised lessons, 专递课堂, which may be pushed as recorded lessons).
 
+A replay of a recording (`lesson.replay_of`) is never recorded again.
+
 A recording is the lesson's: before a reviewer approves it for wider use, only the lesson's audience
 may watch it — its lead teacher, the teachers of its receiving schools (the on-site teachers), the
 members of its research community for a master lesson — and the administrators of its counties (a
@@ -65,8 +67,9 @@ class RecordingConfig:
 
 
 def is_recorded(config: RecordingConfig, lesson: Lesson, lead_county_id: int | None, choice: bool | None) -> bool:
-    """Whether the lesson's room records: its own choice, else its county's, else its kind's."""
-    if not config.enabled:
+    """Whether the lesson's room records: its own choice, else its county's, else its kind's. A replay (录播)
+    is never recorded again: its recording exists."""
+    if not config.enabled or lesson.replay_of is not None:
         return False
     if choice is not None:
         return choice

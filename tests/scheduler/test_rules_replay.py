@@ -9,7 +9,7 @@ import pytest
 
 from scheduler.model import Evidence, Kind, Lesson
 from scheduler.rules.conflicts import booking_conflicts, resources_of
-from scheduler.rules.recording import RecordingAudience, Viewer, playback_refusal
+from scheduler.rules.recording import RecordingAudience, RecordingConfig, Viewer, is_recorded, playback_refusal
 from scheduler.rules.replay import (
     ReplaySource,
     ReviewFacts,
@@ -79,6 +79,13 @@ def test_a_replay_is_the_recorded_lesson_at_another_time_for_other_classrooms() 
     assert [p.code for p in replay_window_problems(short, source())] == ["replay_cut"]
     assert replay_window_problems(d, source()) == []
     assert credits_lead_of(None) is False and credits_lead_of(True) is True
+
+
+def test_a_replay_is_never_recorded_again() -> None:
+    config = RecordingConfig()
+    assert is_recorded(config, RECORDED, 1, None)
+    assert not is_recorded(config, replay(START + timedelta(days=2)), 1, None)
+    assert not is_recorded(config, replay(START + timedelta(days=2)), 1, True)
 
 
 def test_a_replay_holds_its_receiving_classrooms_not_the_recorded_teacher_or_classroom() -> None:
