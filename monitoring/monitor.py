@@ -32,6 +32,7 @@ from monitoring.alerts import (
     AlertConfig,
     AlertEngine,
     Change,
+    Condition,
     DiskHealth,
     ProcessHealth,
     lesson_conditions,
@@ -119,6 +120,8 @@ class Monitor:
         self._tasks: list[asyncio.Task[Any]] = []
         self._disk_at = -1e9
         self.evaluations = 0
+        # conditions other parts of the program find by their own checks (the recordings' watch), by source
+        self.external: dict[str, list[Condition]] = {}
 
     # ---- lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -305,8 +308,15 @@ class Monitor:
             conditions += lesson_conditions(lesson.sample, self.config)
             conditions += quality_conditions(lesson.sample, lesson.quality, self.config)
         conditions += system_conditions(self.processes, self.disks, self.config)
+        for found in self.external.values():
+            conditions += found
         self.evaluations += 1
         return self.engine.evaluate(conditions, time.monotonic(), self.clock())
+
+    def set_conditions(self, source: str, conditions: list[Condition]) -> None:
+        """What a check elsewhere found holds now (replacing what it found before); the next evaluation
+        fires and clears alerts from it as from the monitor's own rules."""
+        self.external[source] = list(conditions)
 
     async def acknowledge(self, alert_id: int, who: str) -> Alert | None:
         alert = next((a for a in self.engine.firing.values() if a.id == alert_id), None)

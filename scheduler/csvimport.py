@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from scheduler.model import Classroom, Community, Kind, LessonDraft, Problem, School, Semester, Teacher
 from scheduler.rules.calendar import is_teaching_day
 from scheduler.rules.hours import MAX_GIVEN_HOURS
+from scheduler.rules.replay import ReplaySource, replay_draft, replay_source_problem
 from scheduler.sheets import MAX_BYTES, CsvFormatError, Sheet, decode, read_sheets
 
 __all__ = ["MAX_BYTES", "CsvFormatError", "decode"]  # kept here for the callers that import them from this module
@@ -37,10 +38,16 @@ HEADERS: Mapping[str, tuple[str, ...]] = {
     "community": ("community", "研修共同体", "共同体"),
     "repeat_until": ("repeat_until", "weekly_until", "每周重复至", "重复至"),
     "hours": ("hours", "lesson_hours", "课时", "课时数"),  # optional: else from duration and the county's standard
+    # optional: 直播/live (the default), or 录播:N / replay:N, a replay of lesson N's approved recording
+    "delivery": ("delivery", "delivery_mode", "授课方式", "上课方式"),
 }
 # the header row the program writes (demo, benchmark): each column's Chinese spelling, in HEADERS' order
 CHINESE_HEADER: tuple[str, ...] = tuple(next(n for n in names if not n.isascii()) for names in HEADERS.values())
 REQUIRED = ("date", "start", "end", "kind", "subject", "lead_school", "lead_teacher", "lead_classroom")
+# a replay row takes its kind, subject and lead from the recorded lesson: only these need a value
+REPLAY_REQUIRED = ("date", "start", "end", "receiving_classrooms")
+LIVE_NAMES = frozenset({"", "live", "直播", "在线", "同步"})
+REPLAY_VALUE = re.compile(r"(?:replay|录播)\s*[:：#＃]?\s*(\S*)", re.IGNORECASE)
 KIND_NAMES: Mapping[str, Kind] = {
     "specialised": Kind.SPECIALISED,
     "specialized": Kind.SPECIALISED,
@@ -164,11 +171,17 @@ def closest(name: str, choices: Sequence[str]) -> tuple[str, str]:
     return (f"; did you mean '{near[0]}'?", f"，是不是“{near[0]}”？") if near else ("", "")
 
 
-def parse_timetable(data: bytes, directory: Directory, tz: ZoneInfo) -> ParsedTimetable:
+ReplayLookup = Callable[[int], ReplaySource | None]  # a lesson id -> the recording a replay of it shows
+
+
+def parse_timetable(
+    data: bytes, directory: Directory, tz: ZoneInfo, replay_source: ReplayLookup | None = None
+) -> ParsedTimetable:
     """Every row becomes drafts or problems; the caller imports only if there are no errors.
 
     The file is a CSV, or an XLSX workbook whose first sheet with a timetable header is read (its
-    problems then name the sheet and the row)."""
+    problems then name the sheet and the row). A replay row (授课方式 录播:N) names lesson N, whose
+    recording `replay_source` finds (None: no replays accepted)."""
     sheets = read_sheets(data)
     chosen: Sheet | None = None
     first_error: CsvFormatError | None = None
@@ -193,7 +206,7 @@ def parse_timetable(data: bytes, directory: Directory, tz: ZoneInfo) -> ParsedTi
     school_names = list(directory.schools)
     for line, record in chosen.rows:
         try:
-            rows.append(_parse_row(record, columns, directory, school_names, tz, line))
+            rows.append(_parse_row(record, columns, directory, school_names, tz, line, replay_source))
         except RowError as err:
             problems.extend(
                 Problem(code, msg, line=line, message_zh=zh, sheet=chosen.name) for code, msg, zh in err.problems
@@ -219,11 +232,15 @@ def _parse_row(
     school_names: Sequence[str],
     tz: ZoneInfo,
     line: int,
+    replay_source: ReplayLookup | None = None,
 ) -> ParsedRow:
     def cell(name: str) -> str:
         i = columns.get(name)
         return record[i].strip() if i is not None and i < len(record) else ""
 
+    delivery = cell("delivery")
+    if delivery.lower() not in LIVE_NAMES:
+        return _parse_replay_row(cell, delivery, d, school_names, tz, line, replay_source)
     errs: list[tuple[str, str, str]] = []
     for name in REQUIRED:
         if not cell(name):
@@ -234,32 +251,7 @@ def _parse_row(
     if errs:
         raise RowError(errs)
 
-    day = start_t = end_t = until = None
-    try:
-        day = parse_date(cell("date"))
-    except ValueError as exc:
-        errs.append(("bad_date", str(exc), f"“{cell('date')}”不是日期（请写成 2026-09-07）"))
-    for name in ("start", "end"):
-        try:
-            value = parse_time(cell(name))
-        except ValueError as exc:
-            errs.append(("bad_time", f"{name}: {exc}", f"{COLUMN_ZH[name]}：“{cell(name)}”不是时间（请写成 08:00）"))
-            continue
-        if name == "start":
-            start_t = value
-        else:
-            end_t = value
-    if cell("repeat_until"):
-        try:
-            until = parse_date(cell("repeat_until"))
-        except ValueError as exc:
-            errs.append(
-                (
-                    "bad_date",
-                    f"repeat_until: {exc}",
-                    f"每周重复至：“{cell('repeat_until')}”不是日期（请写成 2027-01-15）",
-                )
-            )
+    day, start_t, end_t, until = _when(cell, errs)
 
     kind = KIND_NAMES.get(cell("kind").lower()) or KIND_NAMES.get(cell("kind"))
     if kind is None:
@@ -300,40 +292,7 @@ def _parse_row(
                 )
             )
 
-    receivers: list[int] = []
-    for item in (x.strip() for x in RECEIVER_SEPARATORS.split(cell("receiving_classrooms"))):
-        if not item:
-            continue
-        school_name, _, room_name = item.replace("／", "/").rpartition("/")
-        rs = d.schools.get(school_name.strip())
-        if rs is None:
-            target = school_name.strip() or item
-            en, zh = closest(target, school_names)
-            errs.append(
-                (
-                    "unknown_school",
-                    f"receiving classroom '{item}': unknown school '{target}'{en} (write 学校/教室)",
-                    f"接收教室“{item}”：没有学校“{target}”{zh}（请写成 学校/教室）",
-                )
-            )
-            continue
-        room = d.classrooms.get((rs.id, room_name.strip()))
-        if room is None:
-            en, zh = closest(room_name.strip(), d.room_names(rs.id))
-            errs.append(
-                (
-                    "unknown_classroom",
-                    f"no classroom '{room_name.strip()}' at {rs.name}{en}",
-                    f"{rs.name}没有教室“{room_name.strip()}”{zh}",
-                )
-            )
-            continue
-        if room.id in receivers:
-            errs.append(
-                ("duplicate_receiver", f"receiving classroom '{item}' is listed twice", f"接收教室“{item}”重复列出")
-            )
-            continue
-        receivers.append(room.id)
+    receivers = _receivers(cell("receiving_classrooms"), d, school_names, errs)
 
     hours = None
     if cell("hours"):
@@ -392,6 +351,66 @@ def _parse_row(
         )
 
     semester = d.semester_of(day)
+    days, skipped = _days(day, until, semester)
+    series = f"{teacher.id}:{classroom.id}:{day.isoformat()}:{start_t:%H%M}" if until is not None else None
+    drafts = tuple(
+        LessonDraft(
+            kind=kind,
+            subject=cell("subject"),
+            grade=cell("grade"),
+            lead_teacher_id=teacher.id,
+            lead_classroom_id=classroom.id,
+            start=datetime.combine(x, start_t, tz).astimezone(ZoneInfo("UTC")),
+            end=datetime.combine(x, end_t, tz).astimezone(ZoneInfo("UTC")),
+            receiving_classroom_ids=tuple(receivers),
+            community_id=community_id,
+            semester_id=semester.id if semester else None,
+            series_id=series,
+            hours=hours,
+        )
+        for x in days
+    )
+    return ParsedRow(line, drafts, tuple(skipped))
+
+
+def _when(
+    cell: Callable[[str], str], errs: list[tuple[str, str, str]]
+) -> tuple[date | None, time | None, time | None, date | None]:
+    """A row's date, start, end and weekly repeat (None where unreadable: the problem is in `errs`)."""
+    day: date | None = None
+    start_t: time | None = None
+    end_t: time | None = None
+    until: date | None = None
+    try:
+        day = parse_date(cell("date"))
+    except ValueError as exc:
+        errs.append(("bad_date", str(exc), f"“{cell('date')}”不是日期（请写成 2026-09-07）"))
+    for name in ("start", "end"):
+        try:
+            value = parse_time(cell(name))
+        except ValueError as exc:
+            errs.append(("bad_time", f"{name}: {exc}", f"{COLUMN_ZH[name]}：“{cell(name)}”不是时间（请写成 08:00）"))
+            continue
+        if name == "start":
+            start_t = value
+        else:
+            end_t = value
+    if cell("repeat_until"):
+        try:
+            until = parse_date(cell("repeat_until"))
+        except ValueError as exc:
+            errs.append(
+                (
+                    "bad_date",
+                    f"repeat_until: {exc}",
+                    f"每周重复至：“{cell('repeat_until')}”不是日期（请写成 2027-01-15）",
+                )
+            )
+    return day, start_t, end_t, until
+
+
+def _days(day: date, until: date | None, semester: Semester | None) -> tuple[list[date], list[date]]:
+    """The days a row's lesson is on (every week up to `until`), and the non-teaching days skipped."""
     days = [day]
     skipped: list[date] = []
     if until is not None:
@@ -423,21 +442,130 @@ def _parse_row(
             else:
                 days.append(current)
             current += timedelta(days=7)
-    series = f"{teacher.id}:{classroom.id}:{day.isoformat()}:{start_t:%H%M}" if until is not None else None
+    return days, skipped
+
+
+def _receivers(
+    text: str, d: Directory, school_names: Sequence[str], errs: list[tuple[str, str, str]]
+) -> list[int]:
+    """Receiving classrooms written 学校/教室, separated by ；"""
+    receivers: list[int] = []
+    for item in (x.strip() for x in RECEIVER_SEPARATORS.split(text)):
+        if not item:
+            continue
+        school_name, _, room_name = item.replace("／", "/").rpartition("/")
+        rs = d.schools.get(school_name.strip())
+        if rs is None:
+            target = school_name.strip() or item
+            en, zh = closest(target, school_names)
+            errs.append(
+                (
+                    "unknown_school",
+                    f"receiving classroom '{item}': unknown school '{target}'{en} (write 学校/教室)",
+                    f"接收教室“{item}”：没有学校“{target}”{zh}（请写成 学校/教室）",
+                )
+            )
+            continue
+        room = d.classrooms.get((rs.id, room_name.strip()))
+        if room is None:
+            en, zh = closest(room_name.strip(), d.room_names(rs.id))
+            errs.append(
+                (
+                    "unknown_classroom",
+                    f"no classroom '{room_name.strip()}' at {rs.name}{en}",
+                    f"{rs.name}没有教室“{room_name.strip()}”{zh}",
+                )
+            )
+            continue
+        if room.id in receivers:
+            errs.append(
+                ("duplicate_receiver", f"receiving classroom '{item}' is listed twice", f"接收教室“{item}”重复列出")
+            )
+            continue
+        receivers.append(room.id)
+
+    return receivers
+
+
+def _parse_replay_row(
+    cell: Callable[[str], str],
+    delivery: str,
+    d: Directory,
+    school_names: Sequence[str],
+    tz: ZoneInfo,
+    line: int,
+    replay_source: ReplayLookup | None,
+) -> ParsedRow:
+    """A row with 授课方式 录播:N (replay:N): lesson N's approved recording shown to this row's receiving
+    classrooms at this row's time; kind, subject, grade and lead are lesson N's."""
+    m = REPLAY_VALUE.fullmatch(delivery)
+    if m is None or not m[1].isdigit():
+        raise RowError(
+            [
+                (
+                    "bad_delivery",
+                    f"delivery '{delivery}' is live (直播) or replay:N (录播:N, N the lesson's id)",
+                    f"授课方式“{delivery}”应为 直播，或 录播:N（N 为被录制课程的编号）",
+                )
+            ]
+        )
+    source_lesson = int(m[1])
+    errs: list[tuple[str, str, str]] = []
+    for name in REPLAY_REQUIRED:
+        if not cell(name):
+            errs.append(("missing_value", f"no value for '{name}'", f"“{COLUMN_ZH[name]}”没有填写"))
+    if errs:
+        raise RowError(errs)
+    day, start_t, end_t, until = _when(cell, errs)
+    receivers = _receivers(cell("receiving_classrooms"), d, school_names, errs)
+    source = replay_source(source_lesson) if replay_source is not None else None
+    if source is None:
+        errs.append(
+            (
+                "no_recording",
+                f"lesson #{source_lesson} has no recording to replay",
+                f"课程 #{source_lesson} 没有可录播的录像",
+            )
+        )
+    else:
+        problem = replay_source_problem(source.recording_id, source)
+        if problem is not None:
+            errs.append((problem.code, f"lesson #{source_lesson}: {problem.message}",
+                         f"课程 #{source_lesson}：{problem.message_zh}"))
+        elif cell("subject") and cell("subject") != source.lesson.subject:
+            errs.append(
+                (
+                    "replay_mismatch",
+                    f"lesson #{source_lesson} is a {source.lesson.subject} lesson, not {cell('subject')}",
+                    f"课程 #{source_lesson} 是{source.lesson.subject}课，不是{cell('subject')}课",
+                )
+            )
+    if errs:
+        raise RowError(errs)
+    assert day and start_t and end_t and source  # for the type checker
+    if end_t <= start_t:
+        raise RowError(
+            [
+                (
+                    "bad_times",
+                    f"the replay ends ({end_t:%H:%M}) before it starts ({start_t:%H:%M})",
+                    f"结束时间（{end_t:%H:%M}）早于开始时间（{start_t:%H:%M}）",
+                )
+            ]
+        )
+    semester = d.semester_of(day)
+    days, skipped = _days(day, until, semester)
+    series = f"replay:{source.recording_id}:{day.isoformat()}:{start_t:%H%M}" if until is not None else None
+    utc = ZoneInfo("UTC")
     drafts = tuple(
-        LessonDraft(
-            kind=kind,
-            subject=cell("subject"),
-            grade=cell("grade"),
-            lead_teacher_id=teacher.id,
-            lead_classroom_id=classroom.id,
-            start=datetime.combine(x, start_t, tz).astimezone(ZoneInfo("UTC")),
-            end=datetime.combine(x, end_t, tz).astimezone(ZoneInfo("UTC")),
-            receiving_classroom_ids=tuple(receivers),
-            community_id=community_id,
-            semester_id=semester.id if semester else None,
-            series_id=series,
-            hours=hours,
+        replay_draft(
+            source,
+            tuple(receivers),
+            datetime.combine(x, start_t, tz).astimezone(utc),
+            datetime.combine(x, end_t, tz).astimezone(utc),
+            semester.id if semester else None,
+            None,
+            series,
         )
         for x in days
     )

@@ -47,6 +47,8 @@ class LessonJobs:
         self.on_settled: list[Callable[[int, LessonStatus], None]] = []
         # run before a due lesson is settled; raising postpones its settlement (see the module's docstring)
         self.before_settle: list[Callable[[int], None]] = []
+        # run once a minute with the time (the recordings' watch: replays about to open, retention, quotas)
+        self.every_minute: list[Callable[[datetime], object]] = []
         self._planned: dict[str, datetime] = {}
 
     def start(self) -> None:
@@ -54,6 +56,7 @@ class LessonJobs:
         cfg = self.timetable.config
         # every minute, so lessons another process (the `classroom import` command) added are planned in time
         self.scheduler.add_job(self.plan, IntervalTrigger(minutes=1), id="plan", replace_existing=True)
+        self.scheduler.add_job(self.watch, IntervalTrigger(minutes=1), id="watch", replace_existing=True)
         hour, minute = (int(x) for x in cfg.weekly_report_time.split(":"))
         self.scheduler.add_job(
             self.weekly_report,
@@ -63,6 +66,7 @@ class LessonJobs:
         )
         self.timetable.on_change(lambda _ids: self.plan())
         self.plan()
+        self.watch()
 
     def stop(self) -> None:
         if self.scheduler.running:
@@ -83,6 +87,14 @@ class LessonJobs:
                 else:
                     self._at(opens, self.open, f"open:{lesson.id}", lesson.id)
             self._at(closes, self.close, f"close:{lesson.id}", lesson.id)
+
+    def watch(self) -> None:
+        now = self.clock()
+        for check in self.every_minute:
+            try:
+                check(now)
+            except Exception:
+                log.exception("a minute's check failed; it runs again within a minute")
 
     def _at(self, when: datetime, func: Callable[[int], None], job_id: str, lesson_id: int) -> None:
         if self._planned.get(job_id) == when and self.scheduler.get_job(job_id) is not None:

@@ -20,6 +20,7 @@ from scheduler.model import Lesson
 from scheduler.repository import Repository
 from scheduler.rules.recording import RecordingAudience, RecordingConfig, is_recorded
 from scheduler.rules.replay import ReviewFacts, parse_uses, review_refusal
+from scheduler.rules.retention import CountyPolicy, Kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +157,48 @@ class Recordings:
         with self.db.write() as conn:
             conn.execute("UPDATE recording SET state = 'deleted', deleted_at = ? WHERE id = ?",
                          (time.time(), recording_id))
+
+    def delete_files(self, recording_id: int) -> Recording | None:
+        """Remove a recording's files (camera, courseware, dump) and mark it deleted; the caller audits. None if
+        there is no such recording. Raises OSError when a file cannot be removed (then nothing is marked)."""
+        rec = self.get(recording_id)
+        if rec is None:
+            return None
+        for path in (rec.path, rec.screen_path, rec.dump_path):
+            if path:
+                Path(path).unlink(missing_ok=True)
+        self.mark_deleted(recording_id)
+        return self.get(recording_id)
+
+    # ---- retention and quota (scheduler/rules/retention.py) -----------------------------------------
+    def kept(self) -> list[Kept]:
+        """Recordings whose files are on disk (finished or failed), with their county and whether a replay
+        scheduled from them has yet to air."""
+        with self.db.read() as conn:
+            rows = conn.execute(
+                "SELECT r.id, s.county_id, coalesce(r.finished_at, r.started_at), coalesce(r.size_bytes, 0), "
+                "EXISTS (SELECT 1 FROM lesson p WHERE p.replay_of = r.id AND p.status IN ('scheduled', 'open', "
+                "'live', 'awaiting_evidence')) FROM recording r JOIN lesson l ON l.id = r.lesson_id "
+                "JOIN classroom c ON c.id = l.lead_classroom_id JOIN school s ON s.id = c.school_id "
+                "WHERE r.state IN ('ready', 'failed')"
+            ).fetchall()
+        return [Kept(int(r[0]), r[1], float(r[2]), int(r[3]), bool(r[4])) for r in rows]
+
+    def policies(self) -> dict[int, CountyPolicy]:
+        with self.db.read() as conn:
+            rows = conn.execute("SELECT id, recording_retention_days, recording_quota_mb FROM county").fetchall()
+        return {int(r[0]): CountyPolicy(r[1], r[2]) for r in rows}
+
+    def set_policy(self, county_id: int, retention_days: int | None, quota_mb: int | None) -> bool:
+        """A county's own retention period (days) and disk quota (MB); None: the installation's default."""
+        if retention_days is not None and retention_days < 1:
+            raise ValueError("retention_days is at least 1 (or null for the default)")
+        if quota_mb is not None and quota_mb < 1:
+            raise ValueError("quota_mb is at least 1 (or null for the default)")
+        with self.db.write() as conn:
+            cur = conn.execute("UPDATE county SET recording_retention_days = ?, recording_quota_mb = ? WHERE id = ?",
+                               (retention_days, quota_mb, county_id))
+            return cur.rowcount == 1
 
     # ---- review (scheduler/rules/replay.py) ---------------------------------------------------------
     def approve(

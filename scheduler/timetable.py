@@ -44,7 +44,13 @@ from scheduler.rules.conflicts import (
 )
 from scheduler.rules.history import FactorPeriod, factor_on
 from scheduler.rules.hours import lesson_hours, validate_standard
-from scheduler.rules.replay import credits_lead_of, replay_draft, replay_source_problem, replay_window_problems
+from scheduler.rules.replay import (
+    ReplaySource,
+    credits_lead_of,
+    replay_draft,
+    replay_source_problem,
+    replay_window_problems,
+)
 from scheduler.rules.workload import (
     attending_classrooms,
     delivery_entries,
@@ -311,8 +317,9 @@ class Timetable:
             source = self.repo.replay_sources(conn, [recording_id]).get(recording_id)
             policy = self.repo.replay_credit_policy(conn)
         problem = replay_source_problem(recording_id, source)
-        if problem is not None or source is None:
-            raise ReplayRefused([problem] if problem is not None else [])
+        if problem is not None:
+            raise ReplayRefused([problem])
+        assert source is not None  # replay_source_problem refuses a missing one
         day = start.astimezone(self.config.tz).date()
         semester = next((x for x in self.repo.semesters() if x.start <= day <= x.end), None)
         return replay_draft(
@@ -441,8 +448,16 @@ class Timetable:
         """All or nothing: one bad row imports nothing; re-importing the same file changes nothing."""
         result = ImportResult(filename=filename, dry_run=dry_run)
         directory = self.directory()
+
+        def replay_source(lesson_id: int) -> ReplaySource | None:
+            rid = self.repo.replay_recording_of(lesson_id)
+            if rid is None:
+                return None
+            with self.db.read() as conn:
+                return self.repo.replay_sources(conn, [rid]).get(rid)
+
         try:
-            parsed = parse_timetable(data, directory, self.config.tz)
+            parsed = parse_timetable(data, directory, self.config.tz, replay_source)
         except CsvFormatError as exc:
             result.errors.append(Problem("bad_file", str(exc), line=None, message_zh=exc.message_zh))
             return result
@@ -544,7 +559,9 @@ class Timetable:
         def lesson_at(classroom_id: int, moment: datetime) -> int | None:
             with self.db.read() as c:
                 row = c.execute(
-                    "SELECT id FROM lesson WHERE lead_classroom_id = ? AND start_utc = ? AND status != 'cancelled'",
+                    # the live lesson led from there then (a replay of its recording is named by its id)
+                    "SELECT id FROM lesson WHERE lead_classroom_id = ? AND start_utc = ? AND status != 'cancelled' "
+                    "AND replay_of IS NULL",
                     (classroom_id, to_epoch(moment)),
                 ).fetchone()
             return int(row[0]) if row else None

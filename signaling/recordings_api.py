@@ -17,7 +17,10 @@
   `GET /api/v1/recordings?reviewable=1&review=pending` is a reviewer's list, `?use=replay` what an
   administrator may schedule as a replay;
 - `GET /api/v1/reviewers`, `PUT /api/v1/reviewers/{teacher_id}` (`county_id` for a district-wide
-  administrator), `DELETE /api/v1/reviewers/{teacher_id}?county_id=` — a county's reviewers, audited.
+  administrator), `DELETE /api/v1/reviewers/{teacher_id}?county_id=` — a county's reviewers, audited;
+- `GET`/`PUT /api/v1/counties/{id}/recording-policy` — a county's retention period (`retention_days`),
+  disk quota (`quota_mb`; null: the `[recording]` defaults) and whether replays credit the recorded
+  lesson's lead (`replay_credits_lead`, default false), audited.
 """
 
 from __future__ import annotations
@@ -254,9 +257,19 @@ class RecordingsApi:
                              reason=f"recording {rid}: {exc.message}")
             raise Refusal(status, exc.code, exc.message) from None
         decision = f"approved for {','.join(uses)}" if approved else "refused"
+        # replays still to come that no longer may show it: the technicians are alerted before each window
+        waiting = [] if "replay" in uses else await asyncio.to_thread(self._replays_waiting, rid)
+        if waiting:
+            decision += f" (replays still scheduled: {', '.join(f'#{i}' for i in waiting)})"
         self.store.audit(p.sub, p.role.value, "review_recording", "admitted", lesson_id=done.lesson_id,
                          address=request.remote, reason=f"recording {rid} {decision}: {reason}"[:500])
-        return web.json_response(done.to_json())
+        return web.json_response({**done.to_json(), "replays_waiting": waiting})
+
+    def _replays_waiting(self, recording_id: int) -> list[int]:
+        with self.t.db.read() as conn:
+            rows = conn.execute("SELECT id FROM lesson WHERE replay_of = ? AND status IN ('scheduled', 'open') "
+                                "ORDER BY start_utc", (recording_id,)).fetchall()
+        return [int(r[0]) for r in rows]
 
     async def review_history(self, request: web.Request) -> web.Response:
         p = principal_of(request, Role.ADMIN, Role.TEACHER)
@@ -301,6 +314,55 @@ class RecordingsApi:
         return web.json_response({"teacher_id": teacher_id, "county_id": county, "revoked": True})
 
 
+    # ---- a county's policy: retention, quota, whether replays credit the recorded lesson's lead -----------
+    def _policy_json(self, county_id: int) -> dict[str, Any]:
+        policy = self.recordings.policies().get(county_id)
+        cfg = self.recordings.config
+        with self.t.db.read() as conn:
+            row = conn.execute("SELECT replay_credits_lead FROM county WHERE id = ?", (county_id,)).fetchone()
+        return {"county_id": county_id,
+                "retention_days": policy.retention_days if policy else None,
+                "quota_mb": policy.quota_mb if policy else None,
+                "default_retention_days": cfg.retention_days, "default_quota_gb": cfg.quota_gb,
+                "replay_credits_lead": bool(row[0]) if row else False}
+
+    def _own_county(self, p: Claims, request: web.Request) -> int:
+        county = _opt_int(request.match_info["id"], "id") or 0
+        if p.county_id is not None and p.county_id != county:
+            raise Refusal(403, "not_entitled", "you set your own county's policy only")
+        if county not in {c.id for c in self.t.repo.counties()}:
+            raise Refusal(404, "not_found", "no such county")
+        return county
+
+    async def get_policy(self, request: web.Request) -> web.Response:
+        p = principal_of(request, Role.ADMIN)
+        return web.json_response(self._policy_json(self._own_county(p, request)))
+
+    async def set_policy(self, request: web.Request) -> web.Response:
+        """`retention_days`, `quota_mb` (null: the installation's default), `replay_credits_lead` (bool)."""
+        p = principal_of(request, Role.ADMIN)
+        county = self._own_county(p, request)
+        body = await _body(request)
+        current = self._policy_json(county)
+        retention = body.get("retention_days", current["retention_days"])
+        quota = body.get("quota_mb", current["quota_mb"])
+        try:
+            await asyncio.to_thread(self.recordings.set_policy, county, _opt_int(retention, "retention_days"),
+                                    _opt_int(quota, "quota_mb"))
+        except ValueError as exc:
+            raise Refusal(400, "bad_field", str(exc)) from None
+        credits = body.get("replay_credits_lead")
+        if credits is not None:
+            if not isinstance(credits, bool):
+                raise Refusal(400, "bad_field", "replay_credits_lead is true or false")
+            await asyncio.to_thread(self.t.set_replay_credit, county, credits, p.sub)
+        done = self._policy_json(county)
+        self.store.audit(p.sub, p.role.value, "recording_policy", "admitted", address=request.remote,
+                         reason=f"county {county}: retention {done['retention_days']} days, quota "
+                         f"{done['quota_mb']} MB, replays credit the lead: {done['replay_credits_lead']}")
+        return web.json_response(done)
+
+
 def _opt_int(value: Any, name: str) -> int | None:
     if value in (None, ""):
         return None
@@ -329,6 +391,8 @@ def add_routes(app: web.Application, api: RecordingsApi) -> None:
     r.add_post("/api/v1/recordings/{id}/review", api.review, name="sig.recording_review")
     r.add_get("/api/v1/recordings/{id}/reviews", api.review_history, name="sig.recording_reviews")
     r.add_get("/api/v1/reviewers", api.list_reviewers, name="sig.reviewers")
+    r.add_get("/api/v1/counties/{id}/recording-policy", api.get_policy, name="sig.recording_policy")
+    r.add_put("/api/v1/counties/{id}/recording-policy", api.set_policy, name="sig.recording_policy_set")
     r.add_put("/api/v1/reviewers/{teacher_id}", api.grant_reviewer, name="sig.reviewer_grant")
     r.add_delete("/api/v1/reviewers/{teacher_id}", api.revoke_reviewer, name="sig.reviewer_revoke")
     r.add_get("/recordings/{id}/{part}", api.file, name="recording_file")

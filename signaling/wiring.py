@@ -15,6 +15,7 @@ from media.api import MediaPlane
 from media.config import MediaConfig
 from monitoring.alerts import AlertConfig
 from monitoring.monitor import Monitor
+from monitoring.recording_watch import RecordingWatch
 from scheduler.db import Database
 from scheduler.jobs import LessonJobs
 from scheduler.recordings import Recordings
@@ -45,6 +46,7 @@ class Signaling:
     monitor: Monitor
     tls: bool
     recordings: Recordings
+    watch: RecordingWatch
 
     def middlewares_outer(self) -> list[Any]:
         """Outside the domain's error handling: headers go on every response, errors included."""
@@ -57,6 +59,7 @@ class Signaling:
         jobs.on_open.append(self.hub.on_window_open)
         jobs.before_settle.append(self.hub.attendance.before_settle)  # the final attendance, written first
         jobs.on_settled.append(self.hub.on_settled)
+        jobs.every_minute.append(self.watch.check)  # replays about to open, retention, counties' quotas
 
 
 SIGNALING = web.AppKey("signaling", Signaling)
@@ -97,7 +100,8 @@ def make_signaling(
     recordings = Recordings(db, timetable.repo, recording, folder)
     hub = Hub(plane, timetable, tokens, store, config, media.ice_servers(), monitor=monitor, recordings=recordings)
     api = AccessApi(timetable, tokens, store, hub, config, admin_token)
-    return Signaling(config, tokens, store, hub, api, plane, monitor, tls, recordings)
+    watch = RecordingWatch(recordings, timetable, monitor.set_conditions)
+    return Signaling(config, tokens, store, hub, api, plane, monitor, tls, recordings, watch)
 
 
 

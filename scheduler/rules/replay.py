@@ -104,10 +104,12 @@ def replay_draft(
     start: datetime,
     end: datetime | None,
     semester_id: int | None,
-    credits_lead: bool,
+    credits_lead: bool | None,
+    series_id: str | None = None,
 ) -> LessonDraft:
     """The lesson a replay is: the recorded lesson's kind, subject, grade and lead, shown to other classrooms
-    at another time; without an end, as long as the recorded lesson was."""
+    at another time; without an end, as long as the recorded lesson was. `credits_lead` None: the timetable
+    applies the county's policy when it stores it."""
     lesson = source.lesson
     return LessonDraft(
         kind=lesson.kind,
@@ -120,6 +122,7 @@ def replay_draft(
         receiving_classroom_ids=receiving_classroom_ids,
         community_id=None,
         semester_id=semester_id,
+        series_id=series_id,
         hours=lesson.hours,
         replay_of=source.recording_id,
         credits_lead=credits_lead,

@@ -7,16 +7,18 @@ import { applyTexts, lang, t } from "./i18n.js";
 import qrcode from "./vendor/qrcode.js";
 import { hbars } from "./charts.js";
 
-const TABS = ["import", "settle", "corrections", "calendar", "reports", "accounts", "enrol", "audit", "live"];
+const ADMIN_TABS = ["import", "settle", "corrections", "calendar", "reports", "replays", "accounts", "enrol", "audit", "live"];
+const REVIEWER_TABS = ["review"];  // a teacher the county made a reviewer (教研员) sees the review list only
 
-if (requireLogin(["admin"])) {
+if (requireLogin(["admin", "teacher"])) {
+  const TABS = sessionStorage.getItem("role") === "teacher" ? REVIEWER_TABS : ADMIN_TABS;
   const tabs = el("nav", { class: "tabs", id: "tabs" });
   const view = el("main", { id: "view" });
   header("admin_title", [tabs, logoutButton()]);
   document.body.append(view);
-  let current = location.hash.slice(1) || "import";
+  let current = location.hash.slice(1) || TABS[0];
   const show = (name) => {
-    current = TABS.includes(name) ? name : "import";
+    current = TABS.includes(name) ? name : TABS[0];
     history.replaceState(null, "", `#${current}`);
     tabs.replaceChildren(...TABS.map((n) => el("button", { class: n === current ? "active" : "", id: `tab-${n}`, onclick: () => show(n) }, t(`tab_${n}`))));
     view.replaceChildren();
@@ -24,7 +26,7 @@ if (requireLogin(["admin"])) {
     applyTexts(view);
   };
   const RENDER = { import: renderImport, settle: renderSettle, corrections: renderCorrections, calendar: renderCalendar, reports: renderReports, accounts: renderAccounts,
-    enrol: renderEnrol, audit: renderAudit, live: renderLive };
+    enrol: renderEnrol, audit: renderAudit, live: renderLive, review: renderReview, replays: renderReplays };
   show(current);
   document.getElementById("lang").addEventListener("click", () => show(current));
 }
@@ -337,4 +339,147 @@ async function renderLive(view) {
     el("table", { id: "live" }, el("tr", {}, el("th", {}, t("lesson")), el("th", {}, t("on_air")), el("th", {}, t("participants")), el("th", {}, t("lead_minutes"))),
       live.lessons.map((l) => el("tr", {}, el("td", {}, `#${l.lesson_id} ${l.subject} · ${l.lead}`), el("td", {}, l.lead_on_air ? "●" : ""),
         el("td", {}, l.participants), el("td", {}, l.lead_minutes))))));
+}
+
+// ---- recordings: review (a reviewer) and scheduled replays (录播, the administrator) ---------------------
+
+// what a refusal says, in the page's language: its problems (a rule broken, a recording not approved), else its error
+function problemText(err) {
+  const problems = err.body?.problems || [];
+  return problems.length ? problems.map((p) => (lang() === "zh" ? p.message_zh || p.message : p.message)).join("；") : err.message;
+}
+
+function reviewText(r) {
+  const uses = (r.review_uses || []).map((u) => t(`use_${u}`)).join("、");
+  return `${t(`review_${r.review}`)}${uses ? ` (${uses})` : ""}`;
+}
+
+function recordingRow(r, extra = []) {
+  const l = r.lesson;
+  return el("tr", { id: `recording-${r.id}` }, el("td", {}, `#${r.id}`),
+    el("td", {}, `#${l.id} ${l.subject} ${l.grade} · ${l.teacher} · ${l.lead}`),
+    el("td", {}, `${l.start.slice(0, 10)} ${hhmm(l.start)}`),
+    el("td", {}, r.duration_s ? `${Math.round(r.duration_s / 60)} min` : ""),
+    el("td", { class: `review-${r.review}` }, reviewText(r)),
+    el("td", {}, r.review_reason || ""), ...extra);
+}
+
+function recordingHeader(extra = []) {
+  return el("tr", {}, ...["recording_no", "lesson", "time", "duration", "review_state", "reason", ...extra].map((k) => el("th", {}, t(k))));
+}
+
+async function renderReview(view) {
+  const result = el("div", { id: "review-result" });
+  const table = el("table", { id: "review-list" });
+  const only = el("select", { id: "review-filter" }, ["pending", "approved", "refused", ""].map((v) =>
+    el("option", { value: v }, v ? t(`review_${v}`) : t("all"))));
+  const draw = async () => {
+    const q = only.value ? `&review=${only.value}` : "";
+    const rows = await api(`/api/v1/recordings?reviewable=1${q}`);
+    table.replaceChildren(recordingHeader(["decision"]), ...rows.map((r) => {
+      const reason = el("input", { id: `reason-${r.id}`, placeholder: t("reason") });
+      const replay = el("input", { type: "checkbox", id: `use-replay-${r.id}`, checked: true });
+      const model = el("input", { type: "checkbox", id: `use-model-${r.id}` });
+      const decide = (approved) => async () => {
+        const uses = [replay.checked ? "replay" : "", model.checked ? "model" : ""].filter(Boolean);
+        try {
+          await api(`/api/v1/recordings/${r.id}/review`, { method: "POST", body: { approved, uses, reason: reason.value } });
+          notice(result, `#${r.id}: ${t(approved ? "review_approved" : "review_refused")}`, true);
+          await draw();
+        } catch (err) { notice(result, err.message); }
+      };
+      return recordingRow(r, [el("td", {},
+        el("a", { href: `/player?id=${r.id}`, target: "_blank" }, t("watch")), " ",
+        el("label", {}, replay, t("use_replay")), " ", el("label", {}, model, t("use_model")), " ", reason, " ",
+        el("button", { id: `approve-${r.id}`, onclick: decide(true) }, t("approve")), " ",
+        el("button", { class: "secondary", id: `refuse-${r.id}`, onclick: decide(false) }, t("refuse")))]);
+    }));
+    if (!rows.length) table.append(el("tr", {}, el("td", { colspan: 7, class: "muted" }, t("no_recordings"))));
+  };
+  only.addEventListener("change", draw);
+  view.append(el("div", { class: "panel" }, el("h3", {}, t("review_list")),
+    el("div", { class: "row" }, el("span", {}, t("filter")), only), result, table));
+  await draw();
+}
+
+async function renderReplays(view) {
+  // what was recorded and how its review stands
+  const all = await api("/api/v1/recordings");
+  view.append(el("div", { class: "panel" }, el("h3", {}, t("recordings_review")),
+    el("table", { id: "recordings" }, recordingHeader(["reviewed_by"]), all.map((r) => recordingRow(r, [el("td", {}, r.reviewed_by || "")])))));
+
+  // schedule a replay of an approved recording for receiving classrooms at a time of their timetable
+  const approved = all.filter((r) => r.review === "approved" && (r.review_uses || []).includes("replay") && r.state === "ready");
+  const source = el("select", { id: "replay-recording" }, approved.map((r) =>
+    el("option", { value: r.id }, `#${r.id} · #${r.lesson.id} ${r.lesson.subject} ${r.lesson.grade} · ${r.lesson.teacher}`)));
+  const rooms = el("input", { id: "replay-classrooms", placeholder: t("receiving_ids") });
+  const start = el("input", { type: "datetime-local", id: "replay-start" });
+  const end = el("input", { type: "datetime-local", id: "replay-end", title: t("end_optional") });
+  const scheduled = el("div", { id: "replay-result" });
+  const schedule = el("button", { id: "replay-go", onclick: async () => {
+    const ids = rooms.value.split(/[,，\s;；]+/).filter(Boolean).map(Number);
+    const body = { replay_of: Number(source.value), receiving_classroom_ids: ids, start: start.value };
+    if (end.value) body.end = end.value;
+    try {
+      const r = await api("/api/v1/lessons", { method: "POST", body });
+      const l = r.lessons[0];
+      notice(scheduled, `${t("replay_scheduled")}: #${l.id} ${l.subject} ${l.start.slice(0, 10)} ${hhmm(l.start)}–${hhmm(l.end)}` +
+        (r.warnings.length ? ` (${r.warnings.map((w) => (lang() === "zh" ? w.message_zh : w.message)).join("; ")})` : ""), true);
+    } catch (err) { notice(scheduled, problemText(err)); }
+  } }, t("schedule_replay"));
+  view.append(el("div", { class: "panel" }, el("h3", {}, t("schedule_replay")),
+    approved.length ? el("div", { class: "row" }, source, rooms, el("label", {}, t("start_time"), " ", start),
+      el("label", {}, t("end_optional"), " ", end), schedule) : el("p", { class: "muted" }, t("none_approved")),
+    el("p", { class: "muted" }, t("replay_hint")), scheduled));
+
+  // reviewers: teachers the county made reviewers of its recordings
+  const reviewers = el("table", { id: "reviewers" });
+  const drawReviewers = async () => {
+    const rows = await api("/api/v1/reviewers");
+    reviewers.replaceChildren(el("tr", {}, el("th", {}, t("teacher_id")), el("th", {}, t("county_id")), el("th", {}, t("granted_by")), el("th", {})),
+      ...rows.map((g) => el("tr", {}, el("td", {}, g.teacher_id), el("td", {}, g.county_id), el("td", {}, g.granted_by),
+        el("td", {}, el("button", { class: "secondary", onclick: async () => {
+          await api(`/api/v1/reviewers/${g.teacher_id}?county_id=${g.county_id}`, { method: "DELETE" });
+          await drawReviewers();
+        } }, t("revoke"))))));
+  };
+  const teacher = el("input", { id: "reviewer-teacher", type: "number", placeholder: t("teacher_id") });
+  const county = el("input", { id: "reviewer-county", type: "number", placeholder: t("county_id") });
+  const granted = el("div", {});
+  view.append(el("div", { class: "panel" }, el("h3", {}, t("reviewers")), el("div", { class: "row" }, teacher, county,
+    el("button", { id: "reviewer-go", onclick: async () => {
+      try {
+        await api(`/api/v1/reviewers/${Number(teacher.value)}`, { method: "PUT", body: county.value ? { county_id: Number(county.value) } : {} });
+        await drawReviewers();
+      } catch (err) { notice(granted, err.message); }
+    } }, t("grant_reviewer"))), granted, reviewers));
+  await drawReviewers();
+
+  // a county's policy: retention, quota, whether replays credit the recorded lesson's teacher
+  const policyCounty = el("input", { id: "policy-county", type: "number", placeholder: t("county_id") });
+  const retention = el("input", { id: "policy-retention", type: "number", min: 1, placeholder: t("retention_days") });
+  const quota = el("input", { id: "policy-quota", type: "number", min: 1, placeholder: t("quota_mb") });
+  const credits = el("input", { id: "policy-credits", type: "checkbox" });
+  const saved = el("div", { id: "policy-result" });
+  const load = async () => {
+    if (!policyCounty.value) return;
+    try {
+      const p = await api(`/api/v1/counties/${Number(policyCounty.value)}/recording-policy`);
+      retention.value = p.retention_days ?? "";
+      quota.value = p.quota_mb ?? "";
+      credits.checked = p.replay_credits_lead;
+      retention.placeholder = `${t("retention_days")} (${p.default_retention_days})`;
+    } catch (err) { notice(saved, err.message); }
+  };
+  policyCounty.addEventListener("change", load);
+  view.append(el("div", { class: "panel" }, el("h3", {}, t("recording_policy")), el("div", { class: "row" }, policyCounty, retention, quota,
+    el("label", {}, credits, " ", t("replay_credits_lead")),
+    el("button", { id: "policy-go", onclick: async () => {
+      try {
+        await api(`/api/v1/counties/${Number(policyCounty.value)}/recording-policy`, { method: "PUT", body: {
+          retention_days: retention.value ? Number(retention.value) : null, quota_mb: quota.value ? Number(quota.value) : null,
+          replay_credits_lead: credits.checked } });
+        notice(saved, t("saved"), true);
+      } catch (err) { notice(saved, err.message); }
+    } }, t("save"))), saved));
 }

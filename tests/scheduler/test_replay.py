@@ -4,18 +4,20 @@ receiving schools' opening rate and, unless the county says so, not for the reco
 
 from __future__ import annotations
 
+import io
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from openpyxl import Workbook
 
 from scheduler.model import LessonStatus
 from scheduler.recordings import Recordings, ReviewRefused
 from scheduler.reports import build_report
 from scheduler.rules.recording import RecordingConfig
 from scheduler.timetable import LessonRefused, ReplayRefused, Timetable
-from tests.scheduler.helpers import GOOD, csv_bytes, small_county
+from tests.scheduler.helpers import GOOD, HEADER, csv_bytes, small_county
 
 AFTER = datetime(2026, 9, 8, tzinfo=UTC)
 # Wednesday 2026-09-09 10:00 local (02:00 UTC): the replay's time
@@ -154,3 +156,82 @@ def test_a_replay_whose_classrooms_did_not_attend_is_missed(t: Timetable, tmp_pa
     (replay,), _ = t.add_lessons([t.replay_draft(rid, [6], REPLAY_AT)])
     t.record_evidence(replay.id, 40.0, {6: 5.0}, "test")
     assert t.settle(replay.id, REPLAY_AT + timedelta(hours=2)) == LessonStatus.MISSED
+
+
+REPLAY_ROW = "2026-09-09,10:00,10:40,,,,,,,迎水桥小学/五年级1班,,,,录播:{lesson}"
+
+
+def test_a_timetable_row_schedules_a_replay_and_bad_rows_are_refused_by_line(t: Timetable, tmp_path: Path) -> None:
+    recs, lesson, rid = recorded(t, tmp_path)
+    header = HEADER.replace("每周重复至\n", "每周重复至,课时,授课方式\n")
+
+    def rows(*lines: str) -> bytes:
+        return (header + "".join(x + "\n" for x in lines)).encode()
+
+    # not yet approved: refused, with the line
+    result = t.import_csv(rows(REPLAY_ROW.format(lesson=lesson)), "r.csv", "admin")
+    assert [(p.code, p.line) for p in result.errors] == [("not_approved", 2)]
+    recs.approve(rid, "teacher:2", True, "ok")
+    bad = [
+        REPLAY_ROW.format(lesson=lesson).replace("录播:", "点播:"),  # line 2: unknown delivery mode
+        REPLAY_ROW.format(lesson=999),  # line 3: no such lesson / recording
+        REPLAY_ROW.format(lesson=lesson).replace("迎水桥小学/五年级1班", ""),  # line 4: no receivers
+        REPLAY_ROW.format(lesson=lesson).replace(",,,,,,,迎", ",,数学,,,,,迎"),  # line 5: not a maths lesson
+        REPLAY_ROW.format(lesson=lesson).replace("10:40", "09:40"),  # line 6: ends before it starts
+    ]
+    result = t.import_csv(rows(*bad), "bad.csv", "admin")
+    assert sorted((p.line, p.code) for p in result.errors) == [
+        (2, "bad_delivery"), (3, "no_recording"), (4, "missing_value"), (5, "replay_mismatch"), (6, "bad_times")
+    ], result.errors
+    assert all(p.message_zh for p in result.errors)
+    assert t.repo.lessons(start=REPLAY_AT - timedelta(hours=3)) == []  # nothing imported
+
+    # English headers and values, a weekly replay; a live row in the same file
+    english = ("date,start,end,kind,subject,grade,lead_school,lead_teacher,lead_classroom,receiving_classrooms,"
+               "community,repeat_until,hours,delivery\n")
+    live = GOOD.replace("2026-09-07", "2026-09-10") + ",,live"
+    replay = "2026-09-09,10:00,10:40,,英语,,,,,迎水桥小学/五年级1班,,2026-09-23,,replay:" + str(lesson)
+    data = (english + live + "\n" + replay + "\n").encode()
+    result = t.import_csv(data, "ok.csv", "admin")
+    assert result.ok, result.errors
+    assert result.lessons_added == 4  # the live lesson and three weekly replays
+    replays = [x for x in t.repo.lessons() if x.replay_of == rid]
+    assert len(replays) == 3 and all(x.receiving_classroom_ids == (6,) and not x.credits_lead for x in replays)
+    assert len({x.series_id for x in replays}) == 1
+    # the same file again changes nothing
+    again = t.import_csv(data, "ok.csv", "admin")
+    assert again.ok and again.lessons_added == 0 and again.lessons_unchanged == 4
+
+
+def test_a_replay_counts_against_its_kind_s_maximum_of_receiving_ends(tmp_path: Path) -> None:
+    t = small_county(tmp_path / "db.sqlite3", max_receivers_specialised=2)
+    recs, _, rid = recorded(t, tmp_path)
+    recs.approve(rid, "teacher:2", True, "ok")
+    with pytest.raises(LessonRefused) as refused:
+        t.add_lessons([t.replay_draft(rid, [6, 8, 9], REPLAY_AT)])
+    assert [p.code for p in refused.value.problems] == ["too_many_receivers"]
+    # and on a holiday it is refused as a live lesson would be
+    with pytest.raises(LessonRefused) as refused:
+        t.add_lessons([t.replay_draft(rid, [6], datetime(2026, 10, 2, 2, 0, tzinfo=UTC))])
+    assert [p.code for p in refused.value.problems] == ["on_holiday"]
+
+
+def test_a_workbook_row_schedules_a_replay(t: Timetable, tmp_path: Path) -> None:
+    recs, lesson, rid = recorded(t, tmp_path)
+    recs.approve(rid, "teacher:2", True, "ok")
+    book = Workbook()
+    ws = book.active
+    ws.title = "课表"
+    ws.append(["日期", "开始时间", "结束时间", "接收教室", "授课方式", "类型", "学科", "主讲学校", "主讲教师",
+               "主讲教室"])
+    ws.append(["2026-09-09", "10:00", "10:40", "迎水桥小学/五年级1班", f"录播：{lesson}", "", "", "", "", ""])
+    ws.append(["2026-09-10", "10:00", "10:40", "迎水桥小学/五年级1班", "录播", "", "", "", "", ""])
+    buf = io.BytesIO()
+    book.save(buf)
+    result = t.import_csv(buf.getvalue(), "课表.xlsx", "admin")
+    assert [(p.sheet, p.line, p.code) for p in result.errors] == [("课表", 3, "bad_delivery")]
+    ws.delete_rows(3)
+    buf = io.BytesIO()
+    book.save(buf)
+    result = t.import_csv(buf.getvalue(), "课表.xlsx", "admin")
+    assert result.ok and result.lessons_added == 1, result.errors
