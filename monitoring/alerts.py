@@ -151,6 +151,18 @@ def lesson_conditions(s: LessonSample, cfg: AlertConfig) -> list[Condition]:
     return out
 
 
+def recording_stopped_condition(lesson_id: int, subject: str, lead_name: str, error: str,
+                                county_ids: frozenset[int], region_ids: frozenset[int]) -> Condition:
+    """A live lesson's recording stopped (a full or failing disk): the lesson goes on unrecorded from then."""
+    title = f"#{lesson_id} {subject}"
+    return Condition(
+        "recording_stopped", f"recording_stopped:{lesson_id}", Severity.WARNING, 0.0, lesson_id,
+        f"lesson-{lesson_id}", lead_name,
+        f"{title}：{lead_name} 的录制已停止（{error}），直播不受影响",
+        f"{title}: the recording of {lead_name} stopped ({error}); the live lesson goes on",
+        None, county_ids=county_ids, region_ids=region_ids)
+
+
 def quality_conditions(s: LessonSample, quality: Mapping[str, Mapping[str, Any]], cfg: AlertConfig) -> list[Condition]:
     """Freezes and loss, from each participant's computed quality (`monitoring.quality`)."""
     out: list[Condition] = []

@@ -25,6 +25,7 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from media.api import EventKind, MediaError, MediaEvent, MediaPlane, ParticipantRole, SlotKind, TrackKind
+from monitoring.alerts import Condition, recording_stopped_condition
 from monitoring.attendance import Mark
 from monitoring.attendance_recorder import AttendanceRecorder
 from monitoring.monitor import Monitor
@@ -172,6 +173,8 @@ class Hub:
         self.recordings = RecordingKeeper(recordings) if recordings is not None else None
         # replayed lessons (录播): the recording published into the room as its lead, at the lesson's start
         self.replays = ReplayKeeper(plane, recordings, clock) if recordings is not None else None
+        # live lessons whose recording stopped (a full disk): the technicians' alert, until the lesson closes
+        self._recording_alerts: dict[int, Condition] = {}
         self.monitor = monitor
         self.timetable = timetable
         self.tokens = tokens
@@ -281,6 +284,11 @@ class Hub:
                 live.facts = facts
             return live
 
+    def _push_recording_alerts(self) -> None:
+        """Live lessons whose recording stopped, as conditions for the technicians' alerts (until they close)."""
+        if self.monitor is not None:
+            self.monitor.set_conditions("recording_stopped", list(self._recording_alerts.values()))
+
     def _replay_on_air(self, live: LiveLesson, on: bool) -> None:
         """The replay publishes (its lead is present), or its file has ended (the lead has gone)."""
         live.picture.lead_present = on
@@ -313,6 +321,8 @@ class Hub:
             return
         if self.replays is not None:
             await self.replays.end(lesson_id)
+        if self._recording_alerts.pop(lesson_id, None) is not None:
+            self._push_recording_alerts()
         await self.attendance.close(lesson_id)
         for session in list(live.sessions.values()):
             await session.send(protocol.event("window_closed", lesson_id=lesson_id, reason=reason))
@@ -772,6 +782,11 @@ class Hub:
             if live is not None and ev.kind == EventKind.RECORDING_FAILED:
                 live.recording = False
                 await self._broadcast(live, protocol.event("recording", on=False, error=ev.detail.get("error")))
+                error = str(ev.detail.get("error") or "unknown error")
+                self._recording_alerts[live.lesson_id] = recording_stopped_condition(
+                    live.lesson_id, live.facts.lesson.subject, live.names.get(live.facts.lesson.lead_classroom_id, ""),
+                    error, live.counties, live.regions)
+                self._push_recording_alerts()
             return
         if live is None:
             return

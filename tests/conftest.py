@@ -36,6 +36,8 @@ class Server:
     proc: subprocess.Popen[bytes] | None = None
     extra_args: tuple[str, ...] = ()
     env: dict[str, str] | None = None
+    # a command the server runs under (its words, then the server's command line): e.g. a mount namespace
+    wrapper: tuple[str, ...] = ()
 
     @property
     def url(self) -> str:
@@ -56,6 +58,7 @@ class Server:
         with open(self.data_dir / "serve.log", "ab") as log:
             self.proc = subprocess.Popen(
                 [
+                    *self.wrapper,
                     sys.executable,
                     "-m",
                     "classroom.cli",
@@ -129,8 +132,10 @@ def server_factory(tmp_path: Path) -> Iterator[Any]:
     """Make and start servers; every one is stopped after the test."""
     made: list[Server] = []
 
-    def make(*extra: str, data_dir: Path | None = None, env: dict[str, str] | None = None) -> Server:
-        srv = Server(data_dir or tmp_path / f"data{len(made)}", free_port(), extra_args=extra, env=env)
+    def make(*extra: str, data_dir: Path | None = None, env: dict[str, str] | None = None,
+             wrapper: tuple[str, ...] = ()) -> Server:
+        srv = Server(data_dir or tmp_path / f"data{len(made)}", free_port(), extra_args=extra, env=env,
+                     wrapper=wrapper)
         made.append(srv)
         srv.start()
         return srv

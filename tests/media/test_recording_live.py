@@ -196,3 +196,31 @@ async def test_a_worker_killed_mid_lesson_leaves_a_dump_that_plays_up_to_its_las
     info = finalise(dump)  # what the catalogue does for a dump left behind, at the next start
     numbers, _ = _check(info.path, min_seconds=4.0)
     assert numbers[-1] >= sent - 3 * FPS  # at most the last seconds are lost
+
+
+async def test_a_full_disk_stops_the_recording_and_never_the_lesson(plane, tmp_path):
+    log = EventLog(plane)
+    await plane.open_room(ROOM, RecordingRequest(str(tmp_path), keyframe_every_s=2.0))
+    pc, _ = await _lead(plane)
+    room = await Subscriber.connect(plane, ROOM, "class-1")
+    await log.wait(EventKind.RECORDING_STARTED, "lead")
+    await room.wait_frames(30)
+    await asyncio.sleep(3)
+    # the disk fills: from now on every write of the dump fails as on a full disk (ENOSPC from /dev/full)
+    writer = plane.rooms[ROOM].recorder.writers["lead"]
+    original = writer._file
+    writer._file = open("/dev/full", "wb")  # noqa: SIM115 - the writer closes it
+    original.close()  # what it wrote so far is on the disk
+    failed = await log.wait(EventKind.RECORDING_FAILED, "lead", timeout=10)
+    assert failed.detail["live"] and "space" in failed.detail["error"].lower(), failed.detail
+    # the classroom's picture goes on at the full frame rate
+    before = len(room.frames)
+    await asyncio.sleep(3)
+    assert len(room.frames) - before >= 2.5 * FPS * 0.9, len(room.frames) - before
+    await plane.close_room(ROOM)
+    done = await log.wait(EventKind.RECORDING_FINISHED, "lead", timeout=30)
+    await pc.close()
+    await room.close()
+    # what was written before the disk filled is kept, plays, and says why it is short
+    _check(Path(done.detail["path"]), min_seconds=2.5)
+    assert done.detail["write_error"]

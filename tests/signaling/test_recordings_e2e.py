@@ -257,3 +257,49 @@ async def test_a_replay_survives_its_worker_dying_and_admits_no_live_lead(server
         assert time.monotonic() < deadline, info
         await asyncio.sleep(0.5)
     assert info["status"] == "delivered", (info, srv.log[-3000:])
+
+
+async def test_a_full_disk_stops_the_recording_tells_the_lead_and_the_technician_and_the_lesson_goes_on(
+    server_factory: Any, tmp_path: Path,
+) -> None:
+    tz = lesson_now_timezone()
+    disk = tmp_path / "small-disk"
+    disk.mkdir()
+    # the recordings' folder is a 48 KB disk of the server's own (a mount namespace): it fills in seconds
+    wrapper = ("unshare", "-m", "--", "sh", "-c", f'mount -t tmpfs -o size=48k tmpfs "{disk}" && exec "$@"', "sh")
+    srv = server_factory(env={**ENV, "CLASSROOM_SCHEDULER__TIMEZONE": tz, "CLASSROOM_RECORDING__FOLDER": str(disk),
+                              "CLASSROOM_SIGNALING__STATS_INTERVAL_S": "0.5"}, wrapper=wrapper)
+    api = AdminApi(srv.url, srv.token)
+    ws = srv.url.replace("http", "ws") + "/ws"
+    world = await build_world(api, tz, receivers=1, start_in=timedelta(seconds=2), duration=timedelta(seconds=40))
+    lesson = world.lesson_ids[0]
+    lead_peer, room_peer = Peer(), Peer()
+    lead = await join_with_media(ws, await join_token(api, lesson, "lead"), lead_peer, lead_peer.as_lead(), lesson)
+    room = await join_with_media(ws, await join_token(api, lesson, "receiver", world.receiving_classroom_ids[0]),
+                                 room_peer, room_peer.as_classroom(), lesson)
+    beats = [_heartbeat(lead), _heartbeat(room)]
+    try:
+        await asyncio.wait_for(room_peer.first_frame.wait(), 15)
+        joined = next(m for m in lead.seen if m.get("type") == "joined")
+        assert joined.get("recording") is True, joined
+        stopped = await lead.expect("recording", timeout=30)  # the lead's page: 录制已停止
+        assert stopped["on"] is False and "space" in str(stopped.get("error")).lower(), stopped
+        frames = room_peer.frames
+        await asyncio.sleep(3)
+        assert room_peer.frames - frames > 2 * 20, room_peer.frames - frames  # the classroom's picture goes on
+        deadline = time.monotonic() + 20
+        while True:  # the technicians are told
+            alerts = (await api.ok("GET", f"/api/v1/alerts?lesson_id={lesson}&firing=1"))["alerts"]
+            if any(a["rule"] == "recording_stopped" for a in alerts):
+                break
+            assert time.monotonic() < deadline, alerts
+            await asyncio.sleep(0.5)
+    finally:
+        for beat in beats:
+            beat.cancel()
+        for closing in (lead.close(), room.close(), lead_peer.close(), room_peer.close()):
+            with contextlib.suppress(Exception):
+                await closing
+    # the catalogue says what became of it: what fitted on the disk, or why nothing could be kept
+    recs = [r for r in await api.ok("GET", "/api/v1/recordings") if r["lesson_id"] == lesson]
+    assert recs and recs[0]["error"], recs
