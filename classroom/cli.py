@@ -84,6 +84,11 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--lang", choices=("zh", "en"), default="zh")
     r.add_argument("-o", "--output", type=Path, help="write to this file instead of standard output")
 
+    x = sub.add_parser("export", help="one side-by-side MP4 (camera + courseware) of a lesson's recording, for sharing")
+    x.add_argument("lesson", type=int, help="the lesson's id")
+    x.add_argument("--data-dir")
+    x.add_argument("-o", "--output", type=Path, help="the MP4 to write (default lesson-ID.mp4 here)")
+
     d = sub.add_parser("demo", help="load the demo county into an empty database")
     d.add_argument("--data-dir")
 
@@ -151,12 +156,46 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "demo":
             print(json.dumps(_load_demo(config, timetable), ensure_ascii=False))
             return 0
+        if args.command == "export":
+            return _export(config, db, timetable, args)
     except StorageError as exc:
         print(f"classroom: {exc}", file=sys.stderr)
         return 2
     finally:
         db.close()
     return 1
+
+
+def _export(config: Config, db: Database, timetable: Timetable, args: argparse.Namespace) -> int:
+    """Transcode a lesson's newest recording into one side-by-side MP4, with a progress bar; audited."""
+    from media.export import ExportError, export_side_by_side
+    from scheduler.recordings import Recordings
+
+    rc = config.recording
+    folder = Path(rc.folder).expanduser() if rc.folder else config.server.data_path / "recordings"
+    recs = Recordings(db, timetable.repo, rc, folder).of_lessons([args.lesson])
+    if not recs or not recs[0].path:
+        print(f"classroom export: lesson {args.lesson} has no finished recording", file=sys.stderr)
+        return 2
+    rec = recs[0]
+    out = args.output or Path(f"lesson-{args.lesson}.mp4")
+
+    def bar(fraction: float) -> None:
+        filled = int(fraction * 40)
+        print(f"\r[{'#' * filled}{' ' * (40 - filled)}] {fraction * 100:5.1f} %", end="", file=sys.stderr, flush=True)
+
+    try:
+        done = export_side_by_side(Path(rec.path), Path(rec.screen_path) if rec.screen_path else None, out, bar)
+    except ExportError as exc:
+        print(f"\nclassroom export: {exc}", file=sys.stderr)
+        return 1
+    print(file=sys.stderr)
+    with db.write() as conn:
+        timetable.repo.add_audit(conn, "cli", "export_recording", "done",
+                                 f"recording {rec.id} of lesson {args.lesson} -> {out}", lesson_id=args.lesson)
+    print(json.dumps({"path": str(done.path), "duration_s": round(done.duration_s, 2), "frames": done.frames,
+                      "side_by_side": done.side_by_side, "size_bytes": done.size_bytes}))
+    return 0
 
 
 def _serve(config: Config, db: Database, timetable: Timetable, args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamTrack
@@ -224,3 +225,39 @@ async def test_a_full_disk_stops_the_recording_and_never_the_lesson(plane, tmp_p
     # what was written before the disk filled is kept, plays, and says why it is short
     _check(Path(done.detail["path"]), min_seconds=2.5)
     assert done.detail["write_error"]
+
+
+async def test_a_recording_exports_to_one_side_by_side_mp4_for_sharing(plane, tmp_path):
+    from media.export import ExportError, export_side_by_side
+
+    log = EventLog(plane)
+    await plane.open_room(ROOM, RecordingRequest(str(tmp_path), keyframe_every_s=2.0))
+    pc, _ = await _lead(plane)
+    room = await Subscriber.connect(plane, ROOM, "class-1")
+    await room.wait_frames(30)
+    await asyncio.sleep(4)
+    await plane.close_room(ROOM)
+    done = await log.wait(EventKind.RECORDING_FINISHED, "lead", timeout=30)
+    await pc.close()
+    await room.close()
+    seen: list[float] = []
+    out = tmp_path / "shared.mp4"
+    exported = export_side_by_side(Path(done.detail["path"]), Path(done.detail["screen_path"]), out, seen.append)
+    assert exported.side_by_side and seen[-1] == 1.0 and seen == sorted(seen)
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec_context.name == "h264" and c.streams.audio[0].codec_context.name == "aac"
+        pictures = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    assert pictures[0].shape == (720, 2560, 3) and len(pictures) >= 4 * FPS * 0.9
+    # the camera on the left, the courseware on the right, both moving on in step
+    halves = []
+    for picture in (pictures[len(pictures) // 4], pictures[-5]):
+        row = []
+        for left in (0, 1280):
+            inner = np.ascontiguousarray(picture[:, left + 160 : left + 1120])  # the 4:3 picture, pillarboxed
+            row.append(read_number(VideoFrame.from_ndarray(inner, format="rgb24")))
+        halves.append(row)
+    assert [s for s, _ in halves[0]] == [1, 2] and [s for s, _ in halves[1]] == [1, 2], halves
+    assert halves[1][0][1] > halves[0][0][1] and abs(halves[1][0][1] - halves[1][1][1]) <= 3, halves
+    with pytest.raises(ExportError, match="missing"):
+        export_side_by_side(tmp_path / "gone.webm", None, tmp_path / "x.mp4")
+    assert not (tmp_path / "x.mp4.part").exists()

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import sqlite3
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -131,6 +134,15 @@ async def test_a_recorded_lesson_is_catalogued_played_by_its_audience_and_refuse
         frames = sum(1 for _ in container.decode(video=0))
     assert kinds == ["audio", "video"] and frames >= 6 * 15, (kinds, frames)
 
+    # the administrator exports it for sharing: one MP4, with a progress bar, audited
+    shared = srv.data_dir / "shared.mp4"
+    done = subprocess.run([sys.executable, "-m", "classroom.cli", "export", str(lesson), "--data-dir",
+                           str(srv.data_dir), "-o", str(shared)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "100.0 %" in done.stderr and json.loads(done.stdout)["frames"] >= 6 * 15
+    with av.open(str(shared)) as container:
+        assert container.streams.video[0].codec_context.name == "h264"
+
     stranger = await _teacher_token(api, await _teacher_elsewhere(api))
     status, body = srv.json("GET", "/api/v1/recordings", token=stranger)
     assert status == 200 and rec["id"] not in [r["id"] for r in body]
@@ -156,6 +168,12 @@ async def test_a_recorded_lesson_is_catalogued_played_by_its_audience_and_refuse
         db.close()
     outcomes = [r[0] for r in rows]
     assert "admitted" in outcomes and "refused" in outcomes, outcomes
+    db = sqlite3.connect(srv.data_dir / "classroom.sqlite3")
+    try:
+        assert db.execute("SELECT count(*) FROM audit WHERE action = 'export_recording' AND lesson_id = ?",
+                          (lesson,)).fetchone()[0] == 1
+    finally:
+        db.close()
 
     # a file altered on disk is reported, not served as the lesson
     files = sorted((srv.data_dir / "recordings").rglob("*.webm"))
