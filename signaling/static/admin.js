@@ -403,21 +403,33 @@ async function renderReview(view) {
 }
 
 async function renderReplays(view) {
-  // what was recorded and how its review stands
-  const all = await api("/api/v1/recordings");
+  // what was recorded and how its review stands; people and places by name (ids only as a last resort)
+  const [all, counties, schools, classrooms, teachers, accounts] = await Promise.all([
+    api("/api/v1/recordings"), api("/api/v1/counties"), api("/api/v1/schools"), api("/api/v1/classrooms"),
+    api("/api/v1/teachers"), api("/api/v1/accounts").catch(() => [])]);
+  const countyName = Object.fromEntries(counties.map((c) => [c.id, c.name]));
+  const school = Object.fromEntries(schools.map((x) => [x.id, x]));
+  const teacherName = Object.fromEntries(teachers.map((x) => [x.id, `${x.name} · ${school[x.school_id]?.name || ""}`]));
+  const accountName = Object.fromEntries(accounts.map((a) => [`account:${a.id}`, a.username]));
+  const who = (sub) => accountName[sub] || (sub === "admin-token" ? t("administrator") : sub || "");
   view.append(el("div", { class: "panel" }, el("h3", {}, t("recordings_review")),
-    el("table", { id: "recordings" }, recordingHeader(["reviewed_by"]), all.map((r) => recordingRow(r, [el("td", {}, r.reviewed_by || "")])))));
+    el("table", { id: "recordings" }, recordingHeader(["reviewed_by"]), all.map((r) => recordingRow(r, [el("td", {}, who(r.reviewed_by))])))));
 
   // schedule a replay of an approved recording for receiving classrooms at a time of their timetable
   const approved = all.filter((r) => r.review === "approved" && (r.review_uses || []).includes("replay") && r.state === "ready");
   const source = el("select", { id: "replay-recording" }, approved.map((r) =>
     el("option", { value: r.id }, `#${r.id} · #${r.lesson.id} ${r.lesson.subject} ${r.lesson.grade} · ${r.lesson.teacher}`)));
-  const rooms = el("input", { id: "replay-classrooms", placeholder: t("receiving_ids") });
+  // receiving classrooms by county and school (a replay goes to receiving classrooms, 接收端)
+  const receiving = classrooms.filter((c) => school[c.school_id]?.is_receiving)
+    .map((c) => ({ id: c.id, label: `${countyName[school[c.school_id].county_id] || ""} ${school[c.school_id].name} ${c.name}` }))
+    .sort((a, b) => a.label.localeCompare(b.label, "zh"));
+  const rooms = el("select", { id: "replay-classrooms", multiple: true, size: Math.min(6, Math.max(2, receiving.length)),
+    title: t("receiving_classrooms") }, receiving.map((c) => el("option", { value: c.id }, c.label)));
   const start = el("input", { type: "datetime-local", id: "replay-start" });
   const end = el("input", { type: "datetime-local", id: "replay-end", title: t("end_optional") });
   const scheduled = el("div", { id: "replay-result" });
   const schedule = el("button", { id: "replay-go", onclick: async () => {
-    const ids = rooms.value.split(/[,，\s;；]+/).filter(Boolean).map(Number);
+    const ids = [...rooms.selectedOptions].map((o) => Number(o.value));
     const body = { replay_of: Number(source.value), receiving_classroom_ids: ids, start: start.value };
     if (end.value) body.end = end.value;
     try {
@@ -436,15 +448,17 @@ async function renderReplays(view) {
   const reviewers = el("table", { id: "reviewers" });
   const drawReviewers = async () => {
     const rows = await api("/api/v1/reviewers");
-    reviewers.replaceChildren(el("tr", {}, el("th", {}, t("teacher_id")), el("th", {}, t("county_id")), el("th", {}, t("granted_by")), el("th", {})),
-      ...rows.map((g) => el("tr", {}, el("td", {}, g.teacher_id), el("td", {}, g.county_id), el("td", {}, g.granted_by),
+    reviewers.replaceChildren(el("tr", {}, el("th", {}, t("reviewer_name")), el("th", {}, t("county")), el("th", {}, t("granted_by")), el("th", {})),
+      ...rows.map((g) => el("tr", {}, el("td", {}, teacherName[g.teacher_id] || `#${g.teacher_id}`),
+        el("td", {}, countyName[g.county_id] || `#${g.county_id}`), el("td", {}, who(g.granted_by)),
         el("td", {}, el("button", { class: "secondary", onclick: async () => {
           await api(`/api/v1/reviewers/${g.teacher_id}?county_id=${g.county_id}`, { method: "DELETE" });
           await drawReviewers();
         } }, t("revoke"))))));
   };
-  const teacher = el("input", { id: "reviewer-teacher", type: "number", placeholder: t("teacher_id") });
-  const county = el("input", { id: "reviewer-county", type: "number", placeholder: t("county_id") });
+  const countyOptions = () => counties.map((c) => el("option", { value: c.id }, c.name));
+  const teacher = el("select", { id: "reviewer-teacher" }, teachers.map((x) => el("option", { value: x.id }, teacherName[x.id])));
+  const county = el("select", { id: "reviewer-county" }, countyOptions());
   const granted = el("div", {});
   view.append(el("div", { class: "panel" }, el("h3", {}, t("reviewers")), el("div", { class: "row" }, teacher, county,
     el("button", { id: "reviewer-go", onclick: async () => {
@@ -456,7 +470,7 @@ async function renderReplays(view) {
   await drawReviewers();
 
   // a county's policy: retention, quota, whether replays credit the recorded lesson's teacher
-  const policyCounty = el("input", { id: "policy-county", type: "number", placeholder: t("county_id") });
+  const policyCounty = el("select", { id: "policy-county" }, el("option", { value: "" }, t("county")), countyOptions());
   const retention = el("input", { id: "policy-retention", type: "number", min: 1, placeholder: t("retention_days") });
   const quota = el("input", { id: "policy-quota", type: "number", min: 1, placeholder: t("quota_mb") });
   const credits = el("input", { id: "policy-credits", type: "checkbox" });

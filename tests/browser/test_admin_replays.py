@@ -57,7 +57,7 @@ async def test_a_reviewer_approves_and_the_administrator_schedules_a_replay(
     await page.wait_for_selector(f"#recordings #recording-{rid}", timeout=20000)
     assert "适合三年级进度" in await page.inner_text(f"#recordings #recording-{rid}")
     at = (datetime.now(ZoneInfo(tz)) + timedelta(hours=3)).replace(second=0, microsecond=0)
-    await page.fill("#replay-classrooms", str(world.other_classroom_id))
+    await page.select_option("#replay-classrooms", str(world.other_classroom_id))  # picked by school and name
     await page.fill("#replay-start", at.strftime("%Y-%m-%dT%H:%M"))
     await page.click("#replay-go")
     await page.wait_for_selector("#replay-result .notice.ok", timeout=10000)
