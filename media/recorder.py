@@ -2,7 +2,7 @@
 
 A room with recording on gives each published track of its lead a `TrackSink` (`InboundTrack.recorder`),
 called with every packet the SFU accepted (retransmissions included, so what the live path repaired is
-repaired in the recording too). The sink builds the RTP packet back and hands it to the lesson's
+repaired in the recording too). The sink has the RTP packet built back by the lesson's
 `DumpWriter` (`media/rtpdump.py`), whose own thread writes it: the forwarding path pays a struct pack
 and a queue append, a slow or full disk drops recording and never live media. While recording, the
 room asks the lead for a keyframe every `keyframe_every_s`, so a recording can be played, and later
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import struct
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +25,6 @@ from media.rtpdump import DumpError, DumpWriter
 
 log = logging.getLogger(__name__)
 
-_RTP = struct.Struct("!BBHII")
 CODECS = {"vp8": "vp8", "h264": "h264", "opus": "opus"}
 
 
@@ -41,7 +39,7 @@ class TrackSink:
 
     def __call__(self, seq: int, ts: int, marker: int, pt: int, payload: bytes) -> None:
         self.packets += 1
-        self.writer.packet(self.number, _RTP.pack(0x80, (marker & 0x80) | (pt & 0x7F), seq, ts, self.ssrc) + payload)
+        self.writer.rtp(self.number, self.ssrc, seq, ts, marker, pt, payload)
 
 
 @dataclass

@@ -1,7 +1,10 @@
 """The recorder's raw dump: every forwarded RTP packet of a lesson's publisher, appended as it arrives.
 
 Recording never decodes, and on the live path it does not even depacketize: a packet the SFU forwards
-is copied into a bounded queue and a writer thread appends it to the dump. The dump is finalised into a
+becomes one record (a single struct pack and a concatenation) appended to a bounded deque, and a writer
+thread that wakes twice a second appends what has gathered to the dump. The forwarding path never wakes
+that thread and never takes a lock: a thread woken per packet would take the interpreter's lock from
+the event loop hundreds of times a second and delay forwarding by milliseconds. The dump is finalised into a
 WebM (or MP4) file afterwards (`media/recording.py`), as Janus's .mjr files are post-processed. Being
 append-only makes it crash-safe by construction: a `kill -9` leaves every record written before it, and
 the reader stops cleanly at a record cut short.
@@ -18,10 +21,10 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import queue
 import struct
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +34,9 @@ log = logging.getLogger(__name__)
 
 MAGIC = b"LCRTP1\n"
 HEADER = struct.Struct("!cBQI")
+# a packet record's header and the RTP header of its body, packed at once on the forwarding path
+PACKET_RTP = struct.Struct("!cBQIBBHII")
+RTP_HEADER_SIZE = 12
 MAX_BODY = 1 << 20
 FLUSH_EVERY_S = 0.5  # what a kill -9 can lose at most, besides the records still queued
 QUEUE_PACKETS = 20_000  # about 20 s of a lesson's packets: a disk that stalls longer drops recording
@@ -104,8 +110,9 @@ def read_dump(path: Path) -> tuple[list[TrackInfo], Iterator[Record]]:
 class DumpWriter:
     """Appends records from the event loop's thread to a file, in its own thread; never blocks the caller.
 
-    `packet()` is what the forwarding path calls: a copy into a bounded queue. When the disk is too slow
-    or full, packets are dropped and counted (`dropped`, `failed`), and live media goes on untouched."""
+    `rtp()` is what the forwarding path calls: one record appended to a bounded deque (appends and pops at
+    either end of a deque are atomic, so neither side locks). When the disk is too slow or full, packets
+    are dropped and counted (`dropped`, `error`), and live media goes on untouched."""
 
     def __init__(self, path: Path, clock: Any = time.time) -> None:
         self.path = path
@@ -114,7 +121,8 @@ class DumpWriter:
         self.written = 0
         self.bytes = 0
         self.error: str | None = None
-        self._queue: queue.Queue[bytes | None] = queue.Queue(QUEUE_PACKETS)
+        self._pending: deque[bytes] = deque()
+        self._closing = threading.Event()
         self._tracks: dict[tuple[str, int], int] = {}  # (slot, ssrc) -> track number
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file: BinaryIO = path.open("ab")
@@ -139,42 +147,39 @@ class DumpWriter:
     def packet(self, track: int, data: bytes, arrival: float | None = None) -> None:
         self._put(encode_record(b"P", track, self.clock() if arrival is None else arrival, data))
 
-    def _put(self, record: bytes, force: bool = False) -> None:
-        if self.error is not None:
+    def rtp(self, track: int, ssrc: int, seq: int, ts: int, marker: int, pt: int, payload: bytes) -> None:
+        """A forwarded packet, built back into RTP (version 2, no extensions) as a record of `track`."""
+        pending = self._pending
+        if self.error is not None or len(pending) >= QUEUE_PACKETS:
             self.dropped += 1
             return
-        try:
-            if force:
-                self._queue.put(record, timeout=1.0)
-            else:
-                self._queue.put_nowait(record)
-        except queue.Full:
+        pending.append(PACKET_RTP.pack(b"P", track, int(self.clock() * 1e9), RTP_HEADER_SIZE + len(payload), 0x80,
+                                       (marker & 0x80) | (pt & 0x7F), seq, ts, ssrc) + payload)
+
+    def _put(self, record: bytes, force: bool = False) -> None:
+        if self.error is not None or (not force and len(self._pending) >= QUEUE_PACKETS):
             self.dropped += 1
+            return
+        self._pending.append(record)  # a track's declaration (force) is never dropped for a full queue
 
     def close(self) -> None:
         """Write what is queued and close the file (the caller then finalises it)."""
-        self._queue.put(None)
+        self._closing.set()
         self._thread.join(timeout=30)
         if not self._file.closed:
             self._file.close()
 
     def _run(self) -> None:
-        pending: list[bytes] = []
-        last_flush = time.monotonic()
+        pending = self._pending
         while True:
-            try:
-                item = self._queue.get(timeout=FLUSH_EVERY_S)
-            except queue.Empty:
-                item = b""
-            if item is None:
-                self._write(pending)
+            closing = self._closing.wait(FLUSH_EVERY_S)
+            # what gathered since the last wake-up: popped from the left while the loop appends on the right
+            batch = [pending.popleft() for _ in range(len(pending))]
+            self._write(batch)
+            if closing:
+                if pending:
+                    continue  # appended while the last batch was written
                 return
-            if item:
-                pending.append(item)
-            if pending and (time.monotonic() - last_flush >= FLUSH_EVERY_S or len(pending) >= 512):
-                self._write(pending)
-                pending = []
-                last_flush = time.monotonic()
 
     def _write(self, pending: list[bytes]) -> None:
         if not pending or self.error is not None:
