@@ -8,6 +8,8 @@ subscriber, then with `--subs` (default 100):
   stream recorded (camera + sound), at one subscriber, where forwarding itself costs little and the
   difference is not lost in its noise; `cpu_pct_per_stream_at_subs` is the same difference at `--subs`.
 - `recording_latency_p99_delta_ms`: forwarding latency p99 at `--subs` with recording on minus off.
+- `finalise_cpu_pct_of_lesson`: the remux of the dump into its file once the lesson closes (done in a
+  low-priority process of its own), its CPU as a share of the recording's duration.
 - `replay_cpu_pct_per_stream`: the file the one-subscriber run recorded, published back into a room by a
   `ReplayPublisher` in a process of its own (as `classroom serve` does in its control process), its
   CPU over the replay in percent of one core.
@@ -22,6 +24,7 @@ import asyncio
 import contextlib
 import json
 import multiprocessing
+import shutil
 import sys
 import tempfile
 import time
@@ -39,6 +42,7 @@ from media.bench import FanoutOptions, _spawn, cpu_seconds, machine_description,
 from media.bench_clip import ClipSpec, load_clip
 from media.bench_link import ChildHandle, ChildLink, stop_children
 from media.bench_net import RpcClient, use_loopback_ice
+from media.recording import finalise
 from media.replay import ReplayFiles, ReplayPublisher
 
 REPLAY_ROOM = "bench-replay"
@@ -132,6 +136,22 @@ def check_file(folder: Path) -> dict[str, Any]:
             "video_packets": packets, "keyframes": keyframes, "path": str(path)}
 
 
+def measure_finalise(folder: Path, scratch: Path) -> dict[str, Any]:
+    """The remux of the run's dump into its file, again, timed: the CPU recording costs once a lesson closes
+    (in a low-priority process of its own in `classroom serve`), as a share of the lesson's duration."""
+    dumps = sorted(folder.rglob("*.rtpdump"))
+    if not dumps:
+        return {}
+    scratch.mkdir(parents=True, exist_ok=True)
+    copy = scratch / dumps[0].name
+    shutil.copyfile(dumps[0], copy)
+    cpu0 = time.process_time()
+    info = finalise(copy)
+    cpu = time.process_time() - cpu0
+    return {"finalise_cpu_s": round(cpu, 3),
+            "finalise_cpu_pct_of_lesson": round(cpu / info.duration_s * 100, 2) if info.duration_s else None}
+
+
 def record_bench(subs: int, duration: float, log: Any) -> dict[str, Any]:
     spec = ClipSpec()
     load_clip(spec)
@@ -143,6 +163,7 @@ def record_bench(subs: int, duration: float, log: Any) -> dict[str, Any]:
         log("one subscriber, recording on")
         one_on = run_fanout(replace(base, recording_folder=str(folder / "one")), spec)
         recorded = check_file(folder / "one")
+        finalising = measure_finalise(folder / "one", folder / "again")
         log(f"recorded: {recorded}")
         log(f"{subs} subscribers, recording off")
         many_off = run_fanout(replace(base, subs=subs), spec)
@@ -167,6 +188,7 @@ def record_bench(subs: int, duration: float, log: Any) -> dict[str, Any]:
         "cpu_pct_per_stream_at_subs": diff_pct(many_on, many_off),
         "replay_cpu_pct_per_stream": replay.get("replay_cpu_pct_per_stream"),
         "recording_latency_p99_delta_ms": round(a - b, 2) if a is not None and b is not None else None,
+        **finalising,
         "recorded": recorded,
         "replay": replay,
         "runs": {name: {k: run.get(k) for k in keys} for name, run in

@@ -7,7 +7,7 @@ repaired in the recording too). The sink has the RTP packet built back by the le
 and a queue append, a slow or full disk drops recording and never live media. While recording, the
 room asks the lead for a keyframe every `keyframe_every_s`, so a recording can be played, and later
 replayed into a room, from any few seconds on. When the lesson closes, `close()` finalises each dump
-into a playable file (`media/recording.py`) in a worker thread.
+into a playable file (`media/recording.py`) in a process of its own, at low priority.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import av
 
-from media.recording import RecordingError, RecordingInfo, finalise
+from media.recording import RecordingError, RecordingInfo, finalise_elsewhere
 from media.rtpdump import DumpError, DumpWriter
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ class LessonRecorder:
         for participant, writer in list(self.writers.items()):
             await asyncio.to_thread(writer.close)
             try:
-                info = await asyncio.to_thread(finalise, writer.path)
+                info = await finalise_elsewhere(writer.path)
             except (RecordingError, DumpError, OSError, ValueError, av.FFmpegError) as exc:
                 log.error("room %s: the recording of %s could not be finalised: %s (its dump %s is kept)",
                           self.room_id, participant, exc, writer.path)

@@ -11,10 +11,15 @@ keyframe): the file shows a short freeze, never a corrupt picture.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import fractions
 import hashlib
+import json
 import logging
+import os
 import struct
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +28,7 @@ from typing import Any
 import av
 
 from media.depacketize import Frame, FrameAssembler, vp8_size
-from media.rtpdump import TrackInfo, read_dump
+from media.rtpdump import DumpError, TrackInfo, read_dump
 
 log = logging.getLogger(__name__)
 
@@ -293,3 +298,50 @@ def finalise(dump: Path, out: Path | None = None) -> RecordingInfo:
     log.info("recording %s: %.1f s, tracks %s, %d frames dropped", out, duration, info.tracks, dropped)
     return info
 
+
+
+def info_from_json(data: dict[str, Any]) -> RecordingInfo:
+    return RecordingInfo(Path(data["path"]), str(data["container"]), float(data["started_at"]),
+                         float(data["duration_s"]), {str(k): int(v) for k, v in data["tracks"].items()},
+                         int(data["frames_dropped"]), int(data["packets_bad"]), int(data["size_bytes"]),
+                         str(data["sha256"]), Path(data["screen_path"]) if data.get("screen_path") else None)
+
+
+async def finalise_elsewhere(dump: Path, timeout_s: float = 600.0) -> RecordingInfo:
+    """`finalise` in a process of its own, at low priority: a long lesson's remux takes the CPU for many
+    seconds, and lessons end together at the bell; in the media worker's own process it would take the
+    interpreter's lock from the rooms still forwarding there. Raises RecordingError with its reason."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "media.recording", str(dump),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout_s)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise RecordingError(f"{dump.name}: finalising took over {timeout_s:.0f} s") from None
+    if proc.returncode != 0:
+        lines = err.decode(errors="replace").strip().splitlines()
+        raise RecordingError(lines[-1] if lines else f"the finaliser exited with {proc.returncode}")
+    return info_from_json(json.loads(out))
+
+
+def _main(argv: list[str]) -> int:
+    """`python -m media.recording DUMP`: finalise one dump, print its facts as JSON (what
+    `finalise_elsewhere` runs; also by hand, for a dump left behind)."""
+    if len(argv) != 1:
+        print("usage: python -m media.recording DUMP", file=sys.stderr)
+        return 2
+    with contextlib.suppress(OSError):
+        os.nice(10)  # below the live lessons
+    try:
+        info = finalise(Path(argv[0]))
+    except (RecordingError, DumpError, OSError, ValueError, av.FFmpegError) as exc:
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(info.to_json()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

@@ -3,7 +3,7 @@ it hands on when the media plane tells of a recording.
 
 Catalogue writes run in a worker thread (a long import may hold the database's write lock); a dump
 left unfinished by a crash (a worker killed, the server killed) is finalised at the next start, in a
-thread, and catalogued like any other.
+process of its own (`media.recording.finalise_elsewhere`), and catalogued like any other.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 import av
 
 from media.api import EventKind, MediaEvent, RecordingRequest
-from media.recording import RecordingError, finalise
+from media.recording import RecordingError, finalise_elsewhere
 from media.rtpdump import DumpError
 from scheduler.model import Lesson
 from scheduler.recordings import Recordings
@@ -69,7 +69,7 @@ class RecordingKeeper:
         for rec in await asyncio.to_thread(self.recordings.unfinished, self.since):
             dump = Path(rec.dump_path)
             try:
-                info = await asyncio.to_thread(finalise, dump)
+                info = await finalise_elsewhere(dump)
             except (RecordingError, DumpError, OSError, ValueError, av.FFmpegError) as exc:
                 log.error("recording %d (lesson %d): the dump left by a crash cannot be finalised: %s",
                           rec.id, rec.lesson_id, exc)
