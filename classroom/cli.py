@@ -47,6 +47,13 @@ def _parser() -> argparse.ArgumentParser:
         default="workers",
         help="run media rooms in worker processes, one per core (default), or in the serving process",
     )
+    s.add_argument(
+        "--redis",
+        metavar="URL",
+        help="share the cluster's registry on this Redis (redis://host:6379/0): nodes register there and only "
+        "the node holding the scheduler's job lock runs the timed jobs; default from config [cluster] redis_url, "
+        "else one machine (in-process)",
+    )
 
     for name, helptext in (
         ("import", "import a timetable CSV (all or nothing)"),
@@ -103,6 +110,9 @@ def _config(args: argparse.Namespace) -> Config:
             overrides[key] = value
     if overrides:
         config = dataclasses.replace(config, server=dataclasses.replace(config.server, **overrides))
+    redis_url = getattr(args, "redis", None)
+    if redis_url is not None:
+        config = dataclasses.replace(config, cluster=dataclasses.replace(config.cluster, redis_url=redis_url))
     public_url = getattr(args, "public_url", None)
     if public_url is not None:
         config = dataclasses.replace(config, signaling=dataclasses.replace(config.signaling, public_url=public_url))
