@@ -243,6 +243,9 @@ class RedisRegistry:
         try:
             await asyncio.wait_for(asyncio.shield(ready), self.op_timeout)
         except TimeoutError:
+            waiting = self._waiting.get(channel, [])
+            if ready in waiting:
+                waiting.remove(ready)
             sub.close()
             raise RegistryUnavailable(
                 f"Redis at {self._where()} did not confirm the subscription to {channel}") from None
