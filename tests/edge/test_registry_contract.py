@@ -17,8 +17,8 @@ from edge.redis_registry import RedisRegistry
 from edge.registry import InProcessRegistry, Load, Node, Registry, RegistryUnavailable
 from tests.edge.conftest import RedisProcess
 
-INTERVAL = 0.2  # heartbeat interval: a node is gone 0.6 s after its last heartbeat
-LEASE = 0.8
+INTERVAL = 0.4  # heartbeat interval: a node is gone 1.2 s after its last heartbeat (margins for a busy machine)
+LEASE = 1.5
 
 
 class FakeClock:
@@ -131,6 +131,14 @@ async def test_lease_is_exclusive_between_clients(backend: Backend) -> None:
     assert await b.lease_holder("jobs") == ("node-a", got.epoch)
     again = await a.acquire_lease("jobs", "node-a", LEASE)  # its own: the same lease, the same epoch
     assert again is not None and again.epoch == got.epoch
+
+
+async def test_exactly_one_of_many_racing_clients_gets_the_lease(backend: Backend) -> None:
+    clients = [backend.client() for _ in range(6)]
+    got = await asyncio.gather(*(c.acquire_lease("jobs", f"node-{i}", LEASE) for i, c in enumerate(clients)))
+    winners = [lease for lease in got if lease is not None]
+    assert len(winners) == 1
+    assert await clients[0].lease_holder("jobs") == (winners[0].holder, winners[0].epoch)
 
 
 async def test_only_the_holder_renews(backend: Backend) -> None:
