@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from aiohttp import web
 
 from classroom.config import Config
+from edge.joblock import JobLock, holder_name
+from edge.presence import NodePresence, node_load
+from edge.registry import InProcessRegistry, Node, Registry
 from monitoring.metrics import Metrics
 from scheduler.db import Database
 from scheduler.jobs import LessonJobs
@@ -19,7 +24,25 @@ from signaling.wiring import SIGNALING, install, make_signaling
 
 log = logging.getLogger(__name__)
 
+
+
+@dataclass
+class Cluster:
+    """This node's part in the cluster: the registry, its presence there, and the job lock (None on one machine:
+    the timed jobs always run here, as before there were many)."""
+
+    registry: Registry
+    backend: str  # in-process or redis
+    presence: NodePresence
+    lock: JobLock | None
+
+    def describe(self) -> dict[str, object]:
+        lock = self.lock.describe() if self.lock is not None else {"held": True}
+        return {"registry": self.backend, "node": self.presence.node.id, "job_lock": lock}
+
+
 CONFIG = web.AppKey("config", Config)
+CLUSTER = web.AppKey("cluster", Cluster)
 JOBS = web.AppKey("jobs", LessonJobs)
 STARTED = web.AppKey("started", float)
 METRICS = web.AppKey("metrics", Metrics)
@@ -49,8 +72,38 @@ def build_app(config: Config, db: Database, *, tls: bool = False, media: str = "
     add_routes(app, timetable)
     install(app, signaling)  # before the jobs: a window that opens at start needs the media plane running
     app.cleanup_ctx.append(_metrics_context)  # after install: the media plane is running by then
+    app.cleanup_ctx.append(_cluster_context)
     app.cleanup_ctx.append(_jobs_context)
     return app
+
+
+def make_cluster(config: Config, metrics: Metrics) -> Cluster:
+    """The in-process registry on one machine; with `[cluster] redis_url`, Redis and the job lock."""
+    cluster = config.cluster
+    node_id = cluster.node_id or f"{config.monitoring.node_name}:{config.server.port}"
+    address = config.signaling.public_url or f"http://{config.server.host}:{config.server.port}"
+    node = Node(node_id, cluster.region, cluster.county, address, cluster.capacity, role=cluster.role)
+    registry: Registry
+    if cluster.redis_url:
+        from edge.redis_registry import RedisRegistry
+
+        registry = RedisRegistry(cluster.redis_url, heartbeat_interval=cluster.heartbeat_s, prefix=cluster.key_prefix)
+        lock: JobLock | None = JobLock(registry, holder_name(node_id), lease_s=cluster.lease_s)
+    else:
+        registry, lock = InProcessRegistry(heartbeat_interval=cluster.heartbeat_s), None
+    cores = os.cpu_count() or 1
+    presence = NodePresence(registry, node, lambda: node_load(metrics.rooms.values(), metrics.process_health(), cores))
+    return Cluster(registry, "redis" if cluster.redis_url else "in-process", presence, lock)
+
+
+async def _cluster_context(app: web.Application) -> AsyncIterator[None]:
+    cluster = make_cluster(app[CONFIG], app[METRICS])
+    app[CLUSTER] = cluster
+    await cluster.presence.beat()
+    cluster.presence.start()
+    yield
+    await cluster.presence.stop()
+    await cluster.registry.close()
 
 
 def make_metrics(config: Config, db: Database, timetable: Timetable, hub: Hub) -> Metrics:
@@ -87,9 +140,24 @@ async def _jobs_context(app: web.Application) -> AsyncIterator[None]:
     jobs = LessonJobs(app[TIMETABLE], app[CONFIG].server.data_path / "reports")
     app[JOBS] = jobs
     app[SIGNALING].attach_jobs(jobs)
+    lock = app[CLUSTER].lock
+    if lock is not None:
+        jobs.may_run = lambda: lock.held
+        await lock.step()  # take the lock now if it is free: a lone node opens due windows at start
+        if not lock.held:
+            log.info("job lock: held by another node; timed jobs run there, and here if it stops")
+
+        def catch_up(_lease: object) -> None:
+            jobs.plan()  # everything overdue while another node held the lock (or none did)
+            jobs.watch()
+
+        lock.on_gained = catch_up
+        lock.start()
     jobs.start()
     log.info("timed jobs planned: %d", len(jobs.scheduler.get_jobs()))
     yield
+    if lock is not None:
+        await lock.stop()  # released at once: another node takes over without waiting for the lease to run out
     jobs.stop()
 
 
@@ -104,5 +172,6 @@ async def healthz(request: web.Request) -> web.Response:
             "uptime_s": round(time.time() - app[STARTED], 1),
             "jobs": len(jobs.scheduler.get_jobs()) if jobs else 0,
             "schema_version": app[TIMETABLE].db.version,
+            "cluster": app[CLUSTER].describe() if CLUSTER in app else None,
         }
     )

@@ -47,6 +47,13 @@ def _parser() -> argparse.ArgumentParser:
         default="workers",
         help="run media rooms in worker processes, one per core (default), or in the serving process",
     )
+    s.add_argument(
+        "--redis",
+        metavar="URL",
+        help="share the cluster's registry on this Redis (redis://host:6379/0): nodes register there and only "
+        "the node holding the scheduler's job lock runs the timed jobs; default from config [cluster] redis_url, "
+        "else one machine (in-process)",
+    )
 
     for name, helptext in (
         ("import", "import a timetable CSV (all or nothing)"),
@@ -94,6 +101,13 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("config", help="print the effective configuration (secrets masked)")
 
+    k = sub.add_parser("cluster", help="the live nodes in the cluster's Redis, the job lock's holder, a placement")
+    k.add_argument("--redis", metavar="URL", help="the cluster's Redis (default from config [cluster] redis_url)")
+    k.add_argument("--county", help="with --region: where a receiving classroom of this county would be placed")
+    k.add_argument("--region")
+    k.add_argument("--json", action="store_true", help="print the result as JSON")
+    k.add_argument("--lang", choices=("zh", "en"), default="zh")
+
     b = sub.add_parser("bench", help="benchmarks: schedule, fanout, join", add_help=False)
     b.add_argument("rest", nargs=argparse.REMAINDER)
     return p
@@ -108,6 +122,9 @@ def _config(args: argparse.Namespace) -> Config:
             overrides[key] = value
     if overrides:
         config = dataclasses.replace(config, server=dataclasses.replace(config.server, **overrides))
+    redis_url = getattr(args, "redis", None)
+    if redis_url is not None:
+        config = dataclasses.replace(config, cluster=dataclasses.replace(config.cluster, redis_url=redis_url))
     public_url = getattr(args, "public_url", None)
     if public_url is not None:
         config = dataclasses.replace(config, signaling=dataclasses.replace(config.signaling, public_url=public_url))
@@ -135,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "config":
             print(describe(config))
             return 0
+        if args.command == "cluster":
+            return _cluster(config, args)
         owner_only_umask()  # the database, its -wal/-shm, keys and reports: owner-only from the start
         db = Database(config.server.database_path)
         secure_data(data_files(config.server.data_path, config.server.database_path))
@@ -248,6 +267,39 @@ def _serve(config: Config, db: Database, timetable: Timetable, args: argparse.Na
     web.run_app(
         app, host=config.server.host, port=config.server.port, ssl_context=ssl_context, print=None, handle_signals=True
     )
+    return 0
+
+
+def _cluster(config: Config, args: argparse.Namespace) -> int:
+    import asyncio
+
+    from edge.placement import ClassroomLocation
+    from edge.redis_registry import RedisRegistry
+    from edge.registry import RegistryUnavailable
+    from edge.status import ClusterStatus, format_status, read_status
+
+    cluster = config.cluster
+    if not cluster.redis_url:
+        print("classroom: one machine, no shared registry: give --redis URL (or [cluster] redis_url)", file=sys.stderr)
+        return 2
+    if bool(args.county) != bool(args.region):
+        print("classroom: --county and --region go together", file=sys.stderr)
+        return 2
+    where = ClassroomLocation(args.county, args.region) if args.county else None
+
+    async def read() -> ClusterStatus:
+        registry = RedisRegistry(cluster.redis_url, heartbeat_interval=cluster.heartbeat_s, prefix=cluster.key_prefix)
+        try:
+            return await read_status(registry, where)
+        finally:
+            await registry.close()
+
+    try:
+        status = asyncio.run(read())
+    except RegistryUnavailable as exc:
+        print(f"classroom: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(status.to_json(), ensure_ascii=False, indent=1) if args.json else format_status(status, args.lang))
     return 0
 
 

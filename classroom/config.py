@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edge.config import ClusterConfig
 from media.config import MediaConfig
 from monitoring.alerts import AlertConfig
 from monitoring.config import MonitoringConfig
@@ -66,6 +67,7 @@ class Config:
     alerts: AlertConfig = field(default_factory=AlertConfig)
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
     recording: RecordingConfig = field(default_factory=RecordingConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
 
 def _convert(value: Any, kind: Any, where: str) -> Any:
@@ -141,9 +143,24 @@ def describe(config: Config) -> str:
             value = getattr(getattr(config, section.name), f.name)
             if is_secret(f.name) and value:
                 value = "********"
+            elif isinstance(value, str):
+                value = mask_url_password(value)
             lines.append(f"{f.name} = {_toml(value)}")
         lines.append("")
     return "\n".join(lines)
+
+
+def mask_url_password(value: str) -> str:
+    """`redis://:secret@host:6379/0` -> `redis://:********@host:6379/0`; anything else as it is."""
+    scheme, sep, rest = value.partition("://")
+    netloc = rest.split("/", 1)[0]
+    if not sep or "@" not in netloc:
+        return value
+    userinfo, _, host = netloc.rpartition("@")
+    user, colon, password = userinfo.partition(":")
+    if not colon or not password:
+        return value
+    return f"{scheme}://{user}:********@{host}{rest[len(netloc):]}"
 
 
 def _toml(value: Any) -> str:

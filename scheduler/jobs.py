@@ -10,6 +10,10 @@ Before a lesson is settled, every `before_settle` hook runs (monitoring closes a
 attendance timeline there). A hook that raises means the evidence is not complete yet: the lesson is
 left unsettled and the next `plan()` (within a minute) tries again, so a failed evidence write never
 turns a delivered lesson into a missed one.
+
+On many nodes sharing a Redis (`classroom serve --redis`), every node runs this scheduler but its jobs act
+only while `may_run()` says this node holds the scheduler's job lock (edge/joblock.py); the node that takes
+the lock over runs `plan()` at once, so what fell due meanwhile is caught up as after a restart.
 """
 
 from __future__ import annotations
@@ -50,6 +54,9 @@ class LessonJobs:
         # run once a minute with the time (the recordings' watch: replays about to open, retention, quotas)
         self.every_minute: list[Callable[[datetime], object]] = []
         self._planned: dict[str, datetime] = {}
+        # asked before any job acts: on many nodes, only the holder of the scheduler's job lock runs them
+        # (edge/joblock.py); on one machine always true
+        self.may_run: Callable[[], bool] = lambda: True
 
     def start(self) -> None:
         self.scheduler.start()
@@ -73,6 +80,8 @@ class LessonJobs:
             self.scheduler.shutdown(wait=False)
 
     def plan(self) -> None:
+        if not self.may_run():
+            return
         now = self.clock()
         horizon = now + timedelta(hours=self.timetable.config.job_horizon_hours)
         lead = timedelta(minutes=self.timetable.config.window_open_before_min)
@@ -89,6 +98,8 @@ class LessonJobs:
             self._at(closes, self.close, f"close:{lesson.id}", lesson.id)
 
     def watch(self) -> None:
+        if not self.may_run():
+            return
         now = self.clock()
         for check in self.every_minute:
             try:
@@ -103,6 +114,8 @@ class LessonJobs:
         self.scheduler.add_job(func, DateTrigger(run_date=when), args=[lesson_id], id=job_id, replace_existing=True)
 
     def open(self, lesson_id: int) -> None:
+        if not self.may_run():
+            return
         try:
             if self.timetable.open_window(lesson_id):
                 for listener in self.on_open:
@@ -111,6 +124,8 @@ class LessonJobs:
             log.exception("opening the window of lesson %d failed", lesson_id)
 
     def close(self, lesson_id: int) -> None:
+        if not self.may_run():
+            return
         now = self.clock()
         lesson = self.timetable.repo.lesson(lesson_id)
         if lesson is not None and self.before_settle and self.timetable.settle_due(lesson, now):
@@ -132,6 +147,8 @@ class LessonJobs:
             log.exception("settling lesson %d failed", lesson_id)
 
     def weekly_report(self) -> list[Path]:
+        if not self.may_run():
+            return []
         today = self.clock().astimezone(self.timetable.config.tz).date()
         semesters = [s for s in self.timetable.repo.semesters() if s.start <= today <= s.end]
         written: list[Path] = []
