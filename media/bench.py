@@ -476,13 +476,22 @@ def _hostile_stats(stats: Any) -> dict[str, Any] | None:
     if not isinstance(stats, dict):
         return None
     rooms = stats["rooms"] if isinstance(stats.get("rooms"), dict) else {ROOM: stats}
-    out = {"present": 0, "rate_limited": 0, "retransmitted": 0, "over_budget": 0}
+    out = {
+        "present": 0,
+        "rate_limited": 0,
+        "rtcp_rate_limited": 0,
+        "wrong_address_datagrams": 0,
+        "nacks_over_budget": 0,
+        "retransmitted": 0,
+        "over_budget": 0,
+    }
     for room in rooms.values():
         for pid, p in (room.get("participants") or {}).items():
             if not str(pid).startswith("hostile-"):
                 continue
             out["present"] += 1
-            out["rate_limited"] += int(p.get("rate_limited", 0))
+            for key in ("rate_limited", "rtcp_rate_limited", "wrong_address_datagrams", "nacks_over_budget"):
+                out[key] += int(p.get(key, 0))
             for slot in (p.get("slots") or {}).values():
                 out["retransmitted"] += int(slot.get("retransmitted", 0))
                 out["over_budget"] += int(slot.get("over_budget", 0))

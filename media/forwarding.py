@@ -27,7 +27,7 @@ from media.api import EventKind, SlotKind, TrackKind
 from media.keyframe import is_keyframe
 from media.limits import MAX_PAYLOAD
 from media.nack_tracker import NackTracker
-from media.ratelimit import TokenBucket
+from media.ratelimit import FairShare, TokenBucket
 from media.receive_stats import ReceiveStats
 from media.rewriter import SeqTsRewriter
 from media.rtcp import ReportBlock, build_fir, build_nacks, build_pli, build_remb, build_rr, build_sr
@@ -226,6 +226,7 @@ class InboundTrack:
         keyframe_cpu_budget: float = 0.25,
         fanout: FanoutQueue | None = None,
         subscriber_keyframe_interval: float = 0.5,
+        subscriber_keyframe_max_interval: float = 4.0,
     ) -> None:
         self.participant_id = participant_id
         self.kind = kind
@@ -272,9 +273,15 @@ class InboundTrack:
         self.stats = ReceiveStats(clock_rate)
         self.want_keyframe = False
         self.next_keyframe_request = 0.0
-        # Keyframes asked for by subscribers whose slots already play (DownTrack.on_keyframe_request).
+        # Keyframes asked for by subscribers whose slots already play (DownTrack.on_keyframe_request):
+        # served at most once per `subscriber_keyframe_now` seconds, which doubles while they keep
+        # asking, up to `subscriber_keyframe_max_interval`; one asked for in between is pending.
         self.subscriber_keyframe_interval = subscriber_keyframe_interval
+        self.subscriber_keyframe_max_interval = max(subscriber_keyframe_interval, subscriber_keyframe_max_interval)
+        self.subscriber_keyframe_now = subscriber_keyframe_interval
         self.next_subscriber_keyframe = 0.0
+        self.subscriber_keyframe_pending = False
+        self.subscriber_keyframes_coalesced = 0
         self.live = False
         self.closed = False
         self.packets = 0
@@ -353,6 +360,8 @@ class InboundTrack:
                 keyframe = True
                 self.keyframes += 1
                 self.want_keyframe = False
+                # whoever asked for it, it repairs every playing subscriber's picture too
+                self.subscriber_keyframe_pending = False
                 self.keyframe_run = 0
             if self.keyframe_run >= 0:
                 self.keyframe_run += 1
@@ -444,6 +453,33 @@ class InboundTrack:
             return
         self.wire.send_rtcp(packet)
 
+    def subscriber_keyframe_request(self, now: float) -> None:
+        """A playing subscriber lost its picture: ask now if the backoff allows, else keep it pending
+        (`subscriber_keyframe_due`, from the room's tick). Each request served within one interval
+        of the window opening doubles the interval (up to the maximum); a window that stayed unused
+        for a whole interval brings it back to the base."""
+        if now < self.next_subscriber_keyframe:
+            if not self.subscriber_keyframe_pending:
+                self.subscriber_keyframe_pending = True
+            self.subscriber_keyframes_coalesced += 1
+            return
+        if now - self.next_subscriber_keyframe >= self.subscriber_keyframe_now:
+            self.subscriber_keyframe_now = self.subscriber_keyframe_interval
+        else:
+            self.subscriber_keyframe_now = min(self.subscriber_keyframe_max_interval, 2 * self.subscriber_keyframe_now)
+        self._serve_subscriber_keyframe(now)
+
+    def subscriber_keyframe_due(self, now: float) -> None:
+        """The room's tick: a pending request whose window opened is served now."""
+        if self.subscriber_keyframe_pending and now >= self.next_subscriber_keyframe:
+            self.subscriber_keyframe_now = min(self.subscriber_keyframe_max_interval, 2 * self.subscriber_keyframe_now)
+            self._serve_subscriber_keyframe(now)
+
+    def _serve_subscriber_keyframe(self, now: float) -> None:
+        self.subscriber_keyframe_pending = False
+        self.next_subscriber_keyframe = now + self.subscriber_keyframe_now
+        self.request_keyframe(now)
+
     def keyframe_interval_now(self) -> float:
         """The base interval, or as long as keeps requested keyframes within the CPU budget.
 
@@ -494,6 +530,9 @@ class InboundTrack:
             "retransmissions_received": self.retransmitted_in,
             "keyframes": self.keyframes,
             "keyframe_requests": self.keyframe_requests,
+            # playing subscribers' PLI/FIR folded into one served later (the backoff), and its interval now
+            "subscriber_keyframes_coalesced": self.subscriber_keyframes_coalesced,
+            "subscriber_keyframe_interval_s": self.subscriber_keyframe_now,
             "dropped": self.dropped,
             "oversized": self.oversized,
             "restarts": self.restarts,
@@ -523,9 +562,12 @@ class DownTrack:
         retransmit_share: float = 0.5,
         retransmit_floor_bps: int = 64_000,
         retransmit_burst: int = 64 * 1024,
-        room_budget: TokenBucket | None = None,
+        room_budget: TokenBucket | FairShare | None = None,
+        urgent_keyframes: bool = False,
     ) -> None:
         self.participant_id = participant_id
+        # The lead's slots: its own keyframe requests skip the playing subscribers' backoff.
+        self.urgent_keyframes = urgent_keyframes
         self.slot = slot
         self.mid = mid
         self.media_kind = media_kind
@@ -568,6 +610,8 @@ class DownTrack:
         self.credited_at = 0.0
         self.room_budget = room_budget
         self.over_budget = 0
+        # whole NACK packets refused unread because the budget was spent (Peer._admit_nack)
+        self.nack_packets_over_budget = 0
         self.retransmitted_octets = 0
         # From the subscriber's receiver reports.
         self.fraction_lost = 0.0
@@ -684,6 +728,14 @@ class DownTrack:
         self.retransmit_credit = min(self.retransmit_burst, credit)
         return self.retransmit_credit
 
+    def may_retransmit(self, now: float) -> bool:
+        """Whether the slot's and the room's budgets have anything left: when not, a NACK packet is
+        refused before its items are even unpacked (O(1) per packet under a flood)."""
+        if self._earn(now) <= 0:
+            return False
+        room = self.room_budget
+        return room is None or room.refill(now) >= 1
+
     def on_nack(self, lost: list[int], now: float | None = None) -> None:
         """Answer a subscriber's NACK from the source's history, on RTX where negotiated, within the
         slot's retransmission budget and the room's (numbers beyond them are counted, not sent)."""
@@ -752,19 +804,19 @@ class DownTrack:
             self.source.request_keyframe(now)
 
     def on_keyframe_request(self, now: float) -> None:
-        """A subscriber's own PLI/FIR. A slot still held for a keyframe asks as usual; one that is
-        already playing asks at most once per the source's `subscriber_keyframe_interval`, whoever
-        asks: each keyframe is a burst to every subscriber and costs the publisher's picture quality,
-        so a few hostile subscribers must not make the lead's encoder send them several times a second."""
+        """A subscriber's own PLI/FIR. A slot still held for a keyframe, and the lead's slots, ask as
+        usual; a slot that is already playing goes through the source's backoff
+        (`InboundTrack.subscriber_keyframe_request`), whoever asks: each keyframe is a burst to every
+        subscriber and costs the publisher's picture quality, so a few hostile subscribers must not
+        make the lead's encoder send them several times a second."""
         self.keyframe_requests_received += 1
         source = self.source
         if source is None:
             return
-        if self.hold:
+        if self.hold or self.urgent_keyframes:
             source.request_keyframe(now)
-        elif now >= source.next_subscriber_keyframe:
-            source.next_subscriber_keyframe = now + source.subscriber_keyframe_interval
-            source.request_keyframe(now)
+        else:
+            source.subscriber_keyframe_request(now)
 
     def on_report(self, block: ReportBlock, ntp_mid_now: int) -> None:
         self.fraction_lost = block.fraction_lost / 256.0
@@ -801,6 +853,7 @@ class DownTrack:
             "retransmitted": self.retransmitted,
             "unrepairable": self.unrepairable,
             "over_budget": self.over_budget,
+            "nack_packets_over_budget": self.nack_packets_over_budget,
             "keyframe_requests_received": self.keyframe_requests_received,
             "fraction_lost": round(self.fraction_lost, 4),
             "packets_lost": self.packets_lost,

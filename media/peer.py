@@ -27,7 +27,7 @@ from OpenSSL import SSL
 from media.api import MediaError
 from media.config import MediaConfig
 from media.forwarding import CodecInfo, DownTrack, InboundTrack, Wire, ntp_time
-from media.ice import StunGuard, control_host_candidates
+from media.ice import DatagramGate, StunGuard, control_host_candidates
 from media.limits import MAX_NACKED_PER_PACKET
 from media.ratelimit import RateLimitedLog, TokenBucket
 from media.rtcp import Bye, Fir, Nack, Pli, ReceiverReport, Remb, SenderReport, TransportFeedback, parse_compound
@@ -204,6 +204,9 @@ class Peer:
         self.on_state = on_state
         # Malformed STUN on this participant's ports: dropped, counted, logged once per cause per minute.
         self.stun = StunGuard(ratelog)
+        # SRTP/SRTCP from other addresses than the selected pair, and RTCP beyond its rate, are
+        # dropped where they are read, before decryption (media/ice.py).
+        self.gate = DatagramGate(config.rtcp_datagrams_per_second, config.rtcp_datagrams_burst)
         # Every m-line on the one transport the client bundles them on. aiortc's default (balanced) puts
         # the second and later m-lines of a kind on a per-kind transport that BUNDLE then abandons, so
         # those slots and tracks would never carry a packet.
@@ -229,6 +232,8 @@ class Peer:
         self.errors = 0
         # Feedback beyond these per-participant rates is ignored and counted (docs/media.md).
         self.rate_limited = 0
+        # NACK packets refused unread because their slot's (or room's) retransmission budget is spent
+        self.nacks_over_budget = 0
         self.nack_limit = TokenBucket(config.nack_packets_per_second, 2 * config.nack_packets_per_second)
         self.keyframe_limit = TokenBucket(config.keyframe_requests_per_second, 2 * config.keyframe_requests_per_second)
         self._sends_since_yield = 0
@@ -282,7 +287,12 @@ class Peer:
         for dtls in self._dtls_transports():
             self._hook(dtls)
         control_host_candidates(
-            self.pc, self.config.announced_addresses, self.config.udp_port_min, self.config.udp_port_max, self.stun
+            self.pc,
+            self.config.announced_addresses,
+            self.config.udp_port_min,
+            self.config.udp_port_max,
+            self.stun,
+            self.gate,
         )
         try:
             answer = await self.pc.createAnswer()
@@ -320,6 +330,7 @@ class Peer:
                 pair = dtls.transport._connection._nominated.get(1)
                 if pair is not None:
                     transport = pair.protocol.transport
+                    self.gate.remote = pair.remote_addr
                     # The raw socket: asyncio's transport adds a Python layer per datagram and
                     # cannot pass the ancillary data that batches a frame into one call. A full
                     # send buffer then drops the datagram (counted; NACK repairs it) instead of
@@ -408,7 +419,8 @@ class Peer:
         self.last_rtcp = self.last_heard = now
         self.rtcp_packets += 1
         try:
-            self._dispatch_rtcp(parse_compound(data), now)
+            # NACKs the participant's rate or the slot's budget refuses are not even unpacked.
+            self._dispatch_rtcp(parse_compound(data, lambda ssrc: self._admit_nack(ssrc, now) is not None), now)
         except Exception:
             self.errors += 1
             if self.errors <= 3:
@@ -428,11 +440,13 @@ class Peer:
                     if dt is not None:
                         dt.on_report(block, ntp_mid)
             elif isinstance(p, Nack):
-                dt = down.get(p.media_ssrc)
+                if p.admitted is None:  # not checked while parsing
+                    dt = self._admit_nack(p.media_ssrc, now)
+                elif p.admitted:
+                    dt = down.get(p.media_ssrc)
+                else:
+                    continue
                 if dt is not None:
-                    if not self.nack_limit.take(now):
-                        self.rate_limited += 1
-                        continue
                     dt.on_nack(p.lost[:MAX_NACKED_PER_PACKET], now)
             elif isinstance(p, Pli):
                 dt = down.get(p.media_ssrc)
@@ -458,6 +472,21 @@ class Peer:
                 self.transport_feedback += 1
             elif isinstance(p, Bye):
                 pass
+
+    def _admit_nack(self, media_ssrc: int, now: float) -> DownTrack | None:
+        """The slot a NACK packet is for, if it may be answered: a slot of this participant, within
+        the participant's NACK rate, and with retransmission budget left. O(1), counted when not."""
+        dt = self.down_by_ssrc.get(media_ssrc)
+        if dt is None:
+            return None
+        if not self.nack_limit.take(now):
+            self.rate_limited += 1
+            return None
+        if not dt.may_retransmit(now):
+            dt.nack_packets_over_budget += 1
+            self.nacks_over_budget += 1
+            return None
+        return dt
 
     # -- lifecycle --------------------------------------------------------------------------------
 
