@@ -25,7 +25,7 @@ import pylibsrtp
 
 from media.api import EventKind, SlotKind, TrackKind
 from media.keyframe import is_keyframe
-from media.limits import MAX_PAYLOAD
+from media.limits import MAX_NACKED_PER_PACKET, MAX_PAYLOAD
 from media.nack_tracker import NackTracker
 from media.ratelimit import FairShare, TokenBucket
 from media.receive_stats import ReceiveStats
@@ -740,7 +740,6 @@ class DownTrack:
         """Answer a subscriber's NACK from the source's history, on RTX where negotiated, within the
         slot's retransmission budget and the room's (numbers beyond them are counted, not sent)."""
         self.nacks_received += len(lost)
-        wire = self.wire
         if now is None:
             now = time.monotonic()
         credit = self._earn(now)
@@ -751,32 +750,72 @@ class DownTrack:
             if credit <= 0 or (room is not None and room.tokens < 1):
                 self.over_budget += len(lost) - i
                 break
-            found = self._lookup(out_seq)
-            if found is None:
-                self.unrepairable += 1
-                continue
-            entry, ts_offset = found
-            _, ts, mbit, pt, payload = entry
-            codec = self.source.codecs.get(pt) if self.source else None
-            out_pt = self.out_pt if pt == self.in_pt else (self.pt_by_key.get(codec.key, -1) if codec else -1)
-            if out_pt < 0:
-                self.unrepairable += 1
-                continue
-            out_ts = (ts + ts_offset) & 0xFFFFFFFF
-            rtx_pt = self.rtx_pt_by_pt.get(out_pt)
-            if rtx_pt is not None:
-                self.rtx_seq = (self.rtx_seq + 1) & 0xFFFF
-                packet = _pack_header(0x80, mbit | rtx_pt, self.rtx_seq, out_ts, self.rtx_ssrc)
-                packet += _U16.pack(out_seq) + payload
-            else:
-                packet = _pack_header(0x80, mbit | out_pt, out_seq, out_ts, self.ssrc) + payload
-            wire.send_rtp(packet)
-            self.retransmitted += 1
-            self.retransmitted_octets += len(packet)
-            credit -= len(packet)
-            if room is not None:
-                room.tokens -= 1
+            sent = self._resend(out_seq)
+            if sent:
+                credit -= sent
+                if room is not None:
+                    room.tokens -= 1
         self.retransmit_credit = credit
+
+    def on_nack_items(self, items: tuple[int, ...], now: float) -> None:
+        """`on_nack` for a NACK packet's raw (PID, BLP) items, flat: numbers are unpacked only while
+        the budget lasts, the rest counted from their bits (at most `MAX_NACKED_PER_PACKET`), so a
+        packet that finds the budget spent after one retransmission costs that retransmission and
+        a bit count, not the unpacking of hundreds of numbers."""
+        blps = items[1::2]
+        total = min(MAX_NACKED_PER_PACKET, len(blps) + sum(map(int.bit_count, blps)))
+        self.nacks_received += total
+        credit = self._earn(now)
+        room = self.room_budget
+        if room is not None:
+            room.refill(now)
+        handled = 0
+        for k in range(0, len(items) - 1, 2):
+            pid, blp = items[k], items[k + 1]
+            offset = 0
+            while handled < total:
+                if credit <= 0 or (room is not None and room.tokens < 1):
+                    self.over_budget += total - handled
+                    self.retransmit_credit = credit
+                    return
+                handled += 1
+                sent = self._resend((pid + offset) & 0xFFFF)
+                if sent:
+                    credit -= sent
+                    if room is not None:
+                        room.tokens -= 1
+                if not blp:
+                    break
+                low = blp & -blp
+                offset = low.bit_length()
+                blp ^= low
+        self.retransmit_credit = credit
+
+    def _resend(self, out_seq: int) -> int:
+        """Retransmit one outgoing number from the history; the bytes sent (0: not repairable)."""
+        found = self._lookup(out_seq)
+        if found is None:
+            self.unrepairable += 1
+            return 0
+        entry, ts_offset = found
+        _, ts, mbit, pt, payload = entry
+        codec = self.source.codecs.get(pt) if self.source else None
+        out_pt = self.out_pt if pt == self.in_pt else (self.pt_by_key.get(codec.key, -1) if codec else -1)
+        if out_pt < 0:
+            self.unrepairable += 1
+            return 0
+        out_ts = (ts + ts_offset) & 0xFFFFFFFF
+        rtx_pt = self.rtx_pt_by_pt.get(out_pt)
+        if rtx_pt is not None:
+            self.rtx_seq = (self.rtx_seq + 1) & 0xFFFF
+            packet = _pack_header(0x80, mbit | rtx_pt, self.rtx_seq, out_ts, self.rtx_ssrc)
+            packet += _U16.pack(out_seq) + payload
+        else:
+            packet = _pack_header(0x80, mbit | out_pt, out_seq, out_ts, self.ssrc) + payload
+        self.wire.send_rtp(packet)
+        self.retransmitted += 1
+        self.retransmitted_octets += len(packet)
+        return len(packet)
 
     def _lookup(self, out_seq: int) -> tuple[tuple[int, int, int, int, bytes], int] | None:
         rw = self.rw

@@ -440,14 +440,14 @@ class Peer:
                     if dt is not None:
                         dt.on_report(block, ntp_mid)
             elif isinstance(p, Nack):
-                if p.admitted is None:  # not checked while parsing
-                    dt = self._admit_nack(p.media_ssrc, now)
-                elif p.admitted:
+                if p.admitted:  # checked while parsing, numbers left packed
                     dt = down.get(p.media_ssrc)
-                else:
-                    continue
-                if dt is not None:
-                    dt.on_nack(p.lost[:MAX_NACKED_PER_PACKET], now)
+                    if dt is not None:
+                        dt.on_nack_items(p.items, now)
+                elif p.admitted is None:
+                    dt = self._admit_nack(p.media_ssrc, now)
+                    if dt is not None:
+                        dt.on_nack(p.lost[:MAX_NACKED_PER_PACKET], now)
             elif isinstance(p, Pli):
                 dt = down.get(p.media_ssrc)
                 if dt is not None:

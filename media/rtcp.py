@@ -86,8 +86,10 @@ class Nack:
     sender_ssrc: int
     media_ssrc: int
     lost: list[int]
-    # None: not checked; False: refused by `parse_compound`'s `nack_filter`, `lost` left unread
+    # None: not checked; False: refused by `parse_compound`'s `nack_filter`; True: admitted by it,
+    # with the (PID, BLP) pairs flat in `items` and `lost` left empty (unpacked as far as needed)
     admitted: bool | None = None
+    items: tuple[int, ...] = ()
 
 
 @dataclass(slots=True)
@@ -151,8 +153,11 @@ def _parse_one(
         fci = pos + 8
         if ptype == RTPFB and count == RTPFB_NACK:
             lost: list[int] = []
-            if nack_filter is not None and not nack_filter(media):
-                return Nack(sender, media, lost, False)
+            if nack_filter is not None:
+                if not nack_filter(media):
+                    return Nack(sender, media, lost, False)
+                n = min((end - fci) // 4, MAX_NACKED_PER_PACKET)
+                return Nack(sender, media, lost, True, struct.unpack_from(f"!{2 * n}H", data, fci))
             while fci + 4 <= end and len(lost) < MAX_NACKED_PER_PACKET:
                 pid, blp = _NACK_ITEM.unpack_from(data, fci)
                 lost.append(pid)
@@ -160,7 +165,7 @@ def _parse_one(
                     if blp >> bit & 1:
                         lost.append((pid + bit + 1) & 0xFFFF)
                 fci += 4
-            return Nack(sender, media, lost, None if nack_filter is None else True)
+            return Nack(sender, media, lost)
         if ptype == RTPFB and count == RTPFB_TRANSPORT_CC:
             return TransportFeedback(sender, media)
         if ptype == PSFB and count == PSFB_PLI:
