@@ -482,6 +482,7 @@ def _hostile_stats(stats: Any) -> dict[str, Any] | None:
         "rtcp_rate_limited": 0,
         "wrong_address_datagrams": 0,
         "nacks_over_budget": 0,
+        "rtcp_penalties": 0,
         "retransmitted": 0,
         "over_budget": 0,
     }
@@ -490,7 +491,9 @@ def _hostile_stats(stats: Any) -> dict[str, Any] | None:
             if not str(pid).startswith("hostile-"):
                 continue
             out["present"] += 1
-            for key in ("rate_limited", "rtcp_rate_limited", "wrong_address_datagrams", "nacks_over_budget"):
+            for key in (
+                "rate_limited", "rtcp_rate_limited", "wrong_address_datagrams", "nacks_over_budget", "rtcp_penalties"
+            ):
                 out[key] += int(p.get(key, 0))
             for slot in (p.get("slots") or {}).values():
                 out["retransmitted"] += int(slot.get("retransmitted", 0))

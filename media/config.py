@@ -92,6 +92,12 @@ class MediaConfig:
     # pair. Dropped datagrams are counted (`rtcp_rate_limited`, `wrong_address_datagrams`).
     rtcp_datagrams_per_second: float = 200.0
     rtcp_datagrams_burst: float = 400.0
+    # A participant at least `rtcp_useless_min` of whose RTCP datagrams in a report interval, and at
+    # least a third, achieved nothing (junk, NACKs refused for rate or budget, reports for SSRCs it does
+    # not have) gets its datagram rate halved at each interval, down to this floor (its receiver
+    # reports still fit); it doubles back at each interval it behaves (`rtcp_penalties` counts cuts).
+    rtcp_datagrams_floor: float = 25.0
+    rtcp_useless_min: int = 50
     # RTCP feedback one participant may send: NACK packets and keyframe requests (PLI/FIR) per
     # second (bursts of twice that); beyond it they are counted as `rate_limited` and ignored.
     nack_packets_per_second: float = 100.0
@@ -147,6 +153,8 @@ class MediaConfig:
             raise ValueError("retransmission rates must be positive")
         if self.rtcp_datagrams_per_second <= 0 or self.rtcp_datagrams_burst < 1:
             raise ValueError("rtcp_datagrams_per_second must be positive and rtcp_datagrams_burst at least 1")
+        if not 0 < self.rtcp_datagrams_floor <= self.rtcp_datagrams_per_second or self.rtcp_useless_min < 1:
+            raise ValueError("rtcp_datagrams_floor must be in (0, rtcp_datagrams_per_second], rtcp_useless_min >= 1")
         if self.misbehaving_errors < 0 or self.misbehaving_window <= 0:
             raise ValueError("misbehaving_errors must be >= 0 and misbehaving_window positive")
         if self.max_subscriptions_per_worker < 0:

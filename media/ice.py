@@ -84,6 +84,13 @@ class DatagramGate:
         self.rate_limited = 0
         self.wrong_address = 0
 
+    def set_rate(self, rate: float, burst: float) -> None:
+        """A new datagram rate and burst (Peer.review_rtcp); what is saved up stays within the burst."""
+        bucket = self.bucket
+        bucket.refill(time.monotonic())
+        bucket.rate, bucket.burst = rate, burst
+        bucket.tokens = min(bucket.tokens, burst)
+
     def admit(self, data: bytes, addr: tuple[object, ...]) -> bool:
         """For a datagram whose first byte says SRTP or SRTCP: whether it goes on."""
         if len(data) > MAX_DATAGRAM:

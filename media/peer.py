@@ -228,6 +228,11 @@ class Peer:
         self.bad_rtp = 0
         self.unknown_rtp = 0
         self.rtcp_packets = 0
+        # RTCP datagrams that achieved nothing (review_rtcp), and how often that cut the gate's rate
+        self.useless_rtcp = 0
+        self.rtcp_penalties = 0
+        self._useless_seen = 0
+        self._rtcp_seen = 0
         self.transport_feedback = 0
         self.errors = 0
         # Feedback beyond these per-participant rates is ignored and counted (docs/media.md).
@@ -420,34 +425,42 @@ class Peer:
         self.rtcp_packets += 1
         try:
             # NACKs the participant's rate or the slot's budget refuses are not even unpacked.
-            self._dispatch_rtcp(parse_compound(data, lambda ssrc: self._admit_nack(ssrc, now) is not None), now)
+            if not self._dispatch_rtcp(parse_compound(data, lambda ssrc: self._admit_nack(ssrc, now) is not None), now):
+                self.useless_rtcp += 1
         except Exception:
             self.errors += 1
             if self.errors <= 3:
                 logger.exception("dropping an RTCP packet that broke its handling")
 
-    def _dispatch_rtcp(self, packets: list[Any], now: float) -> None:
+    def _dispatch_rtcp(self, packets: list[Any], now: float) -> bool:
+        """Act on the packets of one RTCP datagram; whether any of them did anything (a report or
+        request for one of this participant's tracks or slots that was not refused)."""
         ntp_mid = (ntp_time(time.time()) >> 16) & 0xFFFFFFFF
         down = self.down_by_ssrc
+        acted = False
         for p in packets:
             if isinstance(p, SenderReport | ReceiverReport):
                 if isinstance(p, SenderReport):
                     track = self.inbound_by_ssrc.get(p.ssrc)
                     if track is not None:
                         track.on_sender_report(p.ntp, now)
+                        acted = True
                 for block in p.reports:
                     dt = down.get(block.ssrc)
                     if dt is not None:
                         dt.on_report(block, ntp_mid)
+                        acted = True
             elif isinstance(p, Nack):
                 if p.admitted:  # checked while parsing, numbers left packed
                     dt = down.get(p.media_ssrc)
                     if dt is not None:
                         dt.on_nack_items(p.items, now)
+                        acted = True
                 elif p.admitted is None:
                     dt = self._admit_nack(p.media_ssrc, now)
                     if dt is not None:
                         dt.on_nack(p.lost[:MAX_NACKED_PER_PACKET], now)
+                        acted = True
             elif isinstance(p, Pli):
                 dt = down.get(p.media_ssrc)
                 if dt is not None:
@@ -455,6 +468,7 @@ class Peer:
                         self.rate_limited += 1
                         continue
                     dt.on_keyframe_request(now)
+                    acted = True
             elif isinstance(p, Fir):
                 if not self.keyframe_limit.take(now):
                     self.rate_limited += 1
@@ -463,15 +477,39 @@ class Peer:
                     dt = down.get(ssrc)
                     if dt is not None:
                         dt.on_keyframe_request(now)
+                        acted = True
             elif isinstance(p, Remb):
                 for ssrc in p.ssrcs:
                     dt = down.get(ssrc)
                     if dt is not None:
                         dt.remb = p.bitrate
+                        acted = True
             elif isinstance(p, TransportFeedback):
                 self.transport_feedback += 1
+                acted = True
             elif isinstance(p, Bye):
-                pass
+                acted = True
+        return acted
+
+    def review_rtcp(self) -> None:
+        """Once per report interval: a participant a third of whose RTCP datagrams (and at least
+        `rtcp_useless_min` of them) achieved nothing — junk, NACKs refused for rate or budget,
+        reports for SSRCs it does not have — has its datagram rate halved, down to
+        `rtcp_datagrams_floor`; one that behaves gets it doubled back up to the configured rate."""
+        cfg = self.config
+        useless = self.useless_rtcp - self._useless_seen
+        received = self.rtcp_packets - self._rtcp_seen
+        self._useless_seen, self._rtcp_seen = self.useless_rtcp, self.rtcp_packets
+        gate = self.gate
+        rate = new = gate.bucket.rate
+        if useless >= cfg.rtcp_useless_min and 3 * useless >= received:
+            if rate > cfg.rtcp_datagrams_floor:
+                new = max(cfg.rtcp_datagrams_floor, rate / 2)
+                self.rtcp_penalties += 1
+        elif rate < cfg.rtcp_datagrams_per_second:
+            new = min(cfg.rtcp_datagrams_per_second, rate * 2)
+        if new != rate:
+            gate.set_rate(new, new * cfg.rtcp_datagrams_burst / cfg.rtcp_datagrams_per_second)
 
     def _admit_nack(self, media_ssrc: int, now: float) -> DownTrack | None:
         """The slot a NACK packet is for, if it may be answered: a slot of this participant, within

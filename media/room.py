@@ -79,7 +79,6 @@ class Participant:
             peer.errors
             + peer.bad_rtp
             + peer.rate_limited
-            + peer.gate.rate_limited
             + sum(t.oversized for t in self.inbound.values())
         )
 
@@ -529,6 +528,7 @@ class Room:
                     next_report = now + cfg.report_interval
                     for participant in list(self.participants.values()):
                         try:
+                            participant.peer.review_rtcp()
                             participant.peer.send_reports(now, cfg.publisher_max_bitrate)
                         except Exception:
                             self._failed(participant.id, "sending reports", now)
@@ -613,6 +613,8 @@ class Room:
                 # dropped before decryption (media/ice.py): RTCP over the participant's datagram rate,
                 # SRTP/SRTCP from an address other than its selected ICE pair
                 "rtcp_rate_limited": peer.gate.rate_limited,
+                "rtcp_rate_per_s": peer.gate.bucket.rate,  # below the configured rate while penalised
+                "rtcp_penalties": peer.rtcp_penalties,
                 "wrong_address_datagrams": peer.gate.wrong_address,
                 "nacks_over_budget": peer.nacks_over_budget,
                 "malformed_stun": peer.stun.malformed,

@@ -262,3 +262,40 @@ async def test_one_rooms_hostile_subscribers_cannot_take_the_workers_retransmiss
             await c.close()
     finally:
         await plane.stop()
+
+
+async def test_a_participant_whose_rtcp_achieves_nothing_is_throttled_harder_and_recovers(plane):
+    pub = await Publisher.connect(plane, ROOM, "lead", source=1)
+    lossy = await Subscriber.connect(plane, ROOM, "class-lossy", audio_slots=0, drop=random_drop(0.1, seed=3))
+    junky = await Subscriber.connect(plane, ROOM, "class-junk", audio_slots=0)
+    await lossy.wait_frames(15)
+    await junky.wait_frames(5)
+    room = plane.rooms[ROOM]
+    gate = room.participants["class-junk"].peer.gate
+    dtls = client_dtls(junky)
+    # RTCP that decrypts fine and means nothing: reports and feedback for SSRCs nobody has
+    junk = build_pli(1, 0xDEAD) + build_nack(1, 0xBEEF, range(40))
+    started = time.monotonic()
+    sent = 0
+    while time.monotonic() - started < 4.0 and sent < 2000:
+        for _ in range(3):
+            await dtls._send_rtp(junk)
+            sent += 1
+        await asyncio.sleep(0.02)  # 150 a second: within the gate's 200 until it is cut
+    stats = (await plane.stats(ROOM))["participants"]
+    assert stats["class-junk"]["rtcp_penalties"] >= 2
+    assert stats["class-junk"]["rtcp_rate_per_s"] <= 50.0
+    assert stats["class-junk"]["rtcp_rate_limited"] > 20
+    # the classroom on a lossy link, NACKing for real, is never cut
+    assert stats["class-lossy"]["rtcp_penalties"] == 0 and stats["class-lossy"]["rtcp_rate_per_s"] == 200.0
+    assert stats["class-lossy"]["slots"]["0"]["retransmitted"] > 0
+    # once it only sends its receiver reports again, its rate doubles back each second
+    await wait_until(lambda: gate.bucket.rate == 200.0, 8.0, "the rate coming back")
+    await frames_go_on_after(lossy, 30)
+    for c in (lossy, junky):
+        await c.close()
+    await pub.close()
+
+
+async def frames_go_on_after(sub: Subscriber, more: int) -> None:
+    await sub.wait_frames(len(sub.frames) + more, timeout=20)
