@@ -378,10 +378,13 @@ def run_fanout(options: FanoutOptions, spec: ClipSpec) -> dict[str, Any]:
             handle.request("start_window", "started", 10)
         drops0 = udp_drops(server_pids), udp_drops(client_pids)
         busy0 = machine_busy()
+        hostile_pids = [hostile_handle.pid] if hostile_handle is not None else []
+        hostile0 = cpu_seconds(hostile_pids)
         split0, client0, t0 = cpu_split(server_pids), cpu_seconds(client_pids), time.monotonic()
         wall0 = time.time()  # latency samples are stamped with CLOCK_REALTIME (kernel timestamps)
         time.sleep(options.duration)
         split1, client1, t1 = cpu_split(server_pids), cpu_seconds(client_pids), time.monotonic()
+        hostile1 = cpu_seconds(hostile_pids)
         busy1 = machine_busy()
         drops1 = udp_drops(server_pids), udp_drops(client_pids)
         server_pids = [server.pid, *server.remember_descendants()]
@@ -408,6 +411,8 @@ def run_fanout(options: FanoutOptions, spec: ClipSpec) -> dict[str, Any]:
     kernel = split1[1] - split0[1]
     busy_fraction = (busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1])
     result = _figures(n, window, cpu, rss_after - rss_before, reports, join_errors)
+    # the server, the well-behaved subscribers and the hostile ones
+    peers_cores = (cpu + client1 - client0 + hostile1 - hostile0) / window
     # Loss counts gaps in what arrived; if the server stopped forwarding altogether there is no gap.
     # This compares frames delivered with frames the publisher sent in the window instead.
     sent_frames = frames1 - frames0
@@ -426,9 +431,7 @@ def run_fanout(options: FanoutOptions, spec: ClipSpec) -> dict[str, Any]:
             "machine_busy_fraction": round(busy_fraction, 3),
             # CPU that neither the server nor the bench's peers used: other work on the machine,
             # which competes with the server and inflates latency (not CPU per subscriber).
-            "machine_other_cores": round(
-                max(0.0, busy_fraction * (os.cpu_count() or 1) - (cpu + client1 - client0) / window), 3
-            ),
+            "machine_other_cores": round(max(0.0, busy_fraction * (os.cpu_count() or 1) - peers_cores), 3),
             "server_backlog_kib_at_start": backlog_start // 1024,
             "udp_drops_server": drops1[0] - drops0[0],
             "udp_drops_subscribers": drops1[1] - drops0[1],
@@ -441,6 +444,8 @@ def run_fanout(options: FanoutOptions, spec: ClipSpec) -> dict[str, Any]:
     if hostile:
         result["hostile_subscribers"] = hostile
         result["hostile_server_view"] = hostile_stats
+        # the hostile subscribers' own process: it competes with the server for the machine too
+        result["hostile_cpu_cores"] = round((hostile1 - hostile0) / window, 3)
     result["publisher_states"] = [
         {"at_s": round(at - wall0, 3), "what": what, "state": state} for at, what, state in pub["states"]
     ]

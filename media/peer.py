@@ -233,6 +233,7 @@ class Peer:
         self.rtcp_penalties = 0
         self._useless_seen = 0
         self._rtcp_seen = 0
+        self._dropped_seen = 0
         self.transport_feedback = 0
         self.errors = 0
         # Feedback beyond these per-participant rates is ignored and counted (docs/media.md).
@@ -495,18 +496,23 @@ class Peer:
         """Once per report interval: a participant a third of whose RTCP datagrams (and at least
         `rtcp_useless_min` of them) achieved nothing — junk, NACKs refused for rate or budget,
         reports for SSRCs it does not have — has its datagram rate halved, down to
-        `rtcp_datagrams_floor`; one that behaves gets it doubled back up to the configured rate."""
+        `rtcp_datagrams_floor`; one that behaves (nothing useless, nothing over its rate) gets it
+        doubled back up to the configured rate."""
         cfg = self.config
         useless = self.useless_rtcp - self._useless_seen
         received = self.rtcp_packets - self._rtcp_seen
         self._useless_seen, self._rtcp_seen = self.useless_rtcp, self.rtcp_packets
         gate = self.gate
+        dropped = gate.rate_limited - self._dropped_seen
+        self._dropped_seen = gate.rate_limited
         rate = new = gate.bucket.rate
         if useless >= cfg.rtcp_useless_min and 3 * useless >= received:
             if rate > cfg.rtcp_datagrams_floor:
                 new = max(cfg.rtcp_datagrams_floor, rate / 2)
                 self.rtcp_penalties += 1
-        elif rate < cfg.rtcp_datagrams_per_second:
+        elif rate < cfg.rtcp_datagrams_per_second and not dropped:
+            # back up only once it keeps within what it is allowed now (a flood held at the floor
+            # admits too few datagrams to count as useless again)
             new = min(cfg.rtcp_datagrams_per_second, rate * 2)
         if new != rate:
             gate.set_rate(new, new * cfg.rtcp_datagrams_burst / cfg.rtcp_datagrams_per_second)
