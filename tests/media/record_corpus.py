@@ -38,7 +38,7 @@ from media.rtp_header import RtpHeader
 HERE = Path(__file__).resolve().parent
 CORPUS = HERE / "corpus"
 CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
+FLAGS = (
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
@@ -52,7 +52,7 @@ FLAGS = [
     "--use-fake-ui-for-media-stream",
     "--autoplay-policy=no-user-gesture-required",
     "--disable-features=WebRtcHideLocalIpsWithMdns",
-]
+)
 ROOM = "corpus"
 # the fuzz target's numbers (tests/media/fuzz_media.py)
 PUB_SSRC, PUB_RTX_SSRC, AUDIO_SSRC, SUB_SSRC = 1111, 2222, 5555, 3333
@@ -261,7 +261,7 @@ async def record(out: Path = CORPUS) -> dict[str, int]:
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:
         async with async_playwright() as p:
-            browser = await p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+            browser = await p.chromium.launch(executable_path=CHROMIUM, args=list(FLAGS), headless=True)
             try:
                 publisher = await browser.new_page()
                 await publisher.goto(f"http://127.0.0.1:{port}/")
