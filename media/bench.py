@@ -380,10 +380,13 @@ def run_fanout(options: FanoutOptions, spec: ClipSpec) -> dict[str, Any]:
             handle.request("start_window", "started", 10)
         drops0 = udp_drops(server_pids), udp_drops(client_pids)
         busy0 = machine_busy()
+        hostile_pids = [hostile_handle.pid] if hostile_handle is not None else []
+        hostile0 = cpu_seconds(hostile_pids)
         split0, client0, t0 = cpu_split(server_pids), cpu_seconds(client_pids), time.monotonic()
         wall0 = time.time()  # latency samples are stamped with CLOCK_REALTIME (kernel timestamps)
         time.sleep(options.duration)
         split1, client1, t1 = cpu_split(server_pids), cpu_seconds(client_pids), time.monotonic()
+        hostile1 = cpu_seconds(hostile_pids)
         busy1 = machine_busy()
         drops1 = udp_drops(server_pids), udp_drops(client_pids)
         server_pids = [server.pid, *server.remember_descendants()]
@@ -410,6 +413,8 @@ def run_fanout(options: FanoutOptions, spec: ClipSpec) -> dict[str, Any]:
     kernel = split1[1] - split0[1]
     busy_fraction = (busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1])
     result = _figures(n, window, cpu, rss_after - rss_before, reports, join_errors)
+    # the server, the well-behaved subscribers and the hostile ones
+    peers_cores = (cpu + client1 - client0 + hostile1 - hostile0) / window
     # Loss counts gaps in what arrived; if the server stopped forwarding altogether there is no gap.
     # This compares frames delivered with frames the publisher sent in the window instead.
     sent_frames = frames1 - frames0
@@ -428,9 +433,7 @@ def run_fanout(options: FanoutOptions, spec: ClipSpec) -> dict[str, Any]:
             "machine_busy_fraction": round(busy_fraction, 3),
             # CPU that neither the server nor the bench's peers used: other work on the machine,
             # which competes with the server and inflates latency (not CPU per subscriber).
-            "machine_other_cores": round(
-                max(0.0, busy_fraction * (os.cpu_count() or 1) - (cpu + client1 - client0) / window), 3
-            ),
+            "machine_other_cores": round(max(0.0, busy_fraction * (os.cpu_count() or 1) - peers_cores), 3),
             "server_backlog_kib_at_start": backlog_start // 1024,
             "udp_drops_server": drops1[0] - drops0[0],
             "udp_drops_subscribers": drops1[1] - drops0[1],
@@ -443,6 +446,8 @@ def run_fanout(options: FanoutOptions, spec: ClipSpec) -> dict[str, Any]:
     if hostile:
         result["hostile_subscribers"] = hostile
         result["hostile_server_view"] = hostile_stats
+        # the hostile subscribers' own process: it competes with the server for the machine too
+        result["hostile_cpu_cores"] = round((hostile1 - hostile0) / window, 3)
     result["publisher_states"] = [
         {"at_s": round(at - wall0, 3), "what": what, "state": state} for at, what, state in pub["states"]
     ]
@@ -478,13 +483,25 @@ def _hostile_stats(stats: Any) -> dict[str, Any] | None:
     if not isinstance(stats, dict):
         return None
     rooms = stats["rooms"] if isinstance(stats.get("rooms"), dict) else {ROOM: stats}
-    out = {"present": 0, "rate_limited": 0, "retransmitted": 0, "over_budget": 0}
+    out = {
+        "present": 0,
+        "rate_limited": 0,
+        "rtcp_rate_limited": 0,
+        "wrong_address_datagrams": 0,
+        "nacks_over_budget": 0,
+        "rtcp_penalties": 0,
+        "retransmitted": 0,
+        "over_budget": 0,
+    }
     for room in rooms.values():
         for pid, p in (room.get("participants") or {}).items():
             if not str(pid).startswith("hostile-"):
                 continue
             out["present"] += 1
-            out["rate_limited"] += int(p.get("rate_limited", 0))
+            for key in (
+                "rate_limited", "rtcp_rate_limited", "wrong_address_datagrams", "nacks_over_budget", "rtcp_penalties"
+            ):
+                out[key] += int(p.get(key, 0))
             for slot in (p.get("slots") or {}).values():
                 out["retransmitted"] += int(slot.get("retransmitted", 0))
                 out["over_budget"] += int(slot.get("over_budget", 0))

@@ -56,6 +56,13 @@ class MediaConfig:
     # PLIs): a few hostile subscribers cannot make the lead's encoder send keyframes several times a
     # second, each a burst to everyone and a blow to the picture's quality.
     subscriber_keyframe_interval: float = 0.5
+    # ... and backs off while they keep asking: each request served within the current interval of
+    # the one before doubles the interval, up to this many seconds; a track whose playing subscribers
+    # stayed quiet for a whole interval starts again from `subscriber_keyframe_interval`. A request
+    # that arrives inside the interval is not lost: it is served when the interval ends, or by any
+    # keyframe that comes before. Slots held for a first keyframe, talk-back switches and the lead's
+    # own requests are not subject to it (LiveKit throttles PLIs per track the same way).
+    subscriber_keyframe_max_interval: float = 4.0
     # Packets kept per published track to answer subscribers' NACKs (a power of two).
     send_history_packets: int = 1024
     # Upstream NACKs for a missing inbound packet: how often and how many times to ask.
@@ -74,6 +81,24 @@ class MediaConfig:
     # Retransmissions per second one room may make in all (its share of the worker: one room's
     # NACK storm cannot take the core from the worker's other rooms).
     room_retransmissions_per_second: float = 10_000.0
+    # Retransmissions per second one worker process (or the in-process plane) makes in all, shared
+    # equally among its rooms that retransmitted within the last second; a room that needs none
+    # leaves its share to the others. One room's hostile subscribers can take at most their room's
+    # share from the worker's other rooms.
+    worker_retransmissions_per_second: float = 10_000.0
+    # SRTP/SRTCP admission per participant, checked where a datagram is read from the socket (before
+    # aioice, aiortc and SRTP decryption see it): at most this many RTCP datagrams a second (burst
+    # `rtcp_datagrams_burst`), and none from an address other than the participant's selected ICE
+    # pair. Dropped datagrams are counted (`rtcp_rate_limited`, `wrong_address_datagrams`).
+    rtcp_datagrams_per_second: float = 200.0
+    rtcp_datagrams_burst: float = 400.0
+    # A participant at least `rtcp_useless_min` of whose RTCP datagrams in a report interval, and at
+    # least a third, achieved nothing (junk, NACKs refused for rate or budget, reports for SSRCs it does
+    # not have) gets its datagram rate halved at each interval, down to this floor (its receiver
+    # reports still fit); it doubles back at each interval it stays within that rate
+    # (`rtcp_penalties` counts the cuts).
+    rtcp_datagrams_floor: float = 25.0
+    rtcp_useless_min: int = 50
     # RTCP feedback one participant may send: NACK packets and keyframe requests (PLI/FIR) per
     # second (bursts of twice that); beyond it they are counted as `rate_limited` and ignored.
     nack_packets_per_second: float = 100.0
@@ -123,6 +148,14 @@ class MediaConfig:
             raise ValueError("track_idle_timeout must be positive and at most screen_idle_timeout")
         if not 0 <= self.retransmit_share <= 4:
             raise ValueError("retransmit_share must be between 0 and 4")
+        if self.subscriber_keyframe_max_interval < self.subscriber_keyframe_interval:
+            raise ValueError("subscriber_keyframe_max_interval must be >= subscriber_keyframe_interval")
+        if self.worker_retransmissions_per_second <= 0 or self.room_retransmissions_per_second <= 0:
+            raise ValueError("retransmission rates must be positive")
+        if self.rtcp_datagrams_per_second <= 0 or self.rtcp_datagrams_burst < 1:
+            raise ValueError("rtcp_datagrams_per_second must be positive and rtcp_datagrams_burst at least 1")
+        if not 0 < self.rtcp_datagrams_floor <= self.rtcp_datagrams_per_second or self.rtcp_useless_min < 1:
+            raise ValueError("rtcp_datagrams_floor must be in (0, rtcp_datagrams_per_second], rtcp_useless_min >= 1")
         if self.misbehaving_errors < 0 or self.misbehaving_window <= 0:
             raise ValueError("misbehaving_errors must be >= 0 and misbehaving_window positive")
         if self.max_subscriptions_per_worker < 0:

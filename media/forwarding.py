@@ -25,9 +25,9 @@ import pylibsrtp
 
 from media.api import EventKind, SlotKind, TrackKind
 from media.keyframe import is_keyframe
-from media.limits import MAX_PAYLOAD
+from media.limits import MAX_NACKED_PER_PACKET, MAX_PAYLOAD
 from media.nack_tracker import NackTracker
-from media.ratelimit import TokenBucket
+from media.ratelimit import FairShare, TokenBucket
 from media.receive_stats import ReceiveStats
 from media.rewriter import SeqTsRewriter
 from media.rtcp import ReportBlock, build_fir, build_nacks, build_pli, build_remb, build_rr, build_sr
@@ -226,6 +226,7 @@ class InboundTrack:
         keyframe_cpu_budget: float = 0.25,
         fanout: FanoutQueue | None = None,
         subscriber_keyframe_interval: float = 0.5,
+        subscriber_keyframe_max_interval: float = 4.0,
     ) -> None:
         self.participant_id = participant_id
         self.kind = kind
@@ -272,9 +273,15 @@ class InboundTrack:
         self.stats = ReceiveStats(clock_rate)
         self.want_keyframe = False
         self.next_keyframe_request = 0.0
-        # Keyframes asked for by subscribers whose slots already play (DownTrack.on_keyframe_request).
+        # Keyframes asked for by subscribers whose slots already play (DownTrack.on_keyframe_request):
+        # served at most once per `subscriber_keyframe_now` seconds, which doubles while they keep
+        # asking, up to `subscriber_keyframe_max_interval`; one asked for in between is pending.
         self.subscriber_keyframe_interval = subscriber_keyframe_interval
+        self.subscriber_keyframe_max_interval = max(subscriber_keyframe_interval, subscriber_keyframe_max_interval)
+        self.subscriber_keyframe_now = subscriber_keyframe_interval
         self.next_subscriber_keyframe = 0.0
+        self.subscriber_keyframe_pending = False
+        self.subscriber_keyframes_coalesced = 0
         self.live = False
         self.closed = False
         self.packets = 0
@@ -353,6 +360,8 @@ class InboundTrack:
                 keyframe = True
                 self.keyframes += 1
                 self.want_keyframe = False
+                # whoever asked for it, it repairs every playing subscriber's picture too
+                self.subscriber_keyframe_pending = False
                 self.keyframe_run = 0
             if self.keyframe_run >= 0:
                 self.keyframe_run += 1
@@ -444,6 +453,33 @@ class InboundTrack:
             return
         self.wire.send_rtcp(packet)
 
+    def subscriber_keyframe_request(self, now: float) -> None:
+        """A playing subscriber lost its picture: ask now if the backoff allows, else keep it pending
+        (`subscriber_keyframe_due`, from the room's tick). Each request served within one interval
+        of the window opening doubles the interval (up to the maximum); a window that stayed unused
+        for a whole interval brings it back to the base."""
+        if now < self.next_subscriber_keyframe:
+            if not self.subscriber_keyframe_pending:
+                self.subscriber_keyframe_pending = True
+            self.subscriber_keyframes_coalesced += 1
+            return
+        if now - self.next_subscriber_keyframe >= self.subscriber_keyframe_now:
+            self.subscriber_keyframe_now = self.subscriber_keyframe_interval
+        else:
+            self.subscriber_keyframe_now = min(self.subscriber_keyframe_max_interval, 2 * self.subscriber_keyframe_now)
+        self._serve_subscriber_keyframe(now)
+
+    def subscriber_keyframe_due(self, now: float) -> None:
+        """The room's tick: a pending request whose window opened is served now."""
+        if self.subscriber_keyframe_pending and now >= self.next_subscriber_keyframe:
+            self.subscriber_keyframe_now = min(self.subscriber_keyframe_max_interval, 2 * self.subscriber_keyframe_now)
+            self._serve_subscriber_keyframe(now)
+
+    def _serve_subscriber_keyframe(self, now: float) -> None:
+        self.subscriber_keyframe_pending = False
+        self.next_subscriber_keyframe = now + self.subscriber_keyframe_now
+        self.request_keyframe(now)
+
     def keyframe_interval_now(self) -> float:
         """The base interval, or as long as keeps requested keyframes within the CPU budget.
 
@@ -494,6 +530,9 @@ class InboundTrack:
             "retransmissions_received": self.retransmitted_in,
             "keyframes": self.keyframes,
             "keyframe_requests": self.keyframe_requests,
+            # playing subscribers' PLI/FIR folded into one served later (the backoff), and its interval now
+            "subscriber_keyframes_coalesced": self.subscriber_keyframes_coalesced,
+            "subscriber_keyframe_interval_s": self.subscriber_keyframe_now,
             "dropped": self.dropped,
             "oversized": self.oversized,
             "restarts": self.restarts,
@@ -523,9 +562,12 @@ class DownTrack:
         retransmit_share: float = 0.5,
         retransmit_floor_bps: int = 64_000,
         retransmit_burst: int = 64 * 1024,
-        room_budget: TokenBucket | None = None,
+        room_budget: TokenBucket | FairShare | None = None,
+        urgent_keyframes: bool = False,
     ) -> None:
         self.participant_id = participant_id
+        # The lead's slots: its own keyframe requests skip the playing subscribers' backoff.
+        self.urgent_keyframes = urgent_keyframes
         self.slot = slot
         self.mid = mid
         self.media_kind = media_kind
@@ -568,6 +610,8 @@ class DownTrack:
         self.credited_at = 0.0
         self.room_budget = room_budget
         self.over_budget = 0
+        # whole NACK packets refused unread because the budget was spent (Peer._admit_nack)
+        self.nack_packets_over_budget = 0
         self.retransmitted_octets = 0
         # From the subscriber's receiver reports.
         self.fraction_lost = 0.0
@@ -684,11 +728,18 @@ class DownTrack:
         self.retransmit_credit = min(self.retransmit_burst, credit)
         return self.retransmit_credit
 
+    def may_retransmit(self, now: float) -> bool:
+        """Whether the slot's and the room's budgets have anything left: when not, a NACK packet is
+        refused before its items are even unpacked (O(1) per packet under a flood)."""
+        if self._earn(now) <= 0:
+            return False
+        room = self.room_budget
+        return room is None or room.refill(now) >= 1
+
     def on_nack(self, lost: list[int], now: float | None = None) -> None:
         """Answer a subscriber's NACK from the source's history, on RTX where negotiated, within the
         slot's retransmission budget and the room's (numbers beyond them are counted, not sent)."""
         self.nacks_received += len(lost)
-        wire = self.wire
         if now is None:
             now = time.monotonic()
         credit = self._earn(now)
@@ -699,32 +750,72 @@ class DownTrack:
             if credit <= 0 or (room is not None and room.tokens < 1):
                 self.over_budget += len(lost) - i
                 break
-            found = self._lookup(out_seq)
-            if found is None:
-                self.unrepairable += 1
-                continue
-            entry, ts_offset = found
-            _, ts, mbit, pt, payload = entry
-            codec = self.source.codecs.get(pt) if self.source else None
-            out_pt = self.out_pt if pt == self.in_pt else (self.pt_by_key.get(codec.key, -1) if codec else -1)
-            if out_pt < 0:
-                self.unrepairable += 1
-                continue
-            out_ts = (ts + ts_offset) & 0xFFFFFFFF
-            rtx_pt = self.rtx_pt_by_pt.get(out_pt)
-            if rtx_pt is not None:
-                self.rtx_seq = (self.rtx_seq + 1) & 0xFFFF
-                packet = _pack_header(0x80, mbit | rtx_pt, self.rtx_seq, out_ts, self.rtx_ssrc)
-                packet += _U16.pack(out_seq) + payload
-            else:
-                packet = _pack_header(0x80, mbit | out_pt, out_seq, out_ts, self.ssrc) + payload
-            wire.send_rtp(packet)
-            self.retransmitted += 1
-            self.retransmitted_octets += len(packet)
-            credit -= len(packet)
-            if room is not None:
-                room.tokens -= 1
+            sent = self._resend(out_seq)
+            if sent:
+                credit -= sent
+                if room is not None:
+                    room.tokens -= 1
         self.retransmit_credit = credit
+
+    def on_nack_items(self, items: tuple[int, ...], now: float) -> None:
+        """`on_nack` for a NACK packet's raw (PID, BLP) items, flat: numbers are unpacked only while
+        the budget lasts, the rest counted from their bits (at most `MAX_NACKED_PER_PACKET`), so a
+        packet that finds the budget spent after one retransmission costs that retransmission and
+        a bit count, not the unpacking of hundreds of numbers."""
+        blps = items[1::2]
+        total = min(MAX_NACKED_PER_PACKET, len(blps) + sum(map(int.bit_count, blps)))
+        self.nacks_received += total
+        credit = self._earn(now)
+        room = self.room_budget
+        if room is not None:
+            room.refill(now)
+        handled = 0
+        for k in range(0, len(items) - 1, 2):
+            pid, blp = items[k], items[k + 1]
+            offset = 0
+            while handled < total:
+                if credit <= 0 or (room is not None and room.tokens < 1):
+                    self.over_budget += total - handled
+                    self.retransmit_credit = credit
+                    return
+                handled += 1
+                sent = self._resend((pid + offset) & 0xFFFF)
+                if sent:
+                    credit -= sent
+                    if room is not None:
+                        room.tokens -= 1
+                if not blp:
+                    break
+                low = blp & -blp
+                offset = low.bit_length()
+                blp ^= low
+        self.retransmit_credit = credit
+
+    def _resend(self, out_seq: int) -> int:
+        """Retransmit one outgoing number from the history; the bytes sent (0: not repairable)."""
+        found = self._lookup(out_seq)
+        if found is None:
+            self.unrepairable += 1
+            return 0
+        entry, ts_offset = found
+        _, ts, mbit, pt, payload = entry
+        codec = self.source.codecs.get(pt) if self.source else None
+        out_pt = self.out_pt if pt == self.in_pt else (self.pt_by_key.get(codec.key, -1) if codec else -1)
+        if out_pt < 0:
+            self.unrepairable += 1
+            return 0
+        out_ts = (ts + ts_offset) & 0xFFFFFFFF
+        rtx_pt = self.rtx_pt_by_pt.get(out_pt)
+        if rtx_pt is not None:
+            self.rtx_seq = (self.rtx_seq + 1) & 0xFFFF
+            packet = _pack_header(0x80, mbit | rtx_pt, self.rtx_seq, out_ts, self.rtx_ssrc)
+            packet += _U16.pack(out_seq) + payload
+        else:
+            packet = _pack_header(0x80, mbit | out_pt, out_seq, out_ts, self.ssrc) + payload
+        self.wire.send_rtp(packet)
+        self.retransmitted += 1
+        self.retransmitted_octets += len(packet)
+        return len(packet)
 
     def _lookup(self, out_seq: int) -> tuple[tuple[int, int, int, int, bytes], int] | None:
         rw = self.rw
@@ -752,19 +843,19 @@ class DownTrack:
             self.source.request_keyframe(now)
 
     def on_keyframe_request(self, now: float) -> None:
-        """A subscriber's own PLI/FIR. A slot still held for a keyframe asks as usual; one that is
-        already playing asks at most once per the source's `subscriber_keyframe_interval`, whoever
-        asks: each keyframe is a burst to every subscriber and costs the publisher's picture quality,
-        so a few hostile subscribers must not make the lead's encoder send them several times a second."""
+        """A subscriber's own PLI/FIR. A slot still held for a keyframe, and the lead's slots, ask as
+        usual; a slot that is already playing goes through the source's backoff
+        (`InboundTrack.subscriber_keyframe_request`), whoever asks: each keyframe is a burst to every
+        subscriber and costs the publisher's picture quality, so a few hostile subscribers must not
+        make the lead's encoder send them several times a second."""
         self.keyframe_requests_received += 1
         source = self.source
         if source is None:
             return
-        if self.hold:
+        if self.hold or self.urgent_keyframes:
             source.request_keyframe(now)
-        elif now >= source.next_subscriber_keyframe:
-            source.next_subscriber_keyframe = now + source.subscriber_keyframe_interval
-            source.request_keyframe(now)
+        else:
+            source.subscriber_keyframe_request(now)
 
     def on_report(self, block: ReportBlock, ntp_mid_now: int) -> None:
         self.fraction_lost = block.fraction_lost / 256.0
@@ -801,6 +892,7 @@ class DownTrack:
             "retransmitted": self.retransmitted,
             "unrepairable": self.unrepairable,
             "over_budget": self.over_budget,
+            "nack_packets_over_budget": self.nack_packets_over_budget,
             "keyframe_requests_received": self.keyframe_requests_received,
             "fraction_lost": round(self.fraction_lost, 4),
             "packets_lost": self.packets_lost,

@@ -26,7 +26,7 @@ from aioice.ice import Connection, StunProtocol, get_host_addresses
 from aiortc import RTCPeerConnection
 
 from media.limits import MAX_DATAGRAM
-from media.ratelimit import RateLimitedLog
+from media.ratelimit import RateLimitedLog, TokenBucket
 
 logger = logging.getLogger(__name__)
 
@@ -65,8 +65,53 @@ class StunGuard:
         self.log(cause, time.monotonic(), "dropping malformed STUN from %s: %s: %s", addr, type(exc).__name__, exc)
 
 
+class DatagramGate:
+    """Admission of one participant's SRTP/SRTCP datagrams where they are read from its sockets,
+    before aioice, aiortc's receive loop and SRTP decryption spend anything on them.
+
+    Once the participant's ICE pair is selected (`remote`), a media datagram (first byte 128..191)
+    from any other address is dropped (`wrong_address`): aioice hands over data from whoever sends
+    it, and decryption would refuse it anyway, after an HMAC. RTCP datagrams (RFC 5761: second byte
+    192..223) beyond `rate` a second (`burst` saved up) are dropped (`rate_limited`): a flood costs a
+    token-bucket check per datagram instead of a decryption and a parse.
+    """
+
+    __slots__ = ("bucket", "rate_limited", "remote", "wrong_address")
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.bucket = TokenBucket(rate, burst, time.monotonic())
+        self.remote: tuple[str, int] | None = None
+        self.rate_limited = 0
+        self.wrong_address = 0
+
+    def set_rate(self, rate: float, burst: float) -> None:
+        """A new datagram rate and burst (Peer.review_rtcp); what is saved up stays within the burst."""
+        bucket = self.bucket
+        bucket.refill(time.monotonic())
+        bucket.rate, bucket.burst = rate, burst
+        bucket.tokens = min(bucket.tokens, burst)
+
+    def admit(self, data: bytes, addr: tuple[object, ...]) -> bool:
+        """For a datagram whose first byte says SRTP or SRTCP: whether it goes on."""
+        if len(data) > MAX_DATAGRAM:
+            return True  # refused for its size by `bound_queue`, and counted there (bad_size_datagrams)
+        remote = self.remote
+        if remote is not None and (addr[1] != remote[1] or addr[0] != remote[0]):
+            self.wrong_address += 1
+            return False
+        if len(data) > 1 and 191 < data[1] < 224 and not self.bucket.take(time.monotonic()):
+            self.rate_limited += 1
+            return False
+        return True
+
+
 async def _bind(
-    connection: Connection, address: str, port_min: int, port_max: int, guard: StunGuard | None = None
+    connection: Connection,
+    address: str,
+    port_min: int,
+    port_max: int,
+    guard: StunGuard | None = None,
+    gate: DatagramGate | None = None,
 ) -> tuple[StunProtocol, str] | None:
     """Bind one UDP socket on a free port in range; returns (protocol, address to announce)."""
     loop = asyncio.get_running_loop()
@@ -96,16 +141,20 @@ async def _bind(
             for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
                 with contextlib.suppress(OSError):
                     sock.setsockopt(socket.SOL_SOCKET, opt, _SOCKET_BUFFER)
-        read_in_batches(transport, protocol, guard or StunGuard())
+        read_in_batches(transport, protocol, guard or StunGuard(), gate)
         return protocol, address
     logger.warning("no free UDP port for %s in %d-%d", address, port_min, port_max)
     return None
 
 
 def read_in_batches(
-    transport: asyncio.BaseTransport, protocol: asyncio.DatagramProtocol, guard: StunGuard | None = None
+    transport: asyncio.BaseTransport,
+    protocol: asyncio.DatagramProtocol,
+    guard: StunGuard | None = None,
+    gate: DatagramGate | None = None,
 ) -> bool:
-    """Make the loop drain up to READ_BATCH datagrams per readiness event of this UDP transport.
+    """Make the loop drain up to READ_BATCH datagrams per readiness event of this UDP transport; with
+    a `gate`, SRTP/SRTCP datagrams it refuses are dropped right there.
 
     Works with asyncio's selector loop (the default on Linux); elsewhere the transport is left as it
     is and False is returned.
@@ -132,6 +181,8 @@ def read_in_batches(
             except OSError as exc:
                 protocol.error_received(exc)
                 return
+            if gate is not None and data and 127 < data[0] < 192 and not gate.admit(data, addr):
+                continue
             try:
                 received(data, addr)
             except Exception as exc:
@@ -167,7 +218,12 @@ def bound_queue(connection: Connection, limit: int = QUEUE_LIMIT, guard: StunGua
 
 
 async def gather_host_candidates(
-    connection: Connection, addresses: Sequence[str], port_min: int, port_max: int, guard: StunGuard | None = None
+    connection: Connection,
+    addresses: Sequence[str],
+    port_min: int,
+    port_max: int,
+    guard: StunGuard | None = None,
+    gate: DatagramGate | None = None,
 ) -> None:
     """Fill `connection` with one host candidate per address (per component), ports in range."""
     if connection._local_candidates_start:
@@ -180,7 +236,7 @@ async def gather_host_candidates(
         addresses = get_host_addresses(use_ipv4=True, use_ipv6=False) or ["127.0.0.1"]
     for component in sorted(connection._components):
         for address in addresses:
-            bound = await _bind(connection, address, port_min, port_max, guard)
+            bound = await _bind(connection, address, port_min, port_max, guard, gate)
             if bound is None:
                 continue
             protocol, announced = bound
@@ -205,8 +261,10 @@ def control_host_candidates(
     port_min: int = 1024,
     port_max: int = 65535,
     guard: StunGuard | None = None,
+    gate: DatagramGate | None = None,
 ) -> None:
-    """Make every ICE transport of `pc` gather `addresses` in the port range.
+    """Make every ICE transport of `pc` gather `addresses` in the port range (with `gate`, the
+    participant's datagram admission, on every socket).
 
     Call after the transceivers exist (after setRemoteDescription for an answerer, after
     addTransceiver for an offerer) and before setLocalDescription, which gathers.
@@ -216,6 +274,6 @@ def control_host_candidates(
         connection = transceiver.receiver.transport.transport.iceGatherer._connection
 
         async def gather(self: Connection) -> None:
-            await gather_host_candidates(self, addresses, port_min, port_max, guard)
+            await gather_host_candidates(self, addresses, port_min, port_max, guard, gate)
 
         connection.gather_candidates = MethodType(gather, connection)

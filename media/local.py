@@ -24,6 +24,7 @@ from media.api import (
 )
 from media.config import CAPACITY_REASON, MediaCapacityError, MediaConfig
 from media.event_hub import EventHub
+from media.ratelimit import FairShares
 from media.room import Room
 
 logger = logging.getLogger(__name__)
@@ -40,6 +41,8 @@ class LocalMediaPlane:
         # the capacity while their SDP work awaits.
         self._joining = 0
         self.refused_joins = 0
+        # the worker's retransmissions, shared equally among its rooms that retransmit (media/ratelimit.py)
+        self.retransmit_shares = FairShares(config.worker_retransmissions_per_second)
         # closed rooms' recordings being finalised (each in a thread), awaited by stop()
         self._finishing: set[asyncio.Task[None]] = set()
 
@@ -102,7 +105,7 @@ class LocalMediaPlane:
             raise MediaError("the media plane is not started")
         if room_id in self.rooms:
             return
-        self.rooms[room_id] = Room(room_id, self.config, self._emit, recording)
+        self.rooms[room_id] = Room(room_id, self.config, self._emit, recording, shares=self.retransmit_shares)
         self._emit(EventKind.ROOM_OPENED, room_id, None, None,
                    {"pid": os.getpid(), "recording": recording is not None})
 

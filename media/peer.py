@@ -27,7 +27,7 @@ from OpenSSL import SSL
 from media.api import MediaError
 from media.config import MediaConfig
 from media.forwarding import CodecInfo, DownTrack, InboundTrack, Wire, ntp_time
-from media.ice import StunGuard, control_host_candidates
+from media.ice import DatagramGate, StunGuard, control_host_candidates
 from media.limits import MAX_NACKED_PER_PACKET
 from media.ratelimit import RateLimitedLog, TokenBucket
 from media.rtcp import Bye, Fir, Nack, Pli, ReceiverReport, Remb, SenderReport, TransportFeedback, parse_compound
@@ -204,6 +204,9 @@ class Peer:
         self.on_state = on_state
         # Malformed STUN on this participant's ports: dropped, counted, logged once per cause per minute.
         self.stun = StunGuard(ratelog)
+        # SRTP/SRTCP from other addresses than the selected pair, and RTCP beyond its rate, are
+        # dropped where they are read, before decryption (media/ice.py).
+        self.gate = DatagramGate(config.rtcp_datagrams_per_second, config.rtcp_datagrams_burst)
         # Every m-line on the one transport the client bundles them on. aiortc's default (balanced) puts
         # the second and later m-lines of a kind on a per-kind transport that BUNDLE then abandons, so
         # those slots and tracks would never carry a packet.
@@ -225,10 +228,18 @@ class Peer:
         self.bad_rtp = 0
         self.unknown_rtp = 0
         self.rtcp_packets = 0
+        # RTCP datagrams that achieved nothing (review_rtcp), and how often that cut the gate's rate
+        self.useless_rtcp = 0
+        self.rtcp_penalties = 0
+        self._useless_seen = 0
+        self._rtcp_seen = 0
+        self._dropped_seen = 0
         self.transport_feedback = 0
         self.errors = 0
         # Feedback beyond these per-participant rates is ignored and counted (docs/media.md).
         self.rate_limited = 0
+        # NACK packets refused unread because their slot's (or room's) retransmission budget is spent
+        self.nacks_over_budget = 0
         self.nack_limit = TokenBucket(config.nack_packets_per_second, 2 * config.nack_packets_per_second)
         self.keyframe_limit = TokenBucket(config.keyframe_requests_per_second, 2 * config.keyframe_requests_per_second)
         self._sends_since_yield = 0
@@ -282,7 +293,12 @@ class Peer:
         for dtls in self._dtls_transports():
             self._hook(dtls)
         control_host_candidates(
-            self.pc, self.config.announced_addresses, self.config.udp_port_min, self.config.udp_port_max, self.stun
+            self.pc,
+            self.config.announced_addresses,
+            self.config.udp_port_min,
+            self.config.udp_port_max,
+            self.stun,
+            self.gate,
         )
         try:
             answer = await self.pc.createAnswer()
@@ -320,6 +336,7 @@ class Peer:
                 pair = dtls.transport._connection._nominated.get(1)
                 if pair is not None:
                     transport = pair.protocol.transport
+                    self.gate.remote = pair.remote_addr
                     # The raw socket: asyncio's transport adds a Python layer per datagram and
                     # cannot pass the ancillary data that batches a frame into one call. A full
                     # send buffer then drops the datagram (counted; NACK repairs it) instead of
@@ -408,32 +425,43 @@ class Peer:
         self.last_rtcp = self.last_heard = now
         self.rtcp_packets += 1
         try:
-            self._dispatch_rtcp(parse_compound(data), now)
+            # NACKs the participant's rate or the slot's budget refuses are not even unpacked.
+            if not self._dispatch_rtcp(parse_compound(data, lambda ssrc: self._admit_nack(ssrc, now) is not None), now):
+                self.useless_rtcp += 1
         except Exception:
             self.errors += 1
             if self.errors <= 3:
                 logger.exception("dropping an RTCP packet that broke its handling")
 
-    def _dispatch_rtcp(self, packets: list[Any], now: float) -> None:
+    def _dispatch_rtcp(self, packets: list[Any], now: float) -> bool:
+        """Act on the packets of one RTCP datagram; whether any of them did anything (a report or
+        request for one of this participant's tracks or slots that was not refused)."""
         ntp_mid = (ntp_time(time.time()) >> 16) & 0xFFFFFFFF
         down = self.down_by_ssrc
+        acted = False
         for p in packets:
             if isinstance(p, SenderReport | ReceiverReport):
                 if isinstance(p, SenderReport):
                     track = self.inbound_by_ssrc.get(p.ssrc)
                     if track is not None:
                         track.on_sender_report(p.ntp, now)
+                        acted = True
                 for block in p.reports:
                     dt = down.get(block.ssrc)
                     if dt is not None:
                         dt.on_report(block, ntp_mid)
+                        acted = True
             elif isinstance(p, Nack):
-                dt = down.get(p.media_ssrc)
-                if dt is not None:
-                    if not self.nack_limit.take(now):
-                        self.rate_limited += 1
-                        continue
-                    dt.on_nack(p.lost[:MAX_NACKED_PER_PACKET], now)
+                if p.admitted:  # checked while parsing, numbers left packed
+                    dt = down.get(p.media_ssrc)
+                    if dt is not None:
+                        dt.on_nack_items(p.items, now)
+                        acted = True
+                elif p.admitted is None:
+                    dt = self._admit_nack(p.media_ssrc, now)
+                    if dt is not None:
+                        dt.on_nack(p.lost[:MAX_NACKED_PER_PACKET], now)
+                        acted = True
             elif isinstance(p, Pli):
                 dt = down.get(p.media_ssrc)
                 if dt is not None:
@@ -441,6 +469,7 @@ class Peer:
                         self.rate_limited += 1
                         continue
                     dt.on_keyframe_request(now)
+                    acted = True
             elif isinstance(p, Fir):
                 if not self.keyframe_limit.take(now):
                     self.rate_limited += 1
@@ -449,15 +478,59 @@ class Peer:
                     dt = down.get(ssrc)
                     if dt is not None:
                         dt.on_keyframe_request(now)
+                        acted = True
             elif isinstance(p, Remb):
                 for ssrc in p.ssrcs:
                     dt = down.get(ssrc)
                     if dt is not None:
                         dt.remb = p.bitrate
+                        acted = True
             elif isinstance(p, TransportFeedback):
                 self.transport_feedback += 1
+                acted = True
             elif isinstance(p, Bye):
-                pass
+                acted = True
+        return acted
+
+    def review_rtcp(self) -> None:
+        """Once per report interval: a participant a third of whose RTCP datagrams (and at least
+        `rtcp_useless_min` of them) achieved nothing — junk, NACKs refused for rate or budget,
+        reports for SSRCs it does not have — has its datagram rate halved, down to
+        `rtcp_datagrams_floor`; one that behaves (nothing useless, nothing over its rate) gets it
+        doubled back up to the configured rate."""
+        cfg = self.config
+        useless = self.useless_rtcp - self._useless_seen
+        received = self.rtcp_packets - self._rtcp_seen
+        self._useless_seen, self._rtcp_seen = self.useless_rtcp, self.rtcp_packets
+        gate = self.gate
+        dropped = gate.rate_limited - self._dropped_seen
+        self._dropped_seen = gate.rate_limited
+        rate = new = gate.bucket.rate
+        if useless >= cfg.rtcp_useless_min and 3 * useless >= received:
+            if rate > cfg.rtcp_datagrams_floor:
+                new = max(cfg.rtcp_datagrams_floor, rate / 2)
+                self.rtcp_penalties += 1
+        elif rate < cfg.rtcp_datagrams_per_second and not dropped:
+            # back up only once it keeps within what it is allowed now (a flood held at the floor
+            # admits too few datagrams to count as useless again)
+            new = min(cfg.rtcp_datagrams_per_second, rate * 2)
+        if new != rate:
+            gate.set_rate(new, new * cfg.rtcp_datagrams_burst / cfg.rtcp_datagrams_per_second)
+
+    def _admit_nack(self, media_ssrc: int, now: float) -> DownTrack | None:
+        """The slot a NACK packet is for, if it may be answered: a slot of this participant, within
+        the participant's NACK rate, and with retransmission budget left. O(1), counted when not."""
+        dt = self.down_by_ssrc.get(media_ssrc)
+        if dt is None:
+            return None
+        if not self.nack_limit.take(now):
+            self.rate_limited += 1
+            return None
+        if not dt.may_retransmit(now):
+            dt.nack_packets_over_budget += 1
+            self.nacks_over_budget += 1
+            return None
+        return dt
 
     # -- lifecycle --------------------------------------------------------------------------------
 

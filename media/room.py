@@ -32,7 +32,7 @@ from media.config import MediaConfig
 from media.forwarding import DownTrack, FanoutQueue, InboundTrack
 from media.nack_tracker import NackTracker
 from media.peer import MEDIA_READY, MLine, Peer, codec_info, is_rtx
-from media.ratelimit import RateLimitedLog, TokenBucket
+from media.ratelimit import FairShares, RateLimitedLog
 from media.recorder import LessonRecorder
 
 logger = logging.getLogger(__name__)
@@ -75,12 +75,22 @@ class Participant:
         """What this participant's own packets made go wrong: handler exceptions, malformed or
         oversized packets, feedback over its rate limits. (Send errors toward it are not its fault.)"""
         peer = self.peer
-        return peer.errors + peer.bad_rtp + peer.rate_limited + sum(t.oversized for t in self.inbound.values())
+        return (
+            peer.errors
+            + peer.bad_rtp
+            + peer.rate_limited
+            + sum(t.oversized for t in self.inbound.values())
+        )
 
 
 class Room:
     def __init__(
-        self, room_id: str, config: MediaConfig, emit: Emit, recording: RecordingRequest | None = None
+        self,
+        room_id: str,
+        config: MediaConfig,
+        emit: Emit,
+        recording: RecordingRequest | None = None,
+        shares: FairShares | None = None,
     ) -> None:
         self.id = room_id
         # the lead's recording (media/recorder.py): a sink on each of its published tracks
@@ -103,8 +113,10 @@ class Room:
         self.refused_joins = 0  # joins the worker refused for capacity
         # One line per cause per minute for what hostile or broken peers make go wrong.
         self.ratelog = RateLimitedLog(logger)
-        rate = config.room_retransmissions_per_second
-        self.retransmit_budget = TokenBucket(rate, rate / 5, time.monotonic())
+        # This room's share of the worker's retransmissions (equal among the rooms that retransmit,
+        # at most room_retransmissions_per_second); a room on its own has the worker's whole rate.
+        self.retransmit_shares = shares or FairShares(config.worker_retransmissions_per_second)
+        self.retransmit_budget = self.retransmit_shares.share(config.room_retransmissions_per_second, time.monotonic())
         loop = asyncio.get_running_loop()
         self.fanout = FanoutQueue(loop)
         self._task = loop.create_task(self._housekeeping())
@@ -288,6 +300,7 @@ class Room:
             keyframe_cpu_budget=cfg.keyframe_cpu_budget,
             fanout=self.fanout,
             subscriber_keyframe_interval=cfg.subscriber_keyframe_interval,
+            subscriber_keyframe_max_interval=cfg.subscriber_keyframe_max_interval,
             nack=NackTracker(cfg.nack_max_gap, cfg.nack_max_retries, cfg.nack_retry_interval),
             emit=self.emit,
         )
@@ -323,6 +336,7 @@ class Room:
             retransmit_floor_bps=self.config.retransmit_floor_bps,
             retransmit_burst=self.config.retransmit_burst,
             room_budget=self.retransmit_budget,
+            urgent_keyframes=participant.role == ParticipantRole.LEAD,
         )
 
     async def add_candidate(
@@ -490,6 +504,8 @@ class Room:
                                 track.send_nack(lost)
                         if track.want_keyframe and now >= track.next_keyframe_request and track.live:
                             track.request_keyframe(now)
+                        if track.subscriber_keyframe_pending and track.live:
+                            track.subscriber_keyframe_due(now)
                         if track.live and now - track.last_packet_at > (
                             cfg.screen_idle_timeout if track.kind == TrackKind.SCREEN else cfg.track_idle_timeout
                         ):
@@ -512,6 +528,7 @@ class Room:
                     next_report = now + cfg.report_interval
                     for participant in list(self.participants.values()):
                         try:
+                            participant.peer.review_rtcp()
                             participant.peer.send_reports(now, cfg.publisher_max_bitrate)
                         except Exception:
                             self._failed(participant.id, "sending reports", now)
@@ -568,6 +585,7 @@ class Room:
     async def close(self) -> None:
         self._closing = True
         self._task.cancel()
+        self.retransmit_shares.remove(self.retransmit_budget)
         for participant in list(self.participants.values()):
             await self._remove(participant, reason="room_closed", announce=True)
 
@@ -592,6 +610,13 @@ class Room:
                 # seconds since anything came from this client (None: nothing yet)
                 "heard_ago_s": round(now - peer.last_heard, 2) if peer.last_heard else None,
                 "rate_limited": peer.rate_limited,
+                # dropped before decryption (media/ice.py): RTCP over the participant's datagram rate,
+                # SRTP/SRTCP from an address other than its selected ICE pair
+                "rtcp_rate_limited": peer.gate.rate_limited,
+                "rtcp_rate_per_s": peer.gate.bucket.rate,  # below the configured rate while penalised
+                "rtcp_penalties": peer.rtcp_penalties,
+                "wrong_address_datagrams": peer.gate.wrong_address,
+                "nacks_over_budget": peer.nacks_over_budget,
                 "malformed_stun": peer.stun.malformed,
                 "bad_size_datagrams": peer.stun.bad_size,
             }
@@ -602,5 +627,7 @@ class Room:
             "talkback": {"participant_id": self.talkback_id, "to_all": self.talkback_to_all},
             "preview": list(self.preview_ids),
             "refused_joins": self.refused_joins,
+            # this room's part of the worker's retransmission rate now (FairShares)
+            "retransmit_share_per_s": round(self.retransmit_budget.rate(now), 1),
             "participants": participants,
         }

@@ -7,7 +7,7 @@ because RTCP arrives from browsers and networks we do not control.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from media.limits import MAX_NACKED_PER_PACKET, NACK_ITEMS_PER_PACKET
@@ -86,6 +86,10 @@ class Nack:
     sender_ssrc: int
     media_ssrc: int
     lost: list[int]
+    # None: not checked; False: refused by `parse_compound`'s `nack_filter`; True: admitted by it,
+    # with the (PID, BLP) pairs flat in `items` and `lost` left empty (unpacked as far as needed)
+    admitted: bool | None = None
+    items: tuple[int, ...] = ()
 
 
 @dataclass(slots=True)
@@ -132,7 +136,9 @@ def _blocks(data: bytes, pos: int, end: int, count: int) -> list[ReportBlock]:
     return out
 
 
-def _parse_one(data: bytes, pos: int, end: int, count: int, ptype: int) -> RtcpPacket | None:
+def _parse_one(
+    data: bytes, pos: int, end: int, count: int, ptype: int, nack_filter: Callable[[int], bool] | None = None
+) -> RtcpPacket | None:
     body = end - pos
     if ptype == SR and body >= 24:
         ssrc, ntp, rtp_ts, packets, octets = _SENDER_INFO.unpack_from(data, pos)
@@ -147,6 +153,11 @@ def _parse_one(data: bytes, pos: int, end: int, count: int, ptype: int) -> RtcpP
         fci = pos + 8
         if ptype == RTPFB and count == RTPFB_NACK:
             lost: list[int] = []
+            if nack_filter is not None:
+                if not nack_filter(media):
+                    return Nack(sender, media, lost, False)
+                n = min((end - fci) // 4, MAX_NACKED_PER_PACKET)
+                return Nack(sender, media, lost, True, struct.unpack_from(f"!{2 * n}H", data, fci))
             while fci + 4 <= end and len(lost) < MAX_NACKED_PER_PACKET:
                 pid, blp = _NACK_ITEM.unpack_from(data, fci)
                 lost.append(pid)
@@ -174,8 +185,11 @@ def _parse_one(data: bytes, pos: int, end: int, count: int, ptype: int) -> RtcpP
     return None
 
 
-def parse_compound(data: bytes) -> list[RtcpPacket]:
-    """The packets of a (compound) RTCP datagram that we understand, in order."""
+def parse_compound(data: bytes, nack_filter: Callable[[int], bool] | None = None) -> list[RtcpPacket]:
+    """The packets of a (compound) RTCP datagram that we understand, in order.
+
+    `nack_filter(media_ssrc)` is asked before a NACK's items are unpacked; when it says no, the NACK
+    comes back with `admitted=False` and no numbers, at the cost of its header only."""
     out: list[RtcpPacket] = []
     pos, n = 0, len(data)
     while pos + 4 <= n:
@@ -191,7 +205,7 @@ def parse_compound(data: bytes) -> list[RtcpPacket]:
             if pad == 0 or pad > length - 4:
                 break
             end -= pad
-        packet = _parse_one(data, pos + 4, end, b0 & 0x1F, ptype)
+        packet = _parse_one(data, pos + 4, end, b0 & 0x1F, ptype, nack_filter)
         if packet is not None:
             out.append(packet)
         pos += length

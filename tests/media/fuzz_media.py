@@ -4,7 +4,9 @@
 Used by `test_fuzz_media.py` (a short pass in CI) and by `scripts/fuzz-media` (as long as one wants:
 `MEDIA_FUZZ_EXAMPLES`, hypothesis's coverage-guided search with its example database). The seed
 corpus is generated here from the formats (VP8 keyframes and deltas, RTX, SR/RR, NACK, PLI, FIR, REMB,
-sizes at the limits, sequence jumps and restarts), so no binary capture lives in the repo.
+sizes at the limits, sequence jumps and restarts), plus a small corpus recorded from real headless
+Chromium (`corpus/`, re-recorded with `scripts/record-media-corpus`): its RTP with header
+extensions, RTX answers and padding probes, Opus, SR/RR/SDES, and a subscriber's RR/NACK/REMB.
 
 Properties: no exception reaches a handler's catch-all (`Peer.errors` stays 0) or the tick (no
 "tick:" cause logged), every packet sent to the subscriber is well-formed RTP on its own SSRCs within
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import struct
 import time
+from pathlib import Path
 from typing import Any
 
 import pylibsrtp
@@ -68,7 +71,24 @@ def seed_corpus() -> list[tuple[str, bytes]]:
     return seeds
 
 
-SEEDS = seed_corpus()
+CORPUS = Path(__file__).resolve().parent / "corpus"
+TARGETS = ("pub-rtp", "pub-rtcp", "sub-rtcp")
+
+
+def recorded_corpus(folder: Path = CORPUS) -> list[tuple[str, bytes]]:
+    """Datagrams recorded from headless Chromium at the SFU's `Peer` (`record_corpus.py`), SSRCs and
+    payload types rewritten to this target's: (target, datagram) in file-name order, which is the
+    order a session sends them in."""
+    out: list[tuple[str, bytes]] = []
+    for path in sorted(folder.glob("*.bin")):
+        target = path.stem.rsplit("-", 1)[0]
+        if target in TARGETS:
+            out.append((target, path.read_bytes()))
+    return out
+
+
+RECORDED = recorded_corpus()
+SEEDS = seed_corpus() + RECORDED
 
 
 def _mutate(data: bytes, flips: list[tuple[int, int]], cut: int) -> bytes:

@@ -241,3 +241,28 @@ def test_playing_subscribers_pli_floods_ask_the_publisher_at_most_twice_a_second
     before = track.keyframe_requests
     held.on_keyframe_request(2.3)
     assert held.hold and track.keyframe_requests == before + 1
+
+
+def test_a_nack_left_packed_answers_as_the_unpacked_one_and_stops_unpacking_when_the_budget_ends():
+    from media.rtcp import build_nack, nack_items
+
+    up: list[bytes] = []
+    track = make_track(up, history=1024)
+    unpacked, packed = make_down(track, [], "a", 3000), make_down(track, [], "b", 4000)
+    payload = DELTA + bytes(1000)
+    for seq in range(300):
+        feed(track, rtp(seq, KEY if seq == 0 else payload), 1.0)
+    wanted = list(range(0, 300, 3)) + list(range(100, 140))
+    for dt in (unpacked, packed):
+        dt.retransmit_burst = dt.retransmit_credit = 40_000.0  # room for about 40 of them
+    unpacked.on_nack([(unpacked.rw.seq_offset + s) & 0xFFFF for s in sorted(set(wanted))], 1.0)
+    lost = [(packed.rw.seq_offset + s) & 0xFFFF for s in wanted]
+    (nack,) = parse_compound(build_nack(1, packed.ssrc, lost), lambda ssrc: True)
+    assert nack.admitted and not nack.lost and len(nack.items) == 2 * len(nack_items(lost))
+    packed.on_nack_items(nack.items, 1.0)
+    for key in ("retransmitted", "over_budget", "nacks_received", "unrepairable", "retransmitted_octets"):
+        assert getattr(packed, key) == getattr(unpacked, key), key
+    assert 30 <= packed.retransmitted <= 45 and packed.over_budget > 50
+    # refused by the filter: nothing unpacked at all
+    (refused,) = parse_compound(build_nack(1, packed.ssrc, lost), lambda ssrc: False)
+    assert refused.admitted is False and not refused.lost and not refused.items
