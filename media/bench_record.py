@@ -7,6 +7,10 @@ subscriber, then with `--subs` (default 100):
 - `cpu_pct_per_stream`: the server's extra CPU with recording on, in percent of one core, for the one
   stream recorded (camera + sound), at one subscriber, where forwarding itself costs little and the
   difference is not lost in its noise; `cpu_pct_per_stream_at_subs` is the same difference at `--subs`.
+- `cpu_pct_per_stream_inside`: the same cost measured from inside, free of that noise: the run's own
+  packets fed again through the recorder's writer (the per-packet record and the writer thread's file
+  appends), timed with the process's CPU clock, at the stream's packet rate (`sink_us_per_packet`,
+  `stream_packets_per_s`).
 - `recording_latency_p99_delta_ms`: forwarding latency p99 at `--subs` with recording on minus off.
 - `finalise_cpu_pct_of_lesson`: the remux of the dump into its file once the lesson closes (done in a
   low-priority process of its own), its CPU as a share of the recording's duration.
@@ -44,6 +48,7 @@ from media.bench_link import ChildHandle, ChildLink, stop_children
 from media.bench_net import RpcClient, use_loopback_ice
 from media.recording import finalise
 from media.replay import ReplayFiles, ReplayPublisher
+from media.rtpdump import DumpWriter, read_dump
 
 REPLAY_ROOM = "bench-replay"
 
@@ -136,6 +141,33 @@ def check_file(folder: Path) -> dict[str, Any]:
             "video_packets": packets, "keyframes": keyframes, "path": str(path)}
 
 
+def measure_sink(folder: Path, scratch: Path) -> dict[str, Any]:
+    """Recording's cost measured from inside, free of the run-to-run noise of the differences: the run's
+    own packets (from its dump) fed again through a `DumpWriter` (the per-packet record and the writer
+    thread's appends to a file), timed with the process's CPU clock (every thread), at the stream's rate."""
+    dumps = sorted(folder.rglob("*.rtpdump"))
+    if not dumps:
+        return {}
+    _tracks, records = read_dump(dumps[0])
+    packets = [r for r in records if r.type == b"P"]
+    if len(packets) < 2:
+        return {}
+    seconds = packets[-1].arrival - packets[0].arrival
+    scratch.mkdir(parents=True, exist_ok=True)
+    writer = DumpWriter(scratch / "sink.rtpdump")
+    bodies = [(r.track, r.body) for r in packets]
+    cpu0 = time.process_time()
+    for track, body in bodies:
+        ssrc, seq, ts = 1, (body[2] << 8) | body[3], int.from_bytes(body[4:8], "big")
+        writer.rtp(track, ssrc, seq, ts, body[1] & 0x80, body[1] & 0x7F, body[12:])
+    writer.close()
+    cpu = time.process_time() - cpu0
+    per_packet_us = cpu / len(bodies) * 1e6
+    rate = len(bodies) / seconds if seconds > 0 else 0.0
+    return {"sink_us_per_packet": round(per_packet_us, 2), "stream_packets_per_s": round(rate, 1),
+            "cpu_pct_per_stream_inside": round(per_packet_us * rate / 1e6 * 100, 3)}
+
+
 def measure_finalise(folder: Path, scratch: Path) -> dict[str, Any]:
     """The remux of the run's dump into its file, again, timed: the CPU recording costs once a lesson closes
     (in a low-priority process of its own in `classroom serve`), as a share of the lesson's duration."""
@@ -164,6 +196,7 @@ def record_bench(subs: int, duration: float, log: Any) -> dict[str, Any]:
         one_on = run_fanout(replace(base, recording_folder=str(folder / "one")), spec)
         recorded = check_file(folder / "one")
         finalising = measure_finalise(folder / "one", folder / "again")
+        inside = measure_sink(folder / "one", folder / "sink")
         log(f"recorded: {recorded}")
         log(f"{subs} subscribers, recording off")
         many_off = run_fanout(replace(base, subs=subs), spec)
@@ -189,6 +222,7 @@ def record_bench(subs: int, duration: float, log: Any) -> dict[str, Any]:
         "replay_cpu_pct_per_stream": replay.get("replay_cpu_pct_per_stream"),
         "recording_latency_p99_delta_ms": round(a - b, 2) if a is not None and b is not None else None,
         **finalising,
+        **inside,
         "recorded": recorded,
         "replay": replay,
         "runs": {name: {k: run.get(k) for k in keys} for name, run in

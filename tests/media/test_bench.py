@@ -235,7 +235,7 @@ def test_record_bench_measures_recording_and_replay_beside_forwarding(capsys: py
     assert code == 0, out
     result = json.loads(out)
     for key in ("streams", "cpu_pct_per_stream", "replay_cpu_pct_per_stream", "recording_latency_p99_delta_ms",
-                "finalise_cpu_pct_of_lesson"):
+                "finalise_cpu_pct_of_lesson", "cpu_pct_per_stream_inside"):
         assert result[key] is not None, key
     assert result["valid"] and set(result["runs"]) == {"one_off", "one_on", "subs_off", "subs_on"}
     recorded = result["recorded"]
