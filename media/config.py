@@ -95,7 +95,8 @@ class MediaConfig:
     # A participant at least `rtcp_useless_min` of whose RTCP datagrams in a report interval, and at
     # least a third, achieved nothing (junk, NACKs refused for rate or budget, reports for SSRCs it does
     # not have) gets its datagram rate halved at each interval, down to this floor (its receiver
-    # reports still fit); it doubles back at each interval it stays within that rate
+    # reports still fit; straight to it when two thirds or more achieved nothing); it doubles back at
+    # each interval it stays within that rate
     # (`rtcp_penalties` counts the cuts).
     rtcp_datagrams_floor: float = 25.0
     rtcp_useless_min: int = 50

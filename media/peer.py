@@ -496,7 +496,8 @@ class Peer:
         """Once per report interval: a participant a third of whose RTCP datagrams (and at least
         `rtcp_useless_min` of them) achieved nothing — junk, NACKs refused for rate or budget,
         reports for SSRCs it does not have — has its datagram rate halved, down to
-        `rtcp_datagrams_floor`; one that behaves (nothing useless, nothing over its rate) gets it
+        `rtcp_datagrams_floor` (at once to the floor when two thirds or more achieved nothing); one
+        that behaves (nothing useless, nothing over its rate) gets it
         doubled back up to the configured rate."""
         cfg = self.config
         useless = self.useless_rtcp - self._useless_seen
@@ -508,7 +509,10 @@ class Peer:
         rate = new = gate.bucket.rate
         if useless >= cfg.rtcp_useless_min and 3 * useless >= received:
             if rate > cfg.rtcp_datagrams_floor:
-                new = max(cfg.rtcp_datagrams_floor, rate / 2)
+                # mostly useless (two thirds or more): straight to the floor, so a flood is cut within
+                # one interval rather than three; partly useless: halved
+                clearly = 3 * useless >= 2 * received
+                new = cfg.rtcp_datagrams_floor if clearly else max(cfg.rtcp_datagrams_floor, rate / 2)
                 self.rtcp_penalties += 1
         elif rate < cfg.rtcp_datagrams_per_second and not dropped:
             # back up only once it keeps within what it is allowed now (a flood held at the floor

@@ -283,7 +283,7 @@ async def test_a_participant_whose_rtcp_achieves_nothing_is_throttled_harder_and
             sent += 1
         await asyncio.sleep(0.02)  # 150 a second: within the gate's 200 until it is cut
     stats = (await plane.stats(ROOM))["participants"]
-    assert stats["class-junk"]["rtcp_penalties"] >= 2
+    assert stats["class-junk"]["rtcp_penalties"] >= 1  # junk only: straight to the floor
     assert stats["class-junk"]["rtcp_rate_per_s"] <= 50.0
     assert stats["class-junk"]["rtcp_rate_limited"] > 20
     # the classroom on a lossy link, NACKing for real, is never cut
