@@ -17,7 +17,7 @@ import logging
 import random
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import MethodType
 
 from aioice import Candidate
@@ -70,17 +70,25 @@ class DatagramGate:
     before aioice, aiortc's receive loop and SRTP decryption spend anything on them.
 
     Once the participant's ICE pair is selected (`remote`), a media datagram (first byte 128..191)
-    from any other address is dropped (`wrong_address`): aioice hands over data from whoever sends
-    it, and decryption would refuse it anyway, after an HMAC. RTCP datagrams (RFC 5761: second byte
+    from any other address is dropped (`wrong_address`) unless that address is the remote end of
+    another of its pairs that passed its ICE connectivity check (a browser moving to another pair):
+    aioice hands over data from whoever sends it, and decryption would refuse it anyway, after an
+    HMAC. RTCP datagrams (RFC 5761: second byte
     192..223) beyond `rate` a second (`burst` saved up) are dropped (`rate_limited`): a flood costs a
     token-bucket check per datagram instead of a decryption and a parse.
     """
 
-    __slots__ = ("bucket", "rate_limited", "remote", "wrong_address")
+    __slots__ = ("also", "bucket", "rate_limited", "remote", "validated", "wrong_address")
 
     def __init__(self, rate: float, burst: float) -> None:
         self.bucket = TokenBucket(rate, burst, time.monotonic())
         self.remote: tuple[str, int] | None = None
+        # Whether another address is the remote end of one of the participant's ICE pairs that passed
+        # its connectivity check (authenticated with the ICE password): a browser may move to another
+        # pair after the first was chosen (a better pair becoming writable, a network change), and its
+        # media then comes from there. Checked once per new address; those admitted are kept in `also`.
+        self.validated: Callable[[tuple[object, ...]], bool] | None = None
+        self.also: set[tuple[object, object]] = set()
         self.rate_limited = 0
         self.wrong_address = 0
 
@@ -97,8 +105,12 @@ class DatagramGate:
             return True  # refused for its size by `bound_queue`, and counted there (bad_size_datagrams)
         remote = self.remote
         if remote is not None and (addr[1] != remote[1] or addr[0] != remote[0]):
-            self.wrong_address += 1
-            return False
+            key = (addr[0], addr[1])
+            if key not in self.also:
+                if self.validated is None or not self.validated(addr):
+                    self.wrong_address += 1
+                    return False
+                self.also.add(key)
         if len(data) > 1 and 191 < data[1] < 224 and not self.bucket.take(time.monotonic()):
             self.rate_limited += 1
             return False

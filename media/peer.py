@@ -15,9 +15,11 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import aiortc.rtcpeerconnection
+from aioice.ice import CandidatePair
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription, sdp
 from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsFingerprint, RTCDtlsTransport, SRTPProtectionProfile
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
@@ -337,6 +339,7 @@ class Peer:
                 if pair is not None:
                     transport = pair.protocol.transport
                     self.gate.remote = pair.remote_addr
+                    self.gate.validated = partial(_checked_pair_with, dtls.transport._connection)
                     # The raw socket: asyncio's transport adds a Python layer per datagram and
                     # cannot pass the ancillary data that batches a frame into one call. A full
                     # send buffer then drops the datagram (counted; NACK repairs it) instead of
@@ -610,3 +613,9 @@ class Peer:
     @property
     def state(self) -> str:
         return self.pc.connectionState
+
+
+def _checked_pair_with(connection: Any, addr: tuple[object, ...]) -> bool:
+    """Whether `addr` is the remote end of one of `connection`'s ICE pairs that passed its check."""
+    return any(p.state == CandidatePair.State.SUCCEEDED and p.remote_addr[0] == addr[0] and p.remote_addr[1] == addr[1]
+               for p in connection._check_list)

@@ -266,3 +266,19 @@ def test_a_nack_left_packed_answers_as_the_unpacked_one_and_stops_unpacking_when
     # refused by the filter: nothing unpacked at all
     (refused,) = parse_compound(build_nack(1, packed.ssrc, lost), lambda ssrc: False)
     assert refused.admitted is False and not refused.lost and not refused.items
+
+
+def test_the_gate_follows_a_peer_to_another_checked_ice_pair_and_nowhere_else() -> None:
+    from media.ice import DatagramGate
+
+    gate = DatagramGate(1000.0, 1000.0)
+    rtp = bytes([0x80, 96]) + bytes(30)
+    gate.remote = ("10.0.0.5", 5000)
+    checked = {("10.0.0.5", 5000), ("192.168.1.9", 6000)}  # the browser's pairs that passed their checks
+    gate.validated = lambda addr: (addr[0], addr[1]) in checked
+    assert gate.admit(rtp, ("10.0.0.5", 5000))
+    # the browser moved to its other checked pair: its media goes on
+    assert gate.admit(rtp, ("192.168.1.9", 6000)) and gate.admit(rtp, ("192.168.1.9", 6000))
+    assert gate.also == {("192.168.1.9", 6000)}
+    # anyone else is refused, and counted
+    assert not gate.admit(rtp, ("203.0.113.7", 6000)) and gate.wrong_address == 1
