@@ -28,7 +28,7 @@ from typing import Protocol
 
 import av
 from aioice.ice import get_host_addresses
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCRtpTransceiver, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from media.api import MediaPlane, ParticipantRole, SlotKind, TrackKind
@@ -259,7 +259,7 @@ class ReplayPublisher:
                 wanted.insert(1, (TrackKind.SCREEN, screen, "video"))
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.pc = pc
-        mids: list[tuple[RTCRtpSender, TrackKind]] = []
+        sending: list[tuple[RTCRtpTransceiver, TrackKind]] = []
         for kind, reader, media in wanted:
             index = reader.stream_of(media)
             if index is None:
@@ -271,14 +271,14 @@ class ReplayPublisher:
                      if c.mimeType.lower() == f"{media}/{codec}"]
             transceiver.setCodecPreferences(prefs)
             self.tracks[kind] = track
-            mids.append((transceiver.sender, kind))
+            sending.append((transceiver, kind))
         if TrackKind.CAMERA not in self.tracks:
             raise ReplayError(f"{self.files.camera.name}: holds no camera picture")
         self._live = len(self.tracks)
         local = own_addresses()
         control_host_candidates(pc, sorted(local))
         await pc.setLocalDescription(await pc.createOffer())
-        by_mid = {t.mid: kind for t in pc.getTransceivers() for s, kind in mids if t.sender is s and t.mid}
+        by_mid = {t.mid: kind for t, kind in sending if t.mid}  # mids exist once the offer is made
         answer = await self.plane.join(self.room_id, self.participant_id, ParticipantRole.LEAD,
                                        pc.localDescription.sdp, by_mid, None)
         await pc.setRemoteDescription(RTCSessionDescription(sdp=from_this_host(answer, local), type="answer"))

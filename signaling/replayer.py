@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from media.api import MediaError, MediaPlane
-from media.replay import PARTICIPANT_ID, ReplayError, ReplayFiles, ReplayPublisher, recording_offset
+from media.replay import ReplayError, ReplayFiles, ReplayPublisher, recording_offset
 from scheduler.model import Lesson
 from scheduler.recordings import Recording, Recordings
 
@@ -41,20 +41,13 @@ def replay_files(rec: Recording | None) -> ReplayFiles | str:
 
 
 @dataclass
-class _Running:
-    task: asyncio.Task[None]
-    publisher: ReplayPublisher | None = None
-    problem: str | None = None
-
-
-@dataclass
 class ReplayKeeper:
     """One replay per open replay lesson, started at the lesson's start and stopped when its room closes."""
 
     plane: MediaPlane
     recordings: Recordings
     clock: Callable[[], float] = time.time
-    running: dict[int, _Running] = field(default_factory=dict)  # lesson id -> its replay
+    running: dict[int, asyncio.Task[None]] = field(default_factory=dict)  # lesson id -> its replay
 
     def begin(self, lesson: Lesson, room_id: str, on_air: Callable[[bool], None]) -> None:
         """Start (or restart, for a room opened again) the replay of `lesson` into `room_id`;
@@ -63,12 +56,10 @@ class ReplayKeeper:
             return
         old = self.running.pop(lesson.id, None)
         if old is not None:
-            old.task.cancel()
-        entry = _Running(asyncio.get_running_loop().create_task(self._run(lesson, room_id, on_air)))
-        self.running[lesson.id] = entry
+            old.cancel()
+        self.running[lesson.id] = asyncio.get_running_loop().create_task(self._run(lesson, room_id, on_air))
 
     async def _run(self, lesson: Lesson, room_id: str, on_air: Callable[[bool], None]) -> None:
-        entry = self.running.get(lesson.id)
         start = lesson.start.timestamp()
         wait = start - self.clock()
         if wait > 0:
@@ -80,38 +71,26 @@ class ReplayKeeper:
             if isinstance(files, str):
                 raise ReplayError(files)
             publisher = ReplayPublisher(self.plane, room_id, files, recording_offset(start, self.clock()))
-            if entry is not None:
-                entry.publisher = publisher
             await publisher.start()
             on_air(True)
             await publisher.ended.wait()
             log.info("lesson %d: the replay of recording %s has ended", lesson.id, lesson.replay_of)
             on_air(False)
         except (ReplayError, MediaError, OSError) as exc:
-            if entry is not None:
-                entry.problem = str(exc)
             log.error("lesson %d: the replay of recording %s cannot start: %s", lesson.id, lesson.replay_of, exc)
         finally:
             if publisher is not None:
                 await publisher.stop()
 
-    def problem(self, lesson_id: int) -> str | None:
-        entry = self.running.get(lesson_id)
-        return entry.problem if entry is not None else None
-
     async def end(self, lesson_id: int) -> None:
         """The lesson's room closed: stop its replay."""
-        entry = self.running.pop(lesson_id, None)
-        if entry is None:
+        task = self.running.pop(lesson_id, None)
+        if task is None:
             return
-        entry.task.cancel()
+        task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
-            await entry.task
+            await task
 
     async def stop(self) -> None:
         for lesson_id in list(self.running):
             await self.end(lesson_id)
-
-
-def is_replay_participant(participant_id: str) -> bool:
-    return participant_id == PARTICIPANT_ID

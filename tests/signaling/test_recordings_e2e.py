@@ -28,6 +28,7 @@ import pytest
 
 from signaling.client import Peer, ProtocolClient, Refused, join_with_media
 from signaling.trial import AdminApi, build_world, join_token, lesson_now_timezone
+from tests.live_lesson import lead_and_classroom
 from tests.monitoring.test_attendance_e2e import _heartbeat
 
 ENV = {"CLASSROOM_MEDIA__ANNOUNCED_ADDRESSES": "127.0.0.1", "CLASSROOM_RECORDING__KINDS": "master,specialised",
@@ -80,23 +81,12 @@ async def _record_a_lesson(api: AdminApi, ws: str, tz: str, seconds: float) -> t
     world = await build_world(api, tz, receivers=1, start_in=timedelta(seconds=2),
                               duration=timedelta(seconds=seconds + 4))
     lesson = world.lesson_ids[0]
-    lead_peer, room_peer = Peer(), Peer()
-    lead = await join_with_media(ws, await join_token(api, lesson, "lead"), lead_peer, lead_peer.as_lead(), lesson)
-    room = await join_with_media(ws, await join_token(api, lesson, "receiver", world.receiving_classroom_ids[0]),
-                                 room_peer, room_peer.as_classroom(), lesson)
-    beats = [_heartbeat(lead), _heartbeat(room)]
-    try:
-        joined = next(m for m in lead.seen if m.get("type") == "joined")
+    async with lead_and_classroom(api, ws, lesson, world.receiving_classroom_ids[0]) as live:
+        joined = next(m for m in live.lead.seen if m.get("type") == "joined")
         assert joined.get("recording") is True, joined
-        await asyncio.wait_for(room_peer.first_frame.wait(), 15)
+        await asyncio.wait_for(live.room_peer.first_frame.wait(), 15)
         await asyncio.sleep(seconds)
-        await room.expect("window_closed", timeout=60)
-    finally:
-        for beat in beats:
-            beat.cancel()
-        for closing in (lead.close(), room.close(), lead_peer.close(), room_peer.close()):
-            with contextlib.suppress(Exception):
-                await closing
+        await live.room.expect("window_closed", timeout=60)
     return world, lesson
 
 
@@ -291,20 +281,16 @@ async def test_a_full_disk_stops_the_recording_tells_the_lead_and_the_technician
     ws = srv.url.replace("http", "ws") + "/ws"
     world = await build_world(api, tz, receivers=1, start_in=timedelta(seconds=2), duration=timedelta(seconds=40))
     lesson = world.lesson_ids[0]
-    lead_peer, room_peer = Peer(), Peer()
-    lead = await join_with_media(ws, await join_token(api, lesson, "lead"), lead_peer, lead_peer.as_lead(), lesson)
-    room = await join_with_media(ws, await join_token(api, lesson, "receiver", world.receiving_classroom_ids[0]),
-                                 room_peer, room_peer.as_classroom(), lesson)
-    beats = [_heartbeat(lead), _heartbeat(room)]
-    try:
-        await asyncio.wait_for(room_peer.first_frame.wait(), 15)
-        joined = next(m for m in lead.seen if m.get("type") == "joined")
+    async with lead_and_classroom(api, ws, lesson, world.receiving_classroom_ids[0]) as live:
+        await asyncio.wait_for(live.room_peer.first_frame.wait(), 15)
+        joined = next(m for m in live.lead.seen if m.get("type") == "joined")
         assert joined.get("recording") is True, joined
-        stopped = await lead.expect("recording", timeout=30)  # the lead's page: 录制已停止
+        stopped = await live.lead.expect("recording", timeout=30)  # the lead's page: 录制已停止
         assert stopped["on"] is False and "space" in str(stopped.get("error")).lower(), stopped
-        frames = room_peer.frames
+        frames = live.room_peer.frames
         await asyncio.sleep(3)
-        assert room_peer.frames - frames > 2 * 20, room_peer.frames - frames  # the classroom's picture goes on
+        grown = live.room_peer.frames - frames
+        assert grown > 2 * 20, grown  # the classroom's picture goes on
         deadline = time.monotonic() + 20
         while True:  # the technicians are told
             alerts = (await api.ok("GET", f"/api/v1/alerts?lesson_id={lesson}&firing=1"))["alerts"]
@@ -312,12 +298,6 @@ async def test_a_full_disk_stops_the_recording_tells_the_lead_and_the_technician
                 break
             assert time.monotonic() < deadline, alerts
             await asyncio.sleep(0.5)
-    finally:
-        for beat in beats:
-            beat.cancel()
-        for closing in (lead.close(), room.close(), lead_peer.close(), room_peer.close()):
-            with contextlib.suppress(Exception):
-                await closing
     # the catalogue says what became of it: what fitted on the disk, or why nothing could be kept
     recs = [r for r in await api.ok("GET", "/api/v1/recordings") if r["lesson_id"] == lesson]
     assert recs and recs[0]["error"], recs
