@@ -91,8 +91,14 @@ class MediaPlane(Protocol):
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
 
-    async def open_room(self, room_id: str, recording: RecordingRequest | None = None) -> None:
-        """Open a room (opening one already open does nothing); with `recording`, the lead is recorded."""
+    async def open_room(
+        self, room_id: str, recording: RecordingRequest | None = None, fast_start: bool = False
+    ) -> None:
+        """Open a room (opening one already open does nothing); with `recording`, the lead is recorded.
+
+        `fast_start` is for a room whose lead cannot make a keyframe when asked (a replay): a classroom
+        that joins starts at the lead's last keyframe, the frames since sent at once, instead of
+        waiting for the next one."""
         ...
 
     async def close_room(self, room_id: str) -> None: ...

@@ -227,8 +227,14 @@ class InboundTrack:
         fanout: FanoutQueue | None = None,
         subscriber_keyframe_interval: float = 0.5,
         subscriber_keyframe_max_interval: float = 4.0,
+        fast_start: bool = False,
     ) -> None:
         self.participant_id = participant_id
+        # A source that cannot make a keyframe when asked (a replay): a new slot starts at its last
+        # keyframe instead (`DownTrack._fast_start`); `gop_seq` is where that keyframe began (-1: none
+        # since the stream (re)started).
+        self.fast_start = fast_start
+        self.gop_seq = -1
         self.kind = kind
         self.media_kind = media_kind
         self.video = media_kind == "video"
@@ -359,6 +365,7 @@ class InboundTrack:
             if is_keyframe(codec.name, payload):
                 keyframe = True
                 self.keyframes += 1
+                self.gop_seq = seq
                 self.want_keyframe = False
                 # whoever asked for it, it repairs every playing subscriber's picture too
                 self.subscriber_keyframe_pending = False
@@ -400,6 +407,7 @@ class InboundTrack:
             dt.restart(now)
         self.want_keyframe = self.video
         self.restarts += 1
+        self.gop_seq = -1
         self.history = [None] * (self.mask + 1)
         self.nack.reset(seq)
         # The NACK tracker now starts at `seq`; its next packet must not look like a gap from there.
@@ -502,6 +510,27 @@ class InboundTrack:
             rr += build_remb(self.rtcp_ssrc, remb_bitrate, [self.ssrc])
         return rr
 
+    def since_keyframe(self, before_seq: int) -> list[tuple[int, int, int, int, bytes]] | None:
+        """The packets from the last keyframe up to (not including) `before_seq`, from the history, in
+        order; one not (yet) received is left out (a subscriber NACKs it). None when there is no
+        keyframe to start from: none since the stream (re)started, or the history no longer holds it."""
+        start = self.gop_seq
+        if start < 0:
+            return None
+        count = (before_seq - start) & 0xFFFF
+        if count == 0 or count > self.mask:
+            return None
+        history = self.history
+        mask = self.mask
+        out = []
+        for i in range(count):
+            entry = history[(start + i) & mask]
+            if entry is not None and entry[0] == (start + i) & 0xFFFF:
+                out.append(entry)
+        if not out or out[0][0] != start:
+            return None  # the keyframe's first packet was overwritten
+        return out
+
     def history_entry(self, seq: int) -> tuple[int, int, int, int, bytes] | None:
         entry = self.history[seq & self.mask]
         if entry is not None and entry[0] == seq:
@@ -591,6 +620,9 @@ class DownTrack:
         self.out_pt = -1
         self.prev: tuple[InboundTrack, int, int, int, int] | None = None
         self.first_keyframe_sent = False
+        # source timestamp -> the one its frame went out with, for the frames a fast start sent at once
+        self.burst_ts: dict[int, int] | None = None
+        self.fast_starts = 0
         self.switches = 0
         self.packets = 0
         self.octets = 0
@@ -636,9 +668,24 @@ class DownTrack:
                 # Begin only once the subscriber's DTLS is up: a keyframe sent into a wire that is
                 # still down is lost, and the slot would then wait for the publisher's next
                 # unrequested one.
-                if not wire.up or (self.hold and not keyframe):
+                if not wire.up:
                     continue
-                self._begin(seq, ts, now)
+                if self.hold and not keyframe:
+                    source = self.source
+                    if source is None or not source.fast_start:
+                        continue
+                    octets += self._fast_start(source, seq, ts, now, out)
+                    if not rw.started:
+                        continue
+                else:
+                    self._begin(seq, ts, now)
+            if self.burst_ts is not None:
+                # a packet of the frames sent at once (a late one, or a retransmission from upstream)
+                # keeps the timestamp its frame went out with; the next keyframe ends the burst's frames
+                if keyframe:
+                    self.burst_ts = None
+                else:
+                    ts = self.burst_ts.get(ts, ts)
             if pt != self.in_pt:
                 self._map_pt(pt)
             if self.out_pt < 0:
@@ -659,7 +706,7 @@ class DownTrack:
             self.octets += octets
             wire.send_protected(out)
 
-    def _begin(self, seq: int, ts: int, now: float) -> None:
+    def _begin(self, seq: int, ts: int, now: float, fast_start: bool = False) -> None:
         self.rw.begin(seq, ts, now)
         self.hold = False
         if not self.first_keyframe_sent and self.video:
@@ -668,8 +715,50 @@ class DownTrack:
                 EventKind.FIRST_KEYFRAME,
                 self.participant_id,
                 self.source.kind if self.source else None,
-                {"mid": self.mid, "slot": str(self.slot), "wait_ms": round((now - self.held_since) * 1000)},
+                {"mid": self.mid, "slot": str(self.slot), "wait_ms": round((now - self.held_since) * 1000),
+                 "fast_start": fast_start},
             )
+
+    def _fast_start(self, source: InboundTrack, seq: int, ts: int, now: float, out: list[bytes]) -> int:
+        """Start this held slot at the source's last keyframe: the packets from it up to `seq` (the
+        packet being forwarded, of timestamp `ts`) go out at once, into `out`; returns their payload
+        bytes (0, and the slot stays held, when the history cannot start it).
+
+        Their frames are a few seconds old. Sent with their own timestamps, a receiver would show them
+        at their recorded pace and stay that far behind for good; so each goes out one tick after the
+        one before, ending just before the current frame, and the receiver decodes them at once and
+        shows the current picture. The current frame and all after it keep their true spacing.
+        """
+        burst = source.since_keyframe(seq)
+        if burst is None:
+            return 0
+        frames = sorted({e[1] for e in burst if e[1] != ts}, key=lambda t: (t - ts) & 0xFFFFFFFF)
+        count = len(frames)
+        # in-stream timestamps the rewriter maps as usual: frame i of the burst as ts - count + i
+        stamps = {t: (ts - count + i) & 0xFFFFFFFF for i, t in enumerate(frames)}
+        self._begin(burst[0][0], (ts - count) & 0xFFFFFFFF, now, fast_start=True)
+        self.burst_ts = stamps
+        self.fast_starts += 1
+        rw = self.rw
+        protect = self.wire.protect
+        octets = 0
+        for b_seq, b_ts, mbit, pt, payload in burst:
+            if pt != self.in_pt:
+                self._map_pt(pt)
+            if self.out_pt < 0:
+                continue
+            b_ts = stamps.get(b_ts, b_ts)
+            out_seq = rw.map(b_seq, b_ts, now)
+            if out_seq < 0:
+                continue
+            try:
+                header = _pack_header(0x80, mbit | self.out_pt, out_seq, (b_ts + rw.ts_offset) & 0xFFFFFFFF, self.ssrc)
+                out.append(protect(header + payload))
+            except (pylibsrtp.Error, ValueError):
+                self.wire.errors += 1
+                continue
+            octets += len(payload)
+        return octets
 
     def _map_pt(self, pt: int) -> None:
         self.in_pt = pt
@@ -694,6 +783,7 @@ class DownTrack:
         if rw.started and old is not None:
             self.prev = (old, rw.seq_offset, rw.ts_offset, rw.start_out_seq, rw.last_seq)
         rw.stop()
+        self.burst_ts = None
         self.source = source
         self.in_pt = -1
         self.out_pt = -1
@@ -714,6 +804,7 @@ class DownTrack:
         if rw.started and self.source is not None:
             self.prev = (self.source, rw.seq_offset, rw.ts_offset, rw.start_out_seq, rw.last_seq)
         rw.stop()
+        self.burst_ts = None
         self.hold = self.video
         self.held_since = now
 
@@ -799,6 +890,8 @@ class DownTrack:
             return 0
         entry, ts_offset = found
         _, ts, mbit, pt, payload = entry
+        if self.burst_ts is not None and ts_offset == self.rw.ts_offset:
+            ts = self.burst_ts.get(ts, ts)
         codec = self.source.codecs.get(pt) if self.source else None
         out_pt = self.out_pt if pt == self.in_pt else (self.pt_by_key.get(codec.key, -1) if codec else -1)
         if out_pt < 0:
@@ -894,6 +987,7 @@ class DownTrack:
             "over_budget": self.over_budget,
             "nack_packets_over_budget": self.nack_packets_over_budget,
             "keyframe_requests_received": self.keyframe_requests_received,
+            "fast_starts": self.fast_starts,
             "fraction_lost": round(self.fraction_lost, 4),
             "packets_lost": self.packets_lost,
             "jitter_ms": round(self.jitter * 1000.0 / self.rw.clock_rate, 3),

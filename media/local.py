@@ -99,13 +99,17 @@ class LocalMediaPlane:
             raise MediaError(f"no open room {room_id!r}")
         return room
 
-    async def open_room(self, room_id: str, recording: RecordingRequest | None = None) -> None:
+    async def open_room(
+        self, room_id: str, recording: RecordingRequest | None = None, fast_start: bool = False
+    ) -> None:
         """Open a room; opening one that is already open does nothing."""
         if not self._started:
             raise MediaError("the media plane is not started")
         if room_id in self.rooms:
             return
-        self.rooms[room_id] = Room(room_id, self.config, self._emit, recording, shares=self.retransmit_shares)
+        self.rooms[room_id] = Room(
+            room_id, self.config, self._emit, recording, shares=self.retransmit_shares, fast_start=fast_start
+        )
         self._emit(EventKind.ROOM_OPENED, room_id, None, None,
                    {"pid": os.getpid(), "recording": recording is not None})
 

@@ -91,8 +91,11 @@ class Room:
         emit: Emit,
         recording: RecordingRequest | None = None,
         shares: FairShares | None = None,
+        fast_start: bool = False,
     ) -> None:
         self.id = room_id
+        # the lead is a recording (a replay): new slots start at its last keyframe (DownTrack._fast_start)
+        self.fast_start = fast_start
         # the lead's recording (media/recorder.py): a sink on each of its published tracks
         self.recorder = (
             LessonRecorder(Path(recording.folder), room_id, recording.keyframe_every_s) if recording else None
@@ -303,6 +306,7 @@ class Room:
             subscriber_keyframe_max_interval=cfg.subscriber_keyframe_max_interval,
             nack=NackTracker(cfg.nack_max_gap, cfg.nack_max_retries, cfg.nack_retry_interval),
             emit=self.emit,
+            fast_start=self.fast_start and line.media_kind == "video",
         )
 
     def _make_downtrack(self, participant: Participant, line: MLine, slot: SlotKind) -> DownTrack:

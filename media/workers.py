@@ -320,7 +320,9 @@ class WorkerMediaPlane:
 
     # -- MediaPlane -------------------------------------------------------------------------------
 
-    async def open_room(self, room_id: str, recording: RecordingRequest | None = None) -> None:
+    async def open_room(
+        self, room_id: str, recording: RecordingRequest | None = None, fast_start: bool = False
+    ) -> None:
         if room_id in self._room_worker:
             return
         live = [w for w in self._workers if w.alive and w.ready.done()]
@@ -330,7 +332,7 @@ class WorkerMediaPlane:
         self._room_worker[room_id] = worker
         worker.rooms.add(room_id)
         try:
-            await self._call(worker, "open_room", room_id, recording)
+            await self._call(worker, "open_room", room_id, recording, fast_start)
         except MediaError:
             worker.rooms.discard(room_id)
             if self._room_worker.get(room_id) is worker:

@@ -270,7 +270,9 @@ class Hub:
             live = self.lessons.get(facts.lesson.id)
             if live is None:
                 request = await self.recordings.request_for(facts.lesson) if self.recordings else None
-                await self.plane.open_room(room_id_of(facts.lesson.id), request)
+                # a replay's lead is a file: it cannot make a keyframe when a classroom joins mid-way
+                await self.plane.open_room(room_id_of(facts.lesson.id), request,
+                                           fast_start=facts.lesson.replay_of is not None)
                 live = LiveLesson(facts.lesson.id, facts, self.classroom_names(facts))
                 live.recording = request is not None
                 live.counties, live.regions = self.places_of(facts)

@@ -50,6 +50,7 @@ function watchFrames(slot, video) {
   const stream = video.srcObject;
   const onFrame = () => {
     if (video.srcObject !== stream) return; // a new stream has its own callback
+    if (state.conn) state.conn.mark(`picture_${slot}`); // the first picture of each slot on this connection
     if (!state.ready[slot]) { state.ready[slot] = true; render(); }
   };
   if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(onFrame);

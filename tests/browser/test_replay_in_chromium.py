@@ -5,7 +5,9 @@ The teacher broadcasts from Chromium (a red camera) and the lesson is recorded; 
 recording for replay; the administrator schedules it for another school's classroom a little later.
 That classroom's kiosk, opened once and never touched, joins when the window opens, waits for the
 "teacher", shows the recorded teacher full screen at the lesson's start for as long as it was recorded
-(paced, not in a burst), and shows the waiting overlay again when the recording has ended. The replay
+(paced, not in a burst); restarted mid-way, long after the recording's last keyframe, it shows the
+teacher again within a second of joining; and it shows the waiting overlay again when the recording has
+ended. The replay
 settles as delivered from what the SFU saw, and counts for the receiving school, not for the teacher.
 """
 
@@ -26,7 +28,7 @@ from tests.browser.screens import COLOURS, ScreenWatcher, colour_at, decode_png,
 VIEW = {"width": 1366, "height": 768}
 MAIN = (683, 300)
 ENV = {"CLASSROOM_MEDIA__ANNOUNCED_ADDRESSES": "127.0.0.1", "CLASSROOM_RECORDING__KINDS": "master,specialised",
-       "CLASSROOM_RECORDING__KEYFRAME_EVERY_S": "2", "CLASSROOM_SCHEDULER__WINDOW_CLOSE_GRACE_MIN": "0",
+       "CLASSROOM_RECORDING__KEYFRAME_EVERY_S": "8", "CLASSROOM_SCHEDULER__WINDOW_CLOSE_GRACE_MIN": "0",
        "CLASSROOM_SIGNALING__STATS_INTERVAL_S": "0.5", "CLASSROOM_SIGNALING__EVIDENCE_INTERVAL_S": "1"}
 
 
@@ -122,9 +124,20 @@ async def test_a_replay_plays_on_a_kiosk_as_a_live_lesson_and_counts_for_its_sch
             assert await kiosk.inner_text("#air") == "录播课"
             assert on_at - starts_at < 5, on_at - starts_at  # joined at the window, on air at the start
 
-            # 5. paced as recorded: still the teacher half-way through, the waiting overlay once it has ended
-            await asyncio.sleep(rec["duration_s"] / 2)
+            # 5. paced as recorded: still the teacher half-way through
+            await asyncio.sleep(rec["duration_s"] / 2 - 3)
             assert (await watcher.until({MAIN: "teacher"}, time.time(), 3))[0] >= 0
+            # the classroom PC restarts its page mid-way, seconds after the recording's last keyframe: the
+            # teacher is back within a second of joining (the SFU starts it at that keyframe)
+            reloaded_at = time.time()
+            await kiosk.reload()
+            watcher = await ScreenWatcher(kiosk).start()
+            back_after, seen = await watcher.until({MAIN: "teacher"}, reloaded_at, 10)
+            assert back_after >= 0, seen
+            marks = await kiosk.evaluate("() => window.__classroom.conn.marks")
+            assert "picture_camera" in marks, marks
+            assert marks["picture_camera"] - marks["joined"] < 1000, marks
+            # the waiting overlay once it has ended
             await kiosk.wait_for_selector("#overlay:not(.hidden)", timeout=(rec["duration_s"] + 15) * 1000)
             off_at = time.time()
             assert rec["duration_s"] - 4 <= off_at - on_at <= rec["duration_s"] + 6, (off_at - on_at, rec)
