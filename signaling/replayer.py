@@ -5,8 +5,9 @@ attendance work as for a live lesson.
 
 A replay that starts late (the server restarted, the room's worker died and the room was opened again)
 starts where the lesson should be, from the keyframe before. A recording that cannot be played (its
-file missing, unreadable, not `ready`) is logged with its reason, and the lesson shows its lead off air,
-which raises the technician's "lead not on air" alert as for a teacher who does not come.
+file missing, unreadable, not `ready`, or no longer approved for replay) is logged with its reason, and
+the lesson shows its lead off air, which raises the technician's "lead not on air" alert as for a
+teacher who does not come.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ def replay_files(rec: Recording | None) -> ReplayFiles | str:
         return "the recording it replays does not exist"
     if rec.state != "ready" or not rec.path:
         return f"the recording it replays is {rec.state}, not ready"
+    if rec.review != "approved" or "replay" not in rec.review_uses:
+        # a reviewer withdrew it after the replay was scheduled: it is not pushed to classrooms
+        return f"the recording it replays is no longer approved for replay (review: {rec.review})"
     camera = Path(rec.path)
     if not camera.exists():
         return f"the recording's file {camera.name} is missing"
