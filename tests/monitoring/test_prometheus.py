@@ -148,7 +148,8 @@ async def test_prometheus_scrapes_a_live_lesson_through_the_shipped_config(serve
             # the shipped alert rules are loaded and evaluated against the live figures
             async with session.get(f"{base}/api/v1/rules") as r:
                 groups = (await r.json())["data"]["groups"]
-            assert {g["name"] for g in groups} == {"live-classroom-lessons", "live-classroom-node"}
+            assert {g["name"] for g in groups} == {"live-classroom-lessons", "live-classroom-recordings",
+                                                   "live-classroom-node"}
             assert all(rule["health"] != "err" for g in groups for rule in g["rules"])
     finally:
         proc.terminate()
