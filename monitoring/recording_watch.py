@@ -9,7 +9,7 @@ Run by the scheduler's timed jobs once a minute (`LessonJobs.every_minute`):
 - recordings past their county's retention period are deleted (files and catalogue), audited as the
   system (`scheduler/rules/retention.py`);
 - a county whose recordings use more than `quota_warn_share` of its quota raises `recording_quota`
-  (warning; critical at the quota).
+  (warning; critical at the quota, from which its new lessons are not recorded: `Recordings.records`).
 
 The rules that make conditions are pure (`watch_conditions`); `RecordingWatch` is the thin shell.
 """
@@ -68,9 +68,10 @@ def watch_conditions(
         out.append(Condition(
             "recording_quota", f"recording_quota:{u.county_id}", Severity.CRITICAL if over else Severity.WARNING,
             0.0, None, f"county-{u.county_id}", county,
-            f"{county}的录像已用 {gib:.1f} GiB，占配额 {quota:.1f} GiB 的 {share:.0%}" + ("，已满" if over else ""),
+            f"{county}的录像已用 {gib:.1f} GiB，占配额 {quota:.1f} GiB 的 {share:.0%}"
+            + ("，已满：新的课不再录制" if over else ""),
             f"{county}: recordings use {gib:.1f} GiB, {share:.0%} of its {quota:.1f} GiB quota"
-            + (" (full)" if over else ""), float(u.used_bytes), frozenset({u.county_id})))
+            + (" (full: new lessons are not recorded)" if over else ""), float(u.used_bytes), frozenset({u.county_id})))
     return out
 
 

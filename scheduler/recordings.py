@@ -10,6 +10,7 @@ I/O over the scheduler's database; the rules of who records and who watches are 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,9 @@ from scheduler.model import Lesson
 from scheduler.repository import Repository
 from scheduler.rules.recording import RecordingAudience, RecordingConfig, is_recorded
 from scheduler.rules.replay import ReviewFacts, parse_uses, review_refusal
-from scheduler.rules.retention import CountyPolicy, Kept
+from scheduler.rules.retention import CountyPolicy, Kept, QuotaLevel, usage_by_county
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +111,17 @@ class Recordings:
         return school.county_id if school is not None else None
 
     def records(self, lesson: Lesson) -> bool:
-        return is_recorded(self.config, lesson, self.lead_county(lesson), self.choice(lesson.id))
+        county = self.lead_county(lesson)
+        full = county is not None and self.county_full(county)
+        if full:
+            log.warning("lesson %d: not recorded, county %d has used its recordings' disk quota", lesson.id, county)
+        return is_recorded(self.config, lesson, county, self.choice(lesson.id), county_full=full)
+
+    def county_full(self, county_id: int) -> bool:
+        """Whether the county's recordings have used its disk quota (a county without a quota never is)."""
+        usage = usage_by_county([k for k in self.kept() if k.county_id == county_id], self.policies(),
+                                self.config.quota_gb, self.config.quota_warn_share)
+        return any(u.county_id == county_id and u.level == QuotaLevel.OVER for u in usage)
 
     # ---- what the media plane tells -----------------------------------------------------------------
     def started(self, lesson_id: int, participant: str, dump: str, at: float) -> int:

@@ -66,10 +66,13 @@ class RecordingConfig:
             raise ValueError("replay_check_min must be between 1 and 1440")
 
 
-def is_recorded(config: RecordingConfig, lesson: Lesson, lead_county_id: int | None, choice: bool | None) -> bool:
+def is_recorded(config: RecordingConfig, lesson: Lesson, lead_county_id: int | None, choice: bool | None,
+                county_full: bool = False) -> bool:
     """Whether the lesson's room records: its own choice, else its county's, else its kind's. A replay (录播)
-    is never recorded again: its recording exists."""
-    if not config.enabled or lesson.replay_of is not None:
+    is never recorded again: its recording exists. A county whose recordings have used its disk quota
+    (`county_full`) records no new lesson, whatever was chosen: the quota keeps one county from filling a
+    disk that others share (the technicians have the `recording_quota` alert)."""
+    if not config.enabled or lesson.replay_of is not None or county_full:
         return False
     if choice is not None:
         return choice

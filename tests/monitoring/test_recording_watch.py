@@ -95,3 +95,21 @@ def test_a_county_near_its_quota_is_alerted(tmp_path: Path) -> None:
     (alert,) = RecordingWatch(recs, t, published).check()
     assert (alert.rule, alert.severity, alert.county_ids) == ("recording_quota", "warning", frozenset({1}))
     assert "95%" in alert.summary_en and "沙坡头区" in alert.summary_zh
+
+
+def test_a_county_at_its_quota_records_no_new_lesson_and_the_alert_says_so(tmp_path: Path) -> None:
+    t = small_county(tmp_path / "db.sqlite3")
+    recs, lesson_id, rid = recorded(t, tmp_path)
+    (lesson,) = [x for x in t.repo.lessons() if x.id == lesson_id]
+    recs.set_choice(lesson_id, True, "admin", "公开课")
+    assert recs.records(lesson)
+    with sqlite3.connect(t.db.path) as db:
+        db.execute("UPDATE recording SET size_bytes = ? WHERE id = ?", (100 * 1024**2, rid))
+    recs.set_policy(1, None, 100)
+    # full: not recorded, even where an administrator asked for it, until space is freed or the quota raised
+    assert not recs.records(lesson)
+    (alert,) = RecordingWatch(recs, t, Published()).check()
+    assert (alert.rule, alert.severity) == ("recording_quota", "critical")
+    assert "not recorded" in alert.summary_en and "不再录制" in alert.summary_zh
+    recs.set_policy(1, None, 200)
+    assert recs.records(lesson)
