@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -19,6 +19,7 @@ from scheduler.db import Database
 from scheduler.jobs import LessonJobs
 from scheduler.timetable import Timetable
 from signaling.hub import Hub, lesson_of_room
+from signaling.monitoring_api import CLUSTER_VIEW, ClusterView
 from signaling.rest import TIMETABLE, add_routes, errors_middleware
 from signaling.wiring import SIGNALING, install, make_signaling
 
@@ -77,7 +78,7 @@ def build_app(config: Config, db: Database, *, tls: bool = False, media: str = "
     return app
 
 
-def make_cluster(config: Config, metrics: Metrics) -> Cluster:
+def make_cluster(config: Config, metrics: Metrics, lessons: Callable[[], Iterable[int]] = tuple) -> Cluster:
     """The in-process registry on one machine; with `[cluster] redis_url`, Redis and the job lock."""
     cluster = config.cluster
     node_id = cluster.node_id or f"{config.monitoring.node_name}:{config.server.port}"
@@ -92,13 +93,16 @@ def make_cluster(config: Config, metrics: Metrics) -> Cluster:
     else:
         registry, lock = InProcessRegistry(heartbeat_interval=cluster.heartbeat_s), None
     cores = os.cpu_count() or 1
-    presence = NodePresence(registry, node, lambda: node_load(metrics.rooms.values(), metrics.process_health(), cores))
+    presence = NodePresence(registry, node, lambda: node_load(metrics.rooms.values(), metrics.process_health(), cores,
+                                                              lessons()))
     return Cluster(registry, "redis" if cluster.redis_url else "in-process", presence, lock)
 
 
 async def _cluster_context(app: web.Application) -> AsyncIterator[None]:
-    cluster = make_cluster(app[CONFIG], app[METRICS])
+    cluster = make_cluster(app[CONFIG], app[METRICS], lambda: list(app[SIGNALING].hub.lessons))
     app[CLUSTER] = cluster
+    app[CLUSTER_VIEW] = ClusterView(cluster.registry, cluster.presence.node.id, cluster.backend,
+                                    cluster.lock.describe if cluster.lock is not None else None)
     await cluster.presence.beat()
     cluster.presence.start()
     yield

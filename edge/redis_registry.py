@@ -144,6 +144,9 @@ class RedisRegistry:
 
     # nodes
 
+    def seen_now(self) -> float:
+        return time.time()  # `seen` is the heartbeating node's wall-clock time, comparable across nodes
+
     async def register(self, node: Node, load: Load | None = None) -> NodeState:
         load = load or Load()
         state = NodeState(node, load, time.time())

@@ -61,6 +61,10 @@ class Load:
     subscriptions: int = 0
     cpu: float = 0.0  # share of the node's cores in use, 0..1
     egress_mbps: float = 0.0
+    lessons: tuple[int, ...] = ()  # the lessons whose rooms are open on it (the technician's page lists them)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lessons", tuple(int(x) for x in self.lessons))  # a list, read back from JSON
 
 
 @dataclass(frozen=True)
@@ -159,6 +163,10 @@ class Registry(Protocol):
         """How long a node stays listed after its last heartbeat."""
         ...
 
+    def seen_now(self) -> float:
+        """Now, on the clock of `NodeState.seen` (so `seen_now() - state.seen` is how long ago it was heard of)."""
+        ...
+
     async def register(self, node: Node, load: Load | None = None) -> NodeState: ...
 
     async def heartbeat(self, node_id: str, load: Load) -> bool:
@@ -233,6 +241,9 @@ class InProcessRegistry:
 
     def _alive(self, state: NodeState) -> bool:
         return self.clock() - state.seen < self.expiry_s
+
+    def seen_now(self) -> float:
+        return self.clock()
 
     async def register(self, node: Node, load: Load | None = None) -> NodeState:
         load = load or Load()

@@ -1,4 +1,5 @@
-"""The technician's routes: the live county view as a stream, the alert log, lesson history, bandwidth.
+"""The technician's routes: the live county view as a stream, the alert log, lesson history, bandwidth, and
+the cluster's nodes with their lessons.
 
 Thin handlers over `monitoring.monitor.Monitor` and its store. Who sees what follows signaling's
 scopes (`signaling.access.in_scope`): a county technician the lessons touching their county, a region
@@ -17,11 +18,14 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 
+from edge.registry import NodeState, Registry, RegistryUnavailable
 from monitoring.bandwidth import SchoolInfo, bandwidth_report
 from monitoring.monitor import Monitor
 from scheduler.model import Lesson
@@ -36,6 +40,20 @@ from signaling.tokens import Claims, Role, TokenRefused, TokenService, TokenType
 KEEPALIVE_S = 15.0
 RECHECK_S = 5.0
 MAX_RANGE_DAYS = 62
+
+
+@dataclass(frozen=True)
+class ClusterView:
+    """What the nodes' page reads: the registry this node is in, and this node's part (set by the app once
+    the registry is up, as `CLUSTER_VIEW`)."""
+
+    registry: Registry
+    node_id: str
+    backend: str  # in-process or redis
+    job_lock: Callable[[], dict[str, Any]] | None  # None: one machine, the timed jobs run here
+
+
+CLUSTER_VIEW = web.AppKey("cluster_view", ClusterView)
 
 
 class MonitoringApi:
@@ -210,6 +228,41 @@ class MonitoringApi:
                         "receivers": len(lesson.receiving_classroom_ids), "alerts": counts.get(lesson.id, 0)})
         return web.json_response({"date": day.isoformat(), "lessons": out})
 
+    async def nodes(self, request: web.Request) -> web.Response:
+        """The cluster's live nodes, their load and the lessons on each (those this viewer looks after)."""
+        p = _principal(request, Role.ADMIN, Role.TECHNICIAN)
+        view = request.app.get(CLUSTER_VIEW)
+        if view is None:
+            raise Refusal(503, "registry_unavailable", "the cluster's registry is not started yet")
+        try:
+            states = await view.registry.nodes()
+        except RegistryUnavailable as exc:
+            raise Refusal(503, "registry_unavailable", f"the cluster's registry cannot be reached: {exc}") from None
+        nodes = await asyncio.to_thread(self._nodes_json, p, states, view.node_id, view.registry.seen_now())
+        return web.json_response({"at": time.time(), "registry": view.backend, "this_node": view.node_id,
+                                  "job_lock": view.job_lock() if view.job_lock is not None else {"held": True},
+                                  "nodes": nodes})
+
+    def _nodes_json(self, p: Claims, states: list[NodeState], this_node: str, now: float) -> list[dict[str, Any]]:
+        tz = self.t.config.tz
+        out = []
+        for s in sorted(states, key=lambda x: (x.node.id != this_node, x.node.id)):
+            lessons = []
+            for lesson_id in s.load.lessons:
+                lesson = self.t.repo.lesson(lesson_id)
+                if lesson is None or not in_scope(p, *self._places(lesson)):
+                    continue
+                live = self.hub.lessons.get(lesson_id) if s.node.id == this_node else None
+                lessons.append({"id": lesson.id, "subject": lesson.subject, "kind": lesson.kind.value,
+                                "start": lesson.start.astimezone(tz).isoformat(), "status": lesson.status.value,
+                                "lead_on_air": None if live is None else live.picture.lead_present})
+            data = s.to_json()
+            data["load"] = {k: v for k, v in data["load"].items() if k != "lessons"}
+            out.append({**data, "this": s.node.id == this_node, "lessons": lessons,
+                        "seen_ago_s": round(max(0.0, now - s.seen), 1),
+                        "lessons_hidden": len(s.load.lessons) - len(lessons)})
+        return out
+
     async def bandwidth(self, request: web.Request) -> web.Response:
         p = _principal(request, Role.ADMIN, Role.TECHNICIAN)
         tz = self.t.config.tz
@@ -266,3 +319,4 @@ def add_routes(app: web.Application, api: MonitoringApi) -> None:
     r.add_post("/api/v1/alerts/{id}/ack", api.acknowledge, name="sig.alert_ack")
     r.add_get("/api/v1/lessons/{id}/history", api.history, name="sig.lesson_history")
     r.add_get("/api/v1/bandwidth", api.bandwidth, name="sig.bandwidth")
+    r.add_get("/api/v1/monitor/nodes", api.nodes, name="sig.monitor_nodes")

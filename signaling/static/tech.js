@@ -304,6 +304,40 @@ async function historyTab(root) {
   await load();
 }
 
+// ---- the nodes: every media node of the cluster (this one alone on one machine), its load and its lessons
+async function nodesTab(root) {
+  const out = el("div", { id: "nodes" });
+  const opened = (root.dataset.opened = String(Date.now()));
+  root.replaceChildren(out);
+  const load = async () => {
+    const r = await api("/api/v1/monitor/nodes");
+    const lock = r.job_lock.held ? t("node_jobs_here") : t("node_jobs_elsewhere");
+    const rows = r.nodes.map((n) => {
+      const share = n.node.capacity ? n.load.subscriptions / n.node.capacity : 0;
+      const lessons = n.lessons.map((l) => el("a", { href: `/tech?lesson=${l.id}`, class: "node-lesson" },
+        `#${l.id} ${l.subject}${l.lead_on_air === false ? `（${t("off_air")}）` : ""}`));
+      if (n.lessons_hidden) lessons.push(el("span", { class: "muted" }, `+${n.lessons_hidden}`));
+      return el("tr", { dataset: { node: n.node.id }, class: share >= 0.9 || n.load.cpu >= 0.9 ? "q-bad" : "" },
+        el("td", {}, n.node.id, n.this ? el("span", { class: "badge" }, t("node_this")) : ""),
+        el("td", {}, t(`node_role_${n.node.role}`)), el("td", {}, [n.node.region, n.node.county].filter(Boolean).join(" / ") || "–"),
+        el("td", {}, `${n.load.subscriptions} / ${n.node.capacity}`), el("td", {}, pct(n.load.cpu)),
+        el("td", {}, fmt(n.load.egress_mbps, 1)), el("td", {}, `${fmt(n.seen_ago_s, 0)} s`),
+        el("td", { class: "node-lessons" }, lessons.length ? lessons : t("node_no_lessons")));
+    });
+    out.replaceChildren(
+      el("p", {}, `${t("node_registry")}: ${r.registry === "redis" ? "Redis" : t("node_one_machine")} · ${lock}`),
+      el("table", {}, el("tr", {}, ...["node", "node_role", "node_place", "node_subs", "CPU", "node_egress", "node_heartbeat", "node_lessons"]
+        .map((k) => el("th", {}, k === "CPU" ? "CPU" : t(k)))), rows));
+  };
+  const tick = async () => {
+    if (root.dataset.opened !== opened || root.hidden) return; // another tab, or this one opened again
+    await load().catch((e) => notice(out, e.message));
+    setTimeout(tick, 5000);
+  };
+  await load();
+  setTimeout(tick, 5000);
+}
+
 // ---- the bandwidth report ----------------------------------------------------------------------------
 async function bandwidthTab(root) {
   const today = new Date().toLocaleDateString("sv-SE", { timeZone: ZONE });
@@ -345,7 +379,7 @@ if (requireLogin(["technician", "admin"])) {
   const main = el("main", { id: "view" });
   const liveRoot = el("div", { id: "live" });
   const other = el("div", { id: "other" });
-  const tabs = [["live", null], ["alert_log", alertLog], ["history_tab", historyTab], ["bandwidth_title", bandwidthTab]];
+  const tabs = [["live", null], ["alert_log", alertLog], ["history_tab", historyTab], ["bandwidth_title", bandwidthTab], ["nodes_tab", nodesTab]];
   const tabBar = el("nav", { class: "tabs" }, tabs.map(([key, open]) => el("button", { dataset: { tab: key }, onclick: (ev) => {
     for (const b of tabBar.children) b.classList.toggle("active", b === ev.currentTarget);
     liveRoot.hidden = open !== null;

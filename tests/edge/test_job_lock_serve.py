@@ -73,6 +73,11 @@ async def test_only_the_holder_runs_timed_jobs_and_the_other_takes_over_after_si
     seen = cluster_json(redis_server.url)
     assert [n["node"]["id"] for n in seen["nodes"]] == ["node-a", "node-b"]
     assert seen["job_lock"]["holder"].startswith("node-a/") and seen["job_lock"]["epoch"] == epoch_a
+    # the technician's nodes page on either node lists both, this one first
+    shown = await api_b.ok("GET", "/api/v1/monitor/nodes")
+    assert [(n["node"]["id"], n["this"]) for n in shown["nodes"]] == [("node-b", True), ("node-a", False)]
+    assert shown["registry"] == "redis" and shown["job_lock"]["held"] is False
+    assert all(n["node"]["capacity"] > 0 and "subscriptions" in n["load"] for n in shown["nodes"])
 
     first.kill9()
     killed = time.monotonic()
@@ -90,6 +95,7 @@ async def test_only_the_holder_runs_timed_jobs_and_the_other_takes_over_after_si
     while [n["node"]["id"] for n in cluster_json(redis_server.url)["nodes"]] != ["node-b"]:
         assert time.monotonic() < deadline, "the killed node stayed in the registry"
         await asyncio.sleep(0.2)
+    assert [n["node"]["id"] for n in (await api_b.ok("GET", "/api/v1/monitor/nodes"))["nodes"]] == ["node-b"]
     table = cluster(redis_server.url, "--lang", "en")
     assert table.returncode == 0 and "node-b" in table.stdout and f"(epoch {lock['epoch']})" in table.stdout
 
@@ -107,6 +113,9 @@ async def test_a_node_started_before_redis_waits_and_takes_over_when_redis_comes
         world = await build_world(api, tz, receivers=1)
         assert await status_of(api, world.lesson_ids[0]) == "scheduled"  # no lock, no jobs
         assert cluster(redis_server.url).returncode == 1
+        # the technician's nodes page says the registry is away, rather than showing no node
+        status, body = await api.call("GET", "/api/v1/monitor/nodes")
+        assert (status, body["code"]) == (503, "registry_unavailable"), body
         redis_server.start()
         deadline = time.monotonic() + LEASE_S + 5
         while await status_of(api, world.lesson_ids[0]) != "open":

@@ -86,6 +86,16 @@ async def test_register_then_list_with_load(backend: Backend) -> None:
     assert listed[0].free == 97
 
 
+async def test_a_nodes_lessons_and_when_it_was_last_heard_of(backend: Backend) -> None:
+    a, other = backend.client(), backend.client()
+    await a.register(node("n1"), Load(subscriptions=2, lessons=(12, 7)))
+    await backend.advance(INTERVAL)
+    assert await a.heartbeat("n1", Load(subscriptions=3, lessons=(7, 12, 30)))
+    [state] = await other.nodes()
+    assert state.load.lessons == (7, 12, 30)
+    assert 0.0 <= other.seen_now() - state.seen < INTERVAL + 1.0
+
+
 async def test_heartbeat_updates_load_and_keeps_node_alive(backend: Backend) -> None:
     a, other = backend.client(), backend.client()
     await a.register(node("n1"))
