@@ -58,6 +58,8 @@ class EventKind(StrEnum):
     RECORDING_STARTED = "recording_started"
     RECORDING_FINISHED = "recording_finished"
     RECORDING_FAILED = "recording_failed"
+    # a replay (`start_replay`) reached the end of its recording: its lead has gone off air
+    REPLAY_ENDED = "replay_ended"
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +138,16 @@ class MediaPlane(Protocol):
 
     async def set_talkback(self, room_id: str, participant_id: str | None, to_all: bool = False) -> None:
         """Call on a receiving classroom (None ends talk-back); `to_all` also sends it to every classroom."""
+        ...
+
+    async def start_replay(self, room_id: str, camera: str, screen: str | None = None, offset_s: float = 0.0) -> None:
+        """Publish a recording into the room as its lead (`media/replay.py`), from `offset_s` into it: in the
+        process that owns the room, so replays spread over the workers as rooms do. Replaces a replay
+        already running there; `REPLAY_ENDED` when the file has ended; MediaError if it cannot start."""
+        ...
+
+    async def stop_replay(self, room_id: str) -> None:
+        """Stop the room's replay, if one runs (closing the room stops it too)."""
         ...
 
     async def stats(self, room_id: str | None = None) -> dict[str, Any]:

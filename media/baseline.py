@@ -124,6 +124,12 @@ class MediaRelayPlane:
     async def set_talkback(self, room_id: str, participant_id: str | None, to_all: bool = False) -> None:
         raise MediaError("the MediaRelay baseline has no talk-back")
 
+    async def start_replay(self, room_id: str, camera: str, screen: str | None = None, offset_s: float = 0.0) -> None:
+        raise MediaError("the MediaRelay baseline does not replay recordings")
+
+    async def stop_replay(self, room_id: str) -> None:
+        return None
+
     async def stats(self, room_id: str | None = None) -> dict[str, Any]:
         rooms = {rid: r for rid, r in self._rooms.items() if room_id in (None, rid)}
         return {

@@ -6,10 +6,12 @@ Used by tests and benchmarks directly, and inside each worker process by `media.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
 from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from media.api import (
@@ -25,6 +27,7 @@ from media.api import (
 from media.config import CAPACITY_REASON, MediaCapacityError, MediaConfig
 from media.event_hub import EventHub
 from media.ratelimit import FairShares
+from media.replay import ReplayError, ReplayFiles, ReplayPublisher
 from media.room import Room
 
 logger = logging.getLogger(__name__)
@@ -45,6 +48,8 @@ class LocalMediaPlane:
         self.retransmit_shares = FairShares(config.worker_retransmissions_per_second)
         # closed rooms' recordings being finalised (each in a thread), awaited by stop()
         self._finishing: set[asyncio.Task[None]] = set()
+        # room id -> the recording published into it as its lead, and the task that tells of its end
+        self._replays: dict[str, tuple[ReplayPublisher, asyncio.Task[None]]] = {}
 
     def subscriptions(self) -> int:
         """Subscriptions this plane carries: every participant but the leads, plus joins under way."""
@@ -115,6 +120,7 @@ class LocalMediaPlane:
 
     async def close_room(self, room_id: str) -> None:
         room = self._room(room_id)
+        await self.stop_replay(room_id)
         del self.rooms[room_id]
         await room.close()
         self._emit(EventKind.ROOM_CLOSED, room_id, None, None, None)
@@ -151,6 +157,40 @@ class LocalMediaPlane:
 
     async def set_talkback(self, room_id: str, participant_id: str | None, to_all: bool = False) -> None:
         self._room(room_id).set_talkback(participant_id, to_all)
+
+    async def start_replay(self, room_id: str, camera: str, screen: str | None = None, offset_s: float = 0.0) -> None:
+        self._room(room_id)
+        await self.stop_replay(room_id)
+        files = ReplayFiles(Path(camera), Path(screen) if screen else None)
+        publisher = ReplayPublisher(self, room_id, files, offset_s)
+        try:
+            await publisher.start()
+        except ReplayError as exc:
+            await publisher.stop()
+            raise MediaError(str(exc)) from None
+        except BaseException:
+            await publisher.stop()
+            raise
+        task = asyncio.get_running_loop().create_task(self._replay_until_the_end(room_id, publisher))
+        self._replays[room_id] = (publisher, task)
+
+    async def _replay_until_the_end(self, room_id: str, publisher: ReplayPublisher) -> None:
+        await publisher.ended.wait()
+        if self._replays.get(room_id, (None,))[0] is publisher:
+            del self._replays[room_id]
+        await publisher.stop()
+        self._emit(EventKind.REPLAY_ENDED, room_id, publisher.participant_id, None,
+                   {"packets": publisher.packets_sent, "offset_s": publisher.offset_s})
+
+    async def stop_replay(self, room_id: str) -> None:
+        running = self._replays.pop(room_id, None)
+        if running is None:
+            return
+        publisher, task = running
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await publisher.stop()
 
     async def stats(self, room_id: str | None = None) -> dict[str, Any]:
         if room_id is not None:

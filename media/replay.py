@@ -1,15 +1,16 @@
 """Replay: a lesson's recording published into a room as its lead would, without transcoding.
 
 A replayed lesson (录播) opens a room like a live one; `ReplayPublisher` joins it as the lead (participant
-`lead-replay`) with an aiortc connection from the server itself, over loopback to the media plane's
-address. Its tracks are the recording's demuxed packets (`av.Packet`, never decoded): aiortc's
-payloaders put them into RTP (VP8 as it is; H.264 from MP4 turned into Annex B first, parameter sets
-before each keyframe; Opus as it is), and each packet leaves when its timestamp says, on one clock for
-camera, courseware and sound. So the receiving pages see a lead like any other and need no change.
+`lead-replay`) with an aiortc connection over loopback, run by the media plane that owns the room
+(`LocalMediaPlane.start_replay`, so in that room's worker process). Its tracks are the recording's
+demuxed packets (`av.Packet`, never decoded): aiortc's payloaders put them into RTP (VP8 as it is;
+H.264 from MP4 turned into Annex B first, parameter sets before each keyframe; Opus as it is), and
+each packet leaves when its timestamp says, on one clock for camera, courseware and sound. So the
+receiving pages see a lead like any other and need no change.
 
-The recording asked the lead for a keyframe every few seconds (`[recording] keyframe_every_s`): a
-classroom that joins mid-way waits at most that long for a picture. A replay that starts late (the
-server was restarted, the room was lost) starts at the keyframe before the time it should be at.
+A classroom that joins mid-way is started at the last keyframe by the room (opened with `fast_start`,
+`DownTrack._fast_start`), so it has a picture at once. A replay that starts late (the server was
+restarted, the room was lost) starts at the keyframe before the time it should be at.
 When the file ends, the tracks end and the lead goes off air, as when a teacher stops.
 """
 

@@ -40,7 +40,8 @@ from media.event_hub import EventHub
 logger = logging.getLogger(__name__)
 
 _CALLS = frozenset(
-    {"open_room", "close_room", "join", "leave", "add_candidate", "set_talkback", "stats", "process", "stop"}
+    {"open_room", "close_room", "join", "leave", "add_candidate", "set_talkback", "start_replay", "stop_replay",
+     "stats", "process", "stop"}
 )
 _START_TIMEOUT = 60.0  # a spawned worker imports aiortc, av and numpy before it is ready
 PROCESS_TIMEOUT = 2.0  # a worker that cannot say its CPU and loop lag in this time is reported as not responding
@@ -374,6 +375,12 @@ class WorkerMediaPlane:
 
     async def set_talkback(self, room_id: str, participant_id: str | None, to_all: bool = False) -> None:
         await self._call(self._owner(room_id), "set_talkback", room_id, participant_id, to_all)
+
+    async def start_replay(self, room_id: str, camera: str, screen: str | None = None, offset_s: float = 0.0) -> None:
+        await self._call(self._owner(room_id), "start_replay", room_id, camera, screen, offset_s)
+
+    async def stop_replay(self, room_id: str) -> None:
+        await self._call(self._owner(room_id), "stop_replay", room_id)
 
     async def stats(self, room_id: str | None = None) -> dict[str, Any]:
         if room_id is not None:

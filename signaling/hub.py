@@ -792,6 +792,10 @@ class Hub:
             return
         if live is None:
             return
+        if ev.kind == EventKind.REPLAY_ENDED:
+            if self.replays is not None:
+                self.replays.on_ended(live.lesson_id)
+            return
         if ev.kind == EventKind.ROOM_LOST:
             # the worker that held the room died: open it again and have everyone reconnect to it
             async with self._lock:

@@ -1,7 +1,9 @@
-"""Replayed lessons (录播) on air: when a replay lesson's room is open and its start has come, the recording it
-replays is published into the room as its lead (`media/replay.py`); the hub sees a lead like any other
-(participant `lead-replay`), so the receiving classrooms' pages, the layouts, the on-air evidence and
-attendance work as for a live lesson.
+"""Replayed lessons (录播) on air: when a replay lesson's room is open and its start has come, the
+recording it replays is published into the room as its lead (`media/replay.py`) by the media worker
+that owns the room (`MediaPlane.start_replay`), so replays spread over the cores as rooms do and none
+of their packets pass through this process; the hub sees a lead like any other (participant
+`lead-replay`), so the receiving classrooms' pages, the layouts, the on-air evidence and attendance
+work as for a live lesson.
 
 A replay that starts late (the server restarted, the room's worker died and the room was opened again)
 starts where the lesson should be, from the keyframe before. A recording that cannot be played (its
@@ -21,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from media.api import MediaError, MediaPlane
-from media.replay import ReplayError, ReplayFiles, ReplayPublisher, recording_offset
+from media.replay import ReplayFiles, recording_offset
 from scheduler.model import Lesson
 from scheduler.recordings import Recording, Recordings
 
@@ -52,6 +54,7 @@ class ReplayKeeper:
     recordings: Recordings
     clock: Callable[[], float] = time.time
     running: dict[int, asyncio.Task[None]] = field(default_factory=dict)  # lesson id -> its replay
+    ended: dict[int, asyncio.Event] = field(default_factory=dict)  # lesson id -> set at REPLAY_ENDED
 
     def begin(self, lesson: Lesson, room_id: str, on_air: Callable[[bool], None]) -> None:
         """Start (or restart, for a room opened again) the replay of `lesson` into `room_id`;
@@ -70,21 +73,34 @@ class ReplayKeeper:
             await asyncio.sleep(wait)
         rec = await asyncio.to_thread(self.recordings.get, int(lesson.replay_of or 0))
         files = replay_files(rec)
-        publisher: ReplayPublisher | None = None
+        if isinstance(files, str):
+            log.error("lesson %d: the replay of recording %s cannot start: %s", lesson.id, lesson.replay_of, files)
+            return
+        ended = self.ended[lesson.id] = asyncio.Event()
+        started = False
         try:
-            if isinstance(files, str):
-                raise ReplayError(files)
-            publisher = ReplayPublisher(self.plane, room_id, files, recording_offset(start, self.clock()))
-            await publisher.start()
+            # published by the media worker that owns the room (media/replay.py), never through this process
+            await self.plane.start_replay(room_id, str(files.camera), str(files.screen) if files.screen else None,
+                                          recording_offset(start, self.clock()))
+            started = True
             on_air(True)
-            await publisher.ended.wait()
+            await ended.wait()
             log.info("lesson %d: the replay of recording %s has ended", lesson.id, lesson.replay_of)
             on_air(False)
-        except (ReplayError, MediaError, OSError) as exc:
+        except MediaError as exc:
             log.error("lesson %d: the replay of recording %s cannot start: %s", lesson.id, lesson.replay_of, exc)
         finally:
-            if publisher is not None:
-                await publisher.stop()
+            if self.ended.get(lesson.id) is ended:
+                del self.ended[lesson.id]
+            if started and not ended.is_set():
+                with contextlib.suppress(MediaError):
+                    await self.plane.stop_replay(room_id)
+
+    def on_ended(self, lesson_id: int) -> None:
+        """The media plane says the lesson's replay reached the end of its recording (REPLAY_ENDED)."""
+        event = self.ended.get(lesson_id)
+        if event is not None:
+            event.set()
 
     async def end(self, lesson_id: int) -> None:
         """The lesson's room closed: stop its replay."""

@@ -20,10 +20,11 @@ from media_clients import FPS, Subscriber
 from test_forwarding import EventLog
 from test_recording_live import ROOM, _lead, _port_base
 
-from media.api import EventKind, RecordingRequest
+from media.api import EventKind, MediaError, RecordingRequest
 from media.config import MediaConfig
 from media.local import LocalMediaPlane
 from media.replay import ReplayError, ReplayFiles, ReplayPublisher, avcc_to_annexb, from_this_host
+from media.workers import WorkerMediaPlane
 
 KEYFRAME_EVERY_S = 2.0
 
@@ -168,3 +169,32 @@ def test_the_answer_is_reached_from_this_host_on_loopback_where_its_address_is_n
               "a=candidate:2 1 udp 2130706431 10.0.0.7 40002 typ host\r\n")
     seen = from_this_host(answer, {"127.0.0.1", "10.0.0.7"})
     assert "127.0.0.1 40001 typ host" in seen and "10.0.0.7 40002 typ host" in seen
+
+
+async def test_a_replay_runs_in_the_worker_that_owns_its_room(plane, tmp_path):
+    """Published by the room's worker process (`start_replay`), not by the caller: this process only
+    asks, then receives the pictures as a classroom and hears of the end (REPLAY_ENDED)."""
+    files = await _record(plane, tmp_path, 4)
+    base = _port_base(200)
+    workers = WorkerMediaPlane(MediaConfig(announced_addresses=("127.0.0.1",), udp_port_min=base,
+                                           udp_port_max=base + 99, workers=1))
+    await workers.start()
+    log = EventLog(workers)
+    try:
+        await workers.open_room("lesson-w", fast_start=True)
+        room = await Subscriber.connect(workers, "lesson-w", "class-1")
+        await workers.start_replay("lesson-w", str(files.camera), str(files.screen), 0.0)
+        await room.wait_frames(2 * FPS, timeout=15)
+        numbers = [f.number for f in room.frames if f.source == 1]
+        assert numbers == sorted(numbers), numbers[:20]
+        stats = await workers.stats("lesson-w")
+        assert "lead-replay" in stats["participants"], stats["participants"].keys()
+        ended = await log.wait(EventKind.REPLAY_ENDED, "lead-replay", timeout=15)
+        assert ended.detail["packets"] > 3 * FPS, ended.detail
+        # a file that cannot be played is refused with its reason, across the worker's pipe
+        with pytest.raises(MediaError, match="missing"):
+            await workers.start_replay("lesson-w", str(tmp_path / "gone.webm"))
+        await room.close()
+        await workers.close_room("lesson-w")
+    finally:
+        await workers.stop()
