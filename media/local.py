@@ -25,6 +25,7 @@ from media.api import (
 from media.config import CAPACITY_REASON, MediaCapacityError, MediaConfig
 from media.event_hub import EventHub
 from media.ratelimit import FairShares
+from media.relay import RelayLink, open_link_socket
 from media.room import Room
 
 logger = logging.getLogger(__name__)
@@ -113,7 +114,8 @@ class LocalMediaPlane:
         room = self._room(room_id)
         del self.rooms[room_id]
         await room.close()
-        self._emit(EventKind.ROOM_CLOSED, room_id, None, None, None)
+        if not room.is_copy:  # a copy's room closes with its origin's, which says so
+            self._emit(EventKind.ROOM_CLOSED, room_id, None, None, None)
         if room.recorder is not None:
             task = asyncio.get_running_loop().create_task(room.finish_recording())
             self._finishing.add(task)
@@ -147,6 +149,68 @@ class LocalMediaPlane:
 
     async def set_talkback(self, room_id: str, participant_id: str | None, to_all: bool = False) -> None:
         self._room(room_id).set_talkback(participant_id, to_all)
+
+    def free_subscriptions(self) -> int | None:
+        """Subscriptions this plane can still admit (None: no limit)."""
+        limit = self.config.max_subscriptions_per_worker
+        return max(0, limit - self.subscriptions()) if limit else None
+
+    # -- relay links between copies of a room (media/relay.py) -------------------------------------
+
+    async def relay_copy(self, room_id: str, link_id: str, key: bytes) -> tuple[str, int]:
+        """Open a copy of a room owned elsewhere (if not yet open here), with one end of a link to
+        the origin bound; returns its address, to hand to the origin (`relay_origin`)."""
+        if not self._started:
+            raise MediaError("the media plane is not started")
+        room = self.rooms.get(room_id)
+        if room is None:
+            room = Room(room_id, self.config, self._emit, None, shares=self.retransmit_shares)
+            room.is_copy = True
+            self.rooms[room_id] = room
+        elif not room.is_copy:
+            raise MediaError(f"room {room_id!r} is owned here; a copy goes to another worker")
+        return self._add_link(room, link_id, key, origin=False, peer=None)
+
+    async def relay_origin(self, room_id: str, link_id: str, key: bytes, peer: tuple[str, int]) -> tuple[str, int]:
+        """The origin's end of a link to a copy at `peer`; returns its address (`relay_connect`)."""
+        room = self._room(room_id)
+        if room.is_copy:
+            raise MediaError(f"room {room_id!r} is a copy here, not its origin")
+        return self._add_link(room, link_id, key, origin=True, peer=peer)
+
+    async def relay_connect(self, room_id: str, link_id: str, peer: tuple[str, int]) -> None:
+        """The copy's end learns the origin's address: media and state start flowing."""
+        self._link(room_id, link_id).connect(peer)
+
+    async def relay_drop(self, room_id: str, link_id: str) -> None:
+        """Close one link (its other end is gone); the room goes on."""
+        link = self._link(room_id, link_id)
+        link.room.links.remove(link)
+        link.close()
+        link.room.rebind(time.monotonic())
+
+    def _add_link(
+        self, room: Room, link_id: str, key: bytes, origin: bool, peer: tuple[str, int] | None
+    ) -> tuple[str, int]:
+        if any(link.link_id == link_id for link in room.links):
+            raise MediaError(f"relay link {link_id!r} exists")
+        try:
+            sock = open_link_socket(self.config.relay_address)
+        except OSError as exc:
+            raise MediaError(f"cannot open a relay link on {self.config.relay_address}: {exc}") from exc
+        link = RelayLink(room, link_id, bytes(key), origin, sock)
+        room.links.append(link)
+        link.listen()
+        if peer is not None:
+            link.connect(peer)
+        host, port = link.local
+        return str(host), int(port)
+
+    def _link(self, room_id: str, link_id: str) -> RelayLink:
+        for link in self._room(room_id).links:
+            if link.link_id == link_id:
+                return link
+        raise MediaError(f"no relay link {link_id!r} in room {room_id!r}")
 
     async def stats(self, room_id: str | None = None) -> dict[str, Any]:
         if room_id is not None:

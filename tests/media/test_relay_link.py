@@ -1,0 +1,141 @@
+"""The relay link between two copies of a room, in one process: two media planes (as two workers
+would have), a real UDP proxy between them that loses packets or forges datagrams, real aiortc peers."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import secrets
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+from media_clients import Publisher, Subscriber
+from relay_proxy import LinkProxy, first_transmissions
+
+from media.config import MediaConfig
+from media.local import LocalMediaPlane
+from media.relay import KIND_RTP, MAGIC, TAG
+
+ROOM = "lesson"
+LINK = "lesson:0>1"
+
+
+def config(ports: int) -> MediaConfig:
+    return MediaConfig(announced_addresses=("127.0.0.1",), udp_port_min=ports, udp_port_max=ports + 499)
+
+
+@pytest.fixture
+async def linked() -> AsyncIterator[tuple[LocalMediaPlane, LocalMediaPlane, LinkProxy]]:
+    """An origin plane owning the room, a copy plane, and the link between them through a proxy."""
+    origin, copy = LocalMediaPlane(config(47000)), LocalMediaPlane(config(47500))
+    await origin.start()
+    await copy.start()
+    proxy = LinkProxy()
+    await proxy.start()
+    await origin.open_room(ROOM)
+    key = secrets.token_bytes(32)
+    proxy.copy_addr = await copy.relay_copy(ROOM, LINK, key)
+    proxy.origin_addr = await origin.relay_origin(ROOM, LINK, key, proxy.origin_side)
+    await copy.relay_connect(ROOM, LINK, proxy.copy_side)
+    try:
+        yield origin, copy, proxy
+    finally:
+        proxy.close()
+        await copy.stop()
+        await origin.stop()
+
+
+def link_of(stats: dict) -> dict:
+    [link] = stats["links"]
+    return link
+
+
+def camera(entries: list[dict]) -> dict:
+    return next(e for e in entries if e["track"] == "camera")
+
+
+async def until(check, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+async def test_a_subscriber_of_the_copy_decodes_the_lead_through_a_lossy_link(linked):
+    origin, copy, proxy = linked
+    lead = await Publisher.connect(origin, ROOM, "lead")
+    proxy.drop_to_copy = first_transmissions(0.08, random.Random(7))
+    sub = await Subscriber.connect(copy, ROOM, "class-9", audio_slots=1)
+    try:
+        await sub.wait_frames(90, timeout=30)
+        numbers = [f.number for f in sub.frames if f.source == 1]
+        # a decoder that missed packets would stall until the next keyframe (none is asked for after
+        # the first one): repaired loss leaves the picture running
+        assert len(set(numbers)) >= 90
+        gaps = [b - a for a, b in itertools.pairwise(numbers) if b - a > 1]
+        assert len(gaps) <= 3, gaps
+        assert proxy.dropped > 20
+        copy_link = link_of(await copy.stats(ROOM))
+        origin_link = link_of(await origin.stats(ROOM))
+        received = camera(copy_link["received"])
+        sent = camera(origin_link["sent"])
+        assert received["nacks_sent"] > 0  # the copy NACKed what the link lost...
+        assert sent["retransmitted"] > 0  # ...and the origin answered from its history
+        assert sent["sending"] and received["wanted"]
+        # the copy's subscriber is served from the copy's own fan-out
+        slots = (await copy.stats(ROOM))["participants"]["class-9"]["slots"]
+        assert any(s["source"] == {"participant_id": "lead", "track": "camera"} and s["packets_sent"] > 0
+                   for s in slots.values())
+        assert origin_link["refused"] == copy_link["refused"] == 0
+    finally:
+        await sub.close()
+        await lead.close()
+
+
+async def test_a_forged_or_junk_datagram_on_the_link_is_refused_and_counted(linked):
+    origin, copy, proxy = linked
+    lead = await Publisher.connect(origin, ROOM, "lead")
+    sub = await Subscriber.connect(copy, ROOM, "class-9", audio_slots=0)
+    try:
+        await sub.wait_frames(20)
+        before = link_of(await copy.stats(ROOM))
+        # from the origin's address as the copy knows it: a frame with a wrong tag, junk, a stub
+        forged = bytes([MAGIC, KIND_RTP | 0x80, 0, 1]) + bytes(12) + b"x" * 200 + secrets.token_bytes(TAG)
+        proxy.inject_to_copy(forged)
+        proxy.inject_to_copy(secrets.token_bytes(300))
+        proxy.inject_to_copy(b"\xc1")
+        # and from anywhere else
+        stranger = await asyncio.get_running_loop().create_datagram_endpoint(
+            asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0))
+        stranger[0].sendto(forged, tuple(before["local"]))
+        await asyncio.sleep(0.3)
+        after = link_of(await copy.stats(ROOM))
+        assert after["refused"] - before["refused"] == 3
+        assert after["wrong_address"] - before["wrong_address"] == 1
+        assert after["errors"] == 0
+        count = len(sub.frames)
+        await sub.wait_frames(count + 20)  # the lesson goes on
+        stranger[0].close()
+    finally:
+        await sub.close()
+        await lead.close()
+
+
+async def test_closing_the_origin_room_and_the_copy_closes_both_ends(linked):
+    origin, copy, _proxy = linked
+    lead = await Publisher.connect(origin, ROOM, "lead")
+    sub = await Subscriber.connect(copy, ROOM, "class-9", audio_slots=0)
+    try:
+        await sub.wait_frames(10)
+        room = copy.rooms[ROOM]
+        link = room.links[0]
+        await copy.close_room(ROOM)
+        await origin.close_room(ROOM)
+        assert link.closed and link.sock.fileno() == -1
+        assert not origin.rooms and not copy.rooms
+    finally:
+        await sub.close()
+        await lead.close()
