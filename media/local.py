@@ -150,7 +150,7 @@ class LocalMediaPlane:
     async def set_talkback(self, room_id: str, participant_id: str | None, to_all: bool = False) -> None:
         self._room(room_id).set_talkback(participant_id, to_all)
 
-    def free_subscriptions(self) -> int | None:
+    async def free_subscriptions(self) -> int | None:
         """Subscriptions this plane can still admit (None: no limit)."""
         limit = self.config.max_subscriptions_per_worker
         return max(0, limit - self.subscriptions()) if limit else None
