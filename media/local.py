@@ -54,8 +54,9 @@ class LocalMediaPlane:
         )
         return held + self._joining
 
-    def _admit(self, room: Room, participant_id: str, role: ParticipantRole) -> bool:
-        """Whether this join needs a new subscription; raises MediaCapacityError when none is left."""
+    def _admit(self, room: Room, participant_id: str, role: ParticipantRole, count: bool = True) -> bool:
+        """Whether this join needs a new subscription; raises MediaCapacityError when none is left
+        (counted as a refusal unless `count` is false: the join is then tried in a copy elsewhere)."""
         if role == ParticipantRole.LEAD:
             return False  # a lesson never loses its teacher to capacity; one lead per room
         old = room.participants.get(participant_id)
@@ -63,8 +64,9 @@ class LocalMediaPlane:
             return False  # a reconnect replaces its own subscription
         limit = self.config.max_subscriptions_per_worker
         if limit and self.subscriptions() >= limit:
-            self.refused_joins += 1
-            room.refused_joins += 1
+            if count:
+                self.refused_joins += 1
+                room.refused_joins += 1
             raise MediaCapacityError(
                 f"{CAPACITY_REASON}: this media worker carries {limit} subscriptions; try again later"
             )
@@ -104,8 +106,11 @@ class LocalMediaPlane:
         """Open a room; opening one that is already open does nothing."""
         if not self._started:
             raise MediaError("the media plane is not started")
-        if room_id in self.rooms:
+        existing = self.rooms.get(room_id)
+        if existing is not None and not existing.is_copy:
             return
+        if existing is not None:
+            await self.close_copy(room_id)  # a copy whose origin is gone: the room starts again here
         self.rooms[room_id] = Room(room_id, self.config, self._emit, recording, shares=self.retransmit_shares)
         self._emit(EventKind.ROOM_OPENED, room_id, None, None,
                    {"pid": os.getpid(), "recording": recording is not None})
@@ -130,9 +135,34 @@ class LocalMediaPlane:
         tracks: Mapping[str, TrackKind] | None = None,
         slots: Mapping[str, SlotKind] | None = None,
     ) -> str:
+        return await self._join(room_id, participant_id, role, offer_sdp, tracks, slots, count_refusal=True)
+
+    async def join_or_spill(
+        self,
+        room_id: str,
+        participant_id: str,
+        role: ParticipantRole,
+        offer_sdp: str,
+        tracks: Mapping[str, TrackKind] | None = None,
+        slots: Mapping[str, SlotKind] | None = None,
+    ) -> str:
+        """`join`, but a refusal for capacity is not counted: the caller tries a copy of the room in
+        another worker next (media/workers.py)."""
+        return await self._join(room_id, participant_id, role, offer_sdp, tracks, slots, count_refusal=False)
+
+    async def _join(
+        self,
+        room_id: str,
+        participant_id: str,
+        role: ParticipantRole,
+        offer_sdp: str,
+        tracks: Mapping[str, TrackKind] | None,
+        slots: Mapping[str, SlotKind] | None,
+        count_refusal: bool,
+    ) -> str:
         room = self._room(room_id)
         role = ParticipantRole(role)
-        reserved = self._admit(room, participant_id, role)
+        reserved = self._admit(room, participant_id, role, count_refusal)
         if reserved:
             self._joining += 1
         try:
@@ -181,6 +211,12 @@ class LocalMediaPlane:
     async def relay_connect(self, room_id: str, link_id: str, peer: tuple[str, int]) -> None:
         """The copy's end learns the origin's address: media and state start flowing."""
         self._link(room_id, link_id).connect(peer)
+
+    async def close_copy(self, room_id: str) -> None:
+        """Close this worker's copy of a room (its origin closed or died); an owned room is left alone."""
+        room = self.rooms.get(room_id)
+        if room is not None and room.is_copy:
+            await self.close_room(room_id)
 
     async def relay_drop(self, room_id: str, link_id: str) -> None:
         """Close one link (its other end is gone); the room goes on."""

@@ -231,6 +231,7 @@ class RelayLink:
         self.errors = 0
         self.states_in = 0
         self.states_out = 0
+        self.heard_at = 0.0  # when the last authenticated datagram came (the other end's state comes twice a second)
         self._task: asyncio.Task[None] | None = None
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -371,6 +372,7 @@ class RelayLink:
         if not hmac.compare_digest(_tag(self.key, data[:body_end]), data[body_end:]):
             self.refused += 1
             return
+        self.heard_at = now
         kind = data[1]
         if kind & FROM_ORIGIN == self.direction:
             self.refused += 1  # our own direction: reflected back at us
@@ -434,6 +436,8 @@ class RelayLink:
             if remote is None:
                 remote = self._add_remote(tid, str(pid), TrackKind(kind), str(media_kind), int(ssrc), codecs)
                 changed = True
+            elif ssrc and remote.track.ssrc != ssrc:
+                remote.track.ssrc = int(ssrc)  # learnt by the sender after it announced the track
             if live and not remote.live_announced:
                 remote.live_announced = True
                 room.remote_on_air(remote.key[0], remote.key[1])
@@ -484,7 +488,7 @@ class RelayLink:
             mid=f"relay:{tid}",
             codecs={int(pt): CodecInfo(key=str(k), name=str(n), clock_rate=int(c)) for pt, k, n, c in codecs},
             rtx_apt={},
-            ssrc=ssrc or None,
+            ssrc=ssrc or tid + 1,  # (what the sender has not learnt yet; NACKs name the track by id anyway)
             rtx_ssrc=None,
             wire=wire,
             rtcp_ssrc=random.getrandbits(32),
@@ -533,6 +537,7 @@ class RelayLink:
             "errors": self.errors + self.wire.errors,
             "states_in": self.states_in,
             "states_out": self.states_out,
+            "heard_ago_s": round(time.monotonic() - self.heard_at, 2) if self.heard_at else None,
             "sent": [s.snapshot() for s in self.senders.values()],
             "received": [
                 {"track_id": r.track_id, "participant_id": r.key[0], "track": str(r.key[1]), "wanted": r.wanted(),

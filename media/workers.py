@@ -41,14 +41,14 @@ from media.api import (
     TrackKind,
     candidate_fields,
 )
-from media.config import CAPACITY_REASON, MediaCapacityError, MediaConfig
+from media.config import MediaCapacityError, MediaConfig
 from media.event_hub import EventHub
 
 logger = logging.getLogger(__name__)
 
 _CALLS = frozenset(
     {"open_room", "close_room", "join", "leave", "add_candidate", "set_talkback", "stats", "process", "stop",
-     "free_subscriptions", "relay_copy", "relay_origin", "relay_connect", "relay_drop"}
+     "join_or_spill", "free_subscriptions", "close_copy", "relay_copy", "relay_origin", "relay_connect", "relay_drop"}
 )
 _START_TIMEOUT = 60.0  # a spawned worker imports aiortc, av and numpy before it is ready
 PROCESS_TIMEOUT = 2.0  # a worker that cannot say its CPU and loop lag in this time is reported as not responding
@@ -354,7 +354,7 @@ class WorkerMediaPlane:
     async def _close_copies(self, room_id: str, copies: list[_Worker]) -> None:
         for w in copies:
             with contextlib.suppress(MediaError):
-                await self._call(w, "close_room", room_id)
+                await self._call(w, "close_copy", room_id)
 
     async def _drop_link(self, owner: _Worker, room_id: str, link_id: str) -> None:
         with contextlib.suppress(MediaError):
@@ -460,7 +460,7 @@ class WorkerMediaPlane:
         free = await self._free(owner)
         if free is None or free > 0:
             try:
-                return await self._call(owner, "join", *args), owner
+                return await self._call(owner, "join_or_spill", *args), owner
             except MediaCapacityError:
                 pass  # filled up meanwhile
         others = [w for w in self._workers if w is not owner and w.alive and w.ready.done()]
@@ -472,13 +472,11 @@ class WorkerMediaPlane:
         for _, worker in ranked:
             try:
                 await self._ensure_copy(room_id, owner, worker)
-                return await self._call(worker, "join", *args), worker
+                return await self._call(worker, "join_or_spill", *args), worker
             except MediaCapacityError:
                 continue
-        if free is not None and free <= 0:
-            # counted as refused by the owner, as before there were copies
-            return await self._call(owner, "join", *args), owner
-        raise MediaCapacityError(f"{CAPACITY_REASON}: every media worker is full; try again later")
+        # every worker is full: refused (and counted) by the owner, as before there were copies
+        return await self._call(owner, "join", *args), owner
 
     async def _free(self, worker: _Worker) -> int | None:
         return await self._call(worker, "free_subscriptions")
@@ -501,11 +499,11 @@ class WorkerMediaPlane:
                 await self._call(worker, "relay_connect", room_id, link_id, tuple(origin_addr))
             except MediaError:
                 with contextlib.suppress(MediaError):
-                    await self._call(worker, "close_room", room_id)
+                    await self._call(worker, "close_copy", room_id)
                 raise
             if self._room_worker.get(room_id) is not owner:  # closed or lost meanwhile
                 with contextlib.suppress(MediaError):
-                    await self._call(worker, "close_room", room_id)
+                    await self._call(worker, "close_copy", room_id)
                 raise MediaError(f"no open room {room_id!r}")
             copies[worker.index] = link_id
             worker.copies.add(room_id)

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import signal
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -65,6 +67,13 @@ def watch(track: Any, into: list[Received]) -> asyncio.Task[None]:
     return asyncio.ensure_future(run())
 
 
+async def until_async(check: Callable[[dict[str, Any]], bool], plane: WorkerMediaPlane) -> None:
+    deadline = time.monotonic() + 10
+    while not check(await plane.stats(ROOM)):
+        assert time.monotonic() < deadline, "the room's stats never showed it"
+        await asyncio.sleep(0.1)
+
+
 def camera_sent(link: dict[str, Any]) -> int:
     return sum(s["packets_sent"] for s in link["sent"] if s["participant_id"] == "lead" and s["track"] == "camera")
 
@@ -113,6 +122,18 @@ async def test_a_lesson_larger_than_a_worker_spills_into_a_linked_copy(plane):
                       if slots1[m]["source"] == {"participant_id": "lead", "track": "camera"}]
             assert served and served[0] >= 0.9 * sent, (name, served, sent)
         assert all(s["sending"] for s in link1["sent"] if s["participant_id"] == "lead")
+        assert stats["refused_joins"] == 1  # class-5; the two that spilled were not refusals
+
+        # Junk at both ends' relay ports, from an address that is not the other end's: dropped, counted.
+        copy_link = copy["links"][0]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stranger:
+            for port_of in (copy_link["local"], link1["local"]):
+                stranger.sendto(secrets.token_bytes(200), tuple(port_of))
+                stranger.sendto(b"\xc1\x01\x00\x01" + secrets.token_bytes(60), tuple(port_of))
+        await until_async(lambda s: s["copies"][0]["links"][0]["wrong_address"] >= 2
+                          and s["links"][0]["wrong_address"] >= 2, plane)
+        count = len(classes["class-4"].frames)
+        await classes["class-4"].wait_frames(count + 15)  # the copy's classrooms go on
 
         # Talk-back from a classroom in the copy, to the lead and to every classroom (to_all).
         await plane.set_talkback(ROOM, "class-3", to_all=True)
