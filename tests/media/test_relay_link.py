@@ -17,6 +17,7 @@ from relay_proxy import LinkProxy, first_transmissions
 from media.config import MediaConfig
 from media.local import LocalMediaPlane
 from media.relay import KIND_RTP, MAGIC, TAG
+from media.rtcp import build_pli
 
 ROOM = "lesson"
 LINK = "lesson:0>1"
@@ -138,4 +139,33 @@ async def test_closing_the_origin_room_and_the_copy_closes_both_ends(linked):
         assert not origin.rooms and not copy.rooms
     finally:
         await sub.close()
+        await lead.close()
+
+
+async def test_keyframe_requests_of_the_copys_subscribers_cross_the_link_coalesced(linked):
+    origin, copy, _proxy = linked
+    lead = await Publisher.connect(origin, ROOM, "lead")
+    subs = [await Subscriber.connect(copy, ROOM, f"class-{i}", audio_slots=0) for i in range(3)]
+    try:
+        for sub in subs:
+            await sub.wait_frames(10)
+        room = copy.rooms[ROOM]
+        slots = [room.participants[f"class-{i}"].slots[0] for i in range(3)]
+        asked0 = camera(link_of(await origin.stats(ROOM))["sent"])["keyframe_requests_received"]
+        # three playing classrooms asking for a picture 4 times a second each, for 4 s
+        deadline = time.monotonic() + 4.0
+        while time.monotonic() < deadline:
+            for sub, slot in zip(subs, slots, strict=True):
+                await sub.pc.getTransceivers()[0].sender.transport._send_rtp(build_pli(1, slot.ssrc))
+            await asyncio.sleep(0.25)
+        await asyncio.sleep(0.3)
+        sent = sum(slot.keyframe_requests_received for slot in slots)
+        asked = camera(link_of(await origin.stats(ROOM))["sent"])["keyframe_requests_received"] - asked0
+        assert sent >= 40
+        assert 1 <= asked <= 8, asked  # the copy's backoff, once for all of its classrooms
+        count = len(subs[0].frames)
+        await subs[0].wait_frames(count + 10)
+    finally:
+        for sub in subs:
+            await sub.close()
         await lead.close()
