@@ -426,6 +426,15 @@ class RelayLink:
     def apply_state(self, state: dict[str, Any], now: float) -> None:
         room = self.room
         changed = False
+        # participants first: a track of one that went on air may take a preview position here
+        if "participants" in state and not self.origin:
+            self.refused += 1  # only a copy tells its participants, only to the origin
+        elif "participants" in state:
+            new = {str(p): ParticipantRole(r) for p, r in dict(state["participants"]).items()}
+            gone = [p for p in self.remote_participants if p not in new]
+            self.remote_participants = new
+            for pid in gone:
+                self._participant_gone(pid)
         offered: dict[int, list[Any]] = {int(t[0]): t for t in state.get("tracks", [])}
         for tid, remote in list(self.remote.items()):
             if tid not in offered:
@@ -449,14 +458,6 @@ class RelayLink:
                     sender.attach(now)
                 else:
                     sender.detach()
-        if "participants" in state and not self.origin:
-            self.refused += 1  # only a copy tells its participants, only to the origin
-        elif "participants" in state:
-            new = {str(p): ParticipantRole(r) for p, r in dict(state["participants"]).items()}
-            for pid in [p for p in self.remote_participants if p not in new]:
-                del self.remote_participants[pid]
-                self._participant_gone(pid)
-            self.remote_participants.update(new)
         if "room" in state and not self.origin:
             shown = state["room"]
             changed = room.follow_origin(shown.get("lead_id"), shown.get("talkback_id"),

@@ -14,6 +14,7 @@ import pytest
 from media_clients import Publisher, Subscriber
 from relay_proxy import LinkProxy, first_transmissions
 
+from media.api import EventKind, ParticipantRole
 from media.config import MediaConfig
 from media.local import LocalMediaPlane
 from media.relay import KIND_RTP, MAGIC, TAG
@@ -168,4 +169,54 @@ async def test_keyframe_requests_of_the_copys_subscribers_cross_the_link_coalesc
     finally:
         for sub in subs:
             await sub.close()
+        await lead.close()
+
+
+async def test_the_leads_previews_show_a_classroom_of_the_copy(linked):
+    origin, copy, _proxy = linked
+    events: list = []
+
+    async def collect() -> None:
+        async for e in origin.events():
+            events.append(e)
+
+    collector = asyncio.ensure_future(collect())
+    # the lead's second video slot is a preview (thumbnail) slot
+    lead = await Subscriber.connect(origin, ROOM, "lead", role=ParticipantRole.LEAD, publish_source=1,
+                                    video_slots=2, audio_slots=0, decode_all=True)
+    there = await Subscriber.connect(copy, ROOM, "class-far", publish_source=3, video_slots=1, audio_slots=0)
+    try:
+        await there.wait_frames(10, source=1)  # the classroom of the copy watches the lead...
+        preview_mid = lead.pc.getTransceivers()[3].mid
+
+        def shown() -> int:
+            return sum(f.source == 3 for f in lead.by_mid.get(preview_mid, []))
+
+        await until(lambda: shown() >= 10, 20)  # ...and the lead sees it in its preview
+        assert any(e.kind == EventKind.PREVIEW and {"mid": preview_mid, "participant_id": "class-far"}
+                   in e.detail["slots"] for e in events)
+        # it leaves the copy: the preview is freed at the origin
+        await copy.leave(ROOM, "class-far")
+        await until(lambda: origin.rooms[ROOM].preview_ids == [None], 10)
+    finally:
+        collector.cancel()
+        await there.close()
+        await lead.close()
+
+
+async def test_a_lead_reconnecting_at_the_origin_resumes_on_the_copys_slots(linked):
+    origin, copy, _proxy = linked
+    lead = await Publisher.connect(origin, ROOM, "lead", source=1)
+    sub = await Subscriber.connect(copy, ROOM, "class-9", audio_slots=0)
+    try:
+        await sub.wait_frames(20, source=1)
+        ssrcs = {p[0] for p in sub.packets}
+        await lead.close()
+        lead = await Publisher.connect(origin, ROOM, "lead", source=5)  # a new connection, same lead
+        await sub.wait_frames(20, source=5)
+        assert {p[0] for p in sub.packets} == ssrcs  # the same slot, the same SSRC
+        [link] = (await origin.stats(ROOM))["links"]
+        assert sum(s["participant_id"] == "lead" for s in link["sent"]) == 2  # the new connection's tracks only
+    finally:
+        await sub.close()
         await lead.close()

@@ -201,3 +201,30 @@ async def test_when_the_owner_dies_its_copy_goes_and_the_room_is_lost_once(plane
         for sub in subs:
             await sub.close()
         await lead.close()
+
+
+async def test_when_a_copy_dies_its_classrooms_are_told_and_the_lesson_goes_on_at_the_owner(plane):
+    plane, events = plane
+    await plane.open_room(ROOM)
+    lead = await Publisher.connect(plane, ROOM, "lead")
+    subs = [await Subscriber.connect(plane, ROOM, f"class-{i}", audio_slots=0) for i in range(3)]
+    try:
+        await subs[2].wait_frames(20, timeout=40)
+        stats = await plane.stats(ROOM)
+        copy_pid = stats["participants"]["class-2"]["worker_pid"]
+        assert copy_pid != plane.worker_pids()[ROOM] and len(stats["links"]) == 1
+        os.kill(copy_pid, signal.SIGKILL)
+        await until(lambda: any(e.kind == EventKind.SUBSCRIBER_DOWN and e.participant_id == "class-2"
+                                and e.detail["reason"] == "worker_lost" for e in events), 10, "class-2 told")
+        assert not any(e.kind == EventKind.ROOM_LOST for e in events)
+        deadline = time.monotonic() + 10
+        while (await plane.stats(ROOM))["links"]:
+            assert time.monotonic() < deadline, "the owner kept the dead copy's link"
+            await asyncio.sleep(0.1)
+        count = len(subs[0].frames)
+        await subs[0].wait_frames(count + 20)  # the owner's classrooms go on
+        assert set((await plane.stats(ROOM))["participants"]) == {"lead", "class-0", "class-1"}
+    finally:
+        for sub in subs:
+            await sub.close()
+        await lead.close()
