@@ -26,9 +26,10 @@ LEAD_SOURCE, TALKBACK_SOURCE = 1, 2
 
 
 @pytest.fixture
-async def plane() -> AsyncIterator[tuple[WorkerMediaPlane, list[MediaEvent]]]:
+async def plane(request: pytest.FixtureRequest) -> AsyncIterator[tuple[WorkerMediaPlane, list[MediaEvent]]]:
+    workers, capacity = getattr(request, "param", (2, 2))
     plane = WorkerMediaPlane(MediaConfig(announced_addresses=("127.0.0.1",), udp_port_min=48000,
-                                         udp_port_max=48999, workers=2, max_subscriptions_per_worker=2))
+                                         udp_port_max=48999, workers=workers, max_subscriptions_per_worker=capacity))
     await plane.start()
     events: list[MediaEvent] = []
 
@@ -111,6 +112,7 @@ async def test_a_lesson_larger_than_a_worker_spills_into_a_linked_copy(plane):
         await asyncio.sleep(3)
         after = await plane.stats(ROOM)
         [link0], [link1] = before["links"], after["links"]
+        assert link1["errors"] == 0 and after["copies"][0]["links"][0]["errors"] == 0
         sent = camera_sent(link1) - camera_sent(link0)
         published = (after["participants"]["lead"]["published"]["camera"]["packets"]
                      - before["participants"]["lead"]["published"]["camera"]["packets"])
@@ -224,6 +226,37 @@ async def test_when_a_copy_dies_its_classrooms_are_told_and_the_lesson_goes_on_a
         count = len(subs[0].frames)
         await subs[0].wait_frames(count + 20)  # the owner's classrooms go on
         assert set((await plane.stats(ROOM))["participants"]) == {"lead", "class-0", "class-1"}
+    finally:
+        for sub in subs:
+            await sub.close()
+        await lead.close()
+
+
+@pytest.mark.parametrize("plane", [(3, 1)], indirect=True)
+async def test_talkback_from_one_copy_reaches_a_classroom_in_another_through_the_owner(plane):
+    plane, _events = plane
+    await plane.open_room(ROOM)
+    lead = await Publisher.connect(plane, ROOM, "lead", source=LEAD_SOURCE)
+    # one classroom per worker: the owner's, then one in each of the two copies
+    near = await Subscriber.connect(plane, ROOM, "class-near", audio_slots=0)
+    called = await Subscriber.connect(plane, ROOM, "class-called", video_slots=1, audio_slots=0,
+                                      publish_source=TALKBACK_SOURCE)
+    far = await Subscriber.connect(plane, ROOM, "class-far", video_slots=3, audio_slots=0, decode_all=True)
+    subs = [near, called, far]
+    try:
+        for sub in subs:
+            await sub.wait_frames(20, source=LEAD_SOURCE, timeout=40)
+        stats = await plane.stats(ROOM)
+        assert len({p["worker_pid"] for p in stats["participants"].values()}) == 3
+        assert len(stats["links"]) == 2 and len(stats["copies"]) == 2
+        await plane.set_talkback(ROOM, "class-called", to_all=True)
+        await until(lambda: any(sum(f.source == TALKBACK_SOURCE for f in got) >= 10 for got in far.by_mid.values()),
+                    30, "class-far sees class-called")
+        # up one link to the owner, down the other: the owner sends it once to the far copy
+        after = await plane.stats(ROOM)
+        sent = [s for link in after["links"] for s in link["sent"] if s["participant_id"] == "class-called"
+                and s["track"] == "camera" and s["sending"]]
+        assert len(sent) == 1 and sent[0]["packets_sent"] > 0
     finally:
         for sub in subs:
             await sub.close()
