@@ -351,15 +351,19 @@ class RelayLink:
                 # e.g. ECONNREFUSED reported for an earlier send to a peer that is gone
                 self.errors += 1
                 return
-            try:
-                self.on_datagram(data, addr, now)
-            except Exception:
-                # Nothing a datagram holds may end the reader (or the worker).
-                self.errors += 1
-                if self.errors <= 3:
-                    logger.exception("relay link %s: a datagram broke its handling", self.link_id)
+            self.receive(data, addr, now)
 
-    def on_datagram(self, data: bytes, addr: tuple[Any, ...], now: float) -> None:
+    def receive(self, data: bytes, addr: tuple[Any, ...], now: float) -> None:
+        """One datagram from the link's socket: checked, then acted on; never raises."""
+        try:
+            self._on_datagram(data, addr, now)
+        except Exception:
+            # Nothing a datagram holds may end the reader (or the worker).
+            self.errors += 1
+            if self.errors <= 3:
+                logger.exception("relay link %s: a datagram broke its handling", self.link_id)
+
+    def _on_datagram(self, data: bytes, addr: tuple[Any, ...], now: float) -> None:
         self.datagrams_in += 1
         peer = self.peer
         if peer is None or addr[0] != peer[0] or addr[1] != peer[1]:
