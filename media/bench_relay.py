@@ -16,15 +16,26 @@ room, the rest spill into a linked copy of the room in the other worker. Printed
 - `loss` (all subscribers), `loss_origin`, `loss_copy`;
 - `cpu_cores_by_worker`: each process's CPU over the window (cores): the control process, the origin
   worker and the copy worker.
+
+`--auth-costs` prints instead what authenticating one relay datagram costs in this process, for the
+choice of the link's tag (`media/relay.py`): keyed BLAKE2b-128, HMAC-SHA256 truncated to 16 bytes,
+and SRTP protect with pylibsrtp (AES-CM-128 + HMAC-SHA1-80), per packet of `--packet-bytes`.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import hmac
 import json
+import os
+import struct
 import sys
 import time
+import timeit
 from typing import Any
+
+import pylibsrtp
 
 from media.bench import FanoutOptions, percentile, run_fanout
 from media.bench_clip import ClipSpec
@@ -102,6 +113,32 @@ def relay_figures(result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def auth_costs(packet_bytes: int, rounds: int = 3, number: int = 20000) -> dict[str, Any]:
+    """Microseconds per packet to authenticate one relay datagram, best of `rounds`."""
+    key = os.urandom(32)
+    payload = os.urandom(packet_bytes)
+    header = struct.Struct("!BBHII")
+    policy = pylibsrtp.Policy(key=os.urandom(30), ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND,
+                              srtp_profile=pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80)
+    session = pylibsrtp.Session(policy=policy)
+    seq = [0]
+
+    def srtp() -> bytes:
+        seq[0] = (seq[0] + 1) & 0xFFFF
+        return session.protect(header.pack(0x80, 96, seq[0], 0, 1234) + payload)
+
+    candidates = {
+        "blake2b_128_us": lambda: hashlib.blake2b(payload, key=key, digest_size=16).digest(),
+        "hmac_sha256_128_us": lambda: hmac.digest(key, payload, "sha256")[:16],
+        "srtp_protect_us": srtp,
+    }
+    return {
+        "packet_bytes": packet_bytes,
+        **{name: round(min(timeit.repeat(fn, number=number, repeat=rounds)) / number * 1e6, 2)
+           for name, fn in candidates.items()},
+    }
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="classroom bench relay", description=__doc__.split("\n\n")[0])
     parser.add_argument("--subs", type=int, default=40, help="subscribers, half of them behind the link (default 40)")
@@ -111,11 +148,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port-min", type=int, default=45000, help="lowest UDP port of the SFU")
     parser.add_argument("--port-max", type=int, default=46999, help="highest UDP port of the SFU")
     parser.add_argument("--json", action="store_true", help="print only the JSON object")
+    parser.add_argument("--auth-costs", action="store_true",
+                        help="only measure what authenticating one relay datagram costs (BLAKE2b, HMAC, SRTP)")
+    parser.add_argument("--packet-bytes", type=int, default=1200, help="with --auth-costs: packet size (1200)")
     return parser
 
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    if args.auth_costs:
+        costs = auth_costs(max(1, min(args.packet_bytes, 1400)))
+        print(json.dumps(costs) if args.json else json.dumps(costs, indent=2))
+        return 0
     if args.subs < 2 or args.duration <= 0:
         print("bench relay: --subs >= 2 and --duration > 0", file=sys.stderr)
         return 2

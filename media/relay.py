@@ -295,8 +295,7 @@ class RelayLink:
             seen.add(id(track))
             sender = self._sender_of.get(id(track))
             if sender is None:
-                self._ids += 1
-                sender = TrackSender(self, self._ids, track)
+                sender = TrackSender(self, self._next_id(), track)
                 self.senders[sender.track_id] = sender
                 self._sender_of[id(track)] = sender
             if sender.track_id in self._wanted_by_peer:
@@ -321,6 +320,14 @@ class RelayLink:
         if self.peer is not None and (blob != self._sent_state or now - self._sent_at >= STATE_INTERVAL):
             self._send_state(blob)
             self._sent_state, self._sent_at = blob, now
+
+    def _next_id(self) -> int:
+        """A track id not in use on this link (16 bits; a long lesson's reconnects wrap around)."""
+        for _ in range(0x10000):
+            self._ids = self._ids % 0xFFFF + 1
+            if self._ids not in self.senders:
+                return self._ids
+        raise RuntimeError("every track id of a relay link is in use")
 
     def _send_state(self, blob: bytes) -> None:
         self._generation = (self._generation + 1) & 0x7FFFFFFF

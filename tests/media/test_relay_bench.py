@@ -28,3 +28,11 @@ def test_relay_bench_short_run(capsys: pytest.CaptureFixture[str]) -> None:
     assert set(result["cpu_cores_by_worker"]) == {"control", "origin", "copy-0"}
     assert result["link_refused"] == 0
     assert result["fanout"]["valid"], result["fanout"]["problems"]
+
+
+def test_relay_bench_measures_what_authenticating_a_datagram_costs(capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench_relay.main(["--auth-costs", "--json", "--packet-bytes", "300"]) == 0
+    costs = json.loads(capsys.readouterr().out)
+    assert costs["packet_bytes"] == 300
+    for key in ("blake2b_128_us", "hmac_sha256_128_us", "srtp_protect_us"):
+        assert costs[key] > 0
