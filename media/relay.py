@@ -23,10 +23,11 @@ pipe between the two ends). On the link:
 Every datagram is authenticated: keyed BLAKE2b (RFC 7693) over the frame, 16-byte tag, a direction
 bit so a datagram cannot be reflected to its sender. Chosen by measuring (`classroom bench relay
 --auth-costs`, the 2-core bench machine idle, one 1,200-byte packet): BLAKE2b 2.2 us, HMAC-SHA256
-3.1 us, SRTP protect (pylibsrtp, AES-CM + HMAC-SHA1, header included) 3.7 us. Datagrams from another address than the peer's, too short, with a wrong tag or direction, or
-naming a track the link does not carry are counted and dropped; nothing a datagram holds can raise
-out of the reader. The link does not encrypt: between the workers of one box it never leaves
-loopback. Between nodes it will need encryption (SRTP or an AEAD) before lessons cross a network.
+3.1 us, SRTP protect (pylibsrtp, AES-CM + HMAC-SHA1, header included) 3.7 us. Datagrams from
+another address than the peer's, too short, with a wrong tag or direction, or naming a track the
+link does not carry are counted and dropped; nothing a datagram holds can raise out of the reader.
+The link does not encrypt: between the workers of one box it never leaves loopback. Between nodes it
+will need encryption (SRTP or an AEAD) before lessons cross a network.
 """
 
 from __future__ import annotations
