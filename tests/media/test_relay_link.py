@@ -14,7 +14,7 @@ import pytest
 from media_clients import Publisher, Subscriber
 from relay_proxy import LinkProxy, first_transmissions
 
-from media.api import EventKind, ParticipantRole
+from media.api import EventKind, ParticipantRole, TrackKind
 from media.config import MediaConfig
 from media.local import LocalMediaPlane
 from media.relay import KIND_RTP, MAGIC, TAG
@@ -219,4 +219,23 @@ async def test_a_lead_reconnecting_at_the_origin_resumes_on_the_copys_slots(link
         assert sum(s["participant_id"] == "lead" for s in link["sent"]) == 2  # the new connection's tracks only
     finally:
         await sub.close()
+        await lead.close()
+
+
+async def test_classrooms_coming_and_going_in_the_copy_leave_nothing_behind_at_either_end(linked):
+    origin, copy, _proxy = linked
+    lead = await Publisher.connect(origin, ROOM, "lead")
+    try:
+        for i in range(12):
+            sub = await Subscriber.connect(copy, ROOM, f"class-{i % 3}", audio_slots=0, publish_source=2)
+            await until(lambda n=f"class-{i % 3}": (n, TrackKind.CAMERA) in origin.rooms[ROOM].sources, 10)
+            await copy.leave(ROOM, f"class-{i % 3}")
+            await sub.close()
+        await until(lambda: set(origin.rooms[ROOM].sources) == {("lead", TrackKind.CAMERA), ("lead", TrackKind.AUDIO)})
+        origin_link, copy_link = origin.rooms[ROOM].links[0], copy.rooms[ROOM].links[0]
+        await until(lambda: not origin_link.remote_participants and len(origin_link.remote) == 0
+                    and len(copy_link.senders) == 0 and len(copy_link.remote) == 2)
+        assert set(copy.rooms[ROOM].sources) == {("lead", TrackKind.CAMERA), ("lead", TrackKind.AUDIO)}
+        assert origin_link.errors == copy_link.errors == 0
+    finally:
         await lead.close()
