@@ -116,9 +116,12 @@ class LocalMediaPlane:
                    {"pid": os.getpid(), "recording": recording is not None})
 
     async def close_room(self, room_id: str) -> None:
+        await self._close(room_id, "room_closed")
+
+    async def _close(self, room_id: str, reason: str) -> None:
         room = self._room(room_id)
         del self.rooms[room_id]
-        await room.close()
+        await room.close(reason)
         if not room.is_copy:  # a copy's room closes with its origin's, which says so
             self._emit(EventKind.ROOM_CLOSED, room_id, None, None, None)
         if room.recorder is not None:
@@ -212,11 +215,12 @@ class LocalMediaPlane:
         """The copy's end learns the origin's address: media and state start flowing."""
         self._link(room_id, link_id).connect(peer)
 
-    async def close_copy(self, room_id: str) -> None:
-        """Close this worker's copy of a room (its origin closed or died); an owned room is left alone."""
+    async def close_copy(self, room_id: str, lost: bool = False) -> None:
+        """Close this worker's copy of a room (its origin closed, or died: `lost`, and its classrooms are
+        told `room_lost`); an owned room is left alone."""
         room = self.rooms.get(room_id)
         if room is not None and room.is_copy:
-            await self.close_room(room_id)
+            await self._close(room_id, "room_lost" if lost else "room_closed")
 
     async def relay_drop(self, room_id: str, link_id: str) -> None:
         """Close one link (its other end is gone); the room goes on."""

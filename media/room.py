@@ -636,7 +636,8 @@ class Room:
             elif peer.connected and now - peer.last_rtcp > cfg.peer_timeout:
                 await self._drop(participant, "timeout")
 
-    async def close(self) -> None:
+    async def close(self, reason: str = "room_closed") -> None:
+        """Close the room; each participant is told `reason` (a copy whose origin died: room_lost)."""
         self._closing = True
         self._task.cancel()
         for link in self.links:
@@ -644,7 +645,7 @@ class Room:
         self.links.clear()
         self.retransmit_shares.remove(self.retransmit_budget)
         for participant in list(self.participants.values()):
-            await self._remove(participant, reason="room_closed", announce=True)
+            await self._remove(participant, reason=reason, announce=True)
 
     # -- stats ------------------------------------------------------------------------------------
 

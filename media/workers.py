@@ -321,7 +321,7 @@ class WorkerMediaPlane:
             # its copies in other workers go with it: the room is lost once, for everyone in it
             copies = self._forget_room(room_id)
             if announce and not self._stopping:
-                self._later(self._close_copies(room_id, copies))
+                self._later(self._close_copies(room_id, copies, lost=True))
             if announce:
                 detail = {"worker_pid": worker.pid, "copies": [w.pid for w in copies]}
                 self._hub.publish(MediaEvent(EventKind.ROOM_LOST, room_id, None, None, time.time(), detail))
@@ -351,10 +351,10 @@ class WorkerMediaPlane:
         self._cleanups.add(task)
         task.add_done_callback(self._cleanups.discard)
 
-    async def _close_copies(self, room_id: str, copies: list[_Worker]) -> None:
+    async def _close_copies(self, room_id: str, copies: list[_Worker], lost: bool = False) -> None:
         for w in copies:
             with contextlib.suppress(MediaError):
-                await self._call(w, "close_copy", room_id)
+                await self._call(w, "close_copy", room_id, lost)
 
     async def _drop_link(self, owner: _Worker, room_id: str, link_id: str) -> None:
         with contextlib.suppress(MediaError):

@@ -196,7 +196,7 @@ async def test_when_the_owner_dies_its_copy_goes_and_the_room_is_lost_once(plane
         everything = await plane.stats()
         assert ROOM not in everything["rooms"]
         await until(lambda: any(e.kind == EventKind.SUBSCRIBER_DOWN and e.participant_id == "class-2"
-                                for e in events), 10, "the copy's classroom told")
+                                and e.detail["reason"] == "room_lost" for e in events), 10, "the copy's classroom told")
         await plane.open_room(ROOM)  # and the lesson can be opened again
         assert plane.worker_pids()[ROOM] != owner
     finally:
