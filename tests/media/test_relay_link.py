@@ -239,3 +239,14 @@ async def test_classrooms_coming_and_going_in_the_copy_leave_nothing_behind_at_e
         assert origin_link.errors == copy_link.errors == 0
     finally:
         await lead.close()
+
+
+async def test_opening_a_room_where_its_copy_is_starts_it_afresh_and_a_late_copy_close_leaves_it(linked):
+    _origin, copy, _proxy = linked
+    old = copy.rooms[ROOM]
+    link = old.links[0]
+    await copy.open_room(ROOM)  # its origin died and the room is opened again here
+    room = copy.rooms[ROOM]
+    assert room is not old and not room.is_copy and not room.links and link.closed
+    await copy.close_copy(ROOM, lost=True)  # the clean-up of the old copy, arriving late
+    assert copy.rooms[ROOM] is room

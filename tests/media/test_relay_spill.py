@@ -261,3 +261,30 @@ async def test_talkback_from_one_copy_reaches_a_classroom_in_another_through_the
         for sub in subs:
             await sub.close()
         await lead.close()
+
+
+async def test_a_room_lost_with_its_owner_can_be_opened_again_at_once_where_its_copy_was(plane):
+    plane, events = plane
+    await plane.open_room(ROOM)
+    lead = await Publisher.connect(plane, ROOM, "lead")
+    subs = [await Subscriber.connect(plane, ROOM, f"class-{i}", audio_slots=0) for i in range(3)]
+    await subs[2].wait_frames(10, timeout=40)
+    copy_pid = (await plane.stats(ROOM))["participants"]["class-2"]["worker_pid"]
+    for client in (lead, *subs):
+        await client.close()
+    os.kill(plane.worker_pids()[ROOM], signal.SIGKILL)
+    await until(lambda: any(e.kind == EventKind.ROOM_LOST for e in events), 10, "room lost")
+    await plane.open_room(ROOM)  # as signaling does on room_lost: at once, the copy may still be there
+    assert plane.worker_pids()[ROOM] == copy_pid  # the only live worker with no room
+    lead = await Publisher.connect(plane, ROOM, "lead")
+    sub = await Subscriber.connect(plane, ROOM, "class-0", audio_slots=0)
+    try:
+        await sub.wait_frames(20, timeout=30)
+        await asyncio.sleep(1.0)  # the late clean-up of the old copy must not close the new room
+        count = len(sub.frames)
+        await sub.wait_frames(count + 10)
+        snapshot = await plane.stats(ROOM)
+        assert not snapshot["copy"] and set(snapshot["participants"]) == {"lead", "class-0"}
+    finally:
+        await sub.close()
+        await lead.close()
