@@ -5,10 +5,12 @@ copy of the room in the other worker, and signaling and monitoring take the merg
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from typing import Any
 
-from signaling.client import Peer, join_with_media
+from signaling.client import Peer, Refused, join_with_media
 from signaling.trial import AdminApi, build_world, join_token, lesson_now_timezone
 
 ENV = {"CLASSROOM_MEDIA__ANNOUNCED_ADDRESSES": "127.0.0.1", "CLASSROOM_SIGNALING__STATS_INTERVAL_S": "0.5",
@@ -52,6 +54,35 @@ async def test_a_lesson_larger_than_a_worker_plays_in_every_classroom_through_cl
         assert any(s["packets_sent"] > 0 for s in media["links"][0]["sent"])
         await asyncio.sleep(2)  # a few rounds of the stats loop (monitoring, evidence) over the merged snapshot
         assert "Traceback" not in srv.log, srv.log[-3000:]
+
+        # The copy's worker dies: its classroom is told to reconnect, and plays again within 5 s (the
+        # owner has no room left, so it lands on the replacement worker, in a new copy).
+        [moved] = [i for i, c in enumerate(world.receiving_classroom_ids) if copy["participants"][0].endswith(f"-{c}")]
+        os.kill(copy["worker_pid"], signal.SIGKILL)
+        killed = time.monotonic()
+        restart = await clients[1 + moved].expect("restart", timeout=10)
+        assert restart["reason"] == "media_lost"
+        deadline = killed + 60
+        while True:  # the replacement worker may still be starting: the page retries a full server
+            again = Peer()
+            peers.append(again)
+            token = await join_token(api, lesson, "receiver", world.receiving_classroom_ids[moved])
+            try:
+                clients.append(await join_with_media(ws_url, token, again, again.as_classroom()))
+                break
+            except Refused as exc:
+                assert exc.code == "media_capacity" and time.monotonic() < deadline, exc
+                await again.close()
+                await asyncio.sleep(0.5)
+        rejoined = time.monotonic()
+        await asyncio.wait_for(again.first_frame.wait(), 5)
+        assert time.monotonic() - rejoined < 5
+        others = peers[2 - moved]
+        count = others.frames
+        deadline = time.monotonic() + 10
+        while others.frames < count + 20:  # the classroom at the owner never stopped
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.1)
     finally:
         for c in clients:
             await c.close()
