@@ -65,6 +65,10 @@ class FanoutOptions:
     monitoring: str = "off"
     # non-empty: the room records its publisher into this folder (`classroom bench record`)
     recording_folder: str = ""
+    workers: int = 0  # plane "workers": worker processes (0: one per core)
+    # keep what the figures are made of (`classroom bench relay` splits them by worker): each
+    # subscriber's report, the room's stats at the window's start and end, each server process's CPU
+    raw: bool = False
     log: Callable[[str], None] = field(default=lambda _msg: None)
 
 
@@ -283,6 +287,8 @@ def run_fanout(options: FanoutOptions, spec: ClipSpec) -> dict[str, Any]:
         config = {"announced_addresses": ("127.0.0.1",), "udp_port_min": options.port_min}
         config["udp_port_max"] = options.port_max
         config["max_subscriptions_per_worker"] = options.capacity
+        if options.workers:
+            config["workers"] = options.workers
         server = _spawn(ctx, f"{options.plane}-server", server_main, options.plane, ROOM, config,
                         options.monitoring == "on", options.recording_folder)
         children.append(server)
@@ -378,14 +384,17 @@ def run_fanout(options: FanoutOptions, spec: ClipSpec) -> dict[str, Any]:
         frames0 = pub_status["video_frames"]
         for handle in sub_handles:
             handle.request("start_window", "started", 10)
+        stats_at_start = server.request("stats", "stats", 15).get("stats") if options.raw else None
         drops0 = udp_drops(server_pids), udp_drops(client_pids)
         busy0 = machine_busy()
+        per_pid0 = {pid: cpu_seconds([pid]) for pid in server_pids}
         hostile_pids = [hostile_handle.pid] if hostile_handle is not None else []
         hostile0 = cpu_seconds(hostile_pids)
         split0, client0, t0 = cpu_split(server_pids), cpu_seconds(client_pids), time.monotonic()
         wall0 = time.time()  # latency samples are stamped with CLOCK_REALTIME (kernel timestamps)
         time.sleep(options.duration)
         split1, client1, t1 = cpu_split(server_pids), cpu_seconds(client_pids), time.monotonic()
+        per_pid1 = {pid: cpu_seconds([pid]) for pid in per_pid0}
         hostile1 = cpu_seconds(hostile_pids)
         busy1 = machine_busy()
         drops1 = udp_drops(server_pids), udp_drops(client_pids)
@@ -475,6 +484,14 @@ def run_fanout(options: FanoutOptions, spec: ClipSpec) -> dict[str, Any]:
         result["monitoring_load"] = server_reply["monitoring"]
     if server_reply.get("notable"):
         result["server_events_notable"] = server_reply["notable"]
+    if options.raw:
+        result["raw"] = {
+            "reports": reports,
+            "stats_at_start": stats_at_start,
+            "stats_at_end": server_stats,
+            "control_pid": server.pid,
+            "cpu_cores_by_pid": {pid: round((per_pid1[pid] - per_pid0[pid]) / window, 3) for pid in per_pid0},
+        }
     return result
 
 

@@ -35,6 +35,9 @@ class MediaConfig:
     udp_gso: bool = True
     # Worker processes that own rooms; 0 means one per CPU core.
     workers: int = 0
+    # Where the relay links between workers bind their UDP sockets (media/relay.py): a lesson that
+    # outgrows its worker is carried on by copies of its room in other workers. Loopback on one box.
+    relay_address: str = "127.0.0.1"
     # Handed to browsers so they can find a path through NAT; the SFU itself announces its address.
     stun_urls: tuple[str, ...] = ()
     turn_urls: tuple[str, ...] = ()

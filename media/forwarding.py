@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import pylibsrtp
 
@@ -48,6 +49,13 @@ _LATE_SECONDS = 10.0
 # One received packet waiting to be fanned out: (source seq, ts, marker bit, payload type, payload,
 # starts a keyframe).
 Pending = tuple[int, int, int, int, bytes, bool]
+
+
+class BatchSink(Protocol):
+    """Takes a track's flushed batch besides its down tracks: a relay link's sender (media/relay.py)."""
+
+    def forward(self, batch: list[Pending], now: float) -> None: ...
+
 
 # UDP generic segmentation offload (Linux 4.18+, linux/udp.h): one sendmsg hands the kernel a run of
 # datagrams for one destination, all of one size but the last, which may be shorter. The kernel then
@@ -275,6 +283,8 @@ class InboundTrack:
         self.restarts = 0
         self.emit = emit
         self.downtracks: list[DownTrack] = []
+        # Relay links this track is sent on (media/relay.py): each gets every flushed batch once.
+        self.relays: list[BatchSink] = []
         clock_rate = next(iter(codecs.values())).clock_rate if codecs else 90000
         self.stats = ReceiveStats(clock_rate)
         self.want_keyframe = False
@@ -419,6 +429,8 @@ class InboundTrack:
         if not batch:
             return
         self.pending = []
+        for relay in self.relays:
+            relay.forward(batch, now)
         downtracks = self.downtracks
         if not downtracks:
             return

@@ -27,6 +27,7 @@ from media.api import (
 from media.config import CAPACITY_REASON, MediaCapacityError, MediaConfig
 from media.event_hub import EventHub
 from media.ratelimit import FairShares
+from media.relay import RelayLink, open_link_socket
 from media.replay import ReplayError, ReplayFiles, ReplayPublisher
 from media.room import Room
 
@@ -58,8 +59,9 @@ class LocalMediaPlane:
         )
         return held + self._joining
 
-    def _admit(self, room: Room, participant_id: str, role: ParticipantRole) -> bool:
-        """Whether this join needs a new subscription; raises MediaCapacityError when none is left."""
+    def _admit(self, room: Room, participant_id: str, role: ParticipantRole, count: bool = True) -> bool:
+        """Whether this join needs a new subscription; raises MediaCapacityError when none is left
+        (counted as a refusal unless `count` is false: the join is then tried in a copy elsewhere)."""
         if role == ParticipantRole.LEAD:
             return False  # a lesson never loses its teacher to capacity; one lead per room
         old = room.participants.get(participant_id)
@@ -67,8 +69,9 @@ class LocalMediaPlane:
             return False  # a reconnect replaces its own subscription
         limit = self.config.max_subscriptions_per_worker
         if limit and self.subscriptions() >= limit:
-            self.refused_joins += 1
-            room.refused_joins += 1
+            if count:
+                self.refused_joins += 1
+                room.refused_joins += 1
             raise MediaCapacityError(
                 f"{CAPACITY_REASON}: this media worker carries {limit} subscriptions; try again later"
             )
@@ -110,8 +113,11 @@ class LocalMediaPlane:
         """Open a room; opening one that is already open does nothing."""
         if not self._started:
             raise MediaError("the media plane is not started")
-        if room_id in self.rooms:
+        existing = self.rooms.get(room_id)
+        if existing is not None and not existing.is_copy:
             return
+        if existing is not None:
+            await self.close_copy(room_id)  # a copy whose origin is gone: the room starts again here
         self.rooms[room_id] = Room(
             room_id, self.config, self._emit, recording, shares=self.retransmit_shares, fast_start=fast_start
         )
@@ -119,11 +125,15 @@ class LocalMediaPlane:
                    {"pid": os.getpid(), "recording": recording is not None})
 
     async def close_room(self, room_id: str) -> None:
+        await self._close(room_id, "room_closed")
+
+    async def _close(self, room_id: str, reason: str) -> None:
         room = self._room(room_id)
         await self.stop_replay(room_id)
         del self.rooms[room_id]
-        await room.close()
-        self._emit(EventKind.ROOM_CLOSED, room_id, None, None, None)
+        await room.close(reason)
+        if not room.is_copy:  # a copy's room closes with its origin's, which says so
+            self._emit(EventKind.ROOM_CLOSED, room_id, None, None, None)
         if room.recorder is not None:
             task = asyncio.get_running_loop().create_task(room.finish_recording())
             self._finishing.add(task)
@@ -138,9 +148,34 @@ class LocalMediaPlane:
         tracks: Mapping[str, TrackKind] | None = None,
         slots: Mapping[str, SlotKind] | None = None,
     ) -> str:
+        return await self._join(room_id, participant_id, role, offer_sdp, tracks, slots, count_refusal=True)
+
+    async def join_or_spill(
+        self,
+        room_id: str,
+        participant_id: str,
+        role: ParticipantRole,
+        offer_sdp: str,
+        tracks: Mapping[str, TrackKind] | None = None,
+        slots: Mapping[str, SlotKind] | None = None,
+    ) -> str:
+        """`join`, but a refusal for capacity is not counted: the caller tries a copy of the room in
+        another worker next (media/workers.py)."""
+        return await self._join(room_id, participant_id, role, offer_sdp, tracks, slots, count_refusal=False)
+
+    async def _join(
+        self,
+        room_id: str,
+        participant_id: str,
+        role: ParticipantRole,
+        offer_sdp: str,
+        tracks: Mapping[str, TrackKind] | None,
+        slots: Mapping[str, SlotKind] | None,
+        count_refusal: bool,
+    ) -> str:
         room = self._room(room_id)
         role = ParticipantRole(role)
-        reserved = self._admit(room, participant_id, role)
+        reserved = self._admit(room, participant_id, role, count_refusal)
         if reserved:
             self._joining += 1
         try:
@@ -191,6 +226,76 @@ class LocalMediaPlane:
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await publisher.stop()
+
+    async def free_subscriptions(self) -> int | None:
+        """Subscriptions this plane can still admit (None: no limit)."""
+        limit = self.config.max_subscriptions_per_worker
+        return max(0, limit - self.subscriptions()) if limit else None
+
+    # -- relay links between copies of a room (media/relay.py) -------------------------------------
+
+    async def relay_copy(self, room_id: str, link_id: str, key: bytes, fast_start: bool = False) -> tuple[str, int]:
+        """Open a copy of a room owned elsewhere (if not yet open here), with one end of a link to
+        the origin bound; returns its address, to hand to the origin (`relay_origin`). `fast_start` as
+        the room was opened with (a replay)."""
+        if not self._started:
+            raise MediaError("the media plane is not started")
+        room = self.rooms.get(room_id)
+        if room is None:
+            room = Room(room_id, self.config, self._emit, None, shares=self.retransmit_shares, fast_start=fast_start)
+            room.is_copy = True
+            self.rooms[room_id] = room
+        elif not room.is_copy:
+            raise MediaError(f"room {room_id!r} is owned here; a copy goes to another worker")
+        return self._add_link(room, link_id, key, origin=False, peer=None)
+
+    async def relay_origin(self, room_id: str, link_id: str, key: bytes, peer: tuple[str, int]) -> tuple[str, int]:
+        """The origin's end of a link to a copy at `peer`; returns its address (`relay_connect`)."""
+        room = self._room(room_id)
+        if room.is_copy:
+            raise MediaError(f"room {room_id!r} is a copy here, not its origin")
+        return self._add_link(room, link_id, key, origin=True, peer=peer)
+
+    async def relay_connect(self, room_id: str, link_id: str, peer: tuple[str, int]) -> None:
+        """The copy's end learns the origin's address: media and state start flowing."""
+        self._link(room_id, link_id).connect(peer)
+
+    async def close_copy(self, room_id: str, lost: bool = False) -> None:
+        """Close this worker's copy of a room (its origin closed, or died: `lost`, and its classrooms are
+        told `room_lost`); an owned room is left alone."""
+        room = self.rooms.get(room_id)
+        if room is not None and room.is_copy:
+            await self._close(room_id, "room_lost" if lost else "room_closed")
+
+    async def relay_drop(self, room_id: str, link_id: str) -> None:
+        """Close one link (its other end is gone); the room goes on."""
+        link = self._link(room_id, link_id)
+        link.room.links.remove(link)
+        link.close()
+        link.room.rebind(time.monotonic())
+
+    def _add_link(
+        self, room: Room, link_id: str, key: bytes, origin: bool, peer: tuple[str, int] | None
+    ) -> tuple[str, int]:
+        if any(link.link_id == link_id for link in room.links):
+            raise MediaError(f"relay link {link_id!r} exists")
+        try:
+            sock = open_link_socket(self.config.relay_address)
+        except OSError as exc:
+            raise MediaError(f"cannot open a relay link on {self.config.relay_address}: {exc}") from exc
+        link = RelayLink(room, link_id, bytes(key), origin, sock)
+        room.links.append(link)
+        link.listen()
+        if peer is not None:
+            link.connect(peer)
+        host, port = link.local
+        return str(host), int(port)
+
+    def _link(self, room_id: str, link_id: str) -> RelayLink:
+        for link in self._room(room_id).links:
+            if link.link_id == link_id:
+                return link
+        raise MediaError(f"no relay link {link_id!r} in room {room_id!r}")
 
     async def stats(self, room_id: str | None = None) -> dict[str, Any]:
         if room_id is not None:

@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from media.api import (
     MAX_PREVIEW_SLOTS,
@@ -34,6 +34,9 @@ from media.nack_tracker import NackTracker
 from media.peer import MEDIA_READY, MLine, Peer, codec_info, is_rtx
 from media.ratelimit import FairShares, RateLimitedLog
 from media.recorder import LessonRecorder
+
+if TYPE_CHECKING:
+    from media.relay import RelayLink
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +116,10 @@ class Room:
         self.preview_queue: dict[str, None] = {}
         self.opened_at = time.time()
         self._closing = False
+        # Relay links to the other copies of this room (media/relay.py); a copy follows the origin's
+        # lead and talk-back, and its classrooms' tracks reach the origin over its link.
+        self.links: list[RelayLink] = []
+        self.is_copy = False
         self.refused_joins = 0  # joins the worker refused for capacity
         # One line per cause per minute for what hostile or broken peers make go wrong.
         self.ratelog = RateLimitedLog(logger)
@@ -371,7 +378,7 @@ class Room:
             dt.close()
         if announce:
             self.emit(EventKind.SUBSCRIBER_DOWN, participant.id, None, {"reason": reason})
-        if announce and self.talkback_id == participant.id:
+        if announce and self.talkback_id == participant.id and not self.is_copy:
             self.talkback_id = None
             self.talkback_to_all = False
             self.emit(EventKind.TALKBACK, None, None, {"participant_id": None, "to_all": False, "reason": reason})
@@ -408,10 +415,10 @@ class Room:
 
     def set_talkback(self, participant_id: str | None, to_all: bool) -> None:
         if participant_id is not None:
-            participant = self.participants.get(participant_id)
-            if participant is None:
+            role = self.role_of(participant_id)
+            if role is None:
                 raise MediaError(f"{participant_id} is not in room {self.id}")
-            if participant.role != ParticipantRole.RECEIVER:
+            if role != ParticipantRole.RECEIVER:
                 raise MediaError("talk-back calls on a receiving classroom")
         self.talkback_id = participant_id
         self.talkback_to_all = bool(to_all) and participant_id is not None
@@ -419,6 +426,53 @@ class Room:
         self.emit(
             EventKind.TALKBACK, participant_id, None, {"participant_id": participant_id, "to_all": self.talkback_to_all}
         )
+
+    # -- copies of the room in other workers (media/relay.py) ---------------------------------------
+
+    def role_of(self, participant_id: str) -> ParticipantRole | None:
+        """The role of a participant here or in a linked copy of the room (None: in neither)."""
+        participant = self.participants.get(participant_id)
+        if participant is not None:
+            return participant.role
+        for link in self.links:
+            role = link.role_of(participant_id)
+            if role is not None:
+                return role
+        return None
+
+    def rebind(self, now: float) -> None:
+        """Point every slot at its source again: a link brought or took tracks, or the origin's state."""
+        self._rebind(now)
+
+    def follow_origin(self, lead_id: str | None, talkback_id: str | None, to_all: bool) -> bool:
+        """A copy takes the origin's lead and talk-back (announced there, not here); True if changed."""
+        shown = (lead_id, talkback_id, to_all and talkback_id is not None)
+        if shown == (self.lead_id, self.talkback_id, self.talkback_to_all):
+            return False
+        self.lead_id, self.talkback_id, self.talkback_to_all = shown
+        return True
+
+    def remote_on_air(self, participant_id: str, kind: TrackKind) -> None:
+        """A track of a participant in a linked copy went on air there (a classroom's camera may take
+        a preview position here, as a local one would)."""
+        if kind == TrackKind.CAMERA:
+            self._camera_on_air(participant_id)
+
+    def remote_left(self, participant_id: str) -> None:
+        """A participant of a linked copy left it: end its talk-back, free its preview position."""
+        if self.is_copy or self._closing or participant_id in self.participants:
+            return
+        if self.talkback_id == participant_id:
+            self.talkback_id = None
+            self.talkback_to_all = False
+            self.emit(EventKind.TALKBACK, None, None, {"participant_id": None, "to_all": False, "reason": "left"})
+        changed = False
+        if participant_id in self.preview_queue:
+            del self.preview_queue[participant_id]
+            changed = self._assign_previews()
+        self._rebind(time.monotonic())
+        if changed:
+            self._announce_previews()
 
     def _binding(self, participant: Participant, slot: SlotKind) -> tuple[str, TrackKind] | None:
         kind = _SLOT_SOURCE[slot]
@@ -454,8 +508,7 @@ class Room:
 
     def _camera_on_air(self, participant_id: str) -> None:
         """A classroom's camera sent its first packet: it may take a preview position."""
-        participant = self.participants.get(participant_id)
-        if participant is None or participant.role != ParticipantRole.RECEIVER or participant_id in self.preview_queue:
+        if self.role_of(participant_id) != ParticipantRole.RECEIVER or participant_id in self.preview_queue:
             return
         self.preview_queue[participant_id] = None
         if self._assign_previews():
@@ -515,8 +568,9 @@ class Room:
                         ):
                             # silent: off air until its next packet (a dropped link, a stopped share)
                             track.live = False
-                            self.emit(EventKind.PUBLISHER_DOWN, track.participant_id, track.kind,
-                                      {"reason": "idle", "mid": track.mid})
+                            # (a track fed by a relay link reports nothing: its publisher's end does)
+                            track.emit(EventKind.PUBLISHER_DOWN, track.participant_id, track.kind,
+                                       {"reason": "idle", "mid": track.mid})
                     except Exception:
                         # One participant's broken track costs its own housekeeping, not the room's.
                         self._failed(track.participant_id, "housekeeping of a track", now)
@@ -586,12 +640,16 @@ class Room:
             elif peer.connected and now - peer.last_rtcp > cfg.peer_timeout:
                 await self._drop(participant, "timeout")
 
-    async def close(self) -> None:
+    async def close(self, reason: str = "room_closed") -> None:
+        """Close the room; each participant is told `reason` (a copy whose origin died: room_lost)."""
         self._closing = True
         self._task.cancel()
+        for link in self.links:
+            link.close()
+        self.links.clear()
         self.retransmit_shares.remove(self.retransmit_budget)
         for participant in list(self.participants.values()):
-            await self._remove(participant, reason="room_closed", announce=True)
+            await self._remove(participant, reason=reason, announce=True)
 
     # -- stats ------------------------------------------------------------------------------------
 
@@ -634,4 +692,6 @@ class Room:
             # this room's part of the worker's retransmission rate now (FairShares)
             "retransmit_share_per_s": round(self.retransmit_budget.rate(now), 1),
             "participants": participants,
+            "copy": self.is_copy,
+            "links": [link.snapshot() for link in self.links],
         }

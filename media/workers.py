@@ -7,6 +7,12 @@ runs one thread of bytecode per process, so processes, not threads, multiply for
 
 A worker that dies takes its rooms with it: the proxy reports ROOM_LOST for each, starts a
 replacement worker, and the rooms can be opened again (on any live worker). Other workers go on.
+
+A room whose worker is full spills: the next subscriber joins a copy of the room in the least loaded
+other worker, linked to the owner's by a relay link (media/relay.py) that this proxy sets up (an
+address and a random key for each end). Calls for a participant go to the worker it joined; the
+room's stats gather its copies' participants; closing the room closes its copies; if the owner dies,
+its copies are closed with it and the room is reported lost once.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import itertools
 import logging
 import multiprocessing
 import os
+import secrets
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
@@ -41,7 +48,8 @@ logger = logging.getLogger(__name__)
 
 _CALLS = frozenset(
     {"open_room", "close_room", "join", "leave", "add_candidate", "set_talkback", "start_replay", "stop_replay",
-     "stats", "process", "stop"}
+     "stats", "process", "stop", "join_or_spill", "free_subscriptions", "close_copy", "relay_copy", "relay_origin",
+     "relay_connect", "relay_drop"}
 )
 _START_TIMEOUT = 60.0  # a spawned worker imports aiortc, av and numpy before it is ready
 PROCESS_TIMEOUT = 2.0  # a worker that cannot say its CPU and loop lag in this time is reported as not responding
@@ -81,6 +89,24 @@ class LoopLag:
 def process_figures(lag: LoopLag) -> dict[str, Any]:
     """This process's CPU seconds (all threads, user + system) and its event loop's recent worst lag."""
     return {"pid": os.getpid(), "cpu_seconds": time.process_time(), "loop_lag_s": round(lag.worst(), 6)}
+
+
+def merge_copies(
+    origin: dict[str, Any], origin_pid: int | None, copies: list[tuple[int | None, dict[str, Any]]]
+) -> dict[str, Any]:
+    """One room's snapshot from its owner's and its copies': every participant (each with the
+    `worker_pid` it is in), the owner's links, and per copy its pid, links and refused joins."""
+    participants = {pid: {**p, "worker_pid": origin_pid} for pid, p in origin.get("participants", {}).items()}
+    for pid, snapshot in copies:
+        for participant_id, p in snapshot.get("participants", {}).items():
+            participants.setdefault(participant_id, {**p, "worker_pid": pid})
+    return {
+        **origin,
+        "participants": participants,
+        "worker_pid": origin_pid,
+        "copies": [{"worker_pid": pid, "links": s.get("links", []), "refused_joins": s.get("refused_joins", 0),
+                    "participants": sorted(s.get("participants", {}))} for pid, s in copies],
+    }
 
 
 # -- worker side -----------------------------------------------------------------------------------
@@ -173,6 +199,7 @@ class _Worker:
         self.conn = conn
         self.pid = process.pid
         self.rooms: set[str] = set()
+        self.copies: set[str] = set()  # rooms owned by another worker that this one carries a copy of
         self.pending: dict[int, asyncio.Future[Any]] = {}
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.alive = True
@@ -189,6 +216,13 @@ class WorkerMediaPlane:
         self._indexes = itertools.count()
         self._stopping = False
         self._respawns: set[asyncio.Task[None]] = set()
+        # spill: each room's copies (worker index -> relay link id), the worker each participant
+        # joined, and one lock per room so two joins never link the same copy twice
+        self._copies: dict[str, dict[int, str]] = {}
+        self._where: dict[tuple[str, str], _Worker] = {}
+        self._copy_locks: dict[str, asyncio.Lock] = {}
+        self._fast_start: set[str] = set()  # rooms opened with `fast_start` (replays): their copies too
+        self._cleanups: set[asyncio.Task[None]] = set()
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -227,8 +261,12 @@ class WorkerMediaPlane:
                 w.process.kill()
                 await asyncio.to_thread(w.process.join, 5.0)
             self._lost(w, announce=False)
+        for task in list(self._cleanups):
+            task.cancel()
         self._workers.clear()
         self._room_worker.clear()
+        self._copies.clear()
+        self._where.clear()
         self._hub.close()
 
     # -- pipe -------------------------------------------------------------------------------------
@@ -282,16 +320,59 @@ class WorkerMediaPlane:
         for room_id in sorted(worker.rooms):
             if self._room_worker.get(room_id) is worker:
                 del self._room_worker[room_id]
+            # its copies in other workers go with it: the room is lost once, for everyone in it
+            copies = self._forget_room(room_id)
+            if announce and not self._stopping:
+                self._later(self._close_copies(room_id, copies, lost=True))
             if announce:
-                self._hub.publish(
-                    MediaEvent(EventKind.ROOM_LOST, room_id, None, None, time.time(), {"worker_pid": worker.pid})
-                )
+                detail = {"worker_pid": worker.pid, "copies": [w.pid for w in copies]}
+                self._hub.publish(MediaEvent(EventKind.ROOM_LOST, room_id, None, None, time.time(), detail))
         worker.rooms.clear()
+        for room_id in sorted(worker.copies):
+            # a copy died: its participants are gone, the room goes on at its owner and other copies
+            link_id = self._copies.get(room_id, {}).pop(worker.index, None)
+            owner = self._room_worker.get(room_id)
+            if link_id is not None and owner is not None and announce and not self._stopping:
+                self._later(self._drop_link(owner, room_id, link_id))
+            for key, where in list(self._where.items()):
+                if key[0] == room_id and where is worker:
+                    del self._where[key]
+                    if announce:
+                        self._hub.publish(MediaEvent(EventKind.SUBSCRIBER_DOWN, room_id, key[1], None, time.time(),
+                                                     {"reason": "worker_lost", "worker_pid": worker.pid}))
+        worker.copies.clear()
         if announce and not self._stopping:
             logger.error("media worker %s died; its rooms are lost, starting a replacement", worker.pid)
             task = loop.create_task(self._respawn())
             self._respawns.add(task)
             task.add_done_callback(self._respawns.discard)
+
+    def _later(self, coro: Any) -> None:
+        """Run clean-up calls to other workers after a loss, without waiting for them here."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
+
+    async def _close_copies(self, room_id: str, copies: list[_Worker], lost: bool = False) -> None:
+        for w in copies:
+            with contextlib.suppress(MediaError):
+                await self._call(w, "close_copy", room_id, lost)
+
+    async def _drop_link(self, owner: _Worker, room_id: str, link_id: str) -> None:
+        with contextlib.suppress(MediaError):
+            await self._call(owner, "relay_drop", room_id, link_id)
+
+    def _forget_room(self, room_id: str) -> list[_Worker]:
+        """Forget a room's copies and participants; the workers that held copies."""
+        indexes = self._copies.pop(room_id, {})
+        self._copy_locks.pop(room_id, None)
+        self._fast_start.discard(room_id)
+        copies = [w for w in self._workers if w.index in indexes and w.alive]
+        for w in copies:
+            w.copies.discard(room_id)
+        for key in [k for k in self._where if k[0] == room_id]:
+            del self._where[key]
+        return copies
 
     async def _respawn(self) -> None:
         try:
@@ -332,6 +413,10 @@ class WorkerMediaPlane:
         worker = min(live, key=lambda w: (len(w.rooms), w.index))
         self._room_worker[room_id] = worker
         worker.rooms.add(room_id)
+        if fast_start:
+            self._fast_start.add(room_id)
+        else:
+            self._fast_start.discard(room_id)
         try:
             await self._call(worker, "open_room", room_id, recording, fast_start)
         except MediaError:
@@ -344,6 +429,7 @@ class WorkerMediaPlane:
         worker = self._owner(room_id)
         del self._room_worker[room_id]
         worker.rooms.discard(room_id)
+        await self._close_copies(room_id, self._forget_room(room_id))
         await self._call(worker, "close_room", room_id)
 
     async def join(
@@ -355,23 +441,97 @@ class WorkerMediaPlane:
         tracks: Mapping[str, TrackKind] | None = None,
         slots: Mapping[str, SlotKind] | None = None,
     ) -> str:
-        return await self._call(
-            self._owner(room_id),
-            "join",
-            room_id,
-            participant_id,
-            ParticipantRole(role),
-            offer_sdp,
-            dict(tracks) if tracks is not None else None,
-            dict(slots) if slots is not None else None,
+        owner = self._owner(room_id)
+        role = ParticipantRole(role)
+        args = (room_id, participant_id, role, offer_sdp, dict(tracks) if tracks is not None else None,
+                dict(slots) if slots is not None else None)
+        key = (room_id, participant_id)
+        known = self._where.get(key)
+        if role == ParticipantRole.LEAD:
+            target = owner  # a lesson's lead is always where the room is owned (and always admitted)
+        elif known is not None and known.alive and (known is owner or room_id in known.copies):
+            target = known  # a reconnect replaces its own subscription where it is
+        else:
+            answer, target = await self._join_anywhere(owner, args)
+            self._where[key] = target
+            return answer
+        answer = await self._call(target, "join", *args)
+        if known is not None and known is not target and known.alive:
+            with contextlib.suppress(MediaError):
+                await self._call(known, "leave", room_id, participant_id)  # it moved (became the lead)
+        self._where[key] = target
+        return answer
+
+    async def _join_anywhere(self, owner: _Worker, args: tuple[Any, ...]) -> tuple[str, _Worker]:
+        """A new subscription: at the owner while it has room, else in a copy of the room in the
+        least loaded other worker (linked first if it has none). Refused only when every worker is full."""
+        room_id = args[0]
+        free = await self._free(owner)
+        if free is None or free > 0:
+            try:
+                return await self._call(owner, "join_or_spill", *args), owner
+            except MediaCapacityError:
+                pass  # filled up meanwhile
+        others = [w for w in self._workers if w is not owner and w.alive and w.ready.done()]
+        frees = await asyncio.gather(*(self._free(w) for w in others), return_exceptions=True)
+        ranked = sorted(
+            ((f, w) for f, w in zip(frees, others, strict=True) if not isinstance(f, BaseException) and f != 0),
+            key=lambda fw: (-(fw[0] if fw[0] is not None else 1 << 30), fw[1].index),
         )
+        for _, worker in ranked:
+            try:
+                await self._ensure_copy(room_id, owner, worker)
+                return await self._call(worker, "join_or_spill", *args), worker
+            except MediaCapacityError:
+                continue
+        # every worker is full: refused (and counted) by the owner, as before there were copies
+        return await self._call(owner, "join", *args), owner
+
+    async def _free(self, worker: _Worker) -> int | None:
+        return await self._call(worker, "free_subscriptions")
+
+    async def _ensure_copy(self, room_id: str, owner: _Worker, worker: _Worker) -> None:
+        """A copy of the room in `worker`, linked to the owner's: both ends bound, then the key and
+        each end's address handed to the other."""
+        copies = self._copies.setdefault(room_id, {})
+        if worker.index in copies:
+            return
+        lock = self._copy_locks.setdefault(room_id, asyncio.Lock())
+        async with lock:
+            if worker.index in copies:
+                return
+            link_id = f"{room_id}:{owner.index}>{worker.index}:{next(self._ids)}"
+            key = secrets.token_bytes(32)
+            copy_addr = await self._call(worker, "relay_copy", room_id, link_id, key,
+                                         room_id in self._fast_start)
+            try:
+                origin_addr = await self._call(owner, "relay_origin", room_id, link_id, key, tuple(copy_addr))
+                await self._call(worker, "relay_connect", room_id, link_id, tuple(origin_addr))
+            except MediaError:
+                with contextlib.suppress(MediaError):
+                    await self._call(worker, "close_copy", room_id)
+                raise
+            if self._room_worker.get(room_id) is not owner:  # closed or lost meanwhile
+                with contextlib.suppress(MediaError):
+                    await self._call(worker, "close_copy", room_id)
+                raise MediaError(f"no open room {room_id!r}")
+            copies[worker.index] = link_id
+            worker.copies.add(room_id)
+
+    def _participant_worker(self, room_id: str, participant_id: str) -> _Worker:
+        owner = self._owner(room_id)
+        where = self._where.get((room_id, participant_id))
+        return where if where is not None and where.alive else owner
 
     async def leave(self, room_id: str, participant_id: str) -> None:
-        await self._call(self._owner(room_id), "leave", room_id, participant_id)
+        worker = self._participant_worker(room_id, participant_id)
+        await self._call(worker, "leave", room_id, participant_id)
+        self._where.pop((room_id, participant_id), None)
 
     async def add_candidate(self, room_id: str, participant_id: str, candidate: Mapping[str, Any]) -> None:
         candidate_fields(candidate)  # refuse junk here, before it crosses the pipe
-        await self._call(self._owner(room_id), "add_candidate", room_id, participant_id, dict(candidate))
+        await self._call(self._participant_worker(room_id, participant_id), "add_candidate", room_id,
+                         participant_id, dict(candidate))
 
     async def set_talkback(self, room_id: str, participant_id: str | None, to_all: bool = False) -> None:
         await self._call(self._owner(room_id), "set_talkback", room_id, participant_id, to_all)
@@ -384,17 +544,30 @@ class WorkerMediaPlane:
 
     async def stats(self, room_id: str | None = None) -> dict[str, Any]:
         if room_id is not None:
-            return await self._call(self._owner(room_id), "stats", room_id)
+            owner = self._owner(room_id)
+            copies = [w for w in self._workers if room_id in w.copies and w.alive]
+            results = await asyncio.gather(self._call(owner, "stats", room_id),
+                                           *(self._call(w, "stats", room_id) for w in copies), return_exceptions=True)
+            if isinstance(results[0], BaseException):
+                raise results[0]
+            found = [(w.pid, r) for w, r in zip(copies, results[1:], strict=True) if isinstance(r, dict)]
+            return merge_copies(results[0], owner.pid, found)
         workers = [w for w in self._workers if w.alive]
         results = await asyncio.gather(*(self._call(w, "stats") for w in workers), return_exceptions=True)
         rooms: dict[str, Any] = {}
+        copy_snapshots: dict[str, list[tuple[int | None, dict[str, Any]]]] = {}
         per_worker = []
         refused = 0
         for w, r in zip(workers, results, strict=True):
             ok = isinstance(r, dict)
-            entry: dict[str, Any] = {"index": w.index, "pid": w.pid, "rooms": sorted(w.rooms), "responding": ok}
+            entry: dict[str, Any] = {"index": w.index, "pid": w.pid, "rooms": sorted(w.rooms), "responding": ok,
+                                     "copies": sorted(w.copies)}
             if ok:
-                rooms.update(r["rooms"])
+                for rid, snapshot in r["rooms"].items():
+                    if snapshot.get("copy"):
+                        copy_snapshots.setdefault(rid, []).append((w.pid, snapshot))
+                    else:
+                        rooms[rid] = (w.pid, snapshot)
                 refused += r.get("refused_joins", 0)
                 for key in ("subscriptions", "capacity", "refused_joins"):
                     entry[key] = r.get(key)
@@ -402,9 +575,11 @@ class WorkerMediaPlane:
                 entry["cpu_seconds"] = process.get("cpu_seconds")
                 entry["loop_lag_s"] = process.get("loop_lag_s")
             per_worker.append(entry)
+        merged = {rid: merge_copies(snapshot, pid, copy_snapshots.get(rid, []))
+                  for rid, (pid, snapshot) in rooms.items()}
         return {
             "pid": os.getpid(),
-            "rooms": rooms,
+            "rooms": merged,
             "workers": per_worker,
             "events_dropped": self._hub.dropped,
             "refused_joins": refused,

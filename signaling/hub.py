@@ -837,6 +837,14 @@ class Hub:
                 await self._broadcast(live, protocol.event("talkback", participant_id=None, name="", to_all=False))
                 await self._send_layouts(live)
             await self._send_roster(live)
+        elif ev.kind == EventKind.SUBSCRIBER_DOWN and ev.detail.get("reason") == "worker_lost":
+            # the worker carrying this classroom's copy of the room died (the room goes on at its owner):
+            # have it reconnect, and its join lands on a live worker
+            session = live.sessions.get(ev.participant_id or "")
+            if session is not None:
+                await session.send(protocol.event("restart", reason="media_lost"))
+                await self._close(session, CLOSE_RESTART, "media lost")
+            await self._send_roster(live)
         elif ev.kind in (EventKind.SUBSCRIBER_UP, EventKind.SUBSCRIBER_DOWN):
             await self._send_roster(live)
         elif ev.kind == EventKind.PREVIEW and ev.participant_id is not None:

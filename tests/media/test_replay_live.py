@@ -173,11 +173,13 @@ def test_the_answer_is_reached_from_this_host_on_loopback_where_its_address_is_n
 
 async def test_a_replay_runs_in_the_worker_that_owns_its_room(plane, tmp_path):
     """Published by the room's worker process (`start_replay`), not by the caller: this process only
-    asks, then receives the pictures as a classroom and hears of the end (REPLAY_ENDED)."""
-    files = await _record(plane, tmp_path, 4)
+    asks, then receives the pictures as a classroom and hears of the end (REPLAY_ENDED). A classroom
+    that joins mid-way when that worker is full plays from a copy of the room in the other worker, and
+    is started at the keyframe there too."""
+    files = await _record(plane, tmp_path, 6, keyframe_every_s=60)
     base = _port_base(200)
     workers = WorkerMediaPlane(MediaConfig(announced_addresses=("127.0.0.1",), udp_port_min=base,
-                                           udp_port_max=base + 99, workers=1))
+                                           udp_port_max=base + 99, workers=2, max_subscriptions_per_worker=1))
     await workers.start()
     log = EventLog(workers)
     try:
@@ -187,13 +189,20 @@ async def test_a_replay_runs_in_the_worker_that_owns_its_room(plane, tmp_path):
         await room.wait_frames(2 * FPS, timeout=15)
         numbers = [f.number for f in room.frames if f.source == 1]
         assert numbers == sorted(numbers), numbers[:20]
+        joined_at = time.monotonic()
+        late = await Subscriber.connect(workers, "lesson-w", "class-2")
+        await late.wait_frames(1, timeout=5)
+        assert late.frames[0].at - joined_at < 1.0, late.frames[0].at - joined_at
         stats = await workers.stats("lesson-w")
         assert "lead-replay" in stats["participants"], stats["participants"].keys()
+        where = {p: v.get("worker_pid") for p, v in stats["participants"].items()}
+        assert where["class-2"] != where["class-1"] == where["lead-replay"], where
         ended = await log.wait(EventKind.REPLAY_ENDED, "lead-replay", timeout=15)
         assert ended.detail["packets"] > 3 * FPS, ended.detail
         # a file that cannot be played is refused with its reason, across the worker's pipe
         with pytest.raises(MediaError, match="missing"):
             await workers.start_replay("lesson-w", str(tmp_path / "gone.webm"))
+        await late.close()
         await room.close()
         await workers.close_room("lesson-w")
     finally:
