@@ -22,23 +22,32 @@ def bytes_sent_of(stats: Mapping[str, Any]) -> int:
                for p in dict(room.get("participants", {})).values() for slot in dict(p.get("slots", {})).values())
 
 
+def cpu_seconds_of(stats: Mapping[str, Any]) -> float:
+    """CPU seconds of this process and of the plane's worker processes (their `cpu_seconds`)."""
+    workers = stats.get("workers") or []
+    return time.process_time() + sum(float(w.get("cpu_seconds") or 0.0) for w in workers)
+
+
 class LoadSampler:
-    """The load an edge heartbeats: its subscriptions, the box's CPU (one-minute load average over its
-    cores, 0..1) and its egress over the last sample, from the media plane's stats."""
+    """The load an edge heartbeats, from its media plane's stats: its subscriptions, the CPU of its own
+    processes (this one and its workers) over the last sample as a share of the box's cores (0..1; not
+    the box's load average, which other programs on the box would fill), and its egress."""
 
     def __init__(self, cores: int | None = None) -> None:
         self.cores = max(1, cores or os.cpu_count() or 1)
         self.load = Load()
         self._bytes = 0
+        self._cpu = 0.0
         self._at = 0.0
 
     def sample(self, stats: Mapping[str, Any], now: float | None = None) -> Load:
         now = time.monotonic() if now is None else now
-        sent = bytes_sent_of(stats)
-        egress = 0.0
-        if self._at and now > self._at and sent >= self._bytes:
-            egress = (sent - self._bytes) * 8 / (now - self._at) / 1e6
-        self._bytes, self._at = sent, now
-        cpu = min(1.0, os.getloadavg()[0] / self.cores)
+        sent, cpu_s = bytes_sent_of(stats), cpu_seconds_of(stats)
+        egress = cpu = 0.0
+        if self._at and now > self._at:
+            elapsed = now - self._at
+            egress = max(0, sent - self._bytes) * 8 / elapsed / 1e6
+            cpu = min(1.0, max(0.0, cpu_s - self._cpu) / elapsed / self.cores)
+        self._bytes, self._cpu, self._at = sent, cpu_s, now
         self.load = Load(subscriptions=subscriptions_of(stats), cpu=round(cpu, 3), egress_mbps=round(egress, 3))
         return self.load

@@ -554,6 +554,15 @@ class WorkerMediaPlane:
             worker.rooms.discard(room_id)
             await self._call(worker, "close_copy", room_id, lost)
 
+    async def relay_origin(self, room_id: str, link_id: str, key: bytes, peer: tuple[str, int]) -> tuple[str, int]:
+        """The owner's end of a link to a copy of the room on another node at `peer`; its address."""
+        host, port = await self._call(self._owner(room_id), "relay_origin", room_id, link_id, key, tuple(peer))
+        return str(host), int(port)
+
+    async def relay_drop(self, room_id: str, link_id: str) -> None:
+        """Close one link of the room's owner (the copy at its other end is gone); the room goes on."""
+        await self._call(self._owner(room_id), "relay_drop", room_id, link_id)
+
     async def free_subscriptions(self) -> int | None:
         """Subscriptions the live workers can still admit together (None: no limit)."""
         live = [w for w in self._workers if w.alive and w.ready.done()]

@@ -57,12 +57,13 @@ class EdgeProcess:
         path = self.data_dir / "edge.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def start(self, control: str, redis_url: str, env: dict[str, str], *extra: str) -> None:
+    def start(self, control: str, redis_url: str, env: dict[str, str], *extra: str, region: str = "宁夏",
+              county: str = "中宁县") -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.data_dir / "edge.log", "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "classroom.cli", "edge", "--control", control, "--redis", redis_url,
-                 "--region", "宁夏", "--county", "中宁县", "--host", "127.0.0.1", "--port", str(self.port),
+                 "--region", region, "--county", county, "--host", "127.0.0.1", "--port", str(self.port),
                  "--data-dir", str(self.data_dir), "--node-id", "edge-zn", *extra],
                 stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
                 env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
