@@ -98,15 +98,23 @@ class ClusterMediaPlane:
             self._hub.publish(event)
 
     async def _edge_stream(self, node_id: str, client: EdgeClient) -> None:
+        """The edge's events for its classrooms, into this plane's; reconnected every second while the edge
+        is away (said once, and once when it is back)."""
+        failing = False
         while True:
             try:
                 async for event in client.events():
+                    if failing:
+                        log.info("edge %s: events stream back", node_id)
+                        failing = False
                     # only its classrooms' events: the copy's own (e.g. room_lost) are not the room's
                     pid = event.participant_id
                     if pid is not None and self._where.get((event.room_id, pid)) == node_id:
                         self._hub.publish(event)
             except MediaError as exc:
-                log.warning("edge %s: events stream: %s", node_id, exc)
+                if not failing:
+                    log.warning("edge %s: events stream: %s (retried every second)", node_id, exc)
+                    failing = True
             await asyncio.sleep(1.0)
 
     # -- placement --------------------------------------------------------------------------------
