@@ -12,8 +12,11 @@ from aiohttp import web
 
 from classroom.config import Config
 from edge.joblock import JobLock, holder_name
+from edge.node_secret import NodeSecretMissing, load_node_secret
+from edge.placement import ClassroomLocation
 from edge.presence import NodePresence, node_load
 from edge.registry import InProcessRegistry, Node, Registry
+from media.api import MediaPlane
 from monitoring.metrics import Metrics
 from scheduler.db import Database
 from scheduler.jobs import LessonJobs
@@ -21,7 +24,7 @@ from scheduler.timetable import Timetable
 from signaling.hub import Hub, lesson_of_room
 from signaling.monitoring_api import CLUSTER_VIEW, ClusterView
 from signaling.rest import TIMETABLE, add_routes, errors_middleware
-from signaling.wiring import SIGNALING, install, make_signaling
+from signaling.wiring import SIGNALING, install, make_plane, make_signaling
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +46,7 @@ class Cluster:
 
 
 CONFIG = web.AppKey("config", Config)
+REGISTRY = web.AppKey("registry", Registry)
 CLUSTER = web.AppKey("cluster", Cluster)
 JOBS = web.AppKey("jobs", LessonJobs)
 STARTED = web.AppKey("started", float)
@@ -52,15 +56,18 @@ METRICS = web.AppKey("metrics", Metrics)
 def build_app(config: Config, db: Database, *, tls: bool = False, media: str = "workers") -> web.Application:
     timetable = Timetable(db, config.scheduler)
     data = config.server.data_path
+    registry = make_registry(config)
     signaling = make_signaling(
         config.signaling, config.media, data, config.server.admin_token, db, timetable, tls=tls, media_kind=media,
         alerts=config.alerts, node=config.monitoring.node_name, recording=config.recording,
+        plane=cluster_plane(config, db, registry, media),
     )
     app = web.Application(
         middlewares=[*signaling.middlewares_outer(), errors_middleware, *signaling.middlewares_inner()],
         client_max_size=64 * 1024 * 1024,
     )
     app[CONFIG] = config
+    app[REGISTRY] = registry
     app[TIMETABLE] = timetable
     app[STARTED] = time.time()
     app.router.add_get("/healthz", healthz)
@@ -78,20 +85,50 @@ def build_app(config: Config, db: Database, *, tls: bool = False, media: str = "
     return app
 
 
-def make_cluster(config: Config, metrics: Metrics, lessons: Callable[[], Iterable[int]] = tuple) -> Cluster:
-    """The in-process registry on one machine; with `[cluster] redis_url`, Redis and the job lock."""
+def node_id_of(config: Config) -> str:
+    return config.cluster.node_id or f"{config.monitoring.node_name}:{config.server.port}"
+
+
+def make_registry(config: Config) -> Registry:
+    """The in-process registry on one machine; with `[cluster] redis_url`, the cluster's Redis."""
     cluster = config.cluster
-    node_id = cluster.node_id or f"{config.monitoring.node_name}:{config.server.port}"
-    address = config.signaling.public_url or f"http://{config.server.host}:{config.server.port}"
-    node = Node(node_id, cluster.region, cluster.county, address, cluster.capacity, role=cluster.role)
-    registry: Registry
     if cluster.redis_url:
         from edge.redis_registry import RedisRegistry
 
-        registry = RedisRegistry(cluster.redis_url, heartbeat_interval=cluster.heartbeat_s, prefix=cluster.key_prefix)
-        lock: JobLock | None = JobLock(registry, holder_name(node_id), lease_s=cluster.lease_s)
-    else:
-        registry, lock = InProcessRegistry(heartbeat_interval=cluster.heartbeat_s), None
+        return RedisRegistry(cluster.redis_url, heartbeat_interval=cluster.heartbeat_s, prefix=cluster.key_prefix)
+    return InProcessRegistry(heartbeat_interval=cluster.heartbeat_s)
+
+
+def cluster_plane(config: Config, db: Database, registry: Registry, media: str) -> MediaPlane | None:
+    """With Redis and a node secret: this node's plane with copies of its rooms on edges, receiving
+    classrooms placed by county and region (`edge.cluster_plane`); else None (this node's plane alone)."""
+    if not config.cluster.redis_url:
+        return None
+    try:
+        secret = load_node_secret(config.cluster.node_secret, config.server.data_path)
+    except NodeSecretMissing as exc:
+        log.info("edges are not used: %s", exc)
+        return None
+    from edge.classroom_location import classroom_id_of, classroom_location
+    from edge.cluster_plane import ClusterMediaPlane
+
+    def locate(participant_id: str) -> ClassroomLocation | None:
+        classroom_id = classroom_id_of(participant_id)
+        return classroom_location(db, classroom_id) if classroom_id is not None else None
+
+    return ClusterMediaPlane(make_plane(config.media, media), registry, node_id_of(config), secret,  # type: ignore[arg-type]
+                             locate)  # type: ignore[return-value]
+
+
+def make_cluster(config: Config, metrics: Metrics, lessons: Callable[[], Iterable[int]] = tuple,
+                 registry: Registry | None = None) -> Cluster:
+    """This node's presence in `registry` (default: `make_registry(config)`) and, with Redis, the job lock."""
+    cluster = config.cluster
+    node_id = node_id_of(config)
+    address = config.signaling.public_url or f"http://{config.server.host}:{config.server.port}"
+    node = Node(node_id, cluster.region, cluster.county, address, cluster.capacity, role=cluster.role)
+    registry = registry or make_registry(config)
+    lock = JobLock(registry, holder_name(node_id), lease_s=cluster.lease_s) if cluster.redis_url else None
     cores = os.cpu_count() or 1
     presence = NodePresence(registry, node, lambda: node_load(metrics.rooms.values(), metrics.process_health(), cores,
                                                               lessons()))
@@ -99,7 +136,7 @@ def make_cluster(config: Config, metrics: Metrics, lessons: Callable[[], Iterabl
 
 
 async def _cluster_context(app: web.Application) -> AsyncIterator[None]:
-    cluster = make_cluster(app[CONFIG], app[METRICS], lambda: list(app[SIGNALING].hub.lessons))
+    cluster = make_cluster(app[CONFIG], app[METRICS], lambda: list(app[SIGNALING].hub.lessons), app[REGISTRY])
     app[CLUSTER] = cluster
     app[CLUSTER_VIEW] = ClusterView(cluster.registry, cluster.presence.node.id, cluster.backend,
                                     cluster.lock.describe if cluster.lock is not None else None)

@@ -1,4 +1,4 @@
-"""The `classroom` command: serve, directory, import, check, evidence, report, template, demo, bench, config."""
+"""The `classroom` command: serve, edge, directory, import, check, evidence, report, template, demo, bench, config."""
 
 from __future__ import annotations
 
@@ -54,6 +54,19 @@ def _parser() -> argparse.ArgumentParser:
         "the node holding the scheduler's job lock runs the timed jobs; default from config [cluster] redis_url, "
         "else one machine (in-process)",
     )
+
+    n = sub.add_parser("edge", help="run a media node near the schools: its media plane and the control API the "
+                       "control node uses to hold copies of lessons there; registers in the cluster's Redis")
+    n.add_argument("--control", required=True, metavar="URL", help="the control node, e.g. https://classroom.example")
+    n.add_argument("--redis", metavar="URL", help="the cluster's Redis (default from config [cluster] redis_url)")
+    n.add_argument("--region", required=True, help="the region this node serves, for placement")
+    n.add_argument("--county", default="", help="the county this node serves, for placement")
+    n.add_argument("--host", help="address the control API listens on (default from config: 0.0.0.0)")
+    n.add_argument("--port", type=int, help="port of the control API (default 8080)")
+    n.add_argument("--data-dir", help="data folder (the node-secret file, if not configured); default ./data")
+    n.add_argument("--node-id", default="", help="this node's name in the registry (default edge-<host name>:<port>)")
+    n.add_argument("--media", choices=("workers", "local"), default="workers",
+                   help="media rooms in worker processes, one per core (default), or in this process")
 
     for name, helptext in (
         ("import", "import a timetable CSV (all or nothing)"),
@@ -154,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "cluster":
             return _cluster(config, args)
+        if args.command == "edge":
+            return _edge(config, args)
         owner_only_umask()  # the database, its -wal/-shm, keys and reports: owner-only from the start
         db = Database(config.server.database_path)
         secure_data(data_files(config.server.data_path, config.server.database_path))
@@ -267,6 +282,29 @@ def _serve(config: Config, db: Database, timetable: Timetable, args: argparse.Na
     web.run_app(
         app, host=config.server.host, port=config.server.port, ssl_context=ssl_context, print=None, handle_signals=True
     )
+    return 0
+
+
+def _edge(config: Config, args: argparse.Namespace) -> int:
+    import asyncio
+
+    from edge.node import EdgeOptions, run_edge
+    from edge.node_secret import NodeSecretMissing
+
+    if not config.cluster.redis_url:
+        print("classroom edge: an edge registers in the cluster's Redis: give --redis URL (or [cluster] redis_url)",
+              file=sys.stderr)
+        return 2
+    print("effective configuration:\n" + describe(config), file=sys.stderr, flush=True)
+    owner_only_umask()
+    config.server.data_path.mkdir(parents=True, exist_ok=True)
+    options = EdgeOptions(control_url=args.control, region=args.region, county=args.county, media=args.media,
+                          node_id=args.node_id)
+    try:
+        asyncio.run(run_edge(config, options))
+    except NodeSecretMissing as exc:
+        print(f"classroom edge: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -18,6 +18,8 @@ class ClusterConfig:
     lease_s: float = 15.0  # the job lock's lease: a dead holder's jobs move to another node within about this
     heartbeat_s: float = 5.0  # a node is dropped from the registry after 3 missed heartbeats
     key_prefix: str = "classroom:"  # keys in Redis begin with this (several districts can share a Redis)
+    # what nodes show each other's control API (`classroom edge`); empty: the data folder's node-secret file
+    node_secret: str = ""
 
     def __post_init__(self) -> None:
         if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):

@@ -17,9 +17,12 @@ room, the rest spill into a linked copy of the room in the other worker. Printed
 - `cpu_cores_by_worker`: each process's CPU over the window (cores): the control process, the origin
   worker and the copy worker.
 
-`--auth-costs` prints instead what authenticating one relay datagram costs in this process, for the
-choice of the link's tag (`media/relay.py`): keyed BLAKE2b-128, HMAC-SHA256 truncated to 16 bytes,
-and SRTP protect with pylibsrtp (AES-CM-128 + HMAC-SHA1-80), per packet of `--packet-bytes`.
+`--auth-costs` prints instead what protecting one relay datagram costs in this process, per packet of
+`--packet-bytes`, for the choice of the link's sealing (`media/relay_seal.py`): what the link does
+(`link_seal_us`: AES-256-GCM with its header and counter, `LinkSeal.seal`; `link_open_us`: opening it,
+`LinkSeal.open`), the encrypting alternatives (`aes256gcm_us`, `chacha20poly1305_us`: the bare AEAD
+call; `srtp_protect_us`: pylibsrtp, AES-CM-128 + HMAC-SHA1-80, header included) and the tags that
+only authenticate (`blake2b_128_us`, what the link used before it encrypted; `hmac_sha256_128_us`).
 """
 
 from __future__ import annotations
@@ -36,9 +39,12 @@ import timeit
 from typing import Any
 
 import pylibsrtp
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
 from media.bench import FanoutOptions, percentile, run_fanout
 from media.bench_clip import ClipSpec
+from media.relay import KIND_RTP
+from media.relay_seal import LinkSeal
 
 
 def _latency(reports: list[dict[str, Any]], q: float) -> float | None:
@@ -114,7 +120,7 @@ def relay_figures(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def auth_costs(packet_bytes: int, rounds: int = 3, number: int = 20000) -> dict[str, Any]:
-    """Microseconds per packet to authenticate one relay datagram, best of `rounds`."""
+    """Microseconds per packet to protect (or open) one relay datagram, best of `rounds`."""
     key = os.urandom(32)
     payload = os.urandom(packet_bytes)
     header = struct.Struct("!BBHII")
@@ -127,7 +133,16 @@ def auth_costs(packet_bytes: int, rounds: int = 3, number: int = 20000) -> dict[
         seq[0] = (seq[0] + 1) & 0xFFFF
         return session.protect(header.pack(0x80, 96, seq[0], 0, 1234) + payload)
 
+    sender, receiver = LinkSeal(key, origin=True), LinkSeal(key, origin=False)
+    rtp = header.pack(0x80, 96, 1, 0, 1234) + payload
+    sealed = sender.seal(KIND_RTP, 1, rtp)
+    aes, chacha = AESGCM(key), ChaCha20Poly1305(key)
+    nonce, aad = os.urandom(12), os.urandom(12)
     candidates = {
+        "link_seal_us": lambda: sender.seal(KIND_RTP, 1, rtp),
+        "link_open_us": lambda: receiver.open(sealed),
+        "aes256gcm_us": lambda: aes.encrypt(nonce, payload, aad),
+        "chacha20poly1305_us": lambda: chacha.encrypt(nonce, payload, aad),
         "blake2b_128_us": lambda: hashlib.blake2b(payload, key=key, digest_size=16).digest(),
         "hmac_sha256_128_us": lambda: hmac.digest(key, payload, "sha256")[:16],
         "srtp_protect_us": srtp,
@@ -149,7 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port-max", type=int, default=46999, help="highest UDP port of the SFU")
     parser.add_argument("--json", action="store_true", help="print only the JSON object")
     parser.add_argument("--auth-costs", action="store_true",
-                        help="only measure what authenticating one relay datagram costs (BLAKE2b, HMAC, SRTP)")
+                        help="only measure what protecting one relay datagram costs (the link's AES-GCM seal "
+                             "and open, ChaCha20-Poly1305, SRTP, BLAKE2b, HMAC)")
     parser.add_argument("--packet-bytes", type=int, default=1200, help="with --auth-costs: packet size (1200)")
     return parser
 

@@ -20,22 +20,20 @@ pipe between the two ends). On the link:
   origin, who leads and who is called on. Talk-back from a classroom in a copy is just one of its
   tracks that the origin wants once the lead's slot is pointed at it.
 
-Every datagram is authenticated: keyed BLAKE2b (RFC 7693) over the frame, 16-byte tag, a direction
-bit so a datagram cannot be reflected to its sender. Chosen by measuring (`classroom bench relay
---auth-costs`, the 2-core bench machine idle, one 1,200-byte packet): BLAKE2b 2.2 us, HMAC-SHA256
-3.1 us, SRTP protect (pylibsrtp, AES-CM + HMAC-SHA1, header included) 3.7 us. Datagrams from
-another address than the peer's, too short, with a wrong tag or direction, or naming a track the
-link does not carry are counted and dropped; nothing a datagram holds can raise out of the reader.
-The link does not encrypt: between the workers of one box it never leaves loopback. Between nodes it
-will need encryption (SRTP or an AEAD) before lessons cross a network.
+Every datagram is encrypted and authenticated (`media.relay_seal`): AES-256-GCM with the link's key,
+a nonce made of the direction bit and the sending end's 64-bit counter (carried in the datagram, never
+repeated), the frame's header as associated data, so nothing of a lesson crosses in clear and the link
+may cross a network. Datagrams from another address than the peer's, too short, of another format,
+with a wrong tag or in this end's own direction (reflected) are counted as refused and dropped; one
+whose counter was already taken (a duplicate or a replay) is counted as replayed and dropped; one
+naming a track the link does not carry is counted and dropped; nothing a datagram holds can raise
+out of the reader.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import json
 import logging
 import random
@@ -48,6 +46,7 @@ from media.api import ParticipantRole, TrackKind
 from media.forwarding import CodecInfo, InboundTrack, Pending, Wire
 from media.limits import MAX_NACKED_PER_PACKET
 from media.nack_tracker import NackTracker
+from media.relay_seal import FROM_ORIGIN, LinkSeal, ReplayWindow
 from media.rtcp import Fir, Nack, Pli, parse_compound
 from media.rtp_header import RtpHeader
 
@@ -56,24 +55,15 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-MAGIC = 0xC1  # first byte of every relay datagram: the link's format, version 1
 KIND_RTP, KIND_RTCP, KIND_STATE = 1, 2, 3
-FROM_ORIGIN = 0x80  # set in the kind byte of datagrams the origin sends
-_FRAME = struct.Struct("!BBH")  # magic, kind | direction, track id (state: chunk index)
 _STATE_HEAD = struct.Struct("!IHH")  # generation, chunk index, chunk count
 _RTP = struct.Struct("!BBHII")
-TAG = 16
-FRAME = _FRAME.size
 STATE_CHUNK = 1100  # bytes of state JSON per datagram
 MAX_STATE_CHUNKS = 512  # 560 KB of state at most: hundreds of tracks and participants
 STATE_INTERVAL = 0.5  # seconds between full state sends when nothing changed
 TICK = 0.1  # how often a link compares the room with what it announced
 READ_BATCH = 256  # datagrams read per readiness event
 RECV_BUFFER = 4 * 1024 * 1024
-
-
-def _tag(key: bytes, message: bytes) -> bytes:
-    return hashlib.blake2b(message, key=key, digest_size=TAG).digest()
 
 
 def open_link_socket(host: str) -> socket.socket:
@@ -104,7 +94,6 @@ class TrackSender:
         self.link = link
         self.track_id = track_id
         self.track = track
-        self.prefix = _FRAME.pack(MAGIC, KIND_RTP | link.direction, track_id)
         self.attached = False
         self.packets = 0
         self.octets = 0
@@ -114,16 +103,15 @@ class TrackSender:
         self.keyframe_requests = 0
 
     def forward(self, batch: list[Pending], now: float) -> None:
-        """The track's batch, once, to the other end: original header, track id, tag."""
-        key = self.link.key
-        prefix = self.prefix
+        """The track's batch, once, to the other end: original header and payload, sealed."""
+        seal = self.link.seal.seal
+        track_id = self.track_id
         ssrc = self.track.ssrc or 0
         pack = _RTP.pack
         out = []
         octets = 0
         for seq, ts, mbit, pt, payload, _keyframe in batch:
-            message = prefix + pack(0x80, mbit | pt, seq, ts, ssrc) + payload
-            out.append(message + hashlib.blake2b(message, key=key, digest_size=TAG).digest())
+            out.append(seal(KIND_RTP, track_id, pack(0x80, mbit | pt, seq, ts, ssrc) + payload))
             octets += len(payload)
         self.packets += len(out)
         self.octets += octets
@@ -177,8 +165,8 @@ class TrackSender:
             self.unrepairable += 1
             return
         _, ts, mbit, pt, payload = entry
-        message = self.prefix + _RTP.pack(0x80, mbit | pt, seq, ts, self.track.ssrc or 0) + payload
-        self.link.wire.send_protected([message + _tag(self.link.key, message)])
+        body = _RTP.pack(0x80, mbit | pt, seq, ts, self.track.ssrc or 0) + payload
+        self.link.wire.send_protected([self.link.seal.seal(KIND_RTP, self.track_id, body)])
         self.retransmitted += 1
 
     def snapshot(self) -> dict[str, Any]:
@@ -214,11 +202,10 @@ class RelayLink:
     """One end of a link between two copies of a room (the origin's end or a copy's)."""
 
     def __init__(self, room: Room, link_id: str, key: bytes, origin: bool, sock: socket.socket) -> None:
-        if len(key) < 16:
-            raise ValueError("a relay link's key has at least 16 bytes")
+        self.seal = LinkSeal(key, origin)  # refuses a key of the wrong size
+        self.window = ReplayWindow()  # the other end's counters taken so far
         self.room = room
         self.link_id = link_id
-        self.key = key
         self.origin = origin
         self.direction = FROM_ORIGIN if origin else 0
         self.sock = sock
@@ -242,6 +229,7 @@ class RelayLink:
         self.datagrams_in = 0
         self.rtp_in = 0
         self.refused = 0  # too short, wrong tag, wrong magic or direction: forged or junk
+        self.replayed = 0  # authentic, but its counter was taken already: a duplicate or a replay
         self.wrong_address = 0
         self.unknown_track = 0
         self.errors = 0
@@ -353,9 +341,7 @@ class RelayLink:
             return
         out = []
         for i, chunk in enumerate(chunks):
-            message = _FRAME.pack(MAGIC, KIND_STATE | self.direction, i)
-            message += _STATE_HEAD.pack(self._generation, i, len(chunks)) + chunk
-            out.append(message + _tag(self.key, message))
+            out.append(self.seal.seal(KIND_STATE, i, _STATE_HEAD.pack(self._generation, i, len(chunks)) + chunk))
         for datagram in out:
             self.wire.send_protected([datagram])
         self.states_out += 1
@@ -392,40 +378,34 @@ class RelayLink:
         if peer is None or addr[0] != peer[0] or addr[1] != peer[1]:
             self.wrong_address += 1
             return
-        if len(data) < FRAME + TAG or data[0] != MAGIC:
+        opened = self.seal.open(data)
+        if opened is None:
             self.refused += 1
             return
-        body_end = len(data) - TAG
-        if not hmac.compare_digest(_tag(self.key, data[:body_end]), data[body_end:]):
-            self.refused += 1
+        kind, track_id, counter, body = opened
+        if not self.window.accept(counter):
+            self.replayed += 1
             return
         self.heard_at = now
-        kind = data[1]
-        if kind & FROM_ORIGIN == self.direction:
-            self.refused += 1  # our own direction: reflected back at us
-            return
-        kind &= 0x7F
-        track_id = (data[2] << 8) | data[3]
         if kind == KIND_RTP:
             remote = self.remote.get(track_id)
             if remote is None:
                 self.unknown_track += 1
                 return
-            packet = data[FRAME:body_end]
-            hdr = RtpHeader.parse(packet)
+            hdr = RtpHeader.parse(body)
             if hdr is None:
                 self.refused += 1
                 return
             self.rtp_in += 1
-            remote.track.on_rtp(hdr, packet, now)
+            remote.track.on_rtp(hdr, body, now)
         elif kind == KIND_RTCP:
             sender = self.senders.get(track_id)
             if sender is None:
                 self.unknown_track += 1
                 return
-            sender.on_feedback(parse_compound(data[FRAME:body_end]), now)
+            sender.on_feedback(parse_compound(body), now)
         elif kind == KIND_STATE:
-            self._on_state_chunk(data[FRAME:body_end], now)
+            self._on_state_chunk(body, now)
         else:
             self.refused += 1
 
@@ -498,12 +478,10 @@ class RelayLink:
         room = self.room
         cfg = room.config
         wire = Wire()
-        prefix = _FRAME.pack(MAGIC, KIND_RTCP | self.direction, tid)
-        key = self.key
+        seal = self.seal.seal
 
         def seal_rtcp(packet: bytes) -> bytes:
-            message = prefix + packet
-            return message + _tag(key, message)
+            return seal(KIND_RTCP, tid, packet)
 
         if self.peer is not None:
             wire.connect(bytes, seal_rtcp, self.sock.sendto, self.peer)
@@ -561,6 +539,7 @@ class RelayLink:
             "datagrams_in": self.datagrams_in,
             "rtp_in": self.rtp_in,
             "refused": self.refused,
+            "replayed": self.replayed,
             "wrong_address": self.wrong_address,
             "unknown_track": self.unknown_track,
             "errors": self.errors + self.wire.errors,

@@ -222,6 +222,7 @@ class WorkerMediaPlane:
         self._where: dict[tuple[str, str], _Worker] = {}
         self._copy_locks: dict[str, asyncio.Lock] = {}
         self._fast_start: set[str] = set()  # rooms opened with `fast_start` (replays): their copies too
+        self._node_copies: set[str] = set()  # rooms held here as copies of a room owned on another node (an edge)
         self._cleanups: set[asyncio.Task[None]] = set()
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -367,6 +368,7 @@ class WorkerMediaPlane:
         indexes = self._copies.pop(room_id, {})
         self._copy_locks.pop(room_id, None)
         self._fast_start.discard(room_id)
+        self._node_copies.discard(room_id)
         copies = [w for w in self._workers if w.index in indexes and w.alive]
         for w in copies:
             w.copies.discard(room_id)
@@ -447,8 +449,10 @@ class WorkerMediaPlane:
                 dict(slots) if slots is not None else None)
         key = (room_id, participant_id)
         known = self._where.get(key)
-        if role == ParticipantRole.LEAD:
-            target = owner  # a lesson's lead is always where the room is owned (and always admitted)
+        if role == ParticipantRole.LEAD or room_id in self._node_copies:
+            # a lesson's lead is always where the room is owned (and always admitted); a copy of a room
+            # owned on another node lives in one worker here, and its classrooms join it there
+            target = owner
         elif known is not None and known.alive and (known is owner or room_id in known.copies):
             target = known  # a reconnect replaces its own subscription where it is
         else:
@@ -518,6 +522,55 @@ class WorkerMediaPlane:
             copies[worker.index] = link_id
             worker.copies.add(room_id)
 
+    # -- copies of rooms owned on another node (`classroom edge`) ----------------------------------
+
+    async def relay_copy(self, room_id: str, link_id: str, key: bytes, fast_start: bool = False) -> tuple[str, int]:
+        """A copy of a room owned on another node, in the worker that holds it already or else the
+        least loaded one, with its end of a link bound (`LocalMediaPlane.relay_copy`); its address."""
+        worker = self._room_worker.get(room_id)
+        if worker is not None and room_id not in self._node_copies:
+            raise MediaError(f"room {room_id!r} is owned here; a copy goes to another node")
+        if worker is None or not worker.alive:
+            live = [w for w in self._workers if w.alive and w.ready.done()]
+            if not live:
+                raise MediaError("no media worker is running")
+            worker = min(live, key=lambda w: (len(w.rooms) + len(w.copies), w.index))
+        host, port = await self._call(worker, "relay_copy", room_id, link_id, key, fast_start)
+        self._room_worker[room_id] = worker
+        worker.rooms.add(room_id)
+        self._node_copies.add(room_id)
+        return str(host), int(port)
+
+    async def relay_connect(self, room_id: str, link_id: str, peer: tuple[str, int]) -> None:
+        await self._call(self._owner(room_id), "relay_connect", room_id, link_id, tuple(peer))
+
+    async def close_copy(self, room_id: str, lost: bool = False) -> None:
+        """Close this node's copy of a room owned on another node; a room owned here is left alone."""
+        if room_id not in self._node_copies:
+            return
+        worker = self._room_worker.pop(room_id, None)
+        self._forget_room(room_id)
+        if worker is not None:
+            worker.rooms.discard(room_id)
+            await self._call(worker, "close_copy", room_id, lost)
+
+    async def relay_origin(self, room_id: str, link_id: str, key: bytes, peer: tuple[str, int]) -> tuple[str, int]:
+        """The owner's end of a link to a copy of the room on another node at `peer`; its address."""
+        host, port = await self._call(self._owner(room_id), "relay_origin", room_id, link_id, key, tuple(peer))
+        return str(host), int(port)
+
+    async def relay_drop(self, room_id: str, link_id: str) -> None:
+        """Close one link of the room's owner (the copy at its other end is gone); the room goes on."""
+        await self._call(self._owner(room_id), "relay_drop", room_id, link_id)
+
+    async def free_subscriptions(self) -> int | None:
+        """Subscriptions the live workers can still admit together (None: no limit)."""
+        live = [w for w in self._workers if w.alive and w.ready.done()]
+        frees = await asyncio.gather(*(self._free(w) for w in live))
+        if any(f is None for f in frees):
+            return None
+        return sum(int(f) for f in frees if f is not None)
+
     def _participant_worker(self, room_id: str, participant_id: str) -> _Worker:
         owner = self._owner(room_id)
         where = self._where.get((room_id, participant_id))
@@ -575,6 +628,10 @@ class WorkerMediaPlane:
                 entry["cpu_seconds"] = process.get("cpu_seconds")
                 entry["loop_lag_s"] = process.get("loop_lag_s")
             per_worker.append(entry)
+        for rid in self._node_copies:
+            held = copy_snapshots.pop(rid, [])
+            if rid not in rooms and held:
+                rooms[rid] = held[0]  # a copy of a room owned on another node: the room as this node has it
         merged = {rid: merge_copies(snapshot, pid, copy_snapshots.get(rid, []))
                   for rid, (pid, snapshot) in rooms.items()}
         return {

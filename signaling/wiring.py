@@ -89,11 +89,13 @@ def make_signaling(
     alerts: AlertConfig | None = None,
     node: str = "",
     recording: RecordingConfig | None = None,
+    plane: MediaPlane | None = None,
 ) -> Signaling:
+    """Signaling over `plane` (default: `make_plane(media, media_kind)`)."""
     admin_token = load_or_create_token(data_path / "admin-token", admin_token_setting)
     tokens = TokenService(load_or_create_key(data_path / "signing-key"), db)
     store = AccessStore(db)
-    plane = make_plane(media, media_kind)
+    plane = plane or make_plane(media, media_kind)
     monitor = Monitor(alerts or AlertConfig(), db, data_path, node or socket.gethostname())
     recording = recording or RecordingConfig()
     folder = Path(recording.folder).expanduser() if recording.folder else data_path / "recordings"

@@ -1,4 +1,5 @@
-"""A UDP proxy in the middle of a relay link, for tests: drops what it is told to, injects datagrams.
+"""A UDP proxy in the middle of a relay link, for tests: drops what it is told to, injects datagrams,
+and keeps every datagram it carried (`captured`) so a test can look at what crossed the wire.
 
 Both ends of the link see the proxy as their peer: the origin sends to `origin_side`, the copy to
 `copy_side`, and each datagram goes on from the other socket, so it arrives from the address the
@@ -11,7 +12,8 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from media.relay import FRAME, KIND_RTP
+from media.relay import KIND_RTP
+from media.relay_seal import LinkSeal
 
 Drop = Callable[[bytes], bool]
 
@@ -34,6 +36,9 @@ class LinkProxy:
         self.copy_addr: tuple[str, int] | None = None
         self.drop_to_copy: Drop | None = None
         self.dropped = 0
+        self.link_key: bytes | None = None  # the link's key, for tests that look inside what crossed
+        self.captured: list[bytes] = []  # every datagram, both ways, as it crossed
+        self.capture_limit = 20000
         self._origin_side: _Side | None = None
         self._copy_side: _Side | None = None
 
@@ -56,13 +61,19 @@ class LinkProxy:
         assert self._copy_side is not None and self._copy_side.transport is not None
         return self._copy_side.transport.get_extra_info("sockname")[:2]
 
+    def _capture(self, data: bytes) -> None:
+        if len(self.captured) < self.capture_limit:
+            self.captured.append(data)
+
     def _from_origin(self, data: bytes) -> None:
+        self._capture(data)
         if self.drop_to_copy is not None and self.drop_to_copy(data):
             self.dropped += 1
             return
         self.inject_to_copy(data)
 
     def _from_copy(self, data: bytes) -> None:
+        self._capture(data)
         if self.origin_addr is not None and self._origin_side and self._origin_side.transport:
             self._origin_side.transport.sendto(data, self.origin_addr)
 
@@ -77,14 +88,18 @@ class LinkProxy:
                 side.transport.close()
 
 
-def first_transmissions(rate: float, rnd: Any) -> Drop:
-    """Drop this share of the RTP datagrams the copy is sent, each packet's first transmission only."""
+def first_transmissions(rate: float, rnd: Any, link_key: bytes) -> Drop:
+    """Drop this share of the RTP datagrams the copy is sent, each packet's first transmission only
+    (the sequence number is inside the encryption: the test opens the datagram with the link's key)."""
     seen: set[tuple[int, int]] = set()
+    opener = LinkSeal(link_key, origin=False)
 
     def drop(data: bytes) -> bool:
-        if len(data) < FRAME + 12 or data[1] & 0x7F != KIND_RTP:
+        opened = opener.open(data)
+        if opened is None or opened[0] != KIND_RTP or len(opened[3]) < 12:
             return False
-        key = ((data[2] << 8) | data[3], (data[FRAME + 2] << 8) | data[FRAME + 3])
+        track_id, body = opened[1], opened[3]
+        key = (track_id, (body[2] << 8) | body[3])
         if key in seen:
             return False
         seen.add(key)

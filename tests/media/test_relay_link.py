@@ -17,7 +17,8 @@ from relay_proxy import LinkProxy, first_transmissions
 from media.api import EventKind, ParticipantRole, TrackKind
 from media.config import MediaConfig
 from media.local import LocalMediaPlane
-from media.relay import KIND_RTP, MAGIC, TAG
+from media.relay import KIND_RTP, KIND_STATE
+from media.relay_seal import MAGIC, TAG, LinkSeal
 from media.rtcp import build_pli
 
 ROOM = "lesson"
@@ -38,6 +39,7 @@ async def linked() -> AsyncIterator[tuple[LocalMediaPlane, LocalMediaPlane, Link
     await proxy.start()
     await origin.open_room(ROOM)
     key = secrets.token_bytes(32)
+    proxy.link_key = key
     proxy.copy_addr = await copy.relay_copy(ROOM, LINK, key)
     proxy.origin_addr = await origin.relay_origin(ROOM, LINK, key, proxy.origin_side)
     await copy.relay_connect(ROOM, LINK, proxy.copy_side)
@@ -69,7 +71,7 @@ async def until(check, timeout: float = 15.0) -> None:
 async def test_a_subscriber_of_the_copy_decodes_the_lead_through_a_lossy_link(linked):
     origin, copy, proxy = linked
     lead = await Publisher.connect(origin, ROOM, "lead")
-    proxy.drop_to_copy = first_transmissions(0.08, random.Random(7))
+    proxy.drop_to_copy = first_transmissions(0.08, random.Random(7), proxy.link_key)
     sub = await Subscriber.connect(copy, ROOM, "class-9", audio_slots=1)
     try:
         await sub.wait_frames(90, timeout=30)
@@ -105,7 +107,7 @@ async def test_a_forged_or_junk_datagram_on_the_link_is_refused_and_counted(link
         await sub.wait_frames(20)
         before = link_of(await copy.stats(ROOM))
         # from the origin's address as the copy knows it: a frame with a wrong tag, junk, a stub
-        forged = bytes([MAGIC, KIND_RTP | 0x80, 0, 1]) + bytes(12) + b"x" * 200 + secrets.token_bytes(TAG)
+        forged = bytes([MAGIC, KIND_RTP | 0x80, 0, 1]) + bytes(8) + bytes(12) + b"x" * 200 + secrets.token_bytes(TAG)
         proxy.inject_to_copy(forged)
         proxy.inject_to_copy(secrets.token_bytes(300))
         proxy.inject_to_copy(b"\xc1")
@@ -121,6 +123,43 @@ async def test_a_forged_or_junk_datagram_on_the_link_is_refused_and_counted(link
         count = len(sub.frames)
         await sub.wait_frames(count + 20)  # the lesson goes on
         stranger[0].close()
+    finally:
+        await sub.close()
+        await lead.close()
+
+
+async def test_nothing_of_the_lesson_crosses_the_link_in_clear_and_a_replayed_datagram_changes_nothing(linked):
+    origin, copy, proxy = linked
+    lead = await Publisher.connect(origin, ROOM, "lead")
+    sub = await Subscriber.connect(copy, ROOM, "class-9", audio_slots=1)
+    try:
+        await sub.wait_frames(30)
+        crossed = list(proxy.captured)
+        opener = {True: LinkSeal(proxy.link_key, origin=False), False: LinkSeal(proxy.link_key, origin=True)}
+        opened = [(d, opener[bool(d[1] & 0x80)].open(d)) for d in crossed]
+        assert all(o is not None for _, o in opened)  # every datagram was sealed with the link's key
+        rtp = [(d, o[3]) for d, o in opened if o[0] == KIND_RTP]
+        states = [(d, o[3]) for d, o in opened if o[0] == KIND_STATE]
+        assert len(rtp) > 50 and states
+        for datagram, body in rtp:
+            assert body[0] >> 6 == 2  # inside: a real RTP packet...
+            assert body[:12] not in datagram  # ...that never crossed in clear: neither its header...
+            assert len(body) < 28 or body[12:44] not in datagram  # ...nor its payload
+        for datagram, body in states:
+            assert b'"tracks"' in body and b'"tracks"' not in datagram and b"class-9" not in datagram
+        counters = [(d[1] & 0x80, int.from_bytes(d[4:12], "big")) for d in crossed]
+        assert len(set(counters)) == len(counters)  # no nonce twice in one direction
+        # every datagram the origin sent, sent again by someone who recorded them: all refused as replays
+        before = link_of(await copy.stats(ROOM))
+        old = [d for d in crossed if d[1] & 0x80][:200]
+        for datagram in old:
+            proxy.inject_to_copy(datagram)
+        await asyncio.sleep(0.3)
+        after = link_of(await copy.stats(ROOM))
+        assert after["replayed"] - before["replayed"] == len(old)
+        assert after["refused"] == before["refused"] and after["errors"] == 0
+        count = len(sub.frames)
+        await sub.wait_frames(count + 20)  # the lesson goes on
     finally:
         await sub.close()
         await lead.close()

@@ -1,5 +1,5 @@
-"""The relay link's datagram handling without peers: forged, reflected and malformed datagrams,
-authenticated junk, and a state too large for one datagram."""
+"""The relay link's datagram handling without peers: forged, reflected, replayed and malformed
+datagrams, authenticated junk, a state too large for one datagram, and that what crosses is encrypted."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from media.config import MediaConfig
-from media.relay import FRAME, FROM_ORIGIN, KIND_RTCP, KIND_RTP, KIND_STATE, MAGIC, STATE_CHUNK, RelayLink, _tag
+from media.relay import KIND_RTCP, KIND_RTP, KIND_STATE, STATE_CHUNK, RelayLink
 from media.relay import open_link_socket as link_socket
+from media.relay_seal import HEAD, REPLAY_WINDOW, LinkSeal, ReplayWindow
 from media.room import Room
 
 KEY = secrets.token_bytes(32)
@@ -51,9 +52,13 @@ def links() -> Iterator[tuple[RelayLink, RelayLink]]:
         loop.close()
 
 
-def sealed(kind: int, track_id: int, body: bytes, from_origin: bool = True, key: bytes = KEY) -> bytes:
-    message = bytes([MAGIC, kind | (FROM_ORIGIN if from_origin else 0), track_id >> 8, track_id & 0xFF]) + body
-    return message + _tag(key, message)
+def sealed(origin: RelayLink, kind: int, track_id: int, body: bytes) -> bytes:
+    """A datagram as the origin's end of the link sends it (its key, its direction, its next counter)."""
+    return origin.seal.seal(kind, track_id, body)
+
+
+GOOD_STATE = (b'{"tracks":[[7,"lead","camera","video",1234,true,[[96,"vp8","vp8",90000]]]],"want":[],'
+              b'"room":{"lead_id":"lead","talkback_id":null,"to_all":false}}')
 
 
 def counters(link: RelayLink) -> tuple[int, int, int]:
@@ -81,25 +86,76 @@ def test_a_datagram_from_anyone_but_the_other_end_is_dropped_unread(links, data)
 
 def test_a_datagram_sealed_with_another_key_or_reflected_back_is_refused(links):
     origin, copy = links
-    state = sealed(KIND_STATE, 0, bytes(8) + b"{}", key=secrets.token_bytes(32))
+    state = LinkSeal(secrets.token_bytes(32), origin=True).seal(KIND_STATE, 0, bytes(8) + b"{}")
     copy.receive(state, copy.peer, 0.0)
-    reflected = sealed(KIND_STATE, 0, bytes(8) + b"{}", from_origin=True)  # the copy's own direction...
-    origin.receive(reflected, origin.peer, 0.0)  # ...is what the origin sends, not what it takes
+    reflected = sealed(origin, KIND_STATE, 0, bytes(8) + b"{}")  # what the origin sends...
+    origin.receive(reflected, origin.peer, 0.0)  # ...is not what it takes
     assert copy.refused == 1 and origin.refused == 1
     assert copy.states_in == origin.states_in == 0
+
+
+def test_a_datagram_changed_anywhere_is_refused(links):
+    origin, copy = links
+    datagram = sealed(origin, KIND_STATE, 0, struct.pack("!IHH", 1, 0, 1) + GOOD_STATE)
+    for i in range(len(datagram)):  # a bit flipped in the header, the ciphertext or the tag
+        copy.receive(datagram[:i] + bytes([datagram[i] ^ 0x01]) + datagram[i + 1 :], copy.peer, 0.0)
+    assert copy.refused == len(datagram) and copy.states_in == 0
+    copy.receive(datagram, copy.peer, 0.0)
+    assert copy.states_in == 1 and copy.replayed == 0
+
+
+def test_what_crosses_is_encrypted_and_no_nonce_is_used_twice(links):
+    origin, copy = links
+    pattern = b"CLASSROOM-VIDEO-" * 60
+    rtp = struct.pack("!BBHII", 0x80, 96, 1, 2, 3) + pattern
+    datagrams = [sealed(origin, KIND_RTP, 5, rtp) for _ in range(50)]
+    datagrams += [copy.seal.seal(KIND_RTP, 5, rtp) for _ in range(50)]
+    for datagram in datagrams:
+        assert b"CLASSROOM" not in datagram and rtp[:12] not in datagram
+    assert len({d[HEAD:] for d in datagrams}) == len(datagrams)  # the same packet never looks the same
+    nonces = {(d[1] & 0x80, d[4:HEAD]) for d in datagrams}
+    assert len(nonces) == len(datagrams)  # direction and counter: never twice
+    opened = LinkSeal(KEY, origin=False).open(datagrams[0])
+    assert opened is not None and opened[3] == rtp
+
+
+def test_a_duplicate_or_replayed_datagram_is_taken_once(links):
+    origin, copy = links
+    first = sealed(origin, KIND_STATE, 0, struct.pack("!IHH", 1, 0, 1) + GOOD_STATE)
+    empty = sealed(origin, KIND_STATE, 0, struct.pack("!IHH", 2, 0, 1) + b'{"tracks":[],"want":[]}')
+    copy.receive(first, copy.peer, 0.0)
+    copy.receive(empty, copy.peer, 0.0)
+    assert not copy.remote and copy.states_in == 2
+    copy.receive(first, copy.peer, 0.0)  # an old state sent again brings nothing back
+    copy.receive(empty, copy.peer, 0.0)
+    assert copy.replayed == 2 and copy.states_in == 2 and not copy.remote and copy.refused == 0
+
+
+def test_the_replay_window_takes_reordered_counters_once_and_refuses_too_old_ones():
+    window = ReplayWindow()
+    assert window.accept(5) and window.accept(3) and window.accept(4)
+    assert not window.accept(3) and not window.accept(5)
+    assert window.accept(5 + REPLAY_WINDOW)
+    assert not window.accept(5)  # fell out of the window
+    assert window.accept(6) and not window.accept(6)  # still inside it
+    assert window.accept(10**18) and not window.accept(10**18) and window.accept(10**18 - 1)
+
+
+def test_a_key_of_the_wrong_size_is_refused(links):
+    origin, _ = links
+    with pytest.raises(ValueError):
+        RelayLink(origin.room, "x", b"short", True, origin.sock)
 
 
 @given(st.sampled_from([KIND_RTP, KIND_RTCP, KIND_STATE, 0, 9, 0x7F]), st.integers(0, 0xFFFF),
        st.binary(max_size=1400))
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_authenticated_junk_never_escapes_and_leaves_the_link_working(links, kind, track_id, body):
-    _, copy = links
-    copy.receive(sealed(kind, track_id, body), copy.peer, time.monotonic())
+    origin, copy = links
+    copy.receive(sealed(origin, kind, track_id, body), copy.peer, time.monotonic())
     # still takes a valid state afterwards
-    good = b'{"tracks":[[7,"lead","camera","video",1234,true,[[96,"vp8","vp8",90000]]]],"want":[],' \
-           b'"room":{"lead_id":"lead","talkback_id":null,"to_all":false}}'
     copy._incoming = None
-    copy.receive(sealed(KIND_STATE, 0, struct.pack("!IHH", 12345, 0, 1) + good), copy.peer, 0.0)
+    copy.receive(sealed(origin, KIND_STATE, 0, struct.pack("!IHH", 12345, 0, 1) + GOOD_STATE), copy.peer, 0.0)
     assert 7 in copy.remote and copy.room.lead_id == "lead"
 
 
@@ -121,4 +177,7 @@ def test_a_state_of_hundreds_of_tracks_crosses_in_chunks_and_is_taken_whole(link
     copy.receive(sent[0], copy.peer, 0.0)
     assert copy.states_in == 1 and len(copy.remote) == 400 and len(copy.room.sources) == 400
     assert copy.refused == copy.errors == 0
-    assert sent[0][FRAME:FRAME + 4] == sent[-1][FRAME:FRAME + 4]  # one generation
+    assert b'"tracks"' not in b"".join(sent)  # encrypted
+    opener = LinkSeal(KEY, origin=False)
+    heads = [opener.open(d)[3][:4] for d in (sent[0], sent[-1])]
+    assert heads[0] == heads[1]  # one generation

@@ -1,0 +1,278 @@
+"""The control node's media plane in a cluster: its own plane, and copies of its rooms on edge nodes.
+
+Leads, observers and classrooms placed here join the node's own plane (`WorkerMediaPlane` or
+`LocalMediaPlane`), as on one machine. A receiving classroom's join first asks `edge.placement.place`
+where it should go (its county's node, else its region's, else the least loaded; the live nodes from
+the registry); when the answer is an edge, the room gets a copy there once (`relay_copy` on the edge's
+control API, `relay_origin` here, `relay_connect` there: an encrypted relay link, each track once) and
+the classroom joins the copy through the edge's API. The choice and its reason are logged. Anything
+that goes wrong with the edge (unreachable, refused, full) falls back to this node, logged too.
+
+The edges' media events come back over their event streams and are merged with this node's, so
+signaling sees one plane. Closing a room closes its copies on the edges first."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any, Protocol
+
+from edge.control_client import EdgeClient
+from edge.placement import ClassroomLocation, place
+from edge.registry import NodeState, Registry, RegistryUnavailable
+from media.api import MediaError, MediaEvent, ParticipantRole, RecordingRequest, SlotKind, TrackKind
+from media.event_hub import EventHub
+
+log = logging.getLogger(__name__)
+
+Locate = Callable[[str], ClassroomLocation | None]  # participant id -> where the classroom is (None: not placed)
+
+
+class OriginPlane(Protocol):
+    """This node's own plane: the MediaPlane calls and the owner's end of relay links."""
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def open_room(self, room_id: str, recording: RecordingRequest | None = None,
+                        fast_start: bool = False) -> None: ...
+    async def close_room(self, room_id: str) -> None: ...
+    async def join(self, room_id: str, participant_id: str, role: ParticipantRole, offer_sdp: str,
+                   tracks: Mapping[str, TrackKind] | None = None,
+                   slots: Mapping[str, SlotKind] | None = None) -> str: ...
+    async def leave(self, room_id: str, participant_id: str) -> None: ...
+    async def add_candidate(self, room_id: str, participant_id: str, candidate: Mapping[str, Any]) -> None: ...
+    async def set_talkback(self, room_id: str, participant_id: str | None, to_all: bool = False) -> None: ...
+    async def start_replay(self, room_id: str, camera: str, screen: str | None = None,
+                           offset_s: float = 0.0) -> None: ...
+    async def stop_replay(self, room_id: str) -> None: ...
+    async def stats(self, room_id: str | None = None) -> dict[str, Any]: ...
+    def events(self) -> AsyncIterator[MediaEvent]: ...
+    async def relay_origin(self, room_id: str, link_id: str, key: bytes, peer: tuple[str, int]) -> tuple[str, int]: ...
+    async def relay_drop(self, room_id: str, link_id: str) -> None: ...
+
+
+class ClusterMediaPlane:
+    def __init__(self, local: OriginPlane, registry: Registry, this_node: str, secret: str, locate: Locate) -> None:
+        self.local = local
+        self.registry = registry
+        self.this_node = this_node
+        self.secret = secret
+        self.locate = locate
+        self._hub = EventHub()
+        self._clients: dict[str, EdgeClient] = {}  # by node id
+        self._streams: dict[str, asyncio.Task[None]] = {}  # each edge's event stream, by node id
+        self._copies: dict[str, dict[str, str]] = {}  # room -> node id -> link id
+        self._where: dict[tuple[str, str], str] = {}  # (room, participant) -> edge node id
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._ids = itertools.count(1)
+        self._forward: asyncio.Task[None] | None = None
+        self.placements: list[dict[str, Any]] = []  # the last choices, newest last (technicians' view)
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.local.start()
+        self._forward = asyncio.get_running_loop().create_task(self._pump(self.local.events()), name="media-events")
+
+    async def stop(self) -> None:
+        for room_id in list(self._copies):
+            await self._close_copies(room_id)
+        for task in [*self._streams.values(), *([self._forward] if self._forward else [])]:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._streams.clear()
+        for client in self._clients.values():
+            await client.close()
+        self._clients.clear()
+        await self.local.stop()
+        self._hub.close()
+
+    async def _pump(self, events: AsyncIterator[MediaEvent]) -> None:
+        async for event in events:
+            self._hub.publish(event)
+
+    async def _edge_stream(self, node_id: str, client: EdgeClient) -> None:
+        """The edge's events for its classrooms, into this plane's; reconnected every second while the edge
+        is away (said once, and once when it is back)."""
+        failing = False
+        while True:
+            try:
+                async for event in client.events():
+                    if failing:
+                        log.info("edge %s: events stream back", node_id)
+                        failing = False
+                    # only its classrooms' events: the copy's own (e.g. room_lost) are not the room's
+                    pid = event.participant_id
+                    if pid is not None and self._where.get((event.room_id, pid)) == node_id:
+                        self._hub.publish(event)
+            except MediaError as exc:
+                if not failing:
+                    log.warning("edge %s: events stream: %s (retried every second)", node_id, exc)
+                    failing = True
+            await asyncio.sleep(1.0)
+
+    # -- placement --------------------------------------------------------------------------------
+
+    async def _placed_edge(self, room_id: str, participant_id: str) -> NodeState | None:
+        where = self.locate(participant_id)
+        if where is None:
+            return None
+        try:
+            nodes = await self.registry.nodes()
+        except RegistryUnavailable as exc:
+            log.warning("placement of %s in %s: %s; joins this node", participant_id, room_id, exc)
+            return None
+        placement = place(where, nodes)
+        node = placement.node
+        on_edge = node is not None and node.node.role == "edge" and node.node.id != self.this_node
+        self.placements = [*self.placements[-49:], {
+            "room_id": room_id, "participant_id": participant_id, "node": node.node.id if node else None,
+            "tier": placement.tier, "reason": placement.reason("en"), "reason_zh": placement.reason("zh"),
+            "at": time.time()}]
+        log.info("placement of %s in %s (county %s, region %s): %s%s", participant_id, room_id, where.county,
+                 where.region, placement.reason("en"), "" if on_edge or node is None else " (this node)")
+        return node if on_edge else None
+
+    def _client(self, state: NodeState) -> EdgeClient:
+        node_id = state.node.id
+        client = self._clients.get(node_id)
+        if client is None or client.url != state.node.address.rstrip("/"):
+            client = self._clients[node_id] = EdgeClient(state.node.address, self.secret)
+            old = self._streams.pop(node_id, None)
+            if old is not None:
+                old.cancel()
+            self._streams[node_id] = asyncio.get_running_loop().create_task(
+                self._edge_stream(node_id, client), name=f"edge-events-{node_id}")
+        return client
+
+    async def _ensure_copy(self, room_id: str, node_id: str, client: EdgeClient) -> None:
+        copies = self._copies.setdefault(room_id, {})
+        if node_id in copies:
+            return
+        async with self._locks.setdefault((room_id, node_id), asyncio.Lock()):
+            if node_id in copies:
+                return
+            link_id = f"{room_id}:{self.this_node}>{node_id}:{next(self._ids)}"
+            key = secrets.token_bytes(32)
+            copy_addr = await client.relay_copy(room_id, link_id, key)
+            try:
+                origin_addr = await self.local.relay_origin(room_id, link_id, key, copy_addr)
+                await client.relay_connect(room_id, link_id, origin_addr)
+            except MediaError:
+                with contextlib.suppress(MediaError):
+                    await client.close_copy(room_id)
+                raise
+            copies[node_id] = link_id
+            log.info("room %s: a copy on edge %s, linked (%s)", room_id, node_id, link_id)
+
+    async def _close_copies(self, room_id: str) -> None:
+        for node_id, link_id in self._copies.pop(room_id, {}).items():
+            client = self._clients.get(node_id)
+            if client is not None:
+                with contextlib.suppress(MediaError):
+                    await client.close_copy(room_id)
+            with contextlib.suppress(MediaError):
+                await self.local.relay_drop(room_id, link_id)
+        for key in [k for k in self._where if k[0] == room_id]:
+            del self._where[key]
+        for key in [k for k in self._locks if k[0] == room_id]:
+            del self._locks[key]
+
+    # -- MediaPlane -------------------------------------------------------------------------------
+
+    async def open_room(self, room_id: str, recording: RecordingRequest | None = None,
+                        fast_start: bool = False) -> None:
+        await self.local.open_room(room_id, recording, fast_start)
+
+    async def close_room(self, room_id: str) -> None:
+        await self._close_copies(room_id)
+        await self.local.close_room(room_id)
+
+    async def join(self, room_id: str, participant_id: str, role: ParticipantRole, offer_sdp: str,
+                   tracks: Mapping[str, TrackKind] | None = None, slots: Mapping[str, SlotKind] | None = None) -> str:
+        key = (room_id, participant_id)
+        before = self._where.pop(key, None)
+        if before is not None:  # a reconnect: its old connection goes, wherever it lands now
+            with contextlib.suppress(MediaError):
+                await self._clients[before].leave(room_id, participant_id)
+        edge = await self._placed_edge(room_id, participant_id) if role == ParticipantRole.RECEIVER else None
+        if edge is not None:
+            client = self._client(edge)
+            try:
+                await self._ensure_copy(room_id, edge.node.id, client)
+                answer = await client.join(room_id, participant_id, role, offer_sdp, tracks, slots)
+            except MediaError as exc:
+                log.warning("edge %s could not take %s in %s (%s); it joins this node", edge.node.id,
+                            participant_id, room_id, exc)
+            else:
+                self._where[key] = edge.node.id
+                with contextlib.suppress(MediaError):
+                    await self.local.leave(room_id, participant_id)  # if it was here before
+                return answer
+        return await self.local.join(room_id, participant_id, role, offer_sdp, tracks, slots)
+
+    async def leave(self, room_id: str, participant_id: str) -> None:
+        node_id = self._where.pop((room_id, participant_id), None)
+        if node_id is None:
+            await self.local.leave(room_id, participant_id)
+        else:
+            await self._clients[node_id].leave(room_id, participant_id)
+
+    async def add_candidate(self, room_id: str, participant_id: str, candidate: Mapping[str, Any]) -> None:
+        node_id = self._where.get((room_id, participant_id))
+        if node_id is None:
+            await self.local.add_candidate(room_id, participant_id, candidate)
+        else:
+            await self._clients[node_id].add_candidate(room_id, participant_id, candidate)
+
+    async def set_talkback(self, room_id: str, participant_id: str | None, to_all: bool = False) -> None:
+        await self.local.set_talkback(room_id, participant_id, to_all)
+
+    async def start_replay(self, room_id: str, camera: str, screen: str | None = None, offset_s: float = 0.0) -> None:
+        await self.local.start_replay(room_id, camera, screen, offset_s)
+
+    async def stop_replay(self, room_id: str) -> None:
+        await self.local.stop_replay(room_id)
+
+    async def stats(self, room_id: str | None = None) -> dict[str, Any]:
+        """This node's stats; for one room, with the participants of its copies on edges merged in (each
+        with its `node`) and `edges: [{node, link_id}]`."""
+        snapshot = await self.local.stats(room_id)
+        if room_id is None or not self._copies.get(room_id):
+            return snapshot
+        participants = dict(snapshot.get("participants", {}))
+        edges = []
+        for node_id, link_id in self._copies[room_id].items():
+            edges.append({"node": node_id, "link_id": link_id})
+            client = self._clients.get(node_id)
+            if client is None:
+                continue
+            try:
+                remote = await client.stats(room_id)
+            except MediaError:
+                continue
+            for pid, p in dict(remote.get("participants", {})).items():
+                if self._where.get((room_id, pid)) == node_id:
+                    participants[pid] = {**p, "node": node_id}
+        return {**snapshot, "participants": participants, "edges": edges}
+
+    def events(self) -> AsyncIterator[MediaEvent]:
+        return self._hub.subscribe()
+
+    async def worker_stats(self) -> list[dict[str, Any]]:
+        worker_stats = getattr(self.local, "worker_stats", None)
+        return list(await worker_stats()) if callable(worker_stats) else []
+
+    def worker_pids(self) -> dict[str, int]:
+        worker_pids = getattr(self.local, "worker_pids", None)
+        return dict(worker_pids()) if callable(worker_pids) else {}
+
+    def where(self, room_id: str, participant_id: str) -> str | None:
+        """The edge a participant joined (None: this node)."""
+        return self._where.get((room_id, participant_id))

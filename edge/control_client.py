@@ -1,0 +1,119 @@
+"""The control node's end of an edge's control API (`edge.control_api`): the media-plane calls, over HTTP.
+
+`EdgeClient(url, secret)` has the calls of the plane it reaches (`relay_copy`, `relay_connect`,
+`close_copy`, `join`, `leave`, `add_candidate`, `stats`, `free_subscriptions`) with the same
+arguments and results, and `events()`, the edge's media events as `MediaEvent`s from its WebSocket.
+A refusal comes back as the media plane's own exception (`MediaCapacityError`, `MediaError`); an edge
+that cannot be reached or refuses the secret as `EdgeUnavailable` (a `MediaError`)."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import aiohttp
+
+from media.api import EventKind, MediaError, MediaEvent, ParticipantRole, SlotKind, TrackKind
+from media.config import MediaCapacityError
+
+CALL_TIMEOUT_S = 15.0
+
+
+class EdgeUnavailable(MediaError):
+    """The edge's control API cannot be reached, or it refused this node's secret."""
+
+
+class EdgeClient:
+    def __init__(self, url: str, secret: str) -> None:
+        self.url = url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {secret}"}
+        self._session: aiohttp.ClientSession | None = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(headers=self._headers,
+                                                  timeout=aiohttp.ClientTimeout(total=CALL_TIMEOUT_S))
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def call(self, method: str, **args: Any) -> Any:
+        try:
+            async with self._http().post(f"{self.url}/node/v1/call/{method}", json={"args": args}) as resp:
+                body = await resp.json(content_type=None)
+                status = resp.status
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise EdgeUnavailable(f"edge {self.url}: {exc or type(exc).__name__}") from exc
+        if status == 200:
+            return body.get("result")
+        error = str(body.get("error", "")) if isinstance(body, dict) else ""
+        if status == 401:
+            raise EdgeUnavailable(f"edge {self.url} refused this node's secret")
+        if status == 409 and body.get("type") == "media_capacity":
+            raise MediaCapacityError(error)
+        raise MediaError(f"edge {self.url}: {error or status}")
+
+    async def status(self) -> dict[str, Any]:
+        try:
+            async with self._http().get(f"{self.url}/node/v1/status") as resp:
+                if resp.status == 401:
+                    raise EdgeUnavailable(f"edge {self.url} refused this node's secret")
+                return dict(await resp.json())
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise EdgeUnavailable(f"edge {self.url}: {exc}") from exc
+
+    # -- the media plane's calls ----------------------------------------------------------------
+
+    async def relay_copy(self, room_id: str, link_id: str, key: bytes, fast_start: bool = False) -> tuple[str, int]:
+        host, port = await self.call("relay_copy", room_id=room_id, link_id=link_id,
+                                     key=base64.b64encode(key).decode(), fast_start=fast_start)
+        return str(host), int(port)
+
+    async def relay_connect(self, room_id: str, link_id: str, peer: tuple[str, int]) -> None:
+        await self.call("relay_connect", room_id=room_id, link_id=link_id, peer=[peer[0], int(peer[1])])
+
+    async def close_copy(self, room_id: str, lost: bool = False) -> None:
+        await self.call("close_copy", room_id=room_id, lost=lost)
+
+    async def join(self, room_id: str, participant_id: str, role: ParticipantRole, offer_sdp: str,
+                   tracks: Mapping[str, TrackKind] | None = None, slots: Mapping[str, SlotKind] | None = None) -> str:
+        return str(await self.call(
+            "join", room_id=room_id, participant_id=participant_id, role=str(role), offer_sdp=offer_sdp,
+            tracks={m: str(k) for m, k in tracks.items()} if tracks is not None else None,
+            slots={m: str(k) for m, k in slots.items()} if slots is not None else None))
+
+    async def leave(self, room_id: str, participant_id: str) -> None:
+        await self.call("leave", room_id=room_id, participant_id=participant_id)
+
+    async def add_candidate(self, room_id: str, participant_id: str, candidate: Mapping[str, Any]) -> None:
+        await self.call("add_candidate", room_id=room_id, participant_id=participant_id, candidate=dict(candidate))
+
+    async def stats(self, room_id: str | None = None) -> dict[str, Any]:
+        return dict(await self.call("stats", room_id=room_id))
+
+    async def free_subscriptions(self) -> int | None:
+        free = await self.call("free_subscriptions")
+        return None if free is None else int(free)
+
+    async def events(self) -> AsyncIterator[MediaEvent]:
+        """The edge's media events from now on, until its WebSocket closes (its own session: a stream
+        that lasts as long as the lessons, with no total time limit)."""
+        try:
+            async with aiohttp.ClientSession(headers=self._headers, timeout=aiohttp.ClientTimeout(
+                    total=None, connect=CALL_TIMEOUT_S)) as http, \
+                    http.ws_connect(f"{self.url}/node/v1/events", heartbeat=10) as ws:
+                async for msg in ws:
+                    if msg.type != aiohttp.WSMsgType.TEXT:
+                        break
+                    e = msg.json()
+                    yield MediaEvent(EventKind(e["kind"]), str(e["room_id"]), e.get("participant_id"),
+                                     TrackKind(e["track"]) if e.get("track") else None, float(e.get("at", 0.0)),
+                                     dict(e.get("detail") or {}))
+        except aiohttp.WSServerHandshakeError as exc:
+            raise EdgeUnavailable(f"edge {self.url} refused the events stream ({exc.status})") from exc
+        except aiohttp.ClientError as exc:
+            raise EdgeUnavailable(f"edge {self.url}: {exc}") from exc

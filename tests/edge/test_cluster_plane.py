@@ -1,0 +1,142 @@
+"""The control node's cluster plane without media: who is placed where, and the fall-backs to this node
+(an edge that cannot be reached, a lead, a classroom of unknown place, a registry that is down); and the
+load an edge heartbeats, read off its plane's stats."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import pytest
+
+from edge.cluster_plane import ClusterMediaPlane
+from edge.load import LoadSampler
+from edge.placement import ClassroomLocation
+from edge.registry import InProcessRegistry, Load, Node, RegistryUnavailable
+from media.api import MediaEvent, ParticipantRole
+from media.event_hub import EventHub
+from tests.conftest import free_port
+
+WHERE = ClassroomLocation("中宁县", "宁夏")
+
+
+class FakeOrigin:
+    """This node's plane, recording the calls it gets."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple[Any, ...]]] = []
+        self.hub = EventHub()
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None:
+        self.hub.close()
+
+    async def open_room(self, room_id: str, recording: Any = None, fast_start: bool = False) -> None:
+        self.calls.append(("open_room", (room_id,)))
+
+    async def close_room(self, room_id: str) -> None:
+        self.calls.append(("close_room", (room_id,)))
+
+    async def join(self, room_id: str, participant_id: str, role: ParticipantRole, offer_sdp: str,
+                   tracks: Mapping[str, Any] | None = None, slots: Mapping[str, Any] | None = None) -> str:
+        self.calls.append(("join", (room_id, participant_id)))
+        return "answer-here"
+
+    async def leave(self, room_id: str, participant_id: str) -> None:
+        self.calls.append(("leave", (room_id, participant_id)))
+
+    async def add_candidate(self, room_id: str, participant_id: str, candidate: Mapping[str, Any]) -> None:
+        self.calls.append(("add_candidate", (room_id, participant_id)))
+
+    async def set_talkback(self, room_id: str, participant_id: str | None, to_all: bool = False) -> None: ...
+    async def start_replay(self, room_id: str, camera: str, screen: str | None = None,
+                           offset_s: float = 0.0) -> None: ...
+    async def stop_replay(self, room_id: str) -> None: ...
+
+    async def stats(self, room_id: str | None = None) -> dict[str, Any]:
+        return {"participants": {}}
+
+    def events(self) -> AsyncIterator[MediaEvent]:
+        return self.hub.subscribe()
+
+    async def relay_origin(self, room_id: str, link_id: str, key: bytes, peer: tuple[str, int]) -> tuple[str, int]:
+        self.calls.append(("relay_origin", (room_id,)))
+        return ("127.0.0.1", 9)
+
+    async def relay_drop(self, room_id: str, link_id: str) -> None: ...
+
+
+class DownRegistry(InProcessRegistry):
+    async def nodes(self) -> list[Any]:
+        raise RegistryUnavailable("redis is down")
+
+
+async def plane_with_edge(registry: InProcessRegistry) -> tuple[ClusterMediaPlane, FakeOrigin]:
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    await registry.register(Node("edge-zn", "宁夏", "中宁县", dead, 100, role="edge"), Load())
+    await registry.register(Node("control-1", "", "", "http://127.0.0.1:1", 600), Load())
+    origin = FakeOrigin()
+    plane = ClusterMediaPlane(origin, registry, "control-1", "s" * 24,  # type: ignore[arg-type]
+                              lambda pid: WHERE if pid.startswith("classroom-") else None)
+    await plane.start()
+    return plane, origin
+
+
+async def test_a_classroom_placed_on_an_edge_that_cannot_be_reached_joins_this_node(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "edge.cluster_plane")
+    plane, origin = await plane_with_edge(InProcessRegistry())
+    try:
+        answer = await plane.join("r", "classroom-3", ParticipantRole.RECEIVER, "offer")
+        assert answer == "answer-here" and ("join", ("r", "classroom-3")) in origin.calls
+        assert plane.where("r", "classroom-3") is None
+        [choice] = plane.placements
+        assert choice["node"] == "edge-zn" and choice["tier"] == "county" and "中宁县" in choice["reason"]
+        assert "placement of classroom-3" in caplog.text and "could not take classroom-3" in caplog.text
+        await plane.add_candidate("r", "classroom-3", {"candidate": ""})
+        await plane.leave("r", "classroom-3")
+        assert [c[0] for c in origin.calls[-2:]] == ["add_candidate", "leave"]
+    finally:
+        await plane.stop()
+
+
+async def test_leads_observers_and_classrooms_of_no_known_place_are_not_placed() -> None:
+    plane, origin = await plane_with_edge(InProcessRegistry())
+    try:
+        await plane.join("r", "lead-1", ParticipantRole.LEAD, "offer")
+        await plane.join("r", "observer-x", ParticipantRole.OBSERVER, "offer")
+        await plane.join("r", "guest", ParticipantRole.RECEIVER, "offer")
+        assert [c for c in origin.calls if c[0] == "join"] == [("join", ("r", p)) for p in ("lead-1", "observer-x",
+                                                                                              "guest")]
+        assert plane.placements == []
+    finally:
+        await plane.stop()
+
+
+async def test_with_the_registry_down_a_classroom_joins_this_node(caplog: pytest.LogCaptureFixture) -> None:
+    origin = FakeOrigin()
+    plane = ClusterMediaPlane(origin, DownRegistry(), "control-1", "s" * 24,  # type: ignore[arg-type]
+                              lambda _pid: WHERE)
+    await plane.start()
+    try:
+        assert await plane.join("r", "classroom-3", ParticipantRole.RECEIVER, "offer") == "answer-here"
+        assert "redis is down" in caplog.text
+    finally:
+        await plane.stop()
+
+
+def test_an_edges_load_counts_its_classrooms_its_egress_and_its_own_cpu() -> None:
+    def stats(sent: int) -> dict[str, Any]:
+        slot = {"bytes_sent": sent}
+        return {"rooms": {"r": {"participants": {
+            "lead": {"role": "lead", "slots": {}},
+            "classroom-1": {"role": "receiver", "slots": {"0": slot}},
+            "observer-1": {"role": "observer", "slots": {"0": {"bytes_sent": 0}}}}}},
+            "workers": [{"cpu_seconds": 10.0}]}
+
+    sampler = LoadSampler(cores=2)
+    first = sampler.sample(stats(0), now=100.0)
+    assert first.subscriptions == 2 and first.egress_mbps == 0.0
+    later = sampler.sample(stats(2_500_000), now=110.0)  # 2.5 MB in 10 s
+    assert later.egress_mbps == 2.0 and 0.0 <= later.cpu <= 1.0
