@@ -9,7 +9,13 @@ the classroom joins the copy through the edge's API. The choice and its reason a
 that goes wrong with the edge (unreachable, refused, full) falls back to this node, logged too.
 
 The edges' media events come back over their event streams and are merged with this node's, so
-signaling sees one plane. Closing a room closes its copies on the edges first."""
+signaling sees one plane. Closing a room closes its copies on the edges first.
+
+An edge whose events stream breaks (the process died, its host or its link went away: the stream's
+WebSocket pings every `EVENTS_HEARTBEAT_S` and gives up after half that without a pong) is lost: its
+copies are dropped here, each of its classrooms gets `subscriber_down` with reason `node_lost` (signaling
+tells the classroom to reconnect), and placement leaves the edge out until its stream is back, so the
+rejoin lands on another node at once instead of waiting for the registry to expire the edge."""
 
 from __future__ import annotations
 
@@ -25,10 +31,12 @@ from typing import Any, Protocol
 from edge.control_client import EdgeClient
 from edge.placement import ClassroomLocation, place
 from edge.registry import NodeState, Registry, RegistryUnavailable
-from media.api import MediaError, MediaEvent, ParticipantRole, RecordingRequest, SlotKind, TrackKind
+from media.api import EventKind, MediaError, MediaEvent, ParticipantRole, RecordingRequest, SlotKind, TrackKind
 from media.event_hub import EventHub
 
 log = logging.getLogger(__name__)
+
+EVENTS_HEARTBEAT_S = 2.0  # an edge's events stream pings this often; no pong in half of it: the edge is lost
 
 Locate = Callable[[str], ClassroomLocation | None]  # participant id -> where the classroom is (None: not placed)
 
@@ -70,6 +78,8 @@ class ClusterMediaPlane:
         self._where: dict[tuple[str, str], str] = {}  # (room, participant) -> edge node id
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._ids = itertools.count(1)
+        self._lost: set[str] = set()  # edges whose events stream is down: left out of placement
+        self._cleanups: set[asyncio.Task[None]] = set()
         self._forward: asyncio.Task[None] | None = None
         self.placements: list[dict[str, Any]] = []  # the last choices, newest last (technicians' view)
 
@@ -82,7 +92,7 @@ class ClusterMediaPlane:
     async def stop(self) -> None:
         for room_id in list(self._copies):
             await self._close_copies(room_id)
-        for task in [*self._streams.values(), *([self._forward] if self._forward else [])]:
+        for task in [*self._streams.values(), *self._cleanups, *([self._forward] if self._forward else [])]:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
@@ -99,11 +109,13 @@ class ClusterMediaPlane:
 
     async def _edge_stream(self, node_id: str, client: EdgeClient) -> None:
         """The edge's events for its classrooms, into this plane's; reconnected every second while the edge
-        is away (said once, and once when it is back)."""
+        is away (said once, and once when it is back). The stream breaking loses the edge (`_lose_edge`)."""
         failing = False
         while True:
+            why = "its events stream ended"
             try:
-                async for event in client.events():
+                async for event in client.events(heartbeat=EVENTS_HEARTBEAT_S,
+                                                 on_open=lambda: self._lost.discard(node_id)):
                     if failing:
                         log.info("edge %s: events stream back", node_id)
                         failing = False
@@ -112,10 +124,43 @@ class ClusterMediaPlane:
                     if pid is not None and self._where.get((event.room_id, pid)) == node_id:
                         self._hub.publish(event)
             except MediaError as exc:
+                why = str(exc)
                 if not failing:
                     log.warning("edge %s: events stream: %s (retried every second)", node_id, exc)
                     failing = True
+            self._lose_edge(node_id, why)
             await asyncio.sleep(1.0)
+
+    def _lose_edge(self, node_id: str, why: str) -> None:
+        """The edge is gone: forget its copies (their links dropped here), tell signaling each of its
+        classrooms is down (`node_lost`), and leave it out of placement until its stream is back."""
+        first = node_id not in self._lost
+        self._lost.add(node_id)
+        rooms = [room_id for room_id, copies in self._copies.items() if node_id in copies]
+        moved = [key for key, where in self._where.items() if where == node_id]
+        if first or rooms or moved:
+            log.warning("edge %s lost (%s): %d room copies dropped, %d classrooms told to reconnect; "
+                        "placement leaves it out until it is back", node_id, why, len(rooms), len(moved))
+        for room_id in rooms:
+            link_id = self._copies[room_id].pop(node_id)
+            if not self._copies[room_id]:
+                del self._copies[room_id]
+            self._locks.pop((room_id, node_id), None)
+            self._later(self._drop_link(room_id, link_id))
+        now = time.time()
+        for key in moved:
+            del self._where[key]
+            self._hub.publish(MediaEvent(EventKind.SUBSCRIBER_DOWN, key[0], key[1], None, now,
+                                         {"reason": "node_lost", "node": node_id}))
+
+    async def _drop_link(self, room_id: str, link_id: str) -> None:
+        with contextlib.suppress(MediaError):
+            await self.local.relay_drop(room_id, link_id)
+
+    def _later(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
 
     # -- placement --------------------------------------------------------------------------------
 
@@ -128,6 +173,8 @@ class ClusterMediaPlane:
         except RegistryUnavailable as exc:
             log.warning("placement of %s in %s: %s; joins this node", participant_id, room_id, exc)
             return None
+        if self._lost:
+            nodes = [n for n in nodes if n.node.id not in self._lost]
         placement = place(where, nodes)
         node = placement.node
         on_edge = node is not None and node.node.role == "edge" and node.node.id != self.this_node
@@ -272,6 +319,10 @@ class ClusterMediaPlane:
     def worker_pids(self) -> dict[str, int]:
         worker_pids = getattr(self.local, "worker_pids", None)
         return dict(worker_pids()) if callable(worker_pids) else {}
+
+    def lost_edges(self) -> set[str]:
+        """The edges whose events stream is down (left out of placement)."""
+        return set(self._lost)
 
     def where(self, room_id: str, participant_id: str) -> str | None:
         """The edge a participant joined (None: this node)."""

@@ -9,7 +9,7 @@ that cannot be reached or refuses the secret as `EdgeUnavailable` (a `MediaError
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -99,13 +99,18 @@ class EdgeClient:
         free = await self.call("free_subscriptions")
         return None if free is None else int(free)
 
-    async def events(self) -> AsyncIterator[MediaEvent]:
+    async def events(self, heartbeat: float = 10.0,
+                     on_open: Callable[[], None] | None = None) -> AsyncIterator[MediaEvent]:
         """The edge's media events from now on, until its WebSocket closes (its own session: a stream
-        that lasts as long as the lessons, with no total time limit)."""
+        that lasts as long as the lessons, with no total time limit). It pings every `heartbeat`
+        seconds and ends when a pong takes more than half of that (a dead host, a cut link);
+        `on_open` is called once the stream is up."""
         try:
             async with aiohttp.ClientSession(headers=self._headers, timeout=aiohttp.ClientTimeout(
                     total=None, connect=CALL_TIMEOUT_S)) as http, \
-                    http.ws_connect(f"{self.url}/node/v1/events", heartbeat=10) as ws:
+                    http.ws_connect(f"{self.url}/node/v1/events", heartbeat=heartbeat) as ws:
+                if on_open is not None:
+                    on_open()
                 async for msg in ws:
                     if msg.type != aiohttp.WSMsgType.TEXT:
                         break

@@ -837,9 +837,9 @@ class Hub:
                 await self._broadcast(live, protocol.event("talkback", participant_id=None, name="", to_all=False))
                 await self._send_layouts(live)
             await self._send_roster(live)
-        elif ev.kind == EventKind.SUBSCRIBER_DOWN and ev.detail.get("reason") == "worker_lost":
-            # the worker carrying this classroom's copy of the room died (the room goes on at its owner):
-            # have it reconnect, and its join lands on a live worker
+        elif ev.kind == EventKind.SUBSCRIBER_DOWN and ev.detail.get("reason") in ("worker_lost", "node_lost"):
+            # the worker or edge node carrying this classroom's copy of the room died (the room goes on at
+            # its owner): have it reconnect, and its join lands on a live worker or node
             session = live.sessions.get(ev.participant_id or "")
             if session is not None:
                 await session.send(protocol.event("restart", reason="media_lost"))

@@ -68,6 +68,28 @@ async def _watch(page: Page, base: str, lesson: int, pid: str, absent_id: int, l
         await asyncio.sleep(1)
     await page.screenshot(path=str(ARTIFACTS / "tech-live.png"))
 
+    # the nodes: this one machine, its load (the connected classroom's subscriptions, heartbeated every
+    # 5 s) and the live lesson on it, a link to that lesson's history
+    await page.click("nav.tabs button[data-tab='nodes_tab']")
+    node_row = "#nodes tr[data-node]"
+    await page.wait_for_selector(f"{node_row} a.node-lesson:has-text('#{lesson} ')", timeout=15000)
+    nodes_text = await page.inner_text("#nodes")
+    assert "本机" in nodes_text and "单机" in nodes_text and "定时任务在本机运行" in nodes_text, nodes_text
+    assert await page.locator(node_row).count() == 1
+    deadline = time.monotonic() + 15
+    while True:
+        cells = await page.locator(f"{node_row} td").all_inner_texts()
+        subs, capacity = (int(x) for x in cells[3].split("/"))
+        if subs >= 1 or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(1)
+    assert subs >= 1 and capacity > 0, cells
+    assert 0 <= int(cells[6].split()[0]) < 15, cells  # heard of within three heartbeats
+    await page.screenshot(path=str(ARTIFACTS / "tech-nodes.png"))
+
+    await page.click("nav.tabs button[data-tab='live']")
+    await page.wait_for_selector(f"{row}[data-link='ok']", timeout=10000)
+
     # the lead's camera stops: the alert is on the page within 10 s, critical, in Chinese
     camera.pause()
     stopped = time.monotonic()
@@ -90,19 +112,6 @@ async def _watch(page: Page, base: str, lesson: int, pid: str, absent_id: int, l
     text = await page.inner_text(row)
     assert "已断线" in text or "已离开" in text, text
     assert "kbps" not in text and "%" not in text
-
-    # the nodes: this one machine, its load and the live lesson on it, a link to that lesson's history
-    await page.click("nav.tabs button[data-tab='nodes_tab']")
-    node_row = "#nodes tr[data-node]"
-    await page.wait_for_selector(f"{node_row} a.node-lesson:has-text('#{lesson} ')", timeout=15000)
-    nodes_text = await page.inner_text("#nodes")
-    assert "本机" in nodes_text and "单机" in nodes_text and "定时任务在本机运行" in nodes_text, nodes_text
-    assert await page.locator(node_row).count() == 1
-    cells = await page.locator(f"{node_row} td").all_inner_texts()
-    subs, capacity = (int(x) for x in cells[3].split("/"))
-    assert subs >= 1 and capacity > 0, cells
-    assert 0 <= int(cells[6].split()[0]) < 15, cells  # heard of within three heartbeats
-    await page.screenshot(path=str(ARTIFACTS / "tech-nodes.png"))
 
     # the lesson's history: attendance timeline, bitrate and quality charts, the alert with who took it
     await page.click("nav.tabs button[data-tab='history_tab']")
