@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Protocol
 
 from edge.control_client import EdgeClient
-from edge.placement import ClassroomLocation, place
+from edge.placement import ClassroomLocation, place, place_on
 from edge.registry import NodeState, Registry, RegistryUnavailable
 from media.api import EventKind, MediaError, MediaEvent, ParticipantRole, RecordingRequest, SlotKind, TrackKind
 from media.event_hub import EventHub
@@ -78,6 +78,7 @@ class ClusterMediaPlane:
         self._where: dict[tuple[str, str], str] = {}  # (room, participant) -> edge node id
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._ids = itertools.count(1)
+        self._moves: dict[tuple[str, str], tuple[str, str]] = {}  # (room, participant) -> (node id, by whom)
         self._lost: set[str] = set()  # edges whose events stream is down: left out of placement
         self._cleanups: set[asyncio.Task[None]] = set()
         self._forward: asyncio.Task[None] | None = None
@@ -175,7 +176,8 @@ class ClusterMediaPlane:
             return None
         if self._lost:
             nodes = [n for n in nodes if n.node.id not in self._lost]
-        placement = place(where, nodes)
+        moved = self._moves.get((room_id, participant_id))
+        placement = place_on(moved[0], where, nodes, by=moved[1]) if moved else place(where, nodes)
         node = placement.node
         on_edge = node is not None and node.node.role == "edge" and node.node.id != self.this_node
         self.placements = [*self.placements[-49:], {
@@ -228,6 +230,8 @@ class ClusterMediaPlane:
                 await self.local.relay_drop(room_id, link_id)
         for key in [k for k in self._where if k[0] == room_id]:
             del self._where[key]
+        for key in [k for k in self._moves if k[0] == room_id]:
+            del self._moves[key]
         for key in [k for k in self._locks if k[0] == room_id]:
             del self._locks[key]
 
@@ -319,6 +323,19 @@ class ClusterMediaPlane:
     def worker_pids(self) -> dict[str, int]:
         worker_pids = getattr(self.local, "worker_pids", None)
         return dict(worker_pids()) if callable(worker_pids) else {}
+
+    async def move(self, room_id: str, participant_id: str, node_id: str, by: str) -> None:
+        """A technician moves a receiving classroom to `node_id` (an edge, or this node): its next join, and
+        every one after it in this room, goes there while that node is live and has room. The caller has
+        the classroom reconnect. MediaError when the node is not live here."""
+        try:
+            live = {n.node.id for n in await self.registry.nodes()} - self._lost
+        except RegistryUnavailable as exc:
+            raise MediaError(f"the cluster's registry cannot be reached: {exc}") from None
+        if node_id not in live:
+            raise MediaError(f"node {node_id} is not live")
+        self._moves[(room_id, participant_id)] = (node_id, by)
+        log.info("room %s: %s is moved to node %s by %s", room_id, participant_id, node_id, by)
 
     def lost_edges(self) -> set[str]:
         """The edges whose events stream is down (left out of placement)."""

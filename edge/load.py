@@ -16,6 +16,17 @@ def subscriptions_of(stats: Mapping[str, Any]) -> int:
                for p in dict(room.get("participants", {})).values() if p.get("role") != "lead")
 
 
+def lessons_of(stats: Mapping[str, Any]) -> tuple[int, ...]:
+    """The lessons whose rooms (or copies of them) are on the plane, from the rooms' ids (`lesson-<id>`, as
+    signaling names them; a replay's room is its lesson's too)."""
+    ids = set()
+    for room_id in dict(stats.get("rooms", {})):
+        head, _, tail = str(room_id).partition("-")
+        if head == "lesson" and tail.isdigit():
+            ids.add(int(tail))
+    return tuple(sorted(ids))
+
+
 def bytes_sent_of(stats: Mapping[str, Any]) -> int:
     """Bytes the plane's slots have sent, in all (each slot's `bytes_sent`)."""
     return sum(int(slot.get("bytes_sent", 0)) for room in dict(stats.get("rooms", {})).values()
@@ -49,5 +60,6 @@ class LoadSampler:
             egress = max(0, sent - self._bytes) * 8 / elapsed / 1e6
             cpu = min(1.0, max(0.0, cpu_s - self._cpu) / elapsed / self.cores)
         self._bytes, self._cpu, self._at = sent, cpu_s, now
-        self.load = Load(subscriptions=subscriptions_of(stats), cpu=round(cpu, 3), egress_mbps=round(egress, 3))
+        self.load = Load(subscriptions=subscriptions_of(stats), cpu=round(cpu, 3), egress_mbps=round(egress, 3),
+                         lessons=lessons_of(stats))
         return self.load

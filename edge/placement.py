@@ -118,3 +118,30 @@ def place(
         return Placement(chosen, tier, zh, en)
     all_zh, all_en = _why_not(nodes, need, max_cpu, now, expiry_s)
     return Placement(None, "none", f"无可用节点：{all_zh}", f"no node can take the classroom: {all_en}")
+
+
+def place_on(
+    node_id: str,
+    where: ClassroomLocation,
+    nodes: Sequence[NodeState],
+    *,
+    by: str,
+    need: int = 1,
+    max_cpu: float = 0.9,
+    now: float | None = None,
+    expiry_s: float | None = None,
+) -> Placement:
+    """A technician's move: node `node_id` if it is live and has room (tier `moved`), else the usual rule,
+    with why the chosen node could not take it first in the reason."""
+    chosen = next((s for s in nodes if s.node.id == node_id), None)
+    if chosen is not None and not is_expired(chosen, now, expiry_s) and not is_full(chosen, need, max_cpu):
+        room_zh, room_en = _room(chosen)
+        return Placement(chosen, "moved", f"节点 {node_id}：由 {by} 移到此节点，{room_zh}",
+                         f"node {node_id}: moved there by {by}, {room_en}")
+    if chosen is None:
+        zh, en = f"{by} 指定的节点 {node_id} 不在线", f"node {node_id} chosen by {by} is not live"
+    else:
+        why_zh, why_en = _why_not([chosen], need, max_cpu, now, expiry_s)
+        zh, en = f"{by} 指定的节点 {node_id} {why_zh}", f"node {node_id} chosen by {by} is {why_en.split(' ', 1)[1]}"
+    usual = place(where, nodes, need=need, max_cpu=max_cpu, now=now, expiry_s=expiry_s)
+    return Placement(usual.node, usual.tier, f"{zh}；{usual.reason_zh}", f"{en}; {usual.reason_en}")

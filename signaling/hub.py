@@ -155,6 +155,12 @@ class LiveLesson:
         return [s for s in self.sessions.values() if s.role == Role.LEAD]
 
 
+class MoveRefused(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 class Hub:
     def __init__(
         self,
@@ -360,14 +366,23 @@ class Hub:
             self._spawn(self._kick(s, reason))
         return len(hits)
 
-    async def move(self, lesson_id: int, participant_id: str, url: str) -> bool:
-        """Tell one participant to reconnect to another node (edge placement); it keeps its join token."""
+    async def move(self, lesson_id: int, participant_id: str, node_id: str, by: str) -> None:
+        """A technician moves a receiving classroom's media to another node of the cluster: the plane
+        places its next joins there, and the classroom is told to reconnect at once (`move`, then its
+        WebSocket closes as for `restart`; it keeps its join token). MoveRefused says why not."""
         live = self.lessons.get(lesson_id)
         session = live.sessions.get(participant_id) if live else None
-        if session is None:
-            return False
-        await session.send(protocol.event("move", url=url))
-        return True
+        if live is None or session is None or session.role != Role.RECEIVER:
+            raise MoveRefused("not_found", f"{participant_id} is not a receiving classroom in lesson {lesson_id} now")
+        move = getattr(self.plane, "move", None)
+        if not callable(move):
+            raise MoveRefused("no_cluster", "this node has no other nodes to move a classroom to")
+        try:
+            await move(live.room_id, participant_id, node_id, by)
+        except MediaError as exc:
+            raise MoveRefused("node_unavailable", str(exc)) from None
+        await session.send(protocol.event("move", node=node_id))
+        await self._close(session, CLOSE_RESTART, "moved")
 
     async def _kick(self, session: Session, reason: str) -> None:
         await session.send(protocol.event("kicked", reason=reason))

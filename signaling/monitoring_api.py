@@ -31,9 +31,9 @@ from monitoring.monitor import Monitor
 from scheduler.model import Lesson
 from scheduler.timetable import Timetable
 from signaling.access import in_scope
-from signaling.http import Refusal
+from signaling.http import Refusal, _body
 from signaling.http import principal_of as _principal
-from signaling.hub import Hub
+from signaling.hub import Hub, MoveRefused
 from signaling.store import AccessStore
 from signaling.tokens import Claims, Role, TokenRefused, TokenService, TokenType
 
@@ -241,7 +241,47 @@ class MonitoringApi:
         nodes = await asyncio.to_thread(self._nodes_json, p, states, view.node_id, view.registry.seen_now())
         return web.json_response({"at": time.time(), "registry": view.backend, "this_node": view.node_id,
                                   "job_lock": view.job_lock() if view.job_lock is not None else {"held": True},
-                                  "nodes": nodes})
+                                  "nodes": nodes, "placements": self._placements(p)})
+
+    def _placements(self, p: Claims) -> list[dict[str, Any]]:
+        """The last placements of receiving classrooms in live lessons this viewer looks after, newest
+        first: where each went and why, with the classroom's name."""
+        rooms = {live.room_id: live for live in self.hub.lessons.values() if in_scope(p, live.counties, live.regions)}
+        out = []
+        for choice in reversed(list(getattr(self.hub.plane, "placements", []))):
+            live = rooms.get(choice["room_id"])
+            if live is None:
+                continue
+            session = live.sessions.get(choice["participant_id"])
+            out.append({**choice, "lesson_id": live.lesson_id, "name": session.name if session else "",
+                        "connected": session is not None})
+        return out
+
+    async def move(self, request: web.Request) -> web.Response:
+        """POST {participant_id, node}: move a receiving classroom's media to that node of the cluster now
+        (it reconnects at once); audited."""
+        p = _principal(request, Role.ADMIN, Role.TECHNICIAN)
+        try:
+            lesson_id = int(request.match_info["id"])
+        except ValueError:
+            raise Refusal(400, "bad_field", "the lesson id is a number") from None
+        body = await _body(request)
+        participant_id, node = body.get("participant_id"), body.get("node")
+        if not isinstance(participant_id, str) or not isinstance(node, str) or not node:
+            raise Refusal(400, "bad_field", "participant_id and node are strings")
+        live = self.hub.lessons.get(lesson_id)
+        if live is None or not in_scope(p, live.counties, live.regions):
+            raise Refusal(404, "not_found", f"lesson {lesson_id} is not live")
+        who = self._who(p)
+        try:
+            await self.hub.move(lesson_id, participant_id, node, who)
+        except MoveRefused as exc:
+            self.store.audit(p.sub, p.role.value, "classroom_move", "refused", lesson_id=lesson_id,
+                             reason=f"{participant_id} to {node}: {exc}")
+            raise Refusal(404 if exc.code == "not_found" else 409, exc.code, str(exc)) from None
+        self.store.audit(p.sub, p.role.value, "classroom_move", "ok", lesson_id=lesson_id,
+                         reason=f"{participant_id} moved to node {node} by {who}")
+        return web.json_response({"moved": participant_id, "node": node})
 
     def _nodes_json(self, p: Claims, states: list[NodeState], this_node: str, now: float) -> list[dict[str, Any]]:
         tz = self.t.config.tz
@@ -320,3 +360,4 @@ def add_routes(app: web.Application, api: MonitoringApi) -> None:
     r.add_get("/api/v1/lessons/{id}/history", api.history, name="sig.lesson_history")
     r.add_get("/api/v1/bandwidth", api.bandwidth, name="sig.bandwidth")
     r.add_get("/api/v1/monitor/nodes", api.nodes, name="sig.monitor_nodes")
+    r.add_post("/api/v1/monitor/lessons/{id}/move", api.move, name="sig.monitor_move")

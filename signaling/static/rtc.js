@@ -225,7 +225,8 @@ export class LessonConnection extends EventTarget {
         this.emit(msg.type, msg);
         break;
       case "restart":
-        this.emit("lost", msg);
+      case "move": // a technician moved this classroom's media to another node: reconnect at once
+        this.emit("lost", { ...msg, reason: msg.type === "move" ? "moved" : msg.reason });
         break;
       default:
         this.emit(msg.type, msg);

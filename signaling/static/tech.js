@@ -305,6 +305,38 @@ async function historyTab(root) {
 }
 
 // ---- the nodes: every media node of the cluster (this one alone on one machine), its load and its lessons
+// Where receiving classrooms of live lessons were placed and why, newest first; a classroom still in its
+// lesson can be moved to another live node (it reconnects at once, its media on that node).
+function placementsTable(r, out, reload) {
+  const nodeIds = r.nodes.map((n) => n.node.id);
+  const latest = new Set();
+  const rows = r.placements.map((p) => {
+    const key = `${p.lesson_id}/${p.participant_id}`;
+    const current = p.connected && !latest.has(key);
+    latest.add(key);
+    let move = "";
+    if (current && nodeIds.length > 1) {
+      const pick = el("select", { class: "move-node" }, nodeIds.filter((id) => id !== p.node).map((id) => el("option", { value: id }, id)));
+      move = el("span", {}, pick, " ", el("button", { class: "move", onclick: async () => {
+        try {
+          await api(`/api/v1/monitor/lessons/${p.lesson_id}/move`, { method: "POST", body: { participant_id: p.participant_id, node: pick.value } });
+          notice(out, `${p.name || p.participant_id} → ${pick.value}`, true);
+          setTimeout(() => reload().catch((e) => notice(out, e.message)), 1500);
+        } catch (err) {
+          notice(out, err.message);
+        }
+      } }, t("node_move")));
+    }
+    return el("tr", { dataset: { participant: p.participant_id, node: p.node || "" }, class: current ? "" : "muted" },
+      el("td", {}, new Date(p.at * 1000).toLocaleTimeString("zh-CN", { hour12: false })),
+      el("td", {}, `#${p.lesson_id}`), el("td", {}, p.name || p.participant_id), el("td", {}, p.node || "–"),
+      el("td", { class: "reason" }, lang() === "en" ? p.reason : p.reason_zh), el("td", {}, move));
+  });
+  return el("div", { id: "placements" }, el("h3", {}, t("node_placements")),
+    rows.length ? el("table", {}, el("tr", {}, ...["time", "lesson", "classroom", "node", "node_reason", ""].map((k) => el("th", {}, k ? t(k) : ""))), rows)
+      : el("p", { class: "muted" }, t("node_no_placements")));
+}
+
 async function nodesTab(root) {
   const out = el("div", { id: "nodes" });
   const opened = (root.dataset.opened = String(Date.now()));
@@ -327,7 +359,8 @@ async function nodesTab(root) {
     out.replaceChildren(
       el("p", {}, `${t("node_registry")}: ${r.registry === "redis" ? "Redis" : t("node_one_machine")} · ${lock}`),
       el("table", {}, el("tr", {}, ...["node", "node_role", "node_place", "node_subs", "CPU", "node_egress", "node_heartbeat", "node_lessons"]
-        .map((k) => el("th", {}, k === "CPU" ? "CPU" : t(k)))), rows));
+        .map((k) => el("th", {}, k === "CPU" ? "CPU" : t(k)))), rows),
+      placementsTable(r, out, load));
   };
   const tick = async () => {
     if (root.dataset.opened !== opened || root.hidden) return; // another tab, or this one opened again

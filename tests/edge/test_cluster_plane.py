@@ -129,7 +129,7 @@ async def test_with_the_registry_down_a_classroom_joins_this_node(caplog: pytest
 def test_an_edges_load_counts_its_classrooms_its_egress_and_its_own_cpu() -> None:
     def stats(sent: int) -> dict[str, Any]:
         slot = {"bytes_sent": sent}
-        return {"rooms": {"r": {"participants": {
+        return {"rooms": {"lesson-12": {"participants": {
             "lead": {"role": "lead", "slots": {}},
             "classroom-1": {"role": "receiver", "slots": {"0": slot}},
             "observer-1": {"role": "observer", "slots": {"0": {"bytes_sent": 0}}}}}},
@@ -140,3 +140,4 @@ def test_an_edges_load_counts_its_classrooms_its_egress_and_its_own_cpu() -> Non
     assert first.subscriptions == 2 and first.egress_mbps == 0.0
     later = sampler.sample(stats(2_500_000), now=110.0)  # 2.5 MB in 10 s
     assert later.egress_mbps == 2.0 and 0.0 <= later.cpu <= 1.0
+    assert later.lessons == (12,)  # the lesson whose copy it carries, for the technicians' nodes tab

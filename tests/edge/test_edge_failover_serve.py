@@ -104,6 +104,16 @@ async def test_a_classroom_on_an_edge_that_dies_plays_again_on_another_within_fi
         assert [e["node"] for e in live["media"]["edges"]] == ["edge-b"]
         assert len(live["media"]["links"]) == 1
 
+        # a technician cannot move it back to the dead edge, nor move what is not a classroom in the lesson
+        move = f"/api/v1/monitor/lessons/{lesson}/move"
+        status, body = await api.call("POST", move, {"participant_id": participant, "node": "edge-a"})
+        assert status == 409 and body["code"] == "node_unavailable", body
+        status, body = await api.call("POST", move, {"participant_id": "classroom-999999", "node": "edge-b"})
+        assert status == 404, body
+        status, body = await api.call("POST", move, {"participant_id": participant})
+        assert status == 400, body
+        assert await on_node() == "edge-b"  # none of that touched it
+
         log = control.log
         assert "edge edge-a lost" in log and "1 classrooms told to reconnect" in log, log[-3000:]
         placements = [x for x in log.splitlines() if "placement of " + participant in x]

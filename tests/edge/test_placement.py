@@ -7,7 +7,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.placement import ClassroomLocation, is_expired, is_full, load_key, place
+from edge.placement import ClassroomLocation, is_expired, is_full, load_key, place, place_on
 from edge.registry import Load, Node, NodeState
 
 HERE = ClassroomLocation(county="county-a", region="region-1")
@@ -26,6 +26,24 @@ def test_own_county_first_even_if_busier() -> None:
     assert chosen.node is not None and chosen.node.node.id == "near" and chosen.tier == "county"
     assert "county-a" in chosen.reason_en and "本县" in chosen.reason_zh
     assert "20 of 100" in chosen.reason_en and "20/100" in chosen.reason("zh")
+
+
+def test_a_technicians_move_goes_to_the_chosen_node_even_outside_the_county() -> None:
+    nodes = [state("near", "county-a", "region-1", 100, 0), state("far", "county-z", "region-9", 100, 50)]
+    chosen = place_on("far", HERE, nodes, by="tech1")
+    assert chosen.node is not None and chosen.node.node.id == "far" and chosen.tier == "moved"
+    assert "moved there by tech1" in chosen.reason_en and "由 tech1 移到此节点" in chosen.reason_zh
+
+
+def test_a_move_to_a_full_or_gone_node_falls_back_to_the_usual_rule_and_says_why() -> None:
+    nodes = [state("near", "county-a", "region-1", 100, 0), state("full", "county-z", "region-9", 10, 10)]
+    chosen = place_on("full", HERE, nodes, by="tech1")
+    assert chosen.node is not None and chosen.node.node.id == "near" and chosen.tier == "county"
+    assert chosen.reason_en.startswith("node full chosen by tech1 is full; node near:"), chosen.reason_en
+    assert "已满" in chosen.reason_zh
+    gone = place_on("gone", HERE, nodes, by="tech1")
+    assert gone.node is not None and gone.node.node.id == "near"
+    assert "node gone chosen by tech1 is not live" in gone.reason_en and "不在线" in gone.reason_zh
 
 
 def test_region_when_own_county_is_full_and_says_why() -> None:
