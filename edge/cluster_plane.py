@@ -78,6 +78,7 @@ class ClusterMediaPlane:
         self._where: dict[tuple[str, str], str] = {}  # (room, participant) -> edge node id
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._ids = itertools.count(1)
+        self._run = secrets.token_hex(3)  # this process's run, in its link ids: a restart never reuses one
         self._moves: dict[tuple[str, str], tuple[str, str]] = {}  # (room, participant) -> (node id, by whom)
         self._lost: set[str] = set()  # edges whose events stream is down: left out of placement
         self._cleanups: set[asyncio.Task[None]] = set()
@@ -207,8 +208,11 @@ class ClusterMediaPlane:
         async with self._locks.setdefault((room_id, node_id), asyncio.Lock()):
             if node_id in copies:
                 return
-            link_id = f"{room_id}:{self.this_node}>{node_id}:{next(self._ids)}"
+            link_id = f"{room_id}:{self.this_node}.{self._run}>{node_id}:{next(self._ids)}"
             key = secrets.token_bytes(32)
+            # a copy this process does not hold is stale (left by this node's previous run, or by a stream
+            # that broke while the edge lived on): its link leads nowhere, its classrooms were told to go
+            await client.close_copy(room_id, lost=True)
             copy_addr = await client.relay_copy(room_id, link_id, key)
             try:
                 origin_addr = await self.local.relay_origin(room_id, link_id, key, copy_addr)
