@@ -67,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     n.add_argument("--node-id", default="", help="this node's name in the registry (default edge-<host name>:<port>)")
     n.add_argument("--media", choices=("workers", "local"), default="workers",
                    help="media rooms in worker processes, one per core (default), or in this process")
+    n.add_argument("--upstream", default="", metavar="NODE_ID",
+                   help="the edge this one takes its lessons from (a county's edge under its region's); "
+                        "default: the control node")
 
     for name, helptext in (
         ("import", "import a timetable CSV (all or nothing)"),
@@ -299,7 +302,7 @@ def _edge(config: Config, args: argparse.Namespace) -> int:
     owner_only_umask()
     config.server.data_path.mkdir(parents=True, exist_ok=True)
     options = EdgeOptions(control_url=args.control, region=args.region, county=args.county, media=args.media,
-                          node_id=args.node_id)
+                          node_id=args.node_id, upstream=args.upstream)
     try:
         asyncio.run(run_edge(config, options))
     except NodeSecretMissing as exc:

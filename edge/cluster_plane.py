@@ -36,6 +36,7 @@ from media.event_hub import EventHub
 
 log = logging.getLogger(__name__)
 
+MAX_CHAIN = 4  # edges in a chain from this node (region, city, county, and one more)
 EVENTS_HEARTBEAT_S = 2.0  # an edge's events stream pings this often; no pong in half of it: the edge is lost
 
 Locate = Callable[[str], ClassroomLocation | None]  # participant id -> where the classroom is (None: not placed)
@@ -79,6 +80,8 @@ class ClusterMediaPlane:
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._ids = itertools.count(1)
         self._run = secrets.token_hex(3)  # this process's run, in its link ids: a restart never reuses one
+        self._parents: dict[tuple[str, str], str | None] = {}  # (room, edge) -> the edge its copy links to (None: here)
+        self._nodes: dict[str, NodeState] = {}  # the registry's live nodes, as last read
         self._moves: dict[tuple[str, str], tuple[str, str]] = {}  # (room, participant) -> (node id, by whom)
         self._lost: set[str] = set()  # edges whose events stream is down: left out of placement
         self._cleanups: set[asyncio.Task[None]] = set()
@@ -134,30 +137,48 @@ class ClusterMediaPlane:
             await asyncio.sleep(1.0)
 
     def _lose_edge(self, node_id: str, why: str) -> None:
-        """The edge is gone: forget its copies (their links dropped here), tell signaling each of its
-        classrooms is down (`node_lost`), and leave it out of placement until its stream is back."""
+        """The edge is gone: forget its copies (their links dropped upstream) and those of the edges that
+        take the room from it (closed there), tell signaling each of their classrooms is down
+        (`node_lost`), and leave the edge out of placement until its stream is back."""
         first = node_id not in self._lost
         self._lost.add(node_id)
         rooms = [room_id for room_id, copies in self._copies.items() if node_id in copies]
-        moved = [key for key, where in self._where.items() if where == node_id]
+        moved = sum(1 for where in self._where.values() if where == node_id)
         if first or rooms or moved:
             log.warning("edge %s lost (%s): %d room copies dropped, %d classrooms told to reconnect; "
-                        "placement leaves it out until it is back", node_id, why, len(rooms), len(moved))
+                        "placement leaves it out until it is back", node_id, why, len(rooms), moved)
         for room_id in rooms:
-            link_id = self._copies[room_id].pop(node_id)
-            if not self._copies[room_id]:
-                del self._copies[room_id]
-            self._locks.pop((room_id, node_id), None)
-            self._later(self._drop_link(room_id, link_id))
-        now = time.time()
-        for key in moved:
-            del self._where[key]
-            self._hub.publish(MediaEvent(EventKind.SUBSCRIBER_DOWN, key[0], key[1], None, now,
-                                         {"reason": "node_lost", "node": node_id}))
+            self._drop_copy(room_id, node_id, alive=False)
 
-    async def _drop_link(self, room_id: str, link_id: str) -> None:
+    def _drop_copy(self, room_id: str, node_id: str, alive: bool) -> None:
+        """Forget the room's copy on `node_id` (closed there if the edge is `alive`), its link dropped at its
+        upstream end, its classrooms told to reconnect; the copies further down the chain go with it."""
+        copies = self._copies.get(room_id, {})
+        link_id = copies.pop(node_id, None)
+        if link_id is None:
+            return
+        parent = self._parents.pop((room_id, node_id), None)
+        self._locks.pop((room_id, node_id), None)
+        self._later(self._drop_link_at(room_id, parent, link_id))
+        client = self._clients.get(node_id)
+        if alive and client is not None:
+            self._later(self._close_copy_on(client, room_id))
+        now = time.time()
+        for key in [k for k, where in self._where.items() if k[0] == room_id and where == node_id]:
+            del self._where[key]
+            self._hub.publish(MediaEvent(EventKind.SUBSCRIBER_DOWN, room_id, key[1], None, now,
+                                         {"reason": "node_lost", "node": node_id}))
+        for child in [n for (r, n), p in list(self._parents.items()) if r == room_id and p == node_id]:
+            log.warning("room %s: edge %s took it from edge %s, which is gone; its copy is closed and its "
+                        "classrooms reconnect", room_id, child, node_id)
+            self._drop_copy(room_id, child, alive=child not in self._lost)
+        if not copies:
+            self._copies.pop(room_id, None)
+
+    @staticmethod
+    async def _close_copy_on(client: EdgeClient, room_id: str) -> None:
         with contextlib.suppress(MediaError):
-            await self.local.relay_drop(room_id, link_id)
+            await client.close_copy(room_id, lost=True)
 
     def _later(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -175,6 +196,7 @@ class ClusterMediaPlane:
         except RegistryUnavailable as exc:
             log.warning("placement of %s in %s: %s; joins this node", participant_id, room_id, exc)
             return None
+        self._nodes = {n.node.id: n for n in nodes}
         if self._lost:
             nodes = [n for n in nodes if n.node.id not in self._lost]
         moved = self._moves.get((room_id, participant_id))
@@ -201,28 +223,69 @@ class ClusterMediaPlane:
                 self._edge_stream(node_id, client), name=f"edge-events-{node_id}")
         return client
 
-    async def _ensure_copy(self, room_id: str, node_id: str, client: EdgeClient) -> None:
+    def _upstream_of(self, state: NodeState, chain: tuple[str, ...]) -> NodeState | None:
+        """The live edge `state` takes its lessons from (`--upstream`), or None: from this node. An upstream
+        that is lost, not in the registry, this node, or already in the chain (a loop) is passed over."""
+        up = state.node.upstream
+        if not up or up == self.this_node:
+            return None
+        upstream = self._nodes.get(up)
+        if upstream is None or up in self._lost or upstream.node.role != "edge" or up in chain \
+                or len(chain) >= MAX_CHAIN:
+            log.warning("edge %s: its upstream %s is %s; it takes its lessons from this node", state.node.id, up,
+                        "lost" if up in self._lost else "in a loop or too deep" if upstream is not None
+                        and upstream.node.role == "edge" else "not a live edge")
+            return None
+        return upstream
+
+    async def _ensure_copy(self, room_id: str, state: NodeState, chain: tuple[str, ...] = ()) -> None:
+        """A copy of the room on edge `state`, linked to its upstream edge's copy (made first) or to this
+        node's room."""
+        node_id = state.node.id
         copies = self._copies.setdefault(room_id, {})
         if node_id in copies:
             return
         async with self._locks.setdefault((room_id, node_id), asyncio.Lock()):
             if node_id in copies:
                 return
-            link_id = f"{room_id}:{self.this_node}.{self._run}>{node_id}:{next(self._ids)}"
+            client = self._client(state)
+            upstream = self._upstream_of(state, (*chain, node_id))
+            if upstream is not None:
+                try:
+                    await self._ensure_copy(room_id, upstream, (*chain, node_id))
+                except MediaError as exc:
+                    log.warning("room %s: edge %s's upstream %s cannot carry it (%s); it links to this node",
+                                room_id, node_id, upstream.node.id, exc)
+                    upstream = None
+            source = self.this_node if upstream is None else upstream.node.id
+            link_id = f"{room_id}:{source}.{self._run}>{node_id}:{next(self._ids)}"
             key = secrets.token_bytes(32)
             # a copy this process does not hold is stale (left by this node's previous run, or by a stream
             # that broke while the edge lived on): its link leads nowhere, its classrooms were told to go
             await client.close_copy(room_id, lost=True)
             copy_addr = await client.relay_copy(room_id, link_id, key)
             try:
-                origin_addr = await self.local.relay_origin(room_id, link_id, key, copy_addr)
+                if upstream is None:
+                    origin_addr = await self.local.relay_origin(room_id, link_id, key, copy_addr)
+                else:
+                    origin_addr = await self._client(upstream).relay_origin(room_id, link_id, key, copy_addr)
                 await client.relay_connect(room_id, link_id, origin_addr)
             except MediaError:
                 with contextlib.suppress(MediaError):
                     await client.close_copy(room_id)
                 raise
             copies[node_id] = link_id
-            log.info("room %s: a copy on edge %s, linked (%s)", room_id, node_id, link_id)
+            self._parents[(room_id, node_id)] = None if upstream is None else upstream.node.id
+            log.info("room %s: a copy on edge %s, linked to %s (%s)", room_id, node_id,
+                     "this node" if upstream is None else f"edge {source}", link_id)
+
+    async def _drop_link_at(self, room_id: str, parent: str | None, link_id: str) -> None:
+        """Close one link at its upstream end: this node's room, or an upstream edge's copy."""
+        with contextlib.suppress(MediaError):
+            if parent is None:
+                await self.local.relay_drop(room_id, link_id)
+            elif parent in self._clients and parent not in self._lost:
+                await self._clients[parent].relay_drop(room_id, link_id)
 
     async def _close_copies(self, room_id: str) -> None:
         for node_id, link_id in self._copies.pop(room_id, {}).items():
@@ -230,14 +293,10 @@ class ClusterMediaPlane:
             if client is not None:
                 with contextlib.suppress(MediaError):
                     await client.close_copy(room_id)
-            with contextlib.suppress(MediaError):
-                await self.local.relay_drop(room_id, link_id)
-        for key in [k for k in self._where if k[0] == room_id]:
-            del self._where[key]
-        for key in [k for k in self._moves if k[0] == room_id]:
-            del self._moves[key]
-        for key in [k for k in self._locks if k[0] == room_id]:
-            del self._locks[key]
+            await self._drop_link_at(room_id, self._parents.pop((room_id, node_id), None), link_id)
+        for table in (self._where, self._moves, self._locks, self._parents):
+            for key in [k for k in table if k[0] == room_id]:
+                del table[key]
 
     # -- MediaPlane -------------------------------------------------------------------------------
 
@@ -260,7 +319,7 @@ class ClusterMediaPlane:
         if edge is not None:
             client = self._client(edge)
             try:
-                await self._ensure_copy(room_id, edge.node.id, client)
+                await self._ensure_copy(room_id, edge)
                 answer = await client.join(room_id, participant_id, role, offer_sdp, tracks, slots)
             except MediaError as exc:
                 log.warning("edge %s could not take %s in %s (%s); it joins this node", edge.node.id,
@@ -304,7 +363,7 @@ class ClusterMediaPlane:
         participants = dict(snapshot.get("participants", {}))
         edges = []
         for node_id, link_id in self._copies[room_id].items():
-            edges.append({"node": node_id, "link_id": link_id})
+            edges.append({"node": node_id, "link_id": link_id, "upstream": self._parents.get((room_id, node_id))})
             client = self._clients.get(node_id)
             if client is None:
                 continue

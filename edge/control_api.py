@@ -9,7 +9,8 @@ Served by `classroom edge` (aiohttp), every request authenticated with the clust
 
 The methods (`CALLS`) are the media plane's own (`media/api.py`, `media/local.py`): `relay_copy`
 (a copy of a room owned elsewhere, its end of a relay link bound; the link's key in base64),
-`relay_connect`, `close_copy`, `join`, `leave`, `add_candidate`, `stats` and `free_subscriptions`.
+`relay_connect`, `relay_origin` and `relay_drop` (this node's copy passing the room on down a chain,
+to an edge further down), `close_copy`, `join`, `leave`, `add_candidate`, `stats` and `free_subscriptions`.
 A refusal of the media plane is 409 with {"error", "type"} (`media_capacity` when it is full); a
 malformed call 400. `edge.control_client.EdgeClient` is the other end.
 """
@@ -40,6 +41,8 @@ class EdgePlane(Protocol):
     async def stop(self) -> None: ...
     async def relay_copy(self, room_id: str, link_id: str, key: bytes, fast_start: bool = False) -> tuple[str, int]: ...
     async def relay_connect(self, room_id: str, link_id: str, peer: tuple[str, int]) -> None: ...
+    async def relay_origin(self, room_id: str, link_id: str, key: bytes, peer: tuple[str, int]) -> tuple[str, int]: ...
+    async def relay_drop(self, room_id: str, link_id: str) -> None: ...
     async def close_copy(self, room_id: str, lost: bool = False) -> None: ...
     async def join(self, room_id: str, participant_id: str, role: ParticipantRole, offer_sdp: str,
                    tracks: dict[str, TrackKind] | None = None, slots: dict[str, SlotKind] | None = None) -> str: ...
@@ -93,6 +96,16 @@ async def _relay_connect(plane: EdgePlane, a: dict[str, Any]) -> None:
     await plane.relay_connect(_str(a, "room_id"), _str(a, "link_id"), _address(a.get("peer")))
 
 
+async def _relay_origin(plane: EdgePlane, a: dict[str, Any]) -> list[Any]:
+    host, port = await plane.relay_origin(_str(a, "room_id"), _str(a, "link_id"), _key(a.get("key")),
+                                          _address(a.get("peer")))
+    return [host, port]
+
+
+async def _relay_drop(plane: EdgePlane, a: dict[str, Any]) -> None:
+    await plane.relay_drop(_str(a, "room_id"), _str(a, "link_id"))
+
+
 async def _close_copy(plane: EdgePlane, a: dict[str, Any]) -> None:
     await plane.close_copy(_str(a, "room_id"), bool(a.get("lost", False)))
 
@@ -130,6 +143,8 @@ async def _free(plane: EdgePlane, _a: dict[str, Any]) -> int | None:
 CALLS: dict[str, Handler] = {
     "relay_copy": _relay_copy,
     "relay_connect": _relay_connect,
+    "relay_origin": _relay_origin,
+    "relay_drop": _relay_drop,
     "close_copy": _close_copy,
     "join": _join,
     "leave": _leave,

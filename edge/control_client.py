@@ -1,8 +1,9 @@
 """The control node's end of an edge's control API (`edge.control_api`): the media-plane calls, over HTTP.
 
 `EdgeClient(url, secret)` has the calls of the plane it reaches (`relay_copy`, `relay_connect`,
-`close_copy`, `join`, `leave`, `add_candidate`, `stats`, `free_subscriptions`) with the same
-arguments and results, and `events()`, the edge's media events as `MediaEvent`s from its WebSocket.
+`relay_origin`, `relay_drop`, `close_copy`, `join`, `leave`, `add_candidate`, `stats`,
+`free_subscriptions`) with the same arguments and results, and `events()`, the edge's media events as
+`MediaEvent`s from its WebSocket.
 A refusal comes back as the media plane's own exception (`MediaCapacityError`, `MediaError`); an edge
 that cannot be reached or refuses the secret as `EdgeUnavailable` (a `MediaError`)."""
 
@@ -75,6 +76,14 @@ class EdgeClient:
 
     async def relay_connect(self, room_id: str, link_id: str, peer: tuple[str, int]) -> None:
         await self.call("relay_connect", room_id=room_id, link_id=link_id, peer=[peer[0], int(peer[1])])
+
+    async def relay_origin(self, room_id: str, link_id: str, key: bytes, peer: tuple[str, int]) -> tuple[str, int]:
+        host, port = await self.call("relay_origin", room_id=room_id, link_id=link_id,
+                                     key=base64.b64encode(key).decode(), peer=[peer[0], int(peer[1])])
+        return str(host), int(port)
+
+    async def relay_drop(self, room_id: str, link_id: str) -> None:
+        await self.call("relay_drop", room_id=room_id, link_id=link_id)
 
     async def close_copy(self, room_id: str, lost: bool = False) -> None:
         await self.call("close_copy", room_id=room_id, lost=lost)

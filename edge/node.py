@@ -36,6 +36,7 @@ class EdgeOptions:
     county: str
     media: str = "workers"  # or local
     node_id: str = ""
+    upstream: str = ""  # the edge this one takes its lessons from (empty: the control node)
 
 
 def edge_address(config: Config) -> str:
@@ -83,7 +84,10 @@ async def run_edge(config: Config, options: EdgeOptions, stop: asyncio.Event | N
     secret = load_node_secret(cluster.node_secret, config.server.data_path)  # refuses to start without one
     node_id = options.node_id or cluster.node_id or f"edge-{config.monitoring.node_name}:{config.server.port}"
     address = edge_address(config)
-    node = Node(node_id, options.region, options.county, address, cluster.capacity, role="edge")
+    if options.upstream == node_id:
+        raise ValueError("an edge cannot take its lessons from itself (--upstream)")
+    node = Node(node_id, options.region, options.county, address, cluster.capacity, role="edge",
+                upstream=options.upstream)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -106,9 +110,9 @@ async def run_edge(config: Config, options: EdgeOptions, stop: asyncio.Event | N
     sampling = loop.create_task(_sample_load(plane, sampler, cluster.heartbeat_s), name="edge-load")
     try:
         await web.TCPSite(runner, config.server.host, config.server.port).start()
-        log.info("edge %s: control API on %s (listening on %s:%d), media plane %s, region %s, county %s",
-                 node_id, address, config.server.host, config.server.port, options.media, options.region or "-",
-                 options.county or "-")
+        log.info("edge %s: control API on %s (listening on %s:%d), media plane %s, region %s, county %s, "
+                 "lessons from %s", node_id, address, config.server.host, config.server.port, options.media,
+                 options.region or "-", options.county or "-", options.upstream or "the control node")
         sampler.sample(await plane.stats())
         await presence.beat()
         presence.start()

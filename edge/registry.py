@@ -44,6 +44,7 @@ class Node:
     address: str  # where signaling and other nodes reach it, e.g. https://edge-3.county.example
     capacity: int  # subscriptions it can carry
     role: str = "origin"
+    upstream: str = ""  # an edge's: the node it takes its lessons from (a region's edge); empty: the origin
 
     def __post_init__(self) -> None:
         if not self.id:

@@ -250,10 +250,9 @@ class LocalMediaPlane:
         return self._add_link(room, link_id, key, origin=False, peer=None)
 
     async def relay_origin(self, room_id: str, link_id: str, key: bytes, peer: tuple[str, int]) -> tuple[str, int]:
-        """The origin's end of a link to a copy at `peer`; returns its address (`relay_connect`)."""
+        """The upstream end of a link to a copy at `peer`; returns its address (`relay_connect`). The room
+        here is the origin, or a copy that passes the room on down a chain (a region's edge to a county's)."""
         room = self._room(room_id)
-        if room.is_copy:
-            raise MediaError(f"room {room_id!r} is a copy here, not its origin")
         return self._add_link(room, link_id, key, origin=True, peer=peer)
 
     async def relay_connect(self, room_id: str, link_id: str, peer: tuple[str, int]) -> None:

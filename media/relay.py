@@ -319,7 +319,12 @@ class RelayLink:
             state["room"] = {"lead_id": room.lead_id, "talkback_id": room.talkback_id,
                              "to_all": room.talkback_to_all}
         else:
-            state["participants"] = {pid: str(p.role) for pid, p in room.participants.items()}
+            # its own participants and those of the copies further down a chain (for talk-back and previews)
+            participants = {pid: str(p.role) for pid, p in room.participants.items()}
+            for link in room.links:
+                if link is not self and link.origin:
+                    participants.update({pid: str(role) for pid, role in link.remote_participants.items()})
+            state["participants"] = participants
         blob = json.dumps(state, separators=(",", ":")).encode()
         if self.peer is not None and (blob != self._sent_state or now - self._sent_at >= STATE_INTERVAL):
             self._send_state(blob)

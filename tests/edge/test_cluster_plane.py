@@ -141,3 +141,25 @@ def test_an_edges_load_counts_its_classrooms_its_egress_and_its_own_cpu() -> Non
     later = sampler.sample(stats(2_500_000), now=110.0)  # 2.5 MB in 10 s
     assert later.egress_mbps == 2.0 and 0.0 <= later.cpu <= 1.0
     assert later.lessons == (12,)  # the lesson whose copy it carries, for the technicians' nodes tab
+
+
+async def test_an_upstream_that_loops_is_lost_or_is_not_an_edge_is_passed_over(
+        caplog: pytest.LogCaptureFixture) -> None:
+    registry = InProcessRegistry()
+    for node in (Node("edge-a", "宁夏", "中宁县", "http://127.0.0.1:1", 100, role="edge", upstream="edge-b"),
+                 Node("edge-b", "宁夏", "", "http://127.0.0.1:2", 100, role="edge", upstream="edge-a"),
+                 Node("edge-c", "宁夏", "沙坡头区", "http://127.0.0.1:3", 100, role="edge", upstream="control-2"),
+                 Node("control-2", "", "", "http://127.0.0.1:4", 600)):
+        await registry.register(node, Load())
+    plane = ClusterMediaPlane(FakeOrigin(), registry, "control-1", "s" * 24,  # type: ignore[arg-type]
+                              lambda _pid: WHERE)
+    nodes = {n.node.id: n for n in await registry.nodes()}
+    plane._nodes = nodes
+    up = plane._upstream_of(nodes["edge-a"], ("edge-a",))
+    assert up is not None and up.node.id == "edge-b"
+    assert plane._upstream_of(nodes["edge-b"], ("edge-a", "edge-b")) is None  # back to edge-a: a loop
+    assert "in a loop or too deep" in caplog.text
+    assert plane._upstream_of(nodes["edge-c"], ("edge-c",)) is None  # an origin is not an upstream edge
+    plane._lost.add("edge-b")
+    assert plane._upstream_of(nodes["edge-a"], ("edge-a",)) is None
+    assert "its upstream edge-b is lost" in caplog.text
