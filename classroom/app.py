@@ -111,13 +111,14 @@ def cluster_plane(config: Config, db: Database, registry: Registry, media: str) 
         return None
     from edge.classroom_location import classroom_id_of, classroom_location
     from edge.cluster_plane import ClusterMediaPlane
+    from edge.control_client import client_context
 
     def locate(participant_id: str) -> ClassroomLocation | None:
         classroom_id = classroom_id_of(participant_id)
         return classroom_location(db, classroom_id) if classroom_id is not None else None
 
     return ClusterMediaPlane(make_plane(config.media, media), registry, node_id_of(config), secret,  # type: ignore[arg-type]
-                             locate)  # type: ignore[return-value]
+                             locate, client_context(config.cluster.ca_file))  # type: ignore[return-value]
 
 
 def make_cluster(config: Config, metrics: Metrics, lessons: Callable[[], Iterable[int]] = tuple,

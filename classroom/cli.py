@@ -67,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     n.add_argument("--node-id", default="", help="this node's name in the registry (default edge-<host name>:<port>)")
     n.add_argument("--media", choices=("workers", "local"), default="workers",
                    help="media rooms in worker processes, one per core (default), or in this process")
+    n.add_argument("--tls-cert", help="HTTPS certificate chain (PEM) for the control API; default from config "
+                   "[signaling] tls_cert (the control node checks it: [cluster] ca_file)")
+    n.add_argument("--tls-key", help="HTTPS private key (PEM)")
     n.add_argument("--upstream", default="", metavar="NODE_ID",
                    help="the edge this one takes its lessons from (a county's edge under its region's); "
                         "default: the control node")
@@ -301,8 +304,13 @@ def _edge(config: Config, args: argparse.Namespace) -> int:
     print("effective configuration:\n" + describe(config), file=sys.stderr, flush=True)
     owner_only_umask()
     config.server.data_path.mkdir(parents=True, exist_ok=True)
+    cert = args.tls_cert or config.signaling.tls_cert
+    key = args.tls_key or config.signaling.tls_key
+    if bool(cert) != bool(key):
+        print("classroom edge: --tls-cert and --tls-key go together", file=sys.stderr)
+        return 2
     options = EdgeOptions(control_url=args.control, region=args.region, county=args.county, media=args.media,
-                          node_id=args.node_id, upstream=args.upstream)
+                          node_id=args.node_id, upstream=args.upstream, tls_cert=cert or "", tls_key=key or "")
     try:
         asyncio.run(run_edge(config, options))
     except NodeSecretMissing as exc:

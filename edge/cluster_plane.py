@@ -24,11 +24,12 @@ import contextlib
 import itertools
 import logging
 import secrets
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Protocol
 
-from edge.control_client import EdgeClient
+from edge.control_client import EdgeClient, plain_off_host
 from edge.placement import ClassroomLocation, place, place_on
 from edge.registry import NodeState, Registry, RegistryUnavailable
 from media.api import EventKind, MediaError, MediaEvent, ParticipantRole, RecordingRequest, SlotKind, TrackKind
@@ -66,8 +67,10 @@ class OriginPlane(Protocol):
 
 
 class ClusterMediaPlane:
-    def __init__(self, local: OriginPlane, registry: Registry, this_node: str, secret: str, locate: Locate) -> None:
+    def __init__(self, local: OriginPlane, registry: Registry, this_node: str, secret: str, locate: Locate,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.local = local
+        self.ssl_context = ssl_context  # checks the edges' HTTPS certificates (None: the system's CAs)
         self.registry = registry
         self.this_node = this_node
         self.secret = secret
@@ -215,7 +218,11 @@ class ClusterMediaPlane:
         node_id = state.node.id
         client = self._clients.get(node_id)
         if client is None or client.url != state.node.address.rstrip("/"):
-            client = self._clients[node_id] = EdgeClient(state.node.address, self.secret)
+            if plain_off_host(state.node.address):
+                log.warning("edge %s: its control API %s is plain HTTP to another host: the node secret and the "
+                            "relay links' keys cross the network in clear (start it with --tls-cert/--tls-key)",
+                            node_id, state.node.address)
+            client = self._clients[node_id] = EdgeClient(state.node.address, self.secret, self.ssl_context)
             old = self._streams.pop(node_id, None)
             if old is not None:
                 old.cancel()

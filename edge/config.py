@@ -20,6 +20,10 @@ class ClusterConfig:
     key_prefix: str = "classroom:"  # keys in Redis begin with this (several districts can share a Redis)
     # what nodes show each other's control API (`classroom edge`); empty: the data folder's node-secret file
     node_secret: str = ""
+    # the CA certificates (PEM) the control node trusts for the edges' HTTPS control APIs (`classroom edge
+    # --tls-cert`); empty: the system's. An edge's API on plain HTTP off this host is warned about: the
+    # relay links' keys cross it
+    ca_file: str = ""
 
     def __post_init__(self) -> None:
         if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):

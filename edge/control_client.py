@@ -10,8 +10,11 @@ that cannot be reached or refuses the secret as `EdgeUnavailable` (a `MediaError
 from __future__ import annotations
 
 import base64
+import ipaddress
+import ssl
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -25,15 +28,38 @@ class EdgeUnavailable(MediaError):
     """The edge's control API cannot be reached, or it refused this node's secret."""
 
 
+def client_context(ca_file: str = "") -> ssl.SSLContext:
+    """How the control node checks an edge's HTTPS certificate: against `ca_file` (PEM), else the system's
+    CAs; the host name is always checked."""
+    ctx = ssl.create_default_context(cafile=ca_file or None)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+
+
+def plain_off_host(url: str) -> bool:
+    """An http:// URL to another host: the node secret and the relay links' keys would cross in clear."""
+    parts = urlsplit(url)
+    if parts.scheme != "http":
+        return False
+    host = parts.hostname or ""
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True
+
+
 class EdgeClient:
-    def __init__(self, url: str, secret: str) -> None:
+    def __init__(self, url: str, secret: str, ssl_context: ssl.SSLContext | None = None) -> None:
         self.url = url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {secret}"}
+        self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self._session: aiohttp.ClientSession | None = None
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(headers=self._headers,
+            self._session = aiohttp.ClientSession(headers=self._headers, connector=aiohttp.TCPConnector(ssl=self._ssl),
                                                   timeout=aiohttp.ClientTimeout(total=CALL_TIMEOUT_S))
         return self._session
 
@@ -115,8 +141,9 @@ class EdgeClient:
         seconds and ends when a pong takes more than half of that (a dead host, a cut link);
         `on_open` is called once the stream is up."""
         try:
-            async with aiohttp.ClientSession(headers=self._headers, timeout=aiohttp.ClientTimeout(
-                    total=None, connect=CALL_TIMEOUT_S)) as http, \
+            stream_timeout = aiohttp.ClientTimeout(total=None, connect=CALL_TIMEOUT_S)
+            async with aiohttp.ClientSession(headers=self._headers, connector=aiohttp.TCPConnector(ssl=self._ssl),
+                                             timeout=stream_timeout) as http, \
                     http.ws_connect(f"{self.url}/node/v1/events", heartbeat=heartbeat) as ws:
                 if on_open is not None:
                     on_open()

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import signal
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 from aiohttp import web
@@ -25,6 +26,7 @@ from edge.node_secret import load_node_secret
 from edge.presence import NodePresence
 from edge.redis_registry import RedisRegistry
 from edge.registry import Node
+from signaling.tls import server_context
 
 log = logging.getLogger(__name__)
 
@@ -37,17 +39,21 @@ class EdgeOptions:
     media: str = "workers"  # or local
     node_id: str = ""
     upstream: str = ""  # the edge this one takes its lessons from (empty: the control node)
+    tls_cert: str = ""  # HTTPS for the control API (the node secret and the links' keys cross it)
+    tls_key: str = ""
 
 
-def edge_address(config: Config) -> str:
+def edge_address(config: Config, tls: bool = False) -> str:
     """Where the control node reaches this edge's control API: `[signaling] public_url`, else the first
-    announced media address (or the listening host) and the port."""
+    announced media address (or the listening host) and the port, over HTTPS when it has a certificate."""
     if config.signaling.public_url:
         return config.signaling.public_url.rstrip("/")
     host = (config.media.announced_addresses or (config.server.host,))[0]
     if host in ("0.0.0.0", "::", ""):
         host = "127.0.0.1"
-    return f"http://{host}:{config.server.port}"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{'https' if tls else 'http'}://{host}:{config.server.port}"
 
 
 def make_plane(config: Config, media: str) -> EdgePlane:
@@ -83,7 +89,8 @@ async def run_edge(config: Config, options: EdgeOptions, stop: asyncio.Event | N
     cluster = config.cluster
     secret = load_node_secret(cluster.node_secret, config.server.data_path)  # refuses to start without one
     node_id = options.node_id or cluster.node_id or f"edge-{config.monitoring.node_name}:{config.server.port}"
-    address = edge_address(config)
+    tls = server_context(Path(options.tls_cert), Path(options.tls_key)) if options.tls_cert else None
+    address = edge_address(config, tls is not None)
     if options.upstream == node_id:
         raise ValueError("an edge cannot take its lessons from itself (--upstream)")
     node = Node(node_id, options.region, options.county, address, cluster.capacity, role="edge",
@@ -109,7 +116,7 @@ async def run_edge(config: Config, options: EdgeOptions, stop: asyncio.Event | N
     presence = NodePresence(registry, node, lambda: sampler.load)
     sampling = loop.create_task(_sample_load(plane, sampler, cluster.heartbeat_s), name="edge-load")
     try:
-        await web.TCPSite(runner, config.server.host, config.server.port).start()
+        await web.TCPSite(runner, config.server.host, config.server.port, ssl_context=tls).start()
         log.info("edge %s: control API on %s (listening on %s:%d), media plane %s, region %s, county %s, "
                  "lessons from %s", node_id, address, config.server.host, config.server.port, options.media,
                  options.region or "-", options.county or "-", options.upstream or "the control node")
