@@ -37,6 +37,7 @@ from media.event_hub import EventHub
 
 log = logging.getLogger(__name__)
 
+LINK_AVOID_S = 60.0  # a room whose link to an edge went silent is not placed there again for this long
 MAX_CHAIN = 4  # edges in a chain from this node (region, city, county, and one more)
 EVENTS_HEARTBEAT_S = 2.0  # an edge's events stream pings this often; no pong in half of it: the edge is lost
 
@@ -87,6 +88,7 @@ class ClusterMediaPlane:
         self._nodes: dict[str, NodeState] = {}  # the registry's live nodes, as last read
         self._moves: dict[tuple[str, str], tuple[str, str]] = {}  # (room, participant) -> (node id, by whom)
         self._lost: set[str] = set()  # edges whose events stream is down: left out of placement
+        self._avoid: dict[tuple[str, str], float] = {}  # (room, edge) -> until when (monotonic): its link failed
         self._cleanups: set[asyncio.Task[None]] = set()
         self._forward: asyncio.Task[None] | None = None
         self.placements: list[dict[str, Any]] = []  # the last choices, newest last (technicians' view)
@@ -113,7 +115,25 @@ class ClusterMediaPlane:
 
     async def _pump(self, events: AsyncIterator[MediaEvent]) -> None:
         async for event in events:
+            if event.kind == EventKind.LINK_DOWN:
+                self._link_down(event)
             self._hub.publish(event)
+
+    def _link_down(self, event: MediaEvent) -> None:
+        """A relay link of one of the room's copies on an edge heard nothing for seconds (from either end):
+        that copy is cut off though its edge may live. It is dropped, its classrooms reconnect, and
+        placement keeps this room off that edge for `LINK_AVOID_S` (a path that failed once may fail
+        again at once); links between this node's own workers are the workers plane's."""
+        link_id = str(event.detail.get("link_id", ""))
+        room_id = event.room_id
+        node_id = next((n for n, link in self._copies.get(room_id, {}).items() if link == link_id), None)
+        if node_id is None:
+            return
+        log.warning("room %s: its relay link to edge %s is silent (%s end, %s s): the copy there is dropped, "
+                    "its classrooms reconnect elsewhere", room_id, node_id, event.detail.get("end"),
+                    event.detail.get("silent_s"))
+        self._avoid[(room_id, node_id)] = time.monotonic() + LINK_AVOID_S
+        self._drop_copy(room_id, node_id, alive=node_id not in self._lost)
 
     async def _edge_stream(self, node_id: str, client: EdgeClient) -> None:
         """The edge's events for its classrooms, into this plane's; reconnected every second while the edge
@@ -127,6 +147,9 @@ class ClusterMediaPlane:
                     if failing:
                         log.info("edge %s: events stream back", node_id)
                         failing = False
+                    if event.kind == EventKind.LINK_DOWN:
+                        self._link_down(event)
+                        continue
                     # only its classrooms' events: the copy's own (e.g. room_lost) are not the room's
                     pid = event.participant_id
                     if pid is not None and self._where.get((event.room_id, pid)) == node_id:
@@ -200,8 +223,10 @@ class ClusterMediaPlane:
             log.warning("placement of %s in %s: %s; joins this node", participant_id, room_id, exc)
             return None
         self._nodes = {n.node.id: n for n in nodes}
-        if self._lost:
-            nodes = [n for n in nodes if n.node.id not in self._lost]
+        now = time.monotonic()
+        avoided = {n for (r, n), until in self._avoid.items() if r == room_id and until > now}
+        if self._lost or avoided:
+            nodes = [n for n in nodes if n.node.id not in self._lost and n.node.id not in avoided]
         moved = self._moves.get((room_id, participant_id))
         placement = place_on(moved[0], where, nodes, by=moved[1]) if moved else place(where, nodes)
         node = placement.node
@@ -301,7 +326,7 @@ class ClusterMediaPlane:
                 with contextlib.suppress(MediaError):
                     await client.close_copy(room_id)
             await self._drop_link_at(room_id, self._parents.pop((room_id, node_id), None), link_id)
-        for table in (self._where, self._moves, self._locks, self._parents):
+        for table in (self._where, self._moves, self._locks, self._parents, self._avoid):
             for key in [k for k in table if k[0] == room_id]:
                 del table[key]
 

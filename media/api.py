@@ -60,6 +60,10 @@ class EventKind(StrEnum):
     RECORDING_FAILED = "recording_failed"
     # a replay (`start_replay`) reached the end of its recording: its lead has gone off air
     REPLAY_ENDED = "replay_ended"
+    # a relay link heard nothing authentic from its other end for `relay.LINK_SILENT_S` (detail: link_id,
+    # end — origin or copy —, silent_s); said once, until it is heard again (then LINK_UP)
+    LINK_DOWN = "link_down"
+    LINK_UP = "link_up"
 
 
 @dataclass(frozen=True, slots=True)

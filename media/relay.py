@@ -42,7 +42,7 @@ import struct
 import time
 from typing import TYPE_CHECKING, Any
 
-from media.api import ParticipantRole, TrackKind
+from media.api import EventKind, ParticipantRole, TrackKind
 from media.forwarding import CodecInfo, InboundTrack, Pending, Wire
 from media.limits import MAX_NACKED_PER_PACKET
 from media.nack_tracker import NackTracker
@@ -64,6 +64,7 @@ STATE_INTERVAL = 0.5  # seconds between full state sends when nothing changed
 TICK = 0.1  # how often a link compares the room with what it announced
 READ_BATCH = 256  # datagrams read per readiness event
 RECV_BUFFER = 4 * 1024 * 1024
+LINK_SILENT_S = 3.0  # nothing heard from the other end this long (its state comes twice a second): link down
 
 
 def open_link_socket(host: str) -> socket.socket:
@@ -236,6 +237,9 @@ class RelayLink:
         self.states_in = 0
         self.states_out = 0
         self.heard_at = 0.0  # when the last authenticated datagram came (the other end's state comes twice a second)
+        self.connected_at = 0.0
+        self.down = False  # LINK_DOWN said, not yet heard again
+        self.downs = 0
         self._task: asyncio.Task[None] | None = None
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -243,6 +247,7 @@ class RelayLink:
     def connect(self, peer: tuple[str, int]) -> None:
         """Start sending to `peer` and accept datagrams from it only."""
         self.peer = (str(peer[0]), int(peer[1]))
+        self.connected_at = time.monotonic()
         sock = self.sock
         self.wire.connect(bytes, bytes, sock.sendto, self.peer, sock.sendmsg if self.room.config.udp_gso else None)
         for remote in self.remote.values():
@@ -280,11 +285,33 @@ class RelayLink:
     async def _run(self) -> None:
         while True:
             try:
-                self.sync(time.monotonic())
+                now = time.monotonic()
+                self.sync(now)
+                self.check_heard(now)
             except Exception:
                 self.errors += 1
                 logger.exception("relay link %s: sync failed", self.link_id)
             await asyncio.sleep(TICK)
+
+    def check_heard(self, now: float) -> None:
+        """Say LINK_DOWN once when nothing authentic came from the other end for `LINK_SILENT_S` (since it
+        was last heard, or since this end connected), LINK_UP when it is heard again."""
+        since = self.heard_at or self.connected_at
+        if not since:
+            return
+        silent = now - since
+        if not self.down and silent >= LINK_SILENT_S:
+            self.down = True
+            self.downs += 1
+            logger.warning("relay link %s (%s end): nothing heard from the other end for %.1f s", self.link_id,
+                           "origin" if self.origin else "copy", silent)
+            self.room.emit(EventKind.LINK_DOWN, None, None, {"link_id": self.link_id, "silent_s": round(silent, 1),
+                                                             "end": "origin" if self.origin else "copy"})
+        elif self.down and silent < LINK_SILENT_S:
+            self.down = False
+            logger.info("relay link %s: the other end is heard again", self.link_id)
+            self.room.emit(EventKind.LINK_UP, None, None, {"link_id": self.link_id,
+                                                           "end": "origin" if self.origin else "copy"})
 
     def sync(self, now: float) -> None:
         """Offer the room's tracks (all but those this link brought), ask for what is wanted here,
@@ -551,6 +578,8 @@ class RelayLink:
             "states_in": self.states_in,
             "states_out": self.states_out,
             "heard_ago_s": round(time.monotonic() - self.heard_at, 2) if self.heard_at else None,
+            "down": self.down,
+            "downs": self.downs,
             "sent": [s.snapshot() for s in self.senders.values()],
             "received": [
                 {"track_id": r.track_id, "participant_id": r.key[0], "track": str(r.key[1]), "wanted": r.wanted(),

@@ -14,7 +14,7 @@ from edge.cluster_plane import ClusterMediaPlane
 from edge.load import LoadSampler
 from edge.placement import ClassroomLocation
 from edge.registry import InProcessRegistry, Load, Node, RegistryUnavailable
-from media.api import MediaEvent, ParticipantRole
+from media.api import EventKind, MediaEvent, ParticipantRole
 from media.event_hub import EventHub
 from tests.conftest import free_port
 
@@ -163,3 +163,32 @@ async def test_an_upstream_that_loops_is_lost_or_is_not_an_edge_is_passed_over(
     plane._lost.add("edge-b")
     assert plane._upstream_of(nodes["edge-a"], ("edge-a",)) is None
     assert "its upstream edge-b is lost" in caplog.text
+
+
+async def test_a_silent_link_to_an_edge_drops_its_copy_and_keeps_the_room_off_that_edge_for_a_while(
+        caplog: pytest.LogCaptureFixture) -> None:
+    registry = InProcessRegistry()
+    plane, origin = await plane_with_edge(registry)
+    events = plane.events()
+    try:
+        # as if classroom-3 played on edge-zn over link L1, and the origin's end of L1 then went silent
+        plane._copies["r"] = {"edge-zn": "L1"}
+        plane._parents[("r", "edge-zn")] = None
+        plane._where[("r", "classroom-3")] = "edge-zn"
+        origin.hub.publish(MediaEvent(EventKind.LINK_DOWN, "r", None, None, 0.0,
+                                      {"link_id": "L1", "end": "origin", "silent_s": 3.0}))
+        told = None
+        async for event in events:
+            if event.kind == EventKind.SUBSCRIBER_DOWN:
+                told = event
+                break
+        assert told is not None and told.participant_id == "classroom-3" and told.detail["reason"] == "node_lost"
+        assert "relay link to edge edge-zn is silent" in caplog.text
+        assert plane.where("r", "classroom-3") is None and "r" not in plane._copies
+        # its rejoin is not placed on edge-zn again (the origin takes it); another room may still go there
+        await plane.join("r", "classroom-3", ParticipantRole.RECEIVER, "offer")
+        assert plane.placements[-1]["node"] != "edge-zn"
+        await plane.join("r2", "classroom-4", ParticipantRole.RECEIVER, "offer")
+        assert plane.placements[-1]["node"] == "edge-zn"
+    finally:
+        await plane.stop()

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from media.api import EventKind
 from media.config import MediaConfig
 from media.relay import KIND_RTCP, KIND_RTP, KIND_STATE, STATE_CHUNK, RelayLink
 from media.relay import open_link_socket as link_socket
@@ -181,3 +182,30 @@ def test_a_state_of_hundreds_of_tracks_crosses_in_chunks_and_is_taken_whole(link
     opener = LinkSeal(KEY, origin=False)
     heads = [opener.open(d)[3][:4] for d in (sent[0], sent[-1])]
     assert heads[0] == heads[1]  # one generation
+
+
+async def test_a_silent_other_end_is_said_once_as_link_down_and_link_up_when_it_is_heard_again() -> None:
+    said: list[tuple[object, ...]] = []
+    config = MediaConfig(announced_addresses=("127.0.0.1",))
+    room = Room("r", config, lambda *a: said.append(a))
+    room.is_copy = True
+    link = RelayLink(room, "r:0>1", KEY, False, link_socket("127.0.0.1"))
+    try:
+        link.check_heard(100.0)
+        assert said == []  # not connected yet: nothing to miss
+        link.connected_at = 100.0
+        link.check_heard(102.9)
+        assert said == []
+        link.check_heard(103.1)  # never heard since it connected
+        link.check_heard(104.0)
+        [(kind, room_id, _pid, _track, detail)] = said
+        assert kind == EventKind.LINK_DOWN and room_id == "r" and detail["end"] == "copy"
+        assert detail["link_id"] == "r:0>1" and detail["silent_s"] >= 3.0
+        assert link.snapshot()["down"] is True and link.snapshot()["downs"] == 1
+        link.heard_at = 104.5  # a datagram came
+        link.check_heard(104.6)
+        assert said[-1][0] == EventKind.LINK_UP and len(said) == 2 and link.down is False
+        link.check_heard(107.6)  # silent again
+        assert said[-1][0] == EventKind.LINK_DOWN and link.downs == 2
+    finally:
+        link.close()
