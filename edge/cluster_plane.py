@@ -33,6 +33,7 @@ from edge.control_client import EdgeClient, plain_off_host
 from edge.placement import ClassroomLocation, place, place_on
 from edge.registry import NodeState, Registry, RegistryUnavailable
 from media.api import EventKind, MediaError, MediaEvent, ParticipantRole, RecordingRequest, SlotKind, TrackKind
+from media.config import MediaCapacityError
 from media.event_hub import EventHub
 
 log = logging.getLogger(__name__)
@@ -213,10 +214,14 @@ class ClusterMediaPlane:
 
     # -- placement --------------------------------------------------------------------------------
 
-    async def _placed_edge(self, room_id: str, participant_id: str) -> NodeState | None:
+    async def _placed_edge(self, room_id: str, participant_id: str, full_here: bool = False) -> NodeState | None:
+        """The edge a receiving classroom goes to (None: this node). `full_here`: this node refused it for
+        capacity, so the choice is among the edges only, wherever they are."""
         where = self.locate(participant_id)
         if where is None:
-            return None
+            if not full_here:
+                return None
+            where = ClassroomLocation("", "")  # of no known place: the least loaded edge anywhere
         try:
             nodes = await self.registry.nodes()
         except RegistryUnavailable as exc:
@@ -225,18 +230,20 @@ class ClusterMediaPlane:
         self._nodes = {n.node.id: n for n in nodes}
         now = time.monotonic()
         avoided = {n for (r, n), until in self._avoid.items() if r == room_id and until > now}
-        if self._lost or avoided:
-            nodes = [n for n in nodes if n.node.id not in self._lost and n.node.id not in avoided]
+        nodes = [n for n in nodes if n.node.id not in self._lost and n.node.id not in avoided
+                 and not (full_here and (n.node.id == self.this_node or n.node.role != "edge"))]
         moved = self._moves.get((room_id, participant_id))
         placement = place_on(moved[0], where, nodes, by=moved[1]) if moved else place(where, nodes)
         node = placement.node
         on_edge = node is not None and node.node.role == "edge" and node.node.id != self.this_node
+        zh, en = placement.reason("zh"), placement.reason("en")
+        if full_here:
+            zh, en = f"本节点已满，改用边缘节点：{zh}", f"this node is full, so an edge: {en}"
         self.placements = [*self.placements[-49:], {
             "room_id": room_id, "participant_id": participant_id, "node": node.node.id if node else None,
-            "tier": placement.tier, "reason": placement.reason("en"), "reason_zh": placement.reason("zh"),
-            "at": time.time()}]
-        log.info("placement of %s in %s (county %s, region %s): %s%s", participant_id, room_id, where.county,
-                 where.region, placement.reason("en"), "" if on_edge or node is None else " (this node)")
+            "tier": placement.tier, "reason": en, "reason_zh": zh, "at": time.time()}]
+        log.info("placement of %s in %s (county %s, region %s): %s%s", participant_id, room_id, where.county or "-",
+                 where.region or "-", en, "" if on_edge or node is None else " (this node)")
         return node if on_edge else None
 
     def _client(self, state: NodeState) -> EdgeClient:
@@ -342,26 +349,47 @@ class ClusterMediaPlane:
 
     async def join(self, room_id: str, participant_id: str, role: ParticipantRole, offer_sdp: str,
                    tracks: Mapping[str, TrackKind] | None = None, slots: Mapping[str, SlotKind] | None = None) -> str:
+        """A receiving classroom goes where placement says (an edge, or this node); one this node has no room
+        for goes to the least loaded edge that has, wherever it is. Everyone else joins this node."""
         key = (room_id, participant_id)
         before = self._where.pop(key, None)
         if before is not None:  # a reconnect: its old connection goes, wherever it lands now
             with contextlib.suppress(MediaError):
                 await self._clients[before].leave(room_id, participant_id)
-        edge = await self._placed_edge(room_id, participant_id) if role == ParticipantRole.RECEIVER else None
+        receiver = role == ParticipantRole.RECEIVER
+        edge = await self._placed_edge(room_id, participant_id) if receiver else None
         if edge is not None:
-            client = self._client(edge)
-            try:
-                await self._ensure_copy(room_id, edge)
-                answer = await client.join(room_id, participant_id, role, offer_sdp, tracks, slots)
-            except MediaError as exc:
-                log.warning("edge %s could not take %s in %s (%s); it joins this node", edge.node.id,
-                            participant_id, room_id, exc)
-            else:
-                self._where[key] = edge.node.id
-                with contextlib.suppress(MediaError):
-                    await self.local.leave(room_id, participant_id)  # if it was here before
+            answer = await self._join_edge(edge, room_id, participant_id, role, offer_sdp, tracks, slots)
+            if answer is not None:
                 return answer
-        return await self.local.join(room_id, participant_id, role, offer_sdp, tracks, slots)
+        try:
+            return await self.local.join(room_id, participant_id, role, offer_sdp, tracks, slots)
+        except MediaCapacityError:
+            if not receiver:
+                raise
+            edge = await self._placed_edge(room_id, participant_id, full_here=True)
+            answer = None if edge is None else await self._join_edge(edge, room_id, participant_id, role,
+                                                                     offer_sdp, tracks, slots)
+            if answer is None:
+                raise
+            return answer
+
+    async def _join_edge(self, edge: NodeState, room_id: str, participant_id: str, role: ParticipantRole,
+                         offer_sdp: str, tracks: Mapping[str, TrackKind] | None,
+                         slots: Mapping[str, SlotKind] | None) -> str | None:
+        """Join on the edge (its copy of the room made first); None, logged, when the edge cannot."""
+        client = self._client(edge)
+        try:
+            await self._ensure_copy(room_id, edge)
+            answer = await client.join(room_id, participant_id, role, offer_sdp, tracks, slots)
+        except MediaError as exc:
+            log.warning("edge %s could not take %s in %s (%s); it joins this node", edge.node.id,
+                        participant_id, room_id, exc)
+            return None
+        self._where[(room_id, participant_id)] = edge.node.id
+        with contextlib.suppress(MediaError):
+            await self.local.leave(room_id, participant_id)  # if it was here before
+        return answer
 
     async def leave(self, room_id: str, participant_id: str) -> None:
         node_id = self._where.pop((room_id, participant_id), None)
