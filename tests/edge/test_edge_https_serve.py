@@ -10,7 +10,6 @@ http:// control API on another host is what the control node warns about."""
 from __future__ import annotations
 
 import asyncio
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +18,10 @@ import pytest
 from edge.control_client import EdgeClient, EdgeUnavailable, client_context, plain_off_host
 from signaling.client import Peer, join_with_media
 from signaling.tls import self_signed
-from signaling.trial import AdminApi, build_world, join_token, lesson_now_timezone
+from signaling.trial import join_token
+from tests.edge.cluster_world import start_cluster, wait_for
 from tests.edge.conftest import RedisProcess
-from tests.edge.test_edge_node import EdgeProcess, edge_factory  # noqa: F401 - the fixture
-from tests.edge.test_edge_placement_serve import wait_for
-from tests.signaling.test_websocket_server import ENV
-
-SECRET = secrets.token_urlsafe(24)
+from tests.edge.test_edge_node import edge_factory  # noqa: F401 - the fixture
 
 
 def test_plain_http_is_warned_about_only_off_this_host() -> None:
@@ -37,57 +33,41 @@ def test_plain_http_is_warned_about_only_off_this_host() -> None:
 async def test_an_edge_on_https_is_trusted_by_its_ca_only_and_carries_a_classroom(
         server_factory: Any, edge_factory: Any, redis_server: RedisProcess, tmp_path: Path) -> None:  # noqa: F811
     cert, key = self_signed(tmp_path / "edge-tls", ["127.0.0.1"])
-    tz = lesson_now_timezone()
-    env = {**ENV, "CLASSROOM_SCHEDULER__TIMEZONE": tz, "CLASSROOM_CLUSTER__HEARTBEAT_S": "1",
-           "CLASSROOM_CLUSTER__NODE_SECRET": SECRET}
-    control = server_factory("--media", "local", "--redis", redis_server.url,
-                             env={**env, "CLASSROOM_CLUSTER__NODE_ID": "control-1",
-                                  "CLASSROOM_CLUSTER__CA_FILE": str(cert)})
-    api = AdminApi(control.url, control.token)
-    world = await build_world(api, tz, receivers=1)
-    [region] = [r for r in await api.ok("GET", "/api/v1/regions") if r["name"].startswith("宁夏-")]
-    [county] = [c for c in await api.ok("GET", "/api/v1/counties") if c["name"].startswith("沙坡头区-")]
-    edge: EdgeProcess = edge_factory("edge-s")
-    edge.start(control.url, redis_server.url,
-               {**env, "CLASSROOM_MEDIA__UDP_PORT_MIN": "48000", "CLASSROOM_MEDIA__UDP_PORT_MAX": "48299"},
-               "--media", "local", "--node-id", "edge-s", "--tls-cert", str(cert), "--tls-key", str(key),
-               region=region["name"], county=county["name"])
-    edge.wait_listening()
+    c = await start_cluster(server_factory, edge_factory, redis_server, CLASSROOM_CLUSTER__CA_FILE=str(cert))
+    edge = c.start_edge("edge-s", c.county, "--tls-cert", str(cert), "--tls-key", str(key))
     https_url = f"https://127.0.0.1:{edge.port}"
     assert f"control API on {https_url}" in edge.log
 
     async def registered() -> str | None:
-        nodes = (await api.ok("GET", "/api/v1/monitor/nodes"))["nodes"]
+        nodes = (await c.api.ok("GET", "/api/v1/monitor/nodes"))["nodes"]
         return next((n["node"]["address"] for n in nodes if n["node"]["id"] == "edge-s"), None)
 
     assert await wait_for(registered, 20, "the edge on the nodes page") == https_url
 
-    untrusting = EdgeClient(https_url, SECRET)
+    untrusting = EdgeClient(https_url, c.secret)
     with pytest.raises(EdgeUnavailable):
         await untrusting.status()  # the system's CAs do not know the edge's certificate
     await untrusting.close()
-    trusting = EdgeClient(https_url, SECRET, client_context(str(cert)))
+    trusting = EdgeClient(https_url, c.secret, client_context(str(cert)))
     assert (await trusting.status())["node_id"] == "edge-s"
 
-    ws_url = control.url.replace("http", "ws") + "/ws"
-    lesson = world.lesson_ids[0]
-    participant = f"classroom-{world.receiving_classroom_ids[0]}"
+    participant = f"classroom-{c.world.receiving_classroom_ids[0]}"
     lead_peer, seat = Peer(), Peer()
     clients = []
     try:
-        clients.append(await join_with_media(ws_url, await join_token(api, lesson, "lead"), lead_peer,
+        clients.append(await join_with_media(c.ws_url, await join_token(c.api, c.lesson, "lead"), lead_peer,
                                              lead_peer.as_lead()))
-        token = await join_token(api, lesson, "receiver", world.receiving_classroom_ids[0])
-        clients.append(await join_with_media(ws_url, token, seat, seat.as_classroom()))
+        token = await join_token(c.api, c.lesson, "receiver", c.world.receiving_classroom_ids[0])
+        clients.append(await join_with_media(c.ws_url, token, seat, seat.as_classroom()))
         await asyncio.wait_for(seat.first_frame.wait(), 40)
         [room_id] = (await trusting.status())["rooms"]
         assert participant in (await trusting.stats(room_id))["participants"]
-        assert "plain HTTP" not in control.log and "could not take" not in control.log, control.log[-3000:]
-        assert "Traceback" not in control.log, control.log[-3000:]
-        assert "Traceback" not in edge.log, edge.log[-3000:]
+        log = c.control.log
+        assert "plain HTTP" not in log and "could not take" not in log, log[-3000:]
+        c.logs_clean()
     finally:
-        for c in clients:
-            await c.close()
+        for x in clients:
+            await x.close()
         for p in (lead_peer, seat):
             await p.close()
         await trusting.close()

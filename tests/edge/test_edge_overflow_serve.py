@@ -9,71 +9,47 @@ the technicians' nodes tab, and both classrooms decode the lead's frames. Nobody
 from __future__ import annotations
 
 import asyncio
-import secrets
 from typing import Any
 
 from signaling.client import Peer, join_with_media
-from signaling.trial import AdminApi, build_world, join_token, lesson_now_timezone
+from signaling.trial import join_token
+from tests.edge.cluster_world import grows, start_cluster
 from tests.edge.conftest import RedisProcess
-from tests.edge.test_edge_node import EdgeProcess, edge_factory  # noqa: F401 - the fixture
-from tests.edge.test_edge_placement_serve import wait_for
-from tests.edge.test_edge_talkback_serve import grows
-from tests.signaling.test_websocket_server import ENV
-
-SECRET = secrets.token_urlsafe(24)
+from tests.edge.test_edge_node import edge_factory  # noqa: F401 - the fixture
 
 
 async def test_a_classroom_the_control_node_has_no_room_for_plays_on_an_edge_elsewhere(
         server_factory: Any, edge_factory: Any, redis_server: RedisProcess) -> None:  # noqa: F811
-    tz = lesson_now_timezone()
-    env = {**ENV, "CLASSROOM_SCHEDULER__TIMEZONE": tz, "CLASSROOM_CLUSTER__HEARTBEAT_S": "1",
-           "CLASSROOM_CLUSTER__NODE_SECRET": SECRET, "CLASSROOM_CLUSTER__NODE_ID": "control-1",
-           "CLASSROOM_MEDIA__MAX_SUBSCRIPTIONS_PER_WORKER": "1"}
-    control = server_factory("--media", "local", "--redis", redis_server.url, env=env)
-    api = AdminApi(control.url, control.token)
-    world = await build_world(api, tz, receivers=2)
-    [region] = [r for r in await api.ok("GET", "/api/v1/regions") if r["name"].startswith("宁夏-")]
-    [county] = [c for c in await api.ok("GET", "/api/v1/counties") if c["name"].startswith("沙坡头区-")]
+    c = await start_cluster(server_factory, edge_factory, redis_server, receivers=2,
+                            CLASSROOM_MEDIA__MAX_SUBSCRIPTIONS_PER_WORKER="1")
     # the control node serves the classrooms' county (as a county's own server would)
+    control = c.control
     control.stop()
-    control.env = {**env, "CLASSROOM_CLUSTER__COUNTY": county["name"], "CLASSROOM_CLUSTER__REGION": region["name"]}
+    control.env = {**(control.env or {}), "CLASSROOM_CLUSTER__COUNTY": c.county, "CLASSROOM_CLUSTER__REGION": c.region}
     control.start()
-    edge: EdgeProcess = edge_factory("edge-x")
-    edge.start(control.url, redis_server.url,
-               {**ENV, "CLASSROOM_CLUSTER__HEARTBEAT_S": "1", "CLASSROOM_CLUSTER__NODE_SECRET": SECRET,
-                "CLASSROOM_MEDIA__UDP_PORT_MIN": "48000", "CLASSROOM_MEDIA__UDP_PORT_MAX": "48299"},
-               "--media", "local", "--node-id", "edge-x", region="甘肃", county="古浪县")
-    edge.wait_listening()
-
-    async def edge_live() -> bool:
-        return "edge-x" in {n["node"]["id"] for n in (await api.ok("GET", "/api/v1/monitor/nodes"))["nodes"]}
-
-    await wait_for(edge_live, 20, "the edge on the control node's nodes page")
-    ws_url = control.url.replace("http", "ws") + "/ws"
-    lesson = world.lesson_ids[0]
+    c.start_edge("edge-x", "古浪县", region="甘肃")
+    await c.nodes_shown("edge-x")
     lead_peer, seats = Peer(), [Peer(), Peer()]
     clients = []
     try:
-        clients.append(await join_with_media(ws_url, await join_token(api, lesson, "lead"), lead_peer,
+        clients.append(await join_with_media(c.ws_url, await join_token(c.api, c.lesson, "lead"), lead_peer,
                                              lead_peer.as_lead()))
-        for seat, classroom in zip(seats, world.receiving_classroom_ids, strict=True):
-            token = await join_token(api, lesson, "receiver", classroom)
-            clients.append(await join_with_media(ws_url, token, seat, seat.as_classroom()))
+        for seat, classroom in zip(seats, c.world.receiving_classroom_ids, strict=True):
+            token = await join_token(c.api, c.lesson, "receiver", classroom)
+            clients.append(await join_with_media(c.ws_url, token, seat, seat.as_classroom()))
         for seat in seats:
             await asyncio.wait_for(seat.first_frame.wait(), 40)
             assert await grows(seat, 20, 15), seat.frames
-        [live] = [x for x in (await api.ok("GET", "/api/v1/live?detail=1"))["lessons"] if x["lesson_id"] == lesson]
-        first, second = (f"classroom-{c}" for c in world.receiving_classroom_ids)
-        assert live["media"]["participants"][first].get("node") is None  # on the control node itself
-        assert live["media"]["participants"][second]["node"] == "edge-x"
-        shown = (await api.ok("GET", "/api/v1/monitor/nodes"))["placements"]
+        first, second = (f"classroom-{x}" for x in c.world.receiving_classroom_ids)
+        assert await c.node_of(first) is None  # on the control node itself
+        assert await c.node_of(second) == "edge-x"
+        shown = (await c.api.ok("GET", "/api/v1/monitor/nodes"))["placements"]
         moved = next(p for p in shown if p["participant_id"] == second)
         assert moved["node"] == "edge-x" and moved["reason_zh"].startswith("本节点已满，改用边缘节点"), moved
         assert "this node is full, so an edge" in control.log
-        assert "Traceback" not in control.log, control.log[-3000:]
-        assert "Traceback" not in edge.log, edge.log[-3000:]
+        c.logs_clean()
     finally:
-        for c in clients:
-            await c.close()
+        for x in clients:
+            await x.close()
         for p in (lead_peer, *seats):
             await p.close()

@@ -17,21 +17,12 @@ from typing import Any
 from edge.control_client import EdgeClient
 from signaling.client import Peer, join_with_media
 from signaling.trial import AdminApi, build_world, join_token, lesson_now_timezone
+from tests.edge.cluster_world import wait_for
 from tests.edge.conftest import RedisProcess
 from tests.edge.test_edge_node import EdgeProcess, edge_factory  # noqa: F401 - the fixture
 from tests.signaling.test_websocket_server import ENV
 
 SECRET = secrets.token_urlsafe(24)
-
-
-async def wait_for(check: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what} not met in {timeout}s"
-        await asyncio.sleep(0.2)
 
 
 async def test_a_receiving_classroom_is_placed_on_its_countys_edge_and_plays_there(
