@@ -50,7 +50,8 @@ def format_status(status: ClusterStatus, lang: str = "zh") -> str:
     rows = [head]
     for s in status.nodes:
         ago = max(0.0, status.at - s.seen)
-        rows.append((s.node.id, s.node.role, s.node.region or "-", s.node.county or "-", s.node.address,
+        role = s.node.role + (f" ← {s.node.upstream}" if s.node.upstream else "")
+        rows.append((s.node.id, role, s.node.region or "-", s.node.county or "-", s.node.address,
                      f"{s.load.subscriptions}/{s.node.capacity}", f"{round(s.load.cpu * 100)}%",
                      f"{s.load.egress_mbps:.1f}", f"{ago:.1f}s" + (" 前" if zh else " ago")))
     widths = [max(width(r[i]) for r in rows) for i in range(len(head))]

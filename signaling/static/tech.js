@@ -351,7 +351,7 @@ async function nodesTab(root) {
       if (n.lessons_hidden) lessons.push(el("span", { class: "muted" }, `+${n.lessons_hidden}`));
       return el("tr", { dataset: { node: n.node.id }, class: share >= 0.9 || n.load.cpu >= 0.9 ? "q-bad" : "" },
         el("td", {}, n.node.id, n.this ? el("span", { class: "badge" }, t("node_this")) : ""),
-        el("td", {}, t(`node_role_${n.node.role}`)), el("td", {}, [n.node.region, n.node.county].filter(Boolean).join(" / ") || "–"),
+        el("td", {}, t(`node_role_${n.node.role}`), n.node.upstream ? el("span", { class: "muted" }, ` ← ${n.node.upstream}`) : ""), el("td", {}, [n.node.region, n.node.county].filter(Boolean).join(" / ") || "–"),
         el("td", {}, `${n.load.subscriptions} / ${n.node.capacity}`), el("td", {}, pct(n.load.cpu)),
         el("td", {}, fmt(n.load.egress_mbps, 1)), el("td", {}, `${fmt(n.seen_ago_s, 0)} s`),
         el("td", { class: "node-lessons" }, lessons.length ? lessons : t("node_no_lessons")));

@@ -31,3 +31,13 @@ async def test_empty_cluster() -> None:
     assert width("中宁县") == 6 and width("ab") == 2
     text = format_status(await read_status(InProcessRegistry()), "en")
     assert "(no live node)" in text and "held by nobody" in text
+
+
+async def test_an_edge_of_a_chain_shows_where_it_takes_its_lessons_from() -> None:
+    registry = InProcessRegistry(clock=FakeClock())
+    await registry.register(Node("edge-nx", "宁夏", "", "https://r", 600, role="edge"), Load())
+    await registry.register(Node("edge-zn", "宁夏", "中宁县", "https://c", 200, role="edge", upstream="edge-nx"),
+                            Load())
+    lines = format_status(await read_status(registry), "en").splitlines()
+    assert any(line.startswith("edge-zn") and "edge ← edge-nx" in line for line in lines), lines
+    assert (await read_status(registry)).to_json()["nodes"][1]["node"]["upstream"] == "edge-nx"
