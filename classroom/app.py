@@ -118,7 +118,8 @@ def cluster_plane(config: Config, db: Database, registry: Registry, media: str) 
         return classroom_location(db, classroom_id) if classroom_id is not None else None
 
     return ClusterMediaPlane(make_plane(config.media, media), registry, node_id_of(config), secret,  # type: ignore[arg-type]
-                             locate, client_context(config.cluster.ca_file))  # type: ignore[return-value]
+                             locate, client_context(config.cluster.ca_file),  # type: ignore[return-value]
+                             heartbeat_s=config.cluster.heartbeat_s)
 
 
 def make_cluster(config: Config, metrics: Metrics, lessons: Callable[[], Iterable[int]] = tuple,

@@ -7,7 +7,8 @@ import sys
 
 def run_bench(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: classroom bench {schedule,fanout,join,metrics,record,relay} [options]   (each takes --help)")
+        print("usage: classroom bench {schedule,fanout,join,metrics,record,relay,cascade} [options]"
+              "   (each takes --help)")
         return 0 if argv else 2
     name = argv[0]
     if name == "schedule":
@@ -30,10 +31,14 @@ def run_bench(argv: list[str]) -> int:
         from media.bench_relay import main as relay_main
 
         return relay_main(argv[1:])
+    if name == "cascade":
+        from edge.bench_cascade import main as cascade_main
+
+        return cascade_main(argv[1:])
     if name == "metrics":
         from monitoring.bench import main as metrics_main
 
         return metrics_main(argv[1:])
-    print(f"classroom bench: unknown benchmark '{name}' (schedule, fanout, join, metrics, record, relay)",
+    print(f"classroom bench: unknown benchmark '{name}' (schedule, fanout, join, metrics, record, relay, cascade)",
           file=sys.stderr)
     return 2

@@ -127,7 +127,8 @@ def _parser() -> argparse.ArgumentParser:
     k.add_argument("--json", action="store_true", help="print the result as JSON")
     k.add_argument("--lang", choices=("zh", "en"), default="zh")
 
-    b = sub.add_parser("bench", help="benchmarks: schedule, fanout, join, metrics, record, relay", add_help=False)
+    b = sub.add_parser("bench", help="benchmarks: schedule, fanout, join, metrics, record, relay, cascade",
+                       add_help=False)
     b.add_argument("rest", nargs=argparse.REMAINDER)
     return p
 

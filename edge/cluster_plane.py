@@ -30,7 +30,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Protocol
 
 from edge.control_client import EdgeClient, plain_off_host
-from edge.placement import ClassroomLocation, place, place_on
+from edge.placement import ClassroomLocation, place, place_on, with_pending
 from edge.registry import NodeState, Registry, RegistryUnavailable
 from media.api import EventKind, MediaError, MediaEvent, ParticipantRole, RecordingRequest, SlotKind, TrackKind
 from media.config import MediaCapacityError
@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 LINK_AVOID_S = 60.0  # a room whose link to an edge went silent is not placed there again for this long
 MAX_CHAIN = 4  # edges in a chain from this node (region, city, county, and one more)
+PENDING_CONNECT_S = 3.0  # a classroom just placed is connected by then (ICE and DTLS on a slow link)
 EVENTS_HEARTBEAT_S = 2.0  # an edge's events stream pings this often; no pong in half of it: the edge is lost
 
 Locate = Callable[[str], ClassroomLocation | None]  # participant id -> where the classroom is (None: not placed)
@@ -70,8 +71,11 @@ class OriginPlane(Protocol):
 
 class ClusterMediaPlane:
     def __init__(self, local: OriginPlane, registry: Registry, this_node: str, secret: str, locate: Locate,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None, heartbeat_s: float = 5.0) -> None:
         self.local = local
+        # a classroom just placed counts on its node's load until a heartbeat sent after it connected has
+        # carried it: two heartbeats after the connect (the registry may hold the previous one)
+        self.pending_s = PENDING_CONNECT_S + 2 * heartbeat_s
         self.ssl_context = ssl_context  # checks the edges' HTTPS certificates (None: the system's CAs)
         self.registry = registry
         self.this_node = this_node
@@ -92,6 +96,7 @@ class ClusterMediaPlane:
         self._avoid: dict[tuple[str, str], float] = {}  # (room, edge) -> until when (monotonic): its link failed
         self._cleanups: set[asyncio.Task[None]] = set()
         self._forward: asyncio.Task[None] | None = None
+        self._pending: dict[str, list[float]] = {}  # node id -> when (monotonic) classrooms were placed there
         self.placements: list[dict[str, Any]] = []  # the last choices, newest last (technicians' view)
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -232,9 +237,12 @@ class ClusterMediaPlane:
         avoided = {n for (r, n), until in self._avoid.items() if r == room_id and until > now}
         nodes = [n for n in nodes if n.node.id not in self._lost and n.node.id not in avoided
                  and not (full_here and (n.node.id == self.this_node or n.node.role != "edge"))]
+        nodes = with_pending(nodes, self._pending_counts(now))
         moved = self._moves.get((room_id, participant_id))
         placement = place_on(moved[0], where, nodes, by=moved[1]) if moved else place(where, nodes)
         node = placement.node
+        if node is not None:
+            self._pending.setdefault(node.node.id, []).append(now)
         on_edge = node is not None and node.node.role == "edge" and node.node.id != self.this_node
         zh, en = placement.reason("zh"), placement.reason("en")
         if full_here:
@@ -245,6 +253,16 @@ class ClusterMediaPlane:
         log.info("placement of %s in %s (county %s, region %s): %s%s", participant_id, room_id, where.county or "-",
                  where.region or "-", en, "" if on_edge or node is None else " (this node)")
         return node if on_edge else None
+
+    def _pending_counts(self, now: float) -> dict[str, int]:
+        """Classrooms placed on each node in the last `pending_s` seconds (older ones are in its heartbeats)."""
+        for node_id in list(self._pending):
+            recent = [t for t in self._pending[node_id] if now - t < self.pending_s]
+            if recent:
+                self._pending[node_id] = recent
+            else:
+                del self._pending[node_id]
+        return {node_id: len(times) for node_id, times in self._pending.items()}
 
     def _client(self, state: NodeState) -> EdgeClient:
         node_id = state.node.id

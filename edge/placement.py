@@ -10,8 +10,8 @@ classroom's would pass its capacity, or its CPU is at `max_cpu`) or expired (no 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
 from edge.registry import NodeState
 
@@ -52,6 +52,18 @@ def load_key(state: NodeState) -> tuple[float, float, float, str]:
     capacity = state.node.capacity
     share = state.load.subscriptions / capacity if capacity > 0 else 1.0
     return (share, state.load.cpu, state.load.egress_mbps, state.node.id)
+
+
+def with_pending(nodes: Sequence[NodeState], pending: Mapping[str, int]) -> list[NodeState]:
+    """The nodes with the classrooms just placed on them and not yet in their heartbeats added to their
+    subscriptions: a burst of joins (a lesson's classrooms all coming in at its start) spreads over the
+    nodes instead of all going to the one that was least loaded at the last heartbeat."""
+    out = []
+    for state in nodes:
+        extra = pending.get(state.node.id, 0)
+        load = replace(state.load, subscriptions=state.load.subscriptions + extra) if extra > 0 else state.load
+        out.append(replace(state, load=load) if extra > 0 else state)
+    return out
 
 
 def _in_tier(state: NodeState, tier: str, where: ClassroomLocation) -> bool:

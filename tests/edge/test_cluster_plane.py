@@ -5,6 +5,7 @@ load an edge heartbeats, read off its plane's stats."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -190,5 +191,26 @@ async def test_a_silent_link_to_an_edge_drops_its_copy_and_keeps_the_room_off_th
         assert plane.placements[-1]["node"] != "edge-zn"
         await plane.join("r2", "classroom-4", ParticipantRole.RECEIVER, "offer")
         assert plane.placements[-1]["node"] == "edge-zn"
+    finally:
+        await plane.stop()
+
+
+async def test_a_burst_of_joins_spreads_over_the_edges_before_their_heartbeats_carry_it() -> None:
+    """A lesson's classrooms all come in at its start, faster than edges heartbeat: each one placed counts
+    on its edge's load at once, so they alternate instead of all going to the edge that was least loaded."""
+    registry = InProcessRegistry()
+    for name in ("edge-a", "edge-b"):
+        await registry.register(Node(name, "宁夏", name, f"http://127.0.0.1:{free_port()}", 100, role="edge"), Load())
+    origin = FakeOrigin()
+    plane = ClusterMediaPlane(origin, registry, "control-1", "s" * 24,  # type: ignore[arg-type]
+                              lambda pid: WHERE, heartbeat_s=1.0)
+    await plane.start()
+    try:
+        chosen = [(await plane._placed_edge("r", f"classroom-{i}")).node.id for i in range(6)]  # type: ignore[union-attr]
+        assert chosen.count("edge-a") == 3 and chosen.count("edge-b") == 3, chosen
+        assert "98 of 100 subscriptions free" in plane.placements[-1]["reason"]  # 2 placed there before
+        # once the pending ones are old enough to be in the heartbeats, only the heartbeats count
+        assert plane.pending_s == pytest.approx(5.0)
+        assert plane._pending_counts(time.monotonic() + plane.pending_s) == {}
     finally:
         await plane.stop()

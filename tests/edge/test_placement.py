@@ -7,7 +7,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.placement import ClassroomLocation, is_expired, is_full, load_key, place, place_on
+from edge.placement import ClassroomLocation, is_expired, is_full, load_key, place, place_on, with_pending
 from edge.registry import Load, Node, NodeState
 
 HERE = ClassroomLocation(county="county-a", region="region-1")
@@ -143,3 +143,13 @@ def test_deterministic_whatever_the_order(nodes: list[NodeState], rnd: random.Ra
 def test_ties_go_to_the_smallest_id() -> None:
     nodes = [state("n2", "county-a", "region-1", 10, 5, cpu=0.5), state("n1", "county-a", "region-1", 10, 5, cpu=0.5)]
     assert place(HERE, nodes).node.node.id == "n1"  # type: ignore[union-attr]
+
+
+def test_classrooms_just_placed_count_on_their_node_until_its_heartbeat_carries_them() -> None:
+    nodes = [state("a", "county-x", "region-2", 10, 2), state("b", "county-y", "region-2", 10, 3)]
+    assert place(HERE, nodes).node.node.id == "a"  # type: ignore[union-attr]
+    busier = with_pending(nodes, {"a": 2, "gone": 5})
+    assert [s.load.subscriptions for s in busier] == [4, 3] and busier[1] is nodes[1]
+    assert place(HERE, busier).node.node.id == "b"  # type: ignore[union-attr]
+    assert place(HERE, with_pending(nodes, {"a": 8})).node.node.id == "b"  # type: ignore[union-attr]
+    assert place(HERE, with_pending(nodes, {"a": 8, "b": 7})).node is None  # both full with what is pending

@@ -1,0 +1,315 @@
+"""`classroom bench cascade`: lessons carried over a control node and two edges on this machine, measured.
+
+    unshare -n sh -c 'ip link set lo up && exec classroom bench cascade --json'
+
+What runs, each a real process on loopback: a `redis-server`, the control node (`classroom serve
+--media local --redis`, registered with no capacity of its own so every receiving classroom goes to an
+edge) and two edges (`classroom edge --media local`). `--lessons` lessons on air at once, each a lead
+publishing aiortc's test picture and sound, with `--classrooms` receiving classrooms each (aiortc peers
+in this process), placed on the edges by load. `--big N` adds one lesson of N classrooms. The sizes are
+flags because the issue's (40 × 6 plus one of 400) need more cores than a 2-core machine has: this
+process decodes every classroom's picture. Printed (JSON with `--json`):
+
+- `edges`, `classrooms`, `lessons`, what was run;
+- `origin_streams_per_edge_per_track`: over `--window` seconds, packets the control node sent on each
+  link to an edge for each lead track, divided by the packets of that track it received (1: each track
+  crosses to an edge once, however many classrooms it has there); the largest over lessons, edges and
+  tracks, and the mean;
+- `loss`: the classrooms' RTP loss over the window (their receivers' packetsLost over lost + received);
+- `cpu_cores`: each process's CPU over the window (control, each edge, redis, this process);
+- `failover_p50_s`, `failover_p95_s`: one edge is killed with SIGKILL; for each of its classrooms, the
+  seconds from the kill until it decodes a frame again, having been told to reconnect (`restart`) and
+  rejoined as the kiosk page does (target p95 under 5 s); `failover_classrooms`, how many;
+- `relay_added_latency_p99_ms`: null, with `relay_added_latency_reason` (these leads are aiortc peers
+  whose send times this process cannot pair with a receiver's packets; `classroom bench relay` measures
+  the link's own added latency between workers, the same code as between nodes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from signaling.client import Peer, ProtocolClient, join_with_media
+from signaling.trial import AdminApi, build_world, join_token, lesson_now_timezone
+
+RELAY_LATENCY_REASON = ("the leads are aiortc peers whose send times cannot be paired with the classrooms' "
+                        "packets here; `classroom bench relay` measures the relay link's added latency "
+                        "between workers, the same link code as between nodes")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process, from /proc (its children not included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))], 2)
+
+
+class _Process:
+    """A child process with its log in the bench's folder, stopped at the end."""
+
+    def __init__(self, name: str, cmd: list[str], env: dict[str, str], folder: Path) -> None:
+        self.name = name
+        self.path = folder / f"{name}.log"
+        with open(self.path, "wb") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                         env={**os.environ, "PYTHONUNBUFFERED": "1", **env})
+
+    @property
+    def log(self) -> str:
+        return self.path.read_text(errors="replace")
+
+    def wait_for(self, ready: Any, what: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited ({self.proc.returncode}):\n{self.log[-2000:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name}: {what} not in {timeout}s:\n{self.log[-2000:]}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def _answers(url: str) -> bool:
+    with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as r:
+        return bool(r.status == 200)
+    return False
+
+
+class _Seat:
+    """A receiving classroom: its peer and its WebSocket, rejoining as the kiosk does when told to."""
+
+    def __init__(self, lesson: int, classroom: int) -> None:
+        self.lesson, self.classroom = lesson, classroom
+        self.participant = f"classroom-{classroom}"
+        self.peer = Peer()
+        self.client: ProtocolClient | None = None
+
+    async def join(self, api: AdminApi, ws_url: str) -> None:
+        token = await join_token(api, self.lesson, "receiver", self.classroom)
+        self.client = await join_with_media(ws_url, token, self.peer, self.peer.as_classroom())
+
+    async def rejoin(self, api: AdminApi, ws_url: str, killed: float, timeout: float) -> float | None:
+        """After its edge died: wait for `restart`, join again with a fresh peer; seconds from the kill
+        to its first decoded frame (None: not within `timeout`)."""
+        assert self.client is not None
+        try:
+            await self.client.expect("restart", timeout=timeout)
+        except Exception:
+            return None
+        await self.close()
+        self.peer = Peer()
+        try:
+            await self.join(api, ws_url)
+            await asyncio.wait_for(self.peer.first_frame.wait(), max(0.1, timeout - (time.monotonic() - killed)))
+        except Exception:
+            return None
+        return time.monotonic() - killed
+
+    async def loss(self) -> tuple[int, int]:
+        lost = received = 0
+        for report in (await self.peer.pc.getStats()).values():
+            if getattr(report, "type", "") == "inbound-rtp":
+                lost += max(0, int(getattr(report, "packetsLost", 0) or 0))
+                received += int(getattr(report, "packetsReceived", 0) or 0)
+        return lost, received
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.close()
+            self.client = None
+        await self.peer.close()
+
+
+async def run(lessons: int, classrooms: int, big: int, window: float, timeout: float) -> dict[str, Any]:
+    redis_bin = shutil.which("redis-server")
+    if redis_bin is None:
+        raise RuntimeError("redis-server is not installed (apt-get install -y redis-server)")
+    folder = Path(tempfile.mkdtemp(prefix="bench-cascade-"))
+    procs: list[_Process] = []
+    seats: list[_Seat] = []
+    leads: list[tuple[Peer, ProtocolClient]] = []
+    try:
+        redis_port = _free_port()
+        redis = _Process("redis", [redis_bin, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+                                   "--appendonly", "no", "--dir", str(folder)], {}, folder)
+        procs.append(redis)
+        redis_url = f"redis://127.0.0.1:{redis_port}/0"
+        tz = lesson_now_timezone()
+        total = lessons * classrooms + big
+        common = {"CLASSROOM_CLUSTER__NODE_SECRET": secrets.token_urlsafe(24), "CLASSROOM_CLUSTER__HEARTBEAT_S": "1",
+                  "CLASSROOM_MEDIA__ANNOUNCED_ADDRESSES": "127.0.0.1", "CLASSROOM_SCHEDULER__TIMEZONE": tz,
+                  "CLASSROOM_SIGNALING__STATS_INTERVAL_S": "1"}
+        port = _free_port()
+        control = _Process("control", [sys.executable, "-m", "classroom.cli", "serve", "--host", "127.0.0.1",
+                                       "--port", str(port), "--data-dir", str(folder / "control"), "--media",
+                                       "local", "--redis", redis_url],
+                           {**common, "CLASSROOM_CLUSTER__NODE_ID": "control", "CLASSROOM_CLUSTER__CAPACITY": "0",
+                            "CLASSROOM_SCHEDULER__MAX_RECEIVERS_FAMOUS_SCHOOL": str(max(100, big)),
+                            "CLASSROOM_SCHEDULER__MEDIA_CAPACITY_STREAMS": str(max(600, total * 4)),
+                            "CLASSROOM_SIGNALING__JOIN_BURST": str(total * 4 + 50),
+                            "CLASSROOM_SIGNALING__JOIN_PER_MINUTE": str(total * 240 + 600),
+                            "CLASSROOM_SIGNALING__WS_MAX_UNJOINED_PER_ADDRESS": str(total * 2 + 50)}, folder)
+        procs.append(control)
+        base = f"http://127.0.0.1:{port}"
+        control.wait_for(lambda: _answers(base + "/healthz"), "/healthz")
+        edges = []
+        for i, name in enumerate(("edge-1", "edge-2")):
+            edge_port = _free_port()
+            edge = _Process(name, [sys.executable, "-m", "classroom.cli", "edge", "--control", base, "--redis",
+                                   redis_url, "--region", "bench", "--county", name, "--host", "127.0.0.1",
+                                   "--port", str(edge_port), "--data-dir", str(folder / name), "--node-id", name,
+                                   "--media", "local"],
+                            {**common, "CLASSROOM_MEDIA__UDP_PORT_MIN": str(40000 + 5000 * i),
+                             "CLASSROOM_MEDIA__UDP_PORT_MAX": str(44999 + 5000 * i)}, folder)
+            procs.append(edge)
+            edges.append(edge)
+        for edge in edges:
+            edge.wait_for(lambda e=edge: "control API on" in e.log, "its control API")
+        api = AdminApi(base, (folder / "control" / "admin-token").read_text().strip())
+        deadline = time.monotonic() + 30
+        while {"edge-1", "edge-2"} - {n["node"]["id"] for n in (await api.ok("GET", "/api/v1/monitor/nodes"))["nodes"]}:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the edges did not register")
+            await asyncio.sleep(0.3)
+
+        ws_url = base.replace("http", "ws") + "/ws"
+        sizes = [classrooms] * lessons + ([big] if big else [])
+        worlds = [await build_world(api, tz, receivers=n) for n in sizes]
+        for world in worlds:
+            lead = Peer()
+            leads.append((lead, await join_with_media(ws_url, await join_token(api, world.lesson_ids[0], "lead"),
+                                                      lead, lead.as_lead())))
+            for classroom in world.receiving_classroom_ids:
+                seat = _Seat(world.lesson_ids[0], classroom)
+                await seat.join(api, ws_url)
+                seats.append(seat)
+        await asyncio.wait_for(asyncio.gather(*(s.peer.first_frame.wait() for s in seats)), timeout)
+
+        async def media_of(lesson: int) -> dict[str, Any]:
+            lessons_now = (await api.ok("GET", "/api/v1/live?detail=1"))["lessons"]
+            return dict(next(x for x in lessons_now if x["lesson_id"] == lesson)["media"])
+
+        async def link_counts() -> dict[tuple[int, str, str], tuple[int, int]]:
+            out = {}
+            for world in worlds:
+                m = await media_of(world.lesson_ids[0])
+                lead_id = next(p for p, v in m["participants"].items() if v["role"] == "lead")
+                received = {k: v["packets"] for k, v in m["participants"][lead_id]["published"].items()}
+                for link in m.get("links", []):
+                    for s in link["sent"]:
+                        if s["participant_id"] == lead_id:
+                            key = (world.lesson_ids[0], link["link_id"], s["track"])
+                            out[key] = (int(s["packets_sent"]), int(received.get(s["track"], 0)))
+            return out
+
+        before_loss = [await s.loss() for s in seats]
+        before_links = await link_counts()
+        pids = {p.name: p.proc.pid for p in procs} | {"bench": os.getpid()}
+        cpu_before = {n: _cpu_seconds(pid) for n, pid in pids.items()}
+        started = time.monotonic()
+        await asyncio.sleep(window)
+        elapsed = time.monotonic() - started
+        cpu = {n: round((_cpu_seconds(pid) - cpu_before[n]) / elapsed, 3) for n, pid in pids.items()}
+        after_links = await link_counts()
+        after_loss = [await s.loss() for s in seats]
+        ratios = []
+        for key, (sent, received) in after_links.items():
+            if key in before_links and received - before_links[key][1] > 0:
+                ratios.append((sent - before_links[key][0]) / (received - before_links[key][1]))
+        lost = sum(a[0] - b[0] for a, b in zip(after_loss, before_loss, strict=True))
+        got = sum(a[1] - b[1] for a, b in zip(after_loss, before_loss, strict=True))
+        placed = {s.participant: (await media_of(s.lesson))["participants"].get(s.participant, {}).get("node")
+                  for s in seats}
+        per_edge = {e.name: sum(1 for n in placed.values() if n == e.name) for e in edges}
+
+        # failover: the edge with the most classrooms is killed
+        victim = max(edges, key=lambda e: per_edge[e.name])
+        moved = [s for s in seats if placed[s.participant] == victim.name]
+        os.kill(victim.proc.pid, signal.SIGKILL)
+        killed = time.monotonic()
+        times = await asyncio.gather(*(s.rejoin(api, ws_url, killed, timeout) for s in moved))
+        back = [t for t in times if t is not None]
+        return {
+            "edges": len(edges), "lessons": len(worlds), "classrooms": len(seats), "big": big,
+            "window_s": round(elapsed, 1), "classrooms_per_edge": per_edge,
+            "origin_streams_per_edge_per_track": round(max(ratios), 3) if ratios else None,
+            "origin_streams_per_edge_per_track_mean": round(statistics.fmean(ratios), 3) if ratios else None,
+            "links_measured": len(ratios),
+            "loss": round(lost / (lost + got), 5) if lost + got else None,
+            "cpu_cores": cpu,
+            "failover_killed": victim.name, "failover_classrooms": len(moved),
+            "failover_back": len(back),
+            "failover_p50_s": _percentile(back, 50), "failover_p95_s": _percentile(back, 95),
+            "relay_added_latency_p99_ms": None, "relay_added_latency_reason": RELAY_LATENCY_REASON,
+            "cores": os.cpu_count(),
+        }
+    finally:
+        for s in seats:
+            with contextlib.suppress(Exception):
+                await s.close()
+        for peer, client in leads:
+            with contextlib.suppress(Exception):
+                await client.close()
+            await peer.close()
+        for p in reversed(procs):
+            p.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="classroom bench cascade", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--lessons", type=int, default=4, help="lessons on air at once (default 4; the issue's 40)")
+    ap.add_argument("--classrooms", type=int, default=2, help="receiving classrooms per lesson (default 2; 6)")
+    ap.add_argument("--big", type=int, default=0, help="one more lesson of this many classrooms (the issue's 400)")
+    ap.add_argument("--window", type=float, default=8.0, help="seconds measured (default 8)")
+    ap.add_argument("--timeout", type=float, default=60.0, help="seconds for joins and each failover (default 60)")
+    ap.add_argument("--json", action="store_true", help="print JSON only")
+    args = ap.parse_args(argv)
+    for noisy in ("aioice", "aiortc"):  # a line per ICE check of every classroom: the figures are what counts
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if args.lessons < 1 or args.classrooms < 1 or args.big < 0 or args.window <= 0:
+        ap.error("--lessons and --classrooms are at least 1, --big at least 0, --window positive")
+    result = asyncio.run(run(args.lessons, args.classrooms, args.big, args.window, args.timeout))
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+    else:
+        for key, value in result.items():
+            print(f"{key}: {value}")
+    return 0

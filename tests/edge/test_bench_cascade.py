@@ -1,0 +1,41 @@
+"""`classroom bench cascade` at its smallest: a real control node, two edges and redis-server as processes.
+
+Figures are for `classroom bench cascade` runs, never test thresholds: this checks that the benchmark
+measures what it says (every track crosses to an edge once, the killed edge's classrooms come back).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from edge import bench_cascade
+
+
+def test_cascade_bench_counts_streams_per_edge_and_times_a_failover(capsys: pytest.CaptureFixture[str]) -> None:
+    code = bench_cascade.main(["--lessons", "2", "--classrooms", "2", "--window", "3", "--timeout", "40",
+                               "--json"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    result = json.loads(out)
+    assert result["edges"] == 2 and result["lessons"] == 2 and result["classrooms"] == 4
+    # every classroom went to an edge (the control node was registered with no room of its own)
+    assert sum(result["classrooms_per_edge"].values()) == 4, result
+    # counted from the control node's link stats: each lead track crosses to each edge exactly once
+    assert result["links_measured"] >= 2
+    assert result["origin_streams_per_edge_per_track"] == pytest.approx(1.0, abs=0.05), result
+    assert result["loss"] is not None and 0 <= result["loss"] < 0.2
+    assert set(result["cpu_cores"]) == {"control", "edge-1", "edge-2", "redis", "bench"}
+    assert all(v >= 0 for v in result["cpu_cores"].values())
+    # the killed edge's classrooms all decode again, and the percentiles are of those times
+    assert result["failover_classrooms"] >= 1
+    assert result["failover_back"] == result["failover_classrooms"], result
+    assert 0 < result["failover_p50_s"] <= result["failover_p95_s"]
+    assert result["relay_added_latency_p99_ms"] is None and result["relay_added_latency_reason"]
+
+
+def test_cascade_bench_refuses_bad_sizes(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        bench_cascade.main(["--lessons", "0"])
+    assert "at least 1" in capsys.readouterr().err
