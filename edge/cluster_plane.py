@@ -227,12 +227,21 @@ class ClusterMediaPlane:
             if not full_here:
                 return None
             where = ClassroomLocation("", "")  # of no known place: the least loaded edge anywhere
+        stale = False
         try:
             nodes = await self.registry.nodes()
+            self._nodes = {n.node.id: n for n in nodes}
         except RegistryUnavailable as exc:
-            log.warning("placement of %s in %s: %s; joins this node", participant_id, room_id, exc)
-            return None
-        self._nodes = {n.node.id: n for n in nodes}
+            # the registry is down, the nodes are not: those whose events stream is up are alive (the stream
+            # pings every EVENTS_HEARTBEAT_S), so they go on taking classrooms, at their last known load
+            nodes = [n for n in self._nodes.values()
+                     if n.node.id == self.this_node or (n.node.id in self._streams and n.node.id not in self._lost)]
+            if not any(n.node.role == "edge" for n in nodes):
+                log.warning("placement of %s in %s: %s; joins this node", participant_id, room_id, exc)
+                return None
+            log.warning("placement of %s in %s: %s; placed among the nodes as last read whose events streams "
+                        "are up (%s)", participant_id, room_id, exc, ", ".join(sorted(n.node.id for n in nodes)))
+            stale = True
         now = time.monotonic()
         avoided = {n for (r, n), until in self._avoid.items() if r == room_id and until > now}
         nodes = [n for n in nodes if n.node.id not in self._lost and n.node.id not in avoided
@@ -247,6 +256,9 @@ class ClusterMediaPlane:
         zh, en = placement.reason("zh"), placement.reason("en")
         if full_here:
             zh, en = f"本节点已满，改用边缘节点：{zh}", f"this node is full, so an edge: {en}"
+        if stale:
+            zh = f"Redis 不可用，按上次所见的在线节点：{zh}"
+            en = f"Redis is unavailable, among the nodes last seen live: {en}"
         self.placements = [*self.placements[-49:], {
             "room_id": room_id, "participant_id": participant_id, "node": node.node.id if node else None,
             "tier": placement.tier, "reason": en, "reason_zh": zh, "at": time.time()}]

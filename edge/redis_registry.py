@@ -40,6 +40,15 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _UNREACHABLE = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError, TimeoutError)
+# what a Redis that is up says to a node it will not serve: a wrong or missing password, an ACL, or a
+# passwordless server's protected mode to another host (`DENIED`); the node goes on retrying, so a fixed
+# password or server config takes effect without restarting the nodes
+_REFUSALS = ("DENIED", "NOAUTH", "WRONGPASS", "NOPERM")
+
+
+def _refused(exc: BaseException) -> bool:
+    return isinstance(exc, redis_errors.AuthenticationError | redis_errors.NoPermissionError) or (
+        isinstance(exc, redis_errors.ResponseError) and str(exc).split(" ", 1)[0] in _REFUSALS)
 
 # KEYS[1] node hash; ARGV load json, seen, expiry ms
 _HEARTBEAT = """
@@ -135,6 +144,13 @@ class RedisRegistry:
     async def _call(self, what: str, op: Callable[[], Awaitable[T]]) -> T:
         try:
             return await asyncio.wait_for(op(), self.op_timeout)
+        except redis_errors.RedisError as exc:
+            if _refused(exc):
+                raise RegistryUnavailable(f"Redis at {self._where()} refused this node ({what}): {exc} "
+                                          "(a password in the URL: redis://:PASSWORD@host:6379/0)") from exc
+            if isinstance(exc, _UNREACHABLE):
+                raise RegistryUnavailable(f"Redis at {self._where()} cannot be reached ({what}): {exc}") from exc
+            raise
         except _UNREACHABLE as exc:
             raise RegistryUnavailable(f"Redis at {self._where()} cannot be reached ({what}): {exc}") from exc
 
@@ -291,7 +307,9 @@ class RedisRegistry:
                     if message is not None:
                         self._dispatch(message)
                         backoff = 0.1
-            except _UNREACHABLE as exc:
+            except (redis_errors.RedisError, OSError, TimeoutError) as exc:
+                if not (_refused(exc) or isinstance(exc, _UNREACHABLE)):
+                    raise
                 if self._confirmed:
                     log.warning("registry events: Redis at %s went away (%s); subscribing again when it is back",
                                 self._where(), exc)

@@ -19,9 +19,10 @@ def _run(*cmd: str) -> None:
 
 
 class Host:
-    """One namespace with address `theirs`, reached from here at `ours` over the veth `name`."""
+    """One namespace with address `theirs`, reached from here at `ours` over the veth `name`; or, with
+    `bridge`, one host more on that bridge's network (`Network`), its veth a port of the bridge."""
 
-    def __init__(self, name: str, ours: str, theirs: str, prefix: int = 30) -> None:
+    def __init__(self, name: str, ours: str, theirs: str, prefix: int = 30, bridge: str | None = None) -> None:
         for tool in ("ip", "unshare", "nsenter"):
             assert shutil.which(tool), f"{tool} is missing: apt-get install iproute2 util-linux"
         self.name, self.ours, self.theirs = name, ours, theirs
@@ -31,7 +32,10 @@ class Host:
         peer = f"{name}p"
         _run("ip", "link", "add", name, "type", "veth", "peer", "name", peer)
         _run("ip", "link", "set", peer, "netns", str(self.holder.pid))
-        _run("ip", "addr", "add", f"{ours}/{prefix}", "dev", name)
+        if bridge is None:
+            _run("ip", "addr", "add", f"{ours}/{prefix}", "dev", name)
+        else:
+            _run("ip", "link", "set", name, "master", bridge)
         _run("ip", "link", "set", name, "up")
         self.inside("ip", "link", "set", "lo", "up")
         self.inside("ip", "addr", "add", f"{theirs}/{prefix}", "dev", peer)
@@ -39,6 +43,11 @@ class Host:
 
     def inside(self, *cmd: str) -> None:
         _run("nsenter", f"--net={self.netns}", *cmd)
+
+    @property
+    def prefix(self) -> tuple[str, ...]:
+        """The words that run a command inside this host: `[*host.prefix, program, ...]`."""
+        return ("nsenter", f"--net={self.netns}")
 
     def wrapper(self, folder: Path, program: str) -> Path:
         """An executable that runs `program` inside this host (for Playwright's executable_path)."""
@@ -57,6 +66,30 @@ class Host:
         subprocess.run(["ip", "link", "del", self.name], capture_output=True, timeout=20)
         self.holder.kill()
         self.holder.wait(10)
+
+
+class Network:
+    """A LAN of test hosts: a bridge here with address `ours`, and `Host`s joined to it (`add`), each with
+    an address of the same subnet, so that every host reaches every other and this namespace (a district's
+    network: its control node here, an edge per county machine room)."""
+
+    def __init__(self, name: str, ours: str, prefix: int = 24) -> None:
+        assert shutil.which("ip"), "ip is missing: apt-get install iproute2"
+        self.name, self.ours, self.prefix = name, ours, prefix
+        self.hosts: list[Host] = []
+        _run("ip", "link", "add", name, "type", "bridge")
+        _run("ip", "addr", "add", f"{ours}/{prefix}", "dev", name)
+        _run("ip", "link", "set", name, "up")
+
+    def add(self, name: str, theirs: str) -> Host:
+        host = Host(name, self.ours, theirs, self.prefix, bridge=self.name)
+        self.hosts.append(host)
+        return host
+
+    def close(self) -> None:
+        for host in self.hosts:
+            host.close()
+        subprocess.run(["ip", "link", "del", self.name], capture_output=True, timeout=20)
 
 
 def isolated() -> bool:

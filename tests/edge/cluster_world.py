@@ -38,6 +38,8 @@ class Cluster:
     env: dict[str, str]
     secret: str
     edges: dict[str, EdgeProcess] = field(default_factory=dict)
+    control_url: str = ""  # how edges reach the control node and Redis (default: as this test does)
+    redis_url: str = ""
 
     @property
     def ws_url(self) -> str:
@@ -47,14 +49,18 @@ class Cluster:
     def lesson(self) -> int:
         return self.world.lesson_ids[0]
 
-    def start_edge(self, node_id: str, county: str, *extra: str, region: str | None = None) -> EdgeProcess:
+    def start_edge(self, node_id: str, county: str, *extra: str, region: str | None = None,
+                   host: Any = None, address: str = "") -> EdgeProcess:
         """A `classroom edge --media local` of `county` (in the world's region unless given), with UDP
-        ports of its own; waits until its control API listens."""
+        ports of its own; waits until its control API listens. With `host` (a `signaling.netns.Host`) it
+        runs inside that test host at `address`, announcing it for media and relay links."""
         low = 48000 + 300 * len(self.edges)
         edge: EdgeProcess = self.edge_factory(node_id)
-        edge.start(self.control.url, self.redis.url,
-                   {**self.env, "CLASSROOM_MEDIA__UDP_PORT_MIN": str(low),
-                    "CLASSROOM_MEDIA__UDP_PORT_MAX": str(low + 299)},
+        env = {**self.env, "CLASSROOM_MEDIA__UDP_PORT_MIN": str(low), "CLASSROOM_MEDIA__UDP_PORT_MAX": str(low + 299)}
+        if host is not None:
+            edge.host, edge.wrapper = address, tuple(host.prefix)
+            env |= {"CLASSROOM_MEDIA__ANNOUNCED_ADDRESSES": address, "CLASSROOM_MEDIA__RELAY_ADDRESS": address}
+        edge.start(self.control_url or self.control.url, self.redis_url or self.redis.url, env,
                    "--media", "local", "--node-id", node_id, *extra,
                    region=self.region if region is None else region, county=county)
         edge.wait_listening()
@@ -85,12 +91,12 @@ class Cluster:
 
 
 async def start_cluster(server_factory: Any, edge_factory: Any, redis: RedisProcess, receivers: int = 1,
-                        **env: str) -> Cluster:
+                        *extra: str, **env: str) -> Cluster:
     tz = lesson_now_timezone()
     secret = secrets.token_urlsafe(24)
     common = {**ENV, "CLASSROOM_SCHEDULER__TIMEZONE": tz, "CLASSROOM_CLUSTER__HEARTBEAT_S": "1",
               "CLASSROOM_CLUSTER__NODE_SECRET": secret}
-    control = server_factory("--media", "local", "--redis", redis.url,
+    control = server_factory("--media", "local", "--redis", redis.url, *extra,
                              env={**common, "CLASSROOM_CLUSTER__NODE_ID": "control-1", **env})
     api = AdminApi(control.url, control.token)
     world = await build_world(api, tz, receivers=receivers)

@@ -22,10 +22,16 @@ class RedisProcess:
     port: int
     data_dir: Path
     proc: subprocess.Popen[bytes] | None = None
+    bind: tuple[str, ...] = ("127.0.0.1",)  # more addresses for nodes on other test hosts
+    password: str = ""  # `requirepass`: what a Redis that other hosts reach needs
+
+    def url_at(self, address: str) -> str:
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}{address}:{self.port}/0"
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return self.url_at("127.0.0.1")
 
     def start(self, timeout: float = 10.0) -> None:
         binary = shutil.which("redis-server")
@@ -34,8 +40,9 @@ class RedisProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.data_dir / "redis.log", "ab")  # noqa: SIM115 - the process keeps it
         self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.data_dir), "--daemonize", "no", "--protected-mode", "yes"],
+            [binary, "--port", str(self.port), "--bind", *self.bind, "--save", "", "--appendonly", "no",
+             "--dir", str(self.data_dir), "--daemonize", "no", "--protected-mode", "yes",
+             *(("--requirepass", self.password) if self.password else ())],
             stdout=log, stderr=subprocess.STDOUT,
         )
         log.close()
@@ -52,6 +59,10 @@ class RedisProcess:
     def ping(self) -> bool:
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                if self.password:
+                    s.sendall(f"AUTH {self.password}\r\n".encode())
+                    if not s.recv(16).startswith(b"+OK"):
+                        return False
                 s.sendall(b"PING\r\n")
                 return s.recv(16).startswith(b"+PONG")
         except OSError:

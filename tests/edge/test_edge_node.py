@@ -47,10 +47,12 @@ class EdgeProcess:
     data_dir: Path
     port: int
     proc: subprocess.Popen[bytes] | None = None
+    host: str = "127.0.0.1"  # the address its control API listens on
+    wrapper: tuple[str, ...] = ()  # words it runs under: e.g. nsenter into a test host's namespace
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def log(self) -> str:
@@ -62,8 +64,8 @@ class EdgeProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.data_dir / "edge.log", "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "classroom.cli", "edge", "--control", control, "--redis", redis_url,
-                 "--region", region, "--county", county, "--host", "127.0.0.1", "--port", str(self.port),
+                [*self.wrapper, sys.executable, "-m", "classroom.cli", "edge", "--control", control, "--redis",
+                 redis_url, "--region", region, "--county", county, "--host", self.host, "--port", str(self.port),
                  "--data-dir", str(self.data_dir), "--node-id", "edge-zn", *extra],
                 stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
                 env={**os.environ, "PYTHONUNBUFFERED": "1", **env},

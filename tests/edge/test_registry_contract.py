@@ -338,3 +338,31 @@ async def test_redis_not_running_at_start(tmp_path: Any) -> None:
         assert time.monotonic() - started < 3
     finally:
         await registry.close()
+
+
+async def test_a_redis_that_refuses_the_node_says_so_and_the_right_password_works(tmp_path: Any) -> None:
+    """A Redis other hosts reach has a password; a node with none or a wrong one is told it was refused
+    (not a crash, not "cannot be reached"), and keeps retrying like in an outage."""
+    from tests.conftest import free_port
+
+    server = RedisProcess(free_port(), tmp_path / "redis", password="s3cret-for-the-test")
+    server.start()
+    try:
+        for url in (f"redis://127.0.0.1:{server.port}/0", f"redis://:wrong@127.0.0.1:{server.port}/0"):
+            registry = RedisRegistry(url, op_timeout=1.0, max_backoff_s=0.3)
+            try:
+                with pytest.raises(RegistryUnavailable, match="refused this node") as refused:
+                    await registry.register(node("n1"))
+                assert "redis://:PASSWORD@" in str(refused.value)
+                with pytest.raises(RegistryUnavailable, match="refused this node"):
+                    await registry.subscribe("lesson.7")
+            finally:
+                await registry.close()
+        good = RedisRegistry(server.url, op_timeout=1.0)
+        try:
+            await good.register(node("n1"))
+            assert [s.node.id for s in await good.nodes()] == ["n1"]
+        finally:
+            await good.close()
+    finally:
+        server.stop()
