@@ -20,9 +20,12 @@ process decodes every classroom's picture. Printed (JSON with `--json`):
 - `failover_p50_s`, `failover_p95_s`: one edge is killed with SIGKILL; for each of its classrooms, the
   seconds from the kill until it decodes a frame again, having been told to reconnect (`restart`) and
   rejoined as the kiosk page does (target p95 under 5 s); `failover_classrooms`, how many;
-- `relay_added_latency_p99_ms`: null, with `relay_added_latency_reason` (these leads are aiortc peers
-  whose send times this process cannot pair with a receiver's packets; `classroom bench relay` measures
-  the link's own added latency between workers, the same code as between nodes).
+- `relay_added_latency_p99_ms`, `relay_added_latency_p50_ms`: how much later an edge's classroom gets
+  each of the lead's camera packets than an observer of the same lesson on the control node (which the
+  lead publishes to), the same packet recognised by its payload, both timed in this process as they
+  arrive (`relay_packets_paired` pairs; target p99 under 5 ms); `same_path_spread_p99_ms`, `..._p50_ms`:
+  the same between two observers on the control node, the noise of this measurement (the bench
+  process's own scheduling), in the same run. Observers are added to the first 10 lessons.
 """
 
 from __future__ import annotations
@@ -49,9 +52,9 @@ from typing import Any
 from signaling.client import Peer, ProtocolClient, join_with_media
 from signaling.trial import AdminApi, build_world, join_token, lesson_now_timezone
 
-RELAY_LATENCY_REASON = ("the leads are aiortc peers whose send times cannot be paired with the classrooms' "
-                        "packets here; `classroom bench relay` measures the relay link's added latency "
-                        "between workers, the same link code as between nodes")
+ARRIVALS_MAX = 200_000  # camera packets timed per peer (a bound on the bench's memory)
+REFERENCES = 2  # observers per lesson on the control node: the direct path, and its spread (the noise)
+REFERENCE_LESSONS = 10  # lessons that get them
 
 
 def _free_port() -> int:
@@ -112,18 +115,52 @@ def _answers(url: str) -> bool:
     return False
 
 
-class _Seat:
-    """A receiving classroom: its peer and its WebSocket, rejoining as the kiosk does when told to."""
+class _Arrivals:
+    """When each of the camera's RTP packets reached a peer (this process's monotonic clock), by its
+    payload past the VP8 descriptor (at most 6 bytes, whose picture id a node may rewrite): the VP8 data,
+    which no node changes, so the same packet is recognised on every path (the test picture's bar moves,
+    so no two frames are alike). Recorded while `on`, at most ARRIVALS_MAX packets."""
 
-    def __init__(self, lesson: int, classroom: int) -> None:
+    def __init__(self) -> None:
+        self.on = False
+        self.times: dict[bytes, float] = {}
+
+    def attach(self, peer: Peer) -> None:
+        receiver = peer.pc.getTransceivers()[0].receiver  # the camera slot (as_classroom's first)
+        handle = receiver._handle_rtp_packet
+
+        async def timed(packet: Any, arrival_time_ms: int) -> None:
+            if self.on and len(packet.payload) >= 24 and len(self.times) < ARRIVALS_MAX:
+                self.times.setdefault(bytes(packet.payload[6:]), time.monotonic())
+            await handle(packet, arrival_time_ms)
+
+        receiver._handle_rtp_packet = timed  # type: ignore[method-assign]
+
+
+def _delays_ms(seen: dict[bytes, float], reference: dict[bytes, float]) -> list[float]:
+    """For each packet both saw: how much later `seen` got it than `reference`, in ms."""
+    return [(seen[k] - reference[k]) * 1000 for k in seen.keys() & reference.keys()]
+
+
+class _Seat:
+    """A receiving classroom (or, with `observer`, an observer, which joins the control node): its peer
+    and its WebSocket, rejoining as the kiosk does when told to."""
+
+    def __init__(self, lesson: int, classroom: int | None, observer: int = 0) -> None:
         self.lesson, self.classroom = lesson, classroom
-        self.participant = f"classroom-{classroom}"
+        self.participant = f"classroom-{classroom}" if classroom is not None else f"observer-{observer}"
         self.peer = Peer()
         self.client: ProtocolClient | None = None
+        self.arrivals = _Arrivals()
 
     async def join(self, api: AdminApi, ws_url: str) -> None:
-        token = await join_token(api, self.lesson, "receiver", self.classroom)
-        self.client = await join_with_media(ws_url, token, self.peer, self.peer.as_classroom())
+        if self.classroom is None:
+            token = await join_token(api, self.lesson, "observer")
+        else:
+            token = await join_token(api, self.lesson, "receiver", self.classroom)
+        fields = self.peer.as_classroom()
+        self.arrivals.attach(self.peer)
+        self.client = await join_with_media(ws_url, token, self.peer, fields)
 
     async def rejoin(self, api: AdminApi, ws_url: str, killed: float, timeout: float) -> float | None:
         """After its edge died: wait for `restart`, join again with a fresh peer; seconds from the kill
@@ -164,6 +201,7 @@ async def run(lessons: int, classrooms: int, big: int, window: float, timeout: f
     folder = Path(tempfile.mkdtemp(prefix="bench-cascade-"))
     procs: list[_Process] = []
     seats: list[_Seat] = []
+    references: dict[int, list[_Seat]] = {}  # lesson -> its observers on the control node
     leads: list[tuple[Peer, ProtocolClient]] = []
     try:
         redis_port = _free_port()
@@ -220,7 +258,12 @@ async def run(lessons: int, classrooms: int, big: int, window: float, timeout: f
                 seat = _Seat(world.lesson_ids[0], classroom)
                 await seat.join(api, ws_url)
                 seats.append(seat)
-        await asyncio.wait_for(asyncio.gather(*(s.peer.first_frame.wait() for s in seats)), timeout)
+            if len(references) < REFERENCE_LESSONS:
+                references[world.lesson_ids[0]] = [_Seat(world.lesson_ids[0], None, i) for i in range(REFERENCES)]
+                for ref in references[world.lesson_ids[0]]:
+                    await ref.join(api, ws_url)
+        watchers = [*seats, *(r for refs in references.values() for r in refs)]
+        await asyncio.wait_for(asyncio.gather(*(s.peer.first_frame.wait() for s in watchers)), timeout)
 
         async def media_of(lesson: int) -> dict[str, Any]:
             lessons_now = (await api.ok("GET", "/api/v1/live?detail=1"))["lessons"]
@@ -243,9 +286,13 @@ async def run(lessons: int, classrooms: int, big: int, window: float, timeout: f
         before_links = await link_counts()
         pids = {p.name: p.proc.pid for p in procs} | {"bench": os.getpid()}
         cpu_before = {n: _cpu_seconds(pid) for n, pid in pids.items()}
+        for w in watchers:
+            w.arrivals.on = True
         started = time.monotonic()
         await asyncio.sleep(window)
         elapsed = time.monotonic() - started
+        for w in watchers:
+            w.arrivals.on = False
         cpu = {n: round((_cpu_seconds(pid) - cpu_before[n]) / elapsed, 3) for n, pid in pids.items()}
         after_links = await link_counts()
         after_loss = [await s.loss() for s in seats]
@@ -258,6 +305,17 @@ async def run(lessons: int, classrooms: int, big: int, window: float, timeout: f
         placed = {s.participant: (await media_of(s.lesson))["participants"].get(s.participant, {}).get("node")
                   for s in seats}
         per_edge = {e.name: sum(1 for n in placed.values() if n == e.name) for e in edges}
+        relayed: list[float] = []  # an edge's classroom against the lesson's first observer (control node)
+        spread: list[float] = []  # the second observer against the first: the same path, this process's noise
+        for lesson, refs in references.items():
+            first = refs[0].arrivals.times
+            for other in refs[1:]:
+                spread += _delays_ms(other.arrivals.times, first)
+            for s in seats:
+                if s.lesson == lesson and placed[s.participant] is not None:
+                    relayed += _delays_ms(s.arrivals.times, first)
+        for w in watchers:
+            w.arrivals.times.clear()
 
         # failover: the edge with the most classrooms is killed
         victim = max(edges, key=lambda e: per_edge[e.name])
@@ -277,11 +335,14 @@ async def run(lessons: int, classrooms: int, big: int, window: float, timeout: f
             "failover_killed": victim.name, "failover_classrooms": len(moved),
             "failover_back": len(back),
             "failover_p50_s": _percentile(back, 50), "failover_p95_s": _percentile(back, 95),
-            "relay_added_latency_p99_ms": None, "relay_added_latency_reason": RELAY_LATENCY_REASON,
+            "relay_added_latency_p99_ms": _percentile(relayed, 99),
+            "relay_added_latency_p50_ms": _percentile(relayed, 50),
+            "relay_packets_paired": len(relayed),
+            "same_path_spread_p99_ms": _percentile(spread, 99), "same_path_spread_p50_ms": _percentile(spread, 50),
             "cores": os.cpu_count(),
         }
     finally:
-        for s in seats:
+        for s in [*seats, *(r for refs in references.values() for r in refs)]:
             with contextlib.suppress(Exception):
                 await s.close()
         for peer, client in leads:
