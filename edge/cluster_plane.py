@@ -29,7 +29,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Protocol
 
-from edge.control_client import EdgeClient, plain_off_host
+from edge.control_client import EdgeClient, link_mismatch, plain_off_host
 from edge.placement import ClassroomLocation, place, place_on, with_pending
 from edge.registry import NodeState, Registry, RegistryUnavailable
 from media.api import EventKind, MediaError, MediaEvent, ParticipantRole, RecordingRequest, SlotKind, TrackKind
@@ -338,6 +338,12 @@ class ClusterMediaPlane:
                     origin_addr = await self.local.relay_origin(room_id, link_id, key, copy_addr)
                 else:
                     origin_addr = await self._client(upstream).relay_origin(room_id, link_id, key, copy_addr)
+                if link_mismatch(str(origin_addr[0]), str(copy_addr[0])):
+                    await self._drop_link_at(room_id, None if upstream is None else upstream.node.id, link_id)
+                    raise MediaError(
+                        f"a relay link from {origin_addr[0]} ({source}) to {copy_addr[0]} ({node_id}) cannot work: "
+                        "one end is on loopback; set [media] relay_address on every node to an address the "
+                        "others reach (docs/scaling.md, Three hosts)")
                 await client.relay_connect(room_id, link_id, origin_addr)
             except MediaError:
                 with contextlib.suppress(MediaError):

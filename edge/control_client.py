@@ -50,6 +50,21 @@ def plain_off_host(url: str) -> bool:
         return True
 
 
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def link_mismatch(ours: str, theirs: str) -> bool:
+    """The two ends of a relay link, one on loopback and the other not: neither can reach the other (a
+    node left at the default `[media] relay_address` 127.0.0.1 in a cluster of several hosts)."""
+    return _is_loopback(ours) != _is_loopback(theirs)
+
+
 class EdgeClient:
     def __init__(self, url: str, secret: str, ssl_context: ssl.SSLContext | None = None) -> None:
         self.url = url.rstrip("/")

@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 
 from edge.cluster_plane import ClusterMediaPlane
+from edge.control_client import link_mismatch
 from edge.load import LoadSampler
 from edge.placement import ClassroomLocation
 from edge.registry import InProcessRegistry, Load, Node, RegistryUnavailable
-from media.api import EventKind, MediaEvent, ParticipantRole
+from media.api import EventKind, MediaError, MediaEvent, ParticipantRole
 from media.event_hub import EventHub
 from tests.conftest import free_port
 
@@ -214,3 +215,46 @@ async def test_a_burst_of_joins_spreads_over_the_edges_before_their_heartbeats_c
         assert plane._pending_counts(time.monotonic() + plane.pending_s) == {}
     finally:
         await plane.stop()
+
+
+class StubEdge:
+    """An edge's control API that answers, its copy's link end on the edge's LAN address."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    async def close_copy(self, room_id: str, lost: bool = False) -> None:
+        self.calls.append("close_copy")
+
+    async def relay_copy(self, room_id: str, link_id: str, key: bytes) -> tuple[str, int]:
+        self.calls.append("relay_copy")
+        return ("10.77.0.2", 40000)
+
+    async def relay_connect(self, room_id: str, link_id: str, peer: tuple[str, int]) -> None:
+        self.calls.append("relay_connect")
+
+
+async def test_a_relay_link_with_one_end_on_loopback_is_refused_with_the_setting_to_fix() -> None:
+    """This node left at relay_address 127.0.0.1, an edge on another host: the link could never carry a
+    packet, so the copy is not made (the classroom joins this node) and the reason names the setting."""
+    registry = InProcessRegistry()
+    await registry.register(Node("edge-zn", "宁夏", "中宁县", "http://10.77.0.2:8090", 100, role="edge"), Load())
+    origin = FakeOrigin()  # its relay_origin answers 127.0.0.1
+    plane = ClusterMediaPlane(origin, registry, "control-1", "s" * 24,  # type: ignore[arg-type]
+                              lambda pid: WHERE)
+    edge = StubEdge()
+    plane._client = lambda state: edge  # type: ignore[assignment,method-assign,return-value]
+    try:
+        [state] = await registry.nodes()
+        with pytest.raises(MediaError, match="relay_address"):
+            await plane._ensure_copy("r", state)
+        assert "relay_connect" not in edge.calls and edge.calls[-1] == "close_copy"
+        assert not plane._copies.get("r")
+    finally:
+        await plane.stop()
+
+
+def test_link_ends_on_loopback_and_off_it_do_not_match() -> None:
+    assert link_mismatch("127.0.0.1", "10.0.0.2") and link_mismatch("10.0.0.2", "::1")
+    assert not link_mismatch("127.0.0.1", "127.0.0.1") and not link_mismatch("10.0.0.1", "10.0.0.2")
+    assert not link_mismatch("localhost", "127.0.0.1") and link_mismatch("localhost", "edge.example")
