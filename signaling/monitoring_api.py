@@ -64,6 +64,8 @@ class MonitoringApi:
         self.t = timetable
         self.tokens = tokens
         self.store = store
+        # the registry's nodes as last read and when (time.time()): shown, marked stale, while it is down
+        self._last_nodes: tuple[list[NodeState], float] | None = None
 
     # ---- who may see what ---------------------------------------------------------------------------
     def _places(self, lesson: Lesson) -> tuple[frozenset[int], frozenset[int]]:
@@ -234,14 +236,20 @@ class MonitoringApi:
         view = request.app.get(CLUSTER_VIEW)
         if view is None:
             raise Refusal(503, "registry_unavailable", "the cluster's registry is not started yet")
+        problem: dict[str, Any] = {}
         try:
             states = await view.registry.nodes()
+            self._last_nodes = (states, time.time())
         except RegistryUnavailable as exc:
-            raise Refusal(503, "registry_unavailable", f"the cluster's registry cannot be reached: {exc}") from None
+            if self._last_nodes is None:
+                raise Refusal(503, "registry_unavailable", f"the cluster's registry cannot be reached: {exc}") from None
+            # lessons on air go on without Redis: the technician keeps the picture as last seen, marked so
+            states, read_at = self._last_nodes
+            problem = {"registry_error": str(exc), "nodes_read_at": read_at}
         nodes = await asyncio.to_thread(self._nodes_json, p, states, view.node_id, view.registry.seen_now())
         return web.json_response({"at": time.time(), "registry": view.backend, "this_node": view.node_id,
                                   "job_lock": view.job_lock() if view.job_lock is not None else {"held": True},
-                                  "nodes": nodes, "placements": self._placements(p)})
+                                  "nodes": nodes, "placements": self._placements(p), **problem})
 
     def _placements(self, p: Claims) -> list[dict[str, Any]]:
         """The last placements of receiving classrooms in live lessons this viewer looks after, newest

@@ -356,7 +356,9 @@ async function nodesTab(root) {
         el("td", {}, fmt(n.load.egress_mbps, 1)), el("td", {}, `${fmt(n.seen_ago_s, 0)} s`),
         el("td", { class: "node-lessons" }, lessons.length ? lessons : t("node_no_lessons")));
     });
-    out.replaceChildren(
+    const down = r.registry_error ? el("p", { class: "notice", id: "registry-down", role: "status" },
+      `${t("node_registry_down")} ${new Date(r.nodes_read_at * 1000).toLocaleTimeString("zh-CN", { hour12: false })}`) : "";
+    out.replaceChildren(down,
       el("p", {}, `${t("node_registry")}: ${r.registry === "redis" ? "Redis" : t("node_one_machine")} · ${lock}`),
       el("table", {}, el("tr", {}, ...["node", "node_role", "node_place", "node_subs", "CPU", "node_egress", "node_heartbeat", "node_lessons"]
         .map((k) => el("th", {}, k === "CPU" ? "CPU" : t(k)))), rows),

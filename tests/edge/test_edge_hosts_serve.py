@@ -8,8 +8,10 @@ APIs and relay links at theirs, and the classrooms (aiortc peers on this host) p
 the bridge. Checked: classrooms on both edges decode the lead's picture; the control node sends each of
 the lead's tracks once per edge, however many classrooms watch there (from its link stats); with
 redis-server stopped the lesson goes on, a classroom that joins then still gets an edge that is known
-live (its events stream is up), and when redis-server is back the edges register again; and a SIGKILL of
-one edge puts its classrooms back on the picture from the other edge within 5 seconds."""
+live (its events stream is up), the technician's nodes tab (real Chromium) keeps the nodes as last read
+under a banner saying Redis is down, and when redis-server is back the edges register again and the
+banner goes; and a SIGKILL of one edge puts its classrooms back on the picture from the other edge within
+5 seconds."""
 
 from __future__ import annotations
 
@@ -22,11 +24,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+from playwright.async_api import async_playwright
 
 from signaling.client import Peer, ProtocolClient, join_with_media
 from signaling.netns import Host, Network, isolated
 from signaling.trial import join_token
+from tests.browser.conftest import ARTIFACTS, CHROMIUM, FLAGS
+from tests.browser.screens import decode_png
 from tests.conftest import free_port
 from tests.edge.cluster_world import Cluster, grows, start_cluster, wait_for
 from tests.edge.conftest import RedisProcess
@@ -100,10 +106,26 @@ async def test_a_lesson_over_three_hosts_survives_a_redis_outage_and_an_edges_de
     c.start_edge("edge-2", c.county, host=host_2, address=EDGE_2)
     await c.nodes_shown("edge-1", "edge-2")
 
+    [county_id] = [x["id"] for x in await c.api.ok("GET", "/api/v1/counties") if x["name"] == c.county]
+    await c.api.ok("POST", "/api/v1/accounts", {"username": "tech1", "password": "correct horse 1",
+                                                "role": "technician", "county_id": county_id})
+
     lead = Peer(addresses=(LAN,))
     seats = [Seat(classroom) for classroom in c.world.receiving_classroom_ids]
     clients = []
+    play = await async_playwright().start()
+    browser = await play.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
     try:
+        tech = await (await browser.new_context(viewport={"width": 1366, "height": 768})).new_page()
+        await tech.goto(c.control.url + "/login?next=/tech")
+        await tech.fill("#username", "tech1")
+        await tech.fill("#password", "correct horse 1")
+        await tech.click("#login-button")
+        await tech.wait_for_url("**/tech")
+        await tech.click("nav.tabs button[data-tab='nodes_tab']")
+        await tech.wait_for_selector("#nodes tr[data-node='edge-2']", timeout=15000)
+        assert await tech.locator("#registry-down").count() == 0
+
         clients.append(await join_with_media(c.ws_url, await join_token(c.api, c.lesson, "lead"), lead,
                                              lead.as_lead()))
         for seat in seats[:4]:
@@ -135,10 +157,23 @@ async def test_a_lesson_over_three_hosts_survives_a_redis_outage_and_an_edges_de
         await asyncio.wait_for(seats[4].peer.first_frame.wait(), 20)
         assert await c.node_of(seats[4].participant) in ("edge-1", "edge-2")
         assert "Redis is unavailable, among the nodes last seen live" in c.control.log
+        # the technician still sees the nodes, as last read, under a banner that says Redis is down
+        shown = await c.api.ok("GET", "/api/v1/monitor/nodes")
+        assert "cannot be reached" in shown["registry_error"] and shown["nodes_read_at"] <= time.time()
+        assert {"edge-1", "edge-2"} <= {n["node"]["id"] for n in shown["nodes"]}
+        banner = tech.locator("#registry-down")
+        await banner.wait_for(timeout=10000)  # the tab reloads every 5 s
+        assert "Redis 不可用" in await banner.inner_text()
+        assert await tech.locator("#nodes tr[data-node='edge-1']:not([data-participant])").count() == 1
+        ARTIFACTS.mkdir(exist_ok=True)
+        await tech.screenshot(path=str(ARTIFACTS / "tech-nodes-redis-down.png"))
+        pixels = decode_png(await banner.screenshot())
+        assert pixels.std() > 10 and len(np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0)) > 8  # text shown
 
         # Redis is back: the edges register again (their heartbeats), joins are placed as before
         redis.start()
         await c.nodes_shown("edge-1", "edge-2", timeout=20)
+        await tech.locator("#registry-down").wait_for(state="detached", timeout=10000)
         await seats[5].join(c)
         await asyncio.wait_for(seats[5].peer.first_frame.wait(), 20)
         assert await c.node_of(seats[5].participant) in ("edge-1", "edge-2")
@@ -165,6 +200,8 @@ async def test_a_lesson_over_three_hosts_survives_a_redis_outage_and_an_edges_de
             assert await wait_for(lambda s=seat: c.node_of(s.participant), 5, "the rejoined classroom") == "edge-2"
         c.logs_clean()
     finally:
+        await browser.close()
+        await play.stop()
         for seat in seats:
             await seat.close()
         for client in clients:
