@@ -44,6 +44,17 @@ async def browser() -> AsyncIterator[Browser]:
             await b.close()
 
 
+async def tech_nodes_tab(page: Page, base_url: str, username: str = "tech1",
+                         password: str = "correct horse 1") -> None:
+    """The technician logs in on /tech and opens the nodes tab (节点)."""
+    await page.goto(base_url + "/login?next=/tech")
+    await page.fill("#username", username)
+    await page.fill("#password", password)
+    await page.click("#login-button")
+    await page.wait_for_url("**/tech")
+    await page.click("nav.tabs button[data-tab='nodes_tab']")
+
+
 async def teacher_on_air(page: Page, base_url: str, lesson_id: int, username: str = "wang",
                          password: str = "correct horse 1") -> None:
     """The teacher logs in on the page and starts broadcasting the lesson, as a teacher would."""

@@ -14,7 +14,7 @@ from typing import Any
 
 from playwright.async_api import async_playwright
 
-from tests.browser.conftest import ARTIFACTS, CHROMIUM, FLAGS, teacher_on_air
+from tests.browser.conftest import ARTIFACTS, CHROMIUM, FLAGS, teacher_on_air, tech_nodes_tab
 from tests.browser.screens import COLOURS, ScreenWatcher, write_y4m
 from tests.edge.cluster_world import start_cluster, wait_for
 from tests.edge.conftest import RedisProcess, redis_server  # noqa: F401 - the fixture
@@ -64,12 +64,7 @@ async def test_a_technician_moves_a_playing_classroom_to_another_node_and_its_ki
 
             # the technician's nodes tab: where the classroom went and why, and a move to edge B
             tech = await (await browser.new_context(viewport=VIEW)).new_page()
-            await tech.goto(c.control.url + "/login?next=/tech")
-            await tech.fill("#username", "tech1")
-            await tech.fill("#password", "correct horse 1")
-            await tech.click("#login-button")
-            await tech.wait_for_url("**/tech")
-            await tech.click("nav.tabs button[data-tab='nodes_tab']")
+            await tech_nodes_tab(tech, c.control.url)
             row = f"#placements tr[data-participant='{participant}']"
             await tech.wait_for_selector(f"{row}[data-node='edge-a'] button.move", timeout=15000)
             assert "本县" in await tech.inner_text(f"{row}[data-node='edge-a'] .reason")

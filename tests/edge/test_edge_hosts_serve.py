@@ -31,7 +31,7 @@ from playwright.async_api import async_playwright
 from signaling.client import Peer, ProtocolClient, join_with_media
 from signaling.netns import Host, Network, isolated
 from signaling.trial import join_token
-from tests.browser.conftest import ARTIFACTS, CHROMIUM, FLAGS
+from tests.browser.conftest import ARTIFACTS, CHROMIUM, FLAGS, tech_nodes_tab
 from tests.browser.screens import decode_png
 from tests.conftest import free_port
 from tests.edge.cluster_world import Cluster, grows, start_cluster, wait_for
@@ -117,12 +117,7 @@ async def test_a_lesson_over_three_hosts_survives_a_redis_outage_and_an_edges_de
     browser = await play.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
     try:
         tech = await (await browser.new_context(viewport={"width": 1366, "height": 768})).new_page()
-        await tech.goto(c.control.url + "/login?next=/tech")
-        await tech.fill("#username", "tech1")
-        await tech.fill("#password", "correct horse 1")
-        await tech.click("#login-button")
-        await tech.wait_for_url("**/tech")
-        await tech.click("nav.tabs button[data-tab='nodes_tab']")
+        await tech_nodes_tab(tech, c.control.url)
         await tech.wait_for_selector("#nodes tr[data-node='edge-2']", timeout=15000)
         assert await tech.locator("#registry-down").count() == 0
 
