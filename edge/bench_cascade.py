@@ -39,7 +39,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -49,31 +48,14 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from media.bench import cpu_seconds
+from signaling.bench_join import free_port, percentile, stop_process
 from signaling.client import Peer, ProtocolClient, join_with_media
 from signaling.trial import AdminApi, build_world, join_token, lesson_now_timezone
 
 ARRIVALS_MAX = 200_000  # camera packets timed per peer (a bound on the bench's memory)
 REFERENCES = 2  # observers per lesson on the control node: the direct path, and its spread (the noise)
 REFERENCE_LESSONS = 10  # lessons that get them
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process, from /proc (its children not included)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))], 2)
 
 
 class _Process:
@@ -100,13 +82,7 @@ class _Process:
             time.sleep(0.1)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
 
 
 def _answers(url: str) -> bool:
@@ -204,7 +180,7 @@ async def run(lessons: int, classrooms: int, big: int, window: float, timeout: f
     references: dict[int, list[_Seat]] = {}  # lesson -> its observers on the control node
     leads: list[tuple[Peer, ProtocolClient]] = []
     try:
-        redis_port = _free_port()
+        redis_port = free_port()
         redis = _Process("redis", [redis_bin, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
                                    "--appendonly", "no", "--dir", str(folder)], {}, folder)
         procs.append(redis)
@@ -214,7 +190,7 @@ async def run(lessons: int, classrooms: int, big: int, window: float, timeout: f
         common = {"CLASSROOM_CLUSTER__NODE_SECRET": secrets.token_urlsafe(24), "CLASSROOM_CLUSTER__HEARTBEAT_S": "1",
                   "CLASSROOM_MEDIA__ANNOUNCED_ADDRESSES": "127.0.0.1", "CLASSROOM_SCHEDULER__TIMEZONE": tz,
                   "CLASSROOM_SIGNALING__STATS_INTERVAL_S": "1"}
-        port = _free_port()
+        port = free_port()
         control = _Process("control", [sys.executable, "-m", "classroom.cli", "serve", "--host", "127.0.0.1",
                                        "--port", str(port), "--data-dir", str(folder / "control"), "--media",
                                        "local", "--redis", redis_url],
@@ -229,7 +205,7 @@ async def run(lessons: int, classrooms: int, big: int, window: float, timeout: f
         control.wait_for(lambda: _answers(base + "/healthz"), "/healthz")
         edges = []
         for i, name in enumerate(("edge-1", "edge-2")):
-            edge_port = _free_port()
+            edge_port = free_port()
             edge = _Process(name, [sys.executable, "-m", "classroom.cli", "edge", "--control", base, "--redis",
                                    redis_url, "--region", "bench", "--county", name, "--host", "127.0.0.1",
                                    "--port", str(edge_port), "--data-dir", str(folder / name), "--node-id", name,
@@ -285,7 +261,7 @@ async def run(lessons: int, classrooms: int, big: int, window: float, timeout: f
         before_loss = [await s.loss() for s in seats]
         before_links = await link_counts()
         pids = {p.name: p.proc.pid for p in procs} | {"bench": os.getpid()}
-        cpu_before = {n: _cpu_seconds(pid) for n, pid in pids.items()}
+        cpu_before = {n: cpu_seconds([pid]) for n, pid in pids.items()}
         for w in watchers:
             w.arrivals.on = True
         started = time.monotonic()
@@ -293,7 +269,7 @@ async def run(lessons: int, classrooms: int, big: int, window: float, timeout: f
         elapsed = time.monotonic() - started
         for w in watchers:
             w.arrivals.on = False
-        cpu = {n: round((_cpu_seconds(pid) - cpu_before[n]) / elapsed, 3) for n, pid in pids.items()}
+        cpu = {n: round((cpu_seconds([pid]) - cpu_before[n]) / elapsed, 3) for n, pid in pids.items()}
         after_links = await link_counts()
         after_loss = [await s.loss() for s in seats]
         ratios = []
@@ -302,7 +278,8 @@ async def run(lessons: int, classrooms: int, big: int, window: float, timeout: f
                 ratios.append((sent - before_links[key][0]) / (received - before_links[key][1]))
         lost = sum(a[0] - b[0] for a, b in zip(after_loss, before_loss, strict=True))
         got = sum(a[1] - b[1] for a, b in zip(after_loss, before_loss, strict=True))
-        placed = {s.participant: (await media_of(s.lesson))["participants"].get(s.participant, {}).get("node")
+        media_now = {world.lesson_ids[0]: await media_of(world.lesson_ids[0]) for world in worlds}
+        placed = {s.participant: media_now[s.lesson]["participants"].get(s.participant, {}).get("node")
                   for s in seats}
         per_edge = {e.name: sum(1 for n in placed.values() if n == e.name) for e in edges}
         relayed: list[float] = []  # an edge's classroom against the lesson's first observer (control node)
@@ -334,11 +311,12 @@ async def run(lessons: int, classrooms: int, big: int, window: float, timeout: f
             "cpu_cores": cpu,
             "failover_killed": victim.name, "failover_classrooms": len(moved),
             "failover_back": len(back),
-            "failover_p50_s": _percentile(back, 50), "failover_p95_s": _percentile(back, 95),
-            "relay_added_latency_p99_ms": _percentile(relayed, 99),
-            "relay_added_latency_p50_ms": _percentile(relayed, 50),
+            "failover_p50_s": percentile(back, 50, digits=2), "failover_p95_s": percentile(back, 95, digits=2),
+            "relay_added_latency_p99_ms": percentile(relayed, 99, digits=2),
+            "relay_added_latency_p50_ms": percentile(relayed, 50, digits=2),
             "relay_packets_paired": len(relayed),
-            "same_path_spread_p99_ms": _percentile(spread, 99), "same_path_spread_p50_ms": _percentile(spread, 50),
+            "same_path_spread_p99_ms": percentile(spread, 99, digits=2),
+            "same_path_spread_p50_ms": percentile(spread, 50, digits=2),
             "cores": os.cpu_count(),
         }
     finally:

@@ -36,20 +36,6 @@ def client_context(ca_file: str = "") -> ssl.SSLContext:
     return ctx
 
 
-def plain_off_host(url: str) -> bool:
-    """An http:// URL to another host: the node secret and the relay links' keys would cross in clear."""
-    parts = urlsplit(url)
-    if parts.scheme != "http":
-        return False
-    host = parts.hostname or ""
-    if host == "localhost":
-        return False
-    try:
-        return not ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return True
-
-
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -57,6 +43,12 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def plain_off_host(url: str) -> bool:
+    """An http:// URL to another host: the node secret and the relay links' keys would cross in clear."""
+    parts = urlsplit(url)
+    return parts.scheme == "http" and not _is_loopback(parts.hostname or "")
 
 
 def link_mismatch(ours: str, theirs: str) -> bool:

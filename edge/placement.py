@@ -61,8 +61,9 @@ def with_pending(nodes: Sequence[NodeState], pending: Mapping[str, int]) -> list
     out = []
     for state in nodes:
         extra = pending.get(state.node.id, 0)
-        load = replace(state.load, subscriptions=state.load.subscriptions + extra) if extra > 0 else state.load
-        out.append(replace(state, load=load) if extra > 0 else state)
+        if extra > 0:
+            state = replace(state, load=replace(state.load, subscriptions=state.load.subscriptions + extra))
+        out.append(state)
     return out
 
 

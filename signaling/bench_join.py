@@ -29,23 +29,34 @@ from signaling.client import Peer, ProtocolClient, join_with_media
 from signaling.trial import AdminApi, build_world, join_token, lesson_now_timezone
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def _percentile(values: list[float], q: float) -> float | None:
+def percentile(values: list[float], q: float, digits: int = 1) -> float | None:
     if not values:
         return None
     ordered = sorted(values)
     k = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return round(ordered[k], 1)
+    return round(ordered[k], digits)
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if it is still there after 15 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
 
 
 class _Server:
     def __init__(self, classrooms: int, media: str, far: str = "") -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.tmp = tempfile.TemporaryDirectory(prefix="bench-join-")
         self.data = Path(self.tmp.name)
         self.tz = lesson_now_timezone()
@@ -87,13 +98,7 @@ class _Server:
         return (self.data / "serve.log").read_text(errors="replace")[-3000:]
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
         self.log.close()
         self.tmp.cleanup()
 
@@ -163,8 +168,8 @@ async def run(classrooms: int, media: str, timeout: float, cut_links: int = 0, c
     if cuts is not None:
         detected, recovered = cuts.pop("outage_detected_ms"), cuts.pop("recovered_ms")
         cuts.update({
-            "outage_detected_p50_ms": _percentile(detected, 50), "outage_detected_p95_ms": _percentile(detected, 95),
-            "recovered_p50_ms": _percentile(recovered, 50), "recovered_p95_ms": _percentile(recovered, 95),
+            "outage_detected_p50_ms": percentile(detected, 50), "outage_detected_p95_ms": percentile(detected, 95),
+            "recovered_p50_ms": percentile(recovered, 50), "recovered_p95_ms": percentile(recovered, 95),
             "recovered_max_ms": round(max(recovered), 1) if recovered else None,
         })
     firsts = [r["first_frame_ms"] for r in results if r["ok"]]
@@ -172,11 +177,11 @@ async def run(classrooms: int, media: str, timeout: float, cut_links: int = 0, c
     errors = sorted({r["error"] for r in results if not r["ok"]})
     return {
         "classrooms": classrooms,
-        "join_to_first_frame_p50_ms": _percentile(firsts, 50),
-        "join_to_first_frame_p95_ms": _percentile(firsts, 95),
+        "join_to_first_frame_p50_ms": percentile(firsts, 50),
+        "join_to_first_frame_p95_ms": percentile(firsts, 95),
         "join_to_first_frame_max_ms": round(max(firsts), 1) if firsts else None,
-        "join_to_answer_p50_ms": _percentile(answers, 50),
-        "join_to_answer_p95_ms": _percentile(answers, 95),
+        "join_to_answer_p50_ms": percentile(answers, 50),
+        "join_to_answer_p95_ms": percentile(answers, 95),
         "failures": len(tokens) - len(firsts),
         "errors": errors[:5],
         "joins_spread_over_s": 1.0,
