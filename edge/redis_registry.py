@@ -144,15 +144,13 @@ class RedisRegistry:
     async def _call(self, what: str, op: Callable[[], Awaitable[T]]) -> T:
         try:
             return await asyncio.wait_for(op(), self.op_timeout)
-        except redis_errors.RedisError as exc:
+        except (redis_errors.RedisError, OSError, TimeoutError) as exc:
             if _refused(exc):
                 raise RegistryUnavailable(f"Redis at {self._where()} refused this node ({what}): {exc} "
                                           "(a password in the URL: redis://:PASSWORD@host:6379/0)") from exc
             if isinstance(exc, _UNREACHABLE):
                 raise RegistryUnavailable(f"Redis at {self._where()} cannot be reached ({what}): {exc}") from exc
             raise
-        except _UNREACHABLE as exc:
-            raise RegistryUnavailable(f"Redis at {self._where()} cannot be reached ({what}): {exc}") from exc
 
     def _where(self) -> str:
         kw = self.redis.connection_pool.connection_kwargs

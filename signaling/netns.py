@@ -41,18 +41,18 @@ class Host:
         self.inside("ip", "addr", "add", f"{theirs}/{prefix}", "dev", peer)
         self.inside("ip", "link", "set", peer, "up")
 
-    def inside(self, *cmd: str) -> None:
-        _run("nsenter", f"--net={self.netns}", *cmd)
-
     @property
-    def prefix(self) -> tuple[str, ...]:
-        """The words that run a command inside this host: `[*host.prefix, program, ...]`."""
+    def enter(self) -> tuple[str, ...]:
+        """The words that run a command inside this host: `[*host.enter, program, ...]`."""
         return ("nsenter", f"--net={self.netns}")
+
+    def inside(self, *cmd: str) -> None:
+        _run(*self.enter, *cmd)
 
     def wrapper(self, folder: Path, program: str) -> Path:
         """An executable that runs `program` inside this host (for Playwright's executable_path)."""
         path = folder / f"{self.name}-{Path(program).name}"
-        path.write_text(f'#!/bin/sh\nexec nsenter --net={self.netns} {program} "$@"\n')
+        path.write_text(f'#!/bin/sh\nexec {" ".join(self.enter)} {program} "$@"\n')
         path.chmod(path.stat().st_mode | stat.S_IXUSR)
         return path
 

@@ -58,7 +58,7 @@ class Cluster:
         edge: EdgeProcess = self.edge_factory(node_id)
         env = {**self.env, "CLASSROOM_MEDIA__UDP_PORT_MIN": str(low), "CLASSROOM_MEDIA__UDP_PORT_MAX": str(low + 299)}
         if host is not None:
-            edge.host, edge.wrapper = address, tuple(host.prefix)
+            edge.host, edge.wrapper = address, tuple(host.enter)
             env |= {"CLASSROOM_MEDIA__ANNOUNCED_ADDRESSES": address, "CLASSROOM_MEDIA__RELAY_ADDRESS": address}
         edge.start(self.control_url or self.control.url, self.redis_url or self.redis.url, env,
                    "--media", "local", "--node-id", node_id, *extra,
