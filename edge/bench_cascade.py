@@ -170,25 +170,36 @@ class _Seat:
         await self.peer.close()
 
 
-async def run(lessons: int, classrooms: int, big: int, window: float, timeout: float) -> dict[str, Any]:
-    redis_bin = shutil.which("redis-server")
-    if redis_bin is None:
-        raise RuntimeError("redis-server is not installed (apt-get install -y redis-server)")
-    folder = Path(tempfile.mkdtemp(prefix="bench-cascade-"))
-    procs: list[_Process] = []
-    seats: list[_Seat] = []
-    references: dict[int, list[_Seat]] = {}  # lesson -> its observers on the control node
-    leads: list[tuple[Peer, ProtocolClient]] = []
-    try:
+class Nodes:
+    """redis-server, the control node and two edges, each a process with its log in `folder`."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.procs: list[_Process] = []
+        self.edges: list[_Process] = []
+        self.base = ""
+        self.api: AdminApi | None = None
+        self.tz = lesson_now_timezone()
+
+    @property
+    def ws_url(self) -> str:
+        return self.base.replace("http", "ws") + "/ws"
+
+    def pids(self) -> dict[str, int]:
+        return {p.name: p.proc.pid for p in self.procs}
+
+    async def start(self, total: int, big: int, edge_env: dict[str, str] | None = None) -> AdminApi:
+        """Start everything for `total` classrooms (one lesson of `big`); the admin's API of the control node."""
+        redis_bin = shutil.which("redis-server")
+        if redis_bin is None:
+            raise RuntimeError("redis-server is not installed (apt-get install -y redis-server)")
+        folder = self.folder
         redis_port = free_port()
-        redis = _Process("redis", [redis_bin, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-                                   "--appendonly", "no", "--dir", str(folder)], {}, folder)
-        procs.append(redis)
+        self.procs.append(_Process("redis", [redis_bin, "--port", str(redis_port), "--bind", "127.0.0.1", "--save",
+                                             "", "--appendonly", "no", "--dir", str(folder)], {}, folder))
         redis_url = f"redis://127.0.0.1:{redis_port}/0"
-        tz = lesson_now_timezone()
-        total = lessons * classrooms + big
         common = {"CLASSROOM_CLUSTER__NODE_SECRET": secrets.token_urlsafe(24), "CLASSROOM_CLUSTER__HEARTBEAT_S": "1",
-                  "CLASSROOM_MEDIA__ANNOUNCED_ADDRESSES": "127.0.0.1", "CLASSROOM_SCHEDULER__TIMEZONE": tz,
+                  "CLASSROOM_MEDIA__ANNOUNCED_ADDRESSES": "127.0.0.1", "CLASSROOM_SCHEDULER__TIMEZONE": self.tz,
                   "CLASSROOM_SIGNALING__STATS_INTERVAL_S": "1"}
         port = free_port()
         control = _Process("control", [sys.executable, "-m", "classroom.cli", "serve", "--host", "127.0.0.1",
@@ -200,30 +211,80 @@ async def run(lessons: int, classrooms: int, big: int, window: float, timeout: f
                             "CLASSROOM_SIGNALING__JOIN_BURST": str(total * 4 + 50),
                             "CLASSROOM_SIGNALING__JOIN_PER_MINUTE": str(total * 240 + 600),
                             "CLASSROOM_SIGNALING__WS_MAX_UNJOINED_PER_ADDRESS": str(total * 2 + 50)}, folder)
-        procs.append(control)
-        base = f"http://127.0.0.1:{port}"
-        control.wait_for(lambda: _answers(base + "/healthz"), "/healthz")
-        edges = []
+        self.procs.append(control)
+        self.base = f"http://127.0.0.1:{port}"
+        control.wait_for(lambda: _answers(self.base + "/healthz"), "/healthz")
         for i, name in enumerate(("edge-1", "edge-2")):
             edge_port = free_port()
-            edge = _Process(name, [sys.executable, "-m", "classroom.cli", "edge", "--control", base, "--redis",
+            edge = _Process(name, [sys.executable, "-m", "classroom.cli", "edge", "--control", self.base, "--redis",
                                    redis_url, "--region", "bench", "--county", name, "--host", "127.0.0.1",
                                    "--port", str(edge_port), "--data-dir", str(folder / name), "--node-id", name,
                                    "--media", "local"],
                             {**common, "CLASSROOM_MEDIA__UDP_PORT_MIN": str(40000 + 5000 * i),
-                             "CLASSROOM_MEDIA__UDP_PORT_MAX": str(44999 + 5000 * i)}, folder)
-            procs.append(edge)
-            edges.append(edge)
-        for edge in edges:
+                             "CLASSROOM_MEDIA__UDP_PORT_MAX": str(44999 + 5000 * i), **(edge_env or {})}, folder)
+            self.procs.append(edge)
+            self.edges.append(edge)
+        for edge in self.edges:
             edge.wait_for(lambda e=edge: "control API on" in e.log, "its control API")
-        api = AdminApi(base, (folder / "control" / "admin-token").read_text().strip())
+        api = self.api = AdminApi(self.base, (folder / "control" / "admin-token").read_text().strip())
         deadline = time.monotonic() + 30
         while {"edge-1", "edge-2"} - {n["node"]["id"] for n in (await api.ok("GET", "/api/v1/monitor/nodes"))["nodes"]}:
             if time.monotonic() > deadline:
                 raise RuntimeError("the edges did not register")
             await asyncio.sleep(0.3)
+        return api
 
-        ws_url = base.replace("http", "ws") + "/ws"
+    def stop(self) -> None:
+        for p in reversed(self.procs):
+            p.stop()
+
+
+async def lesson_media(api: AdminApi) -> dict[int, dict[str, Any]]:
+    """Every lesson on air's media (participants with their node, the links), by lesson id."""
+    return {x["lesson_id"]: dict(x["media"]) for x in (await api.ok("GET", "/api/v1/live?detail=1"))["lessons"]}
+
+
+async def link_counts(api: AdminApi, lesson_ids: list[int]) -> dict[tuple[int, str, str], tuple[int, int]]:
+    """(lesson, link, track) -> (packets the control node sent on the link, packets of it the lead sent)."""
+    out = {}
+    media = await lesson_media(api)
+    for lesson in lesson_ids:
+        m = media[lesson]
+        lead_id = next(p for p, v in m["participants"].items() if v["role"] == "lead")
+        received = {k: v["packets"] for k, v in m["participants"][lead_id]["published"].items()}
+        for link in m.get("links", []):
+            for s in link["sent"]:
+                if s["participant_id"] == lead_id:
+                    sent = int(s["packets_sent"])
+                    out[(lesson, link["link_id"], s["track"])] = (sent, int(received.get(s["track"], 0)))
+    return out
+
+
+def stream_ratios(before: dict[tuple[int, str, str], tuple[int, int]],
+                  after: dict[tuple[int, str, str], tuple[int, int]]) -> list[float]:
+    """Per link and track: packets sent on the link over packets the lead sent, between two counts."""
+    out = []
+    for key, (sent, received) in after.items():
+        if key in before and received - before[key][1] > 0:
+            out.append((sent - before[key][0]) / (received - before[key][1]))
+    return out
+
+
+def streams_figures(ratios: list[float]) -> dict[str, Any]:
+    return {"origin_streams_per_edge_per_track": round(max(ratios), 3) if ratios else None,
+            "origin_streams_per_edge_per_track_mean": round(statistics.fmean(ratios), 3) if ratios else None,
+            "links_measured": len(ratios)}
+
+
+async def run(lessons: int, classrooms: int, big: int, window: float, timeout: float) -> dict[str, Any]:
+    folder = Path(tempfile.mkdtemp(prefix="bench-cascade-"))
+    nodes = Nodes(folder)
+    seats: list[_Seat] = []
+    references: dict[int, list[_Seat]] = {}  # lesson -> its observers on the control node
+    leads: list[tuple[Peer, ProtocolClient]] = []
+    try:
+        api = await nodes.start(lessons * classrooms + big, big)
+        edges, tz, ws_url = nodes.edges, nodes.tz, nodes.ws_url
         sizes = [classrooms] * lessons + ([big] if big else [])
         worlds = [await build_world(api, tz, receivers=n) for n in sizes]
         for world in worlds:
@@ -241,26 +302,10 @@ async def run(lessons: int, classrooms: int, big: int, window: float, timeout: f
         watchers = [*seats, *(r for refs in references.values() for r in refs)]
         await asyncio.wait_for(asyncio.gather(*(s.peer.first_frame.wait() for s in watchers)), timeout)
 
-        async def media_of(lesson: int) -> dict[str, Any]:
-            lessons_now = (await api.ok("GET", "/api/v1/live?detail=1"))["lessons"]
-            return dict(next(x for x in lessons_now if x["lesson_id"] == lesson)["media"])
-
-        async def link_counts() -> dict[tuple[int, str, str], tuple[int, int]]:
-            out = {}
-            for world in worlds:
-                m = await media_of(world.lesson_ids[0])
-                lead_id = next(p for p, v in m["participants"].items() if v["role"] == "lead")
-                received = {k: v["packets"] for k, v in m["participants"][lead_id]["published"].items()}
-                for link in m.get("links", []):
-                    for s in link["sent"]:
-                        if s["participant_id"] == lead_id:
-                            key = (world.lesson_ids[0], link["link_id"], s["track"])
-                            out[key] = (int(s["packets_sent"]), int(received.get(s["track"], 0)))
-            return out
-
+        lesson_ids = [world.lesson_ids[0] for world in worlds]
         before_loss = [await s.loss() for s in seats]
-        before_links = await link_counts()
-        pids = {p.name: p.proc.pid for p in procs} | {"bench": os.getpid()}
+        before_links = await link_counts(api, lesson_ids)
+        pids = nodes.pids() | {"bench": os.getpid()}
         cpu_before = {n: cpu_seconds([pid]) for n, pid in pids.items()}
         for w in watchers:
             w.arrivals.on = True
@@ -270,15 +315,11 @@ async def run(lessons: int, classrooms: int, big: int, window: float, timeout: f
         for w in watchers:
             w.arrivals.on = False
         cpu = {n: round((cpu_seconds([pid]) - cpu_before[n]) / elapsed, 3) for n, pid in pids.items()}
-        after_links = await link_counts()
+        ratios = stream_ratios(before_links, await link_counts(api, lesson_ids))
         after_loss = [await s.loss() for s in seats]
-        ratios = []
-        for key, (sent, received) in after_links.items():
-            if key in before_links and received - before_links[key][1] > 0:
-                ratios.append((sent - before_links[key][0]) / (received - before_links[key][1]))
         lost = sum(a[0] - b[0] for a, b in zip(after_loss, before_loss, strict=True))
         got = sum(a[1] - b[1] for a, b in zip(after_loss, before_loss, strict=True))
-        media_now = {world.lesson_ids[0]: await media_of(world.lesson_ids[0]) for world in worlds}
+        media_now = await lesson_media(api)
         placed = {s.participant: media_now[s.lesson]["participants"].get(s.participant, {}).get("node")
                   for s in seats}
         per_edge = {e.name: sum(1 for n in placed.values() if n == e.name) for e in edges}
@@ -304,9 +345,7 @@ async def run(lessons: int, classrooms: int, big: int, window: float, timeout: f
         return {
             "edges": len(edges), "lessons": len(worlds), "classrooms": len(seats), "big": big,
             "window_s": round(elapsed, 1), "classrooms_per_edge": per_edge,
-            "origin_streams_per_edge_per_track": round(max(ratios), 3) if ratios else None,
-            "origin_streams_per_edge_per_track_mean": round(statistics.fmean(ratios), 3) if ratios else None,
-            "links_measured": len(ratios),
+            **streams_figures(ratios),
             "loss": round(lost / (lost + got), 5) if lost + got else None,
             "cpu_cores": cpu,
             "failover_killed": victim.name, "failover_classrooms": len(moved),
@@ -327,8 +366,7 @@ async def run(lessons: int, classrooms: int, big: int, window: float, timeout: f
             with contextlib.suppress(Exception):
                 await client.close()
             await peer.close()
-        for p in reversed(procs):
-            p.stop()
+        nodes.stop()
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -339,13 +377,26 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--big", type=int, default=0, help="one more lesson of this many classrooms (the issue's 400)")
     ap.add_argument("--window", type=float, default=8.0, help="seconds measured (default 8)")
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds for joins and each failover (default 60)")
+    ap.add_argument("--peers", choices=("decoding", "counting"), default="decoding",
+                    help="classrooms that decode every frame in this process (default), or that count packets "
+                         "in processes of their own, as the issue's sizes need (edge/bench_cascade_counting.py)")
+    ap.add_argument("--peer-procs", type=int, default=2, help="with --peers counting: classroom processes (2)")
+    ap.add_argument("--video-kbps", type=int, default=500, help="with --peers counting: the clip's video (500)")
     ap.add_argument("--json", action="store_true", help="print JSON only")
     args = ap.parse_args(argv)
+    logging.basicConfig(format="%(asctime)s %(message)s", level=logging.WARNING)  # progress on stderr
+    logging.getLogger("edge").setLevel(logging.INFO)
     for noisy in ("aioice", "aiortc"):  # a line per ICE check of every classroom: the figures are what counts
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    if args.lessons < 1 or args.classrooms < 1 or args.big < 0 or args.window <= 0:
-        ap.error("--lessons and --classrooms are at least 1, --big at least 0, --window positive")
-    result = asyncio.run(run(args.lessons, args.classrooms, args.big, args.window, args.timeout))
+    if args.lessons < 1 or args.classrooms < 1 or args.big < 0 or args.window <= 0 or args.peer_procs < 1:
+        ap.error("--lessons, --classrooms and --peer-procs are at least 1, --big at least 0, --window positive")
+    if args.peers == "counting":
+        from edge.bench_cascade_counting import run as run_counting
+
+        result = asyncio.run(run_counting(args.lessons, args.classrooms, args.big, args.window, args.timeout,
+                                          args.peer_procs, args.video_kbps))
+    else:
+        result = asyncio.run(run(args.lessons, args.classrooms, args.big, args.window, args.timeout))
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
     else:

@@ -19,6 +19,7 @@ from functools import partial
 from typing import Any
 
 import aiortc.rtcpeerconnection
+import aiortc.rtcrtpreceiver
 from aioice.ice import CandidatePair
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription, sdp
 from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsFingerprint, RTCDtlsTransport, SRTPProtectionProfile
@@ -153,9 +154,33 @@ def new_peer_connection(configuration: RTCConfiguration) -> RTCPeerConnection:
     module.RTCCertificate = _SharedCertificateSource  # type: ignore[assignment,misc]
     try:
         # Synchronous: no other code runs while the name is swapped.
-        return RTCPeerConnection(configuration)
+        pc = RTCPeerConnection(configuration)
     finally:
         module.RTCCertificate = original  # type: ignore[misc]
+    _make_transceivers_without_estimator(pc)
+    return pc
+
+
+def _no_estimator() -> None:
+    return None
+
+
+def _make_transceivers_without_estimator(pc: RTCPeerConnection) -> None:
+    """Make this connection's transceivers without aiortc's bitrate estimator (1,000 bucket objects per
+    video receiver, 0.1 ms or more each to build: three per classroom, in every join of a burst), which the
+    SFU never uses (it estimates and sends REMB itself; `_drop_unused_parts` drops the rest later)."""
+    make = pc._RTCPeerConnection__createTransceiver  # type: ignore[attr-defined]
+    module = aiortc.rtcrtpreceiver
+
+    def create(*args: Any, **kwargs: Any) -> RTCRtpTransceiver:
+        original = module.RemoteBitrateEstimator
+        module.RemoteBitrateEstimator = _no_estimator  # type: ignore[assignment,misc]
+        try:  # synchronous, as above
+            return make(*args, **kwargs)
+        finally:
+            module.RemoteBitrateEstimator = original  # type: ignore[misc]
+
+    pc._RTCPeerConnection__createTransceiver = create  # type: ignore[attr-defined]
 
 
 # aiortc's per-transceiver machinery the SFU never starts (send/receive are replaced): a jitter buffer,

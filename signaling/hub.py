@@ -52,6 +52,7 @@ CLOSE_KICKED = 4409  # replaced by another device, token revoked, window closed
 CLOSE_RESTART = 4503  # the media room was lost: reconnect
 MEDIA_TIMEOUT_S = 15.0
 LIVENESS_INTERVAL_S = 0.25
+ROSTER_EVERY_S = 0.2  # a lead is sent the roster at most this often (the last change always goes out)
 TALKBACK_RESUME_S = 30.0  # a called classroom whose link drops has the floor again if back within this
 MAX_EARLY_CANDIDATES = 32  # trickled before the media plane answered the offer
 MAX_ERRORS = 50  # a session sending this many bad messages is closed
@@ -124,6 +125,8 @@ class LiveLesson:
     counties: frozenset[int] = frozenset()  # of the lead and receiving classrooms: whose technicians watch it
     recording: bool = False  # the room records the lead (scheduler/rules/recording.py); shown on the lead's page
     regions: frozenset[int] = frozenset()
+    roster_sent_at: float = -1e9  # monotonic time the leads were last sent the roster
+    roster_due: bool = False  # a roster is to go out at the end of the interval (it carries every change since)
 
     @property
     def room_id(self) -> str:
@@ -922,8 +925,34 @@ class Hub:
         return out
 
     async def _send_roster(self, live: LiveLesson) -> None:
+        """Show the leads the roster after a change: at once when the last went out ROSTER_EVERY_S ago or
+        more, else once at the end of that interval with the state then. A burst (the 200 classrooms of a
+        dead edge rejoining) is a roster every ROSTER_EVERY_S, not one of 200 rows per join, link and quality
+        change; a change on its own still shows at once, and the last state always goes out."""
+        if live.roster_due or not live.leads():
+            return
+        wait = live.roster_sent_at + ROSTER_EVERY_S - time.monotonic()
+        if wait <= 0:
+            await self._roster_now(live)
+            return
+        live.roster_due = True
+        self._spawn(self._roster_later(live, wait))
+
+    async def _roster_later(self, live: LiveLesson, wait: float) -> None:
+        try:
+            await asyncio.sleep(wait)
+        finally:
+            live.roster_due = False
+        if self.lessons.get(live.lesson_id) is live:
+            try:
+                await self._roster_now(live)
+            except Exception:
+                log.exception("roster of lesson %d failed", live.lesson_id)
+
+    async def _roster_now(self, live: LiveLesson) -> None:
         leads = live.leads()
         if leads:
+            live.roster_sent_at = time.monotonic()
             message = protocol.event("roster", participants=self.roster(live), lead_on_air=live.lead_on_air)
             await asyncio.gather(*(lead.send(message) for lead in leads))
 

@@ -42,3 +42,23 @@ def test_cascade_bench_refuses_bad_sizes(capsys: pytest.CaptureFixture[str]) -> 
     with pytest.raises(SystemExit):
         bench_cascade.main(["--lessons", "0"])
     assert "at least 1" in capsys.readouterr().err
+
+
+def test_counting_peers_join_over_signaling_count_every_track_once_and_come_back(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`--peers counting`: leads publishing the clip and classrooms that count, in processes of their own."""
+    code = bench_cascade.main(["--peers", "counting", "--lessons", "2", "--classrooms", "3", "--window", "3",
+                               "--timeout", "40", "--json"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    result = json.loads(out)
+    assert result["peers"] == "counting" and result["classrooms"] == 6
+    assert sum(result["classrooms_per_edge"].values()) == 6, result
+    assert result["origin_streams_per_edge_per_track"] == pytest.approx(1.0, abs=0.05), result
+    assert result["loss"] is not None and 0 <= result["loss"] < 0.2
+    assert {"leads", "classrooms", "control", "edge-1", "edge-2"} <= set(result["cpu_cores"])
+    assert result["failover_classrooms"] >= 1 and result["failover_back"] == result["failover_classrooms"], result
+    assert result["failover_until"] == "first keyframe packet"
+    assert 0 < result["failover_p50_s"] <= result["failover_p95_s"]
+    assert result["relay_packets_paired"] > 50
+    assert result["same_path_spread_p50_ms"] <= result["same_path_spread_p99_ms"]
