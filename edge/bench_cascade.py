@@ -270,6 +270,16 @@ def stream_ratios(before: dict[tuple[int, str, str], tuple[int, int]],
     return out
 
 
+def latency_figures(relayed: list[float], spread: list[float]) -> dict[str, Any]:
+    """The relay's added latency (an edge's classroom against an observer on the control node) and the same
+    between two observers there (the measurement's noise), in ms."""
+    return {"relay_added_latency_p99_ms": percentile(relayed, 99, digits=2),
+            "relay_added_latency_p50_ms": percentile(relayed, 50, digits=2),
+            "relay_packets_paired": len(relayed),
+            "same_path_spread_p99_ms": percentile(spread, 99, digits=2),
+            "same_path_spread_p50_ms": percentile(spread, 50, digits=2)}
+
+
 def streams_figures(ratios: list[float]) -> dict[str, Any]:
     return {"origin_streams_per_edge_per_track": round(max(ratios), 3) if ratios else None,
             "origin_streams_per_edge_per_track_mean": round(statistics.fmean(ratios), 3) if ratios else None,
@@ -351,11 +361,7 @@ async def run(lessons: int, classrooms: int, big: int, window: float, timeout: f
             "failover_killed": victim.name, "failover_classrooms": len(moved),
             "failover_back": len(back),
             "failover_p50_s": percentile(back, 50, digits=2), "failover_p95_s": percentile(back, 95, digits=2),
-            "relay_added_latency_p99_ms": percentile(relayed, 99, digits=2),
-            "relay_added_latency_p50_ms": percentile(relayed, 50, digits=2),
-            "relay_packets_paired": len(relayed),
-            "same_path_spread_p99_ms": percentile(spread, 99, digits=2),
-            "same_path_spread_p50_ms": percentile(spread, 50, digits=2),
+            **latency_figures(relayed, spread),
             "cores": os.cpu_count(),
         }
     finally:

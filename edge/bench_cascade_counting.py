@@ -36,13 +36,14 @@ from edge.bench_cascade import (
     REFERENCE_LESSONS,
     REFERENCES,
     Nodes,
+    latency_figures,
     lesson_media,
     link_counts,
     stream_ratios,
     streams_figures,
 )
 from edge.bench_seats import SeatSpec, seats_main
-from media.bench import cpu_seconds
+from media.bench import _spawn, cpu_seconds
 from media.bench_clip import ClipSpec
 from media.bench_link import ChildHandle, stop_children
 from signaling.bench_join import percentile
@@ -82,14 +83,6 @@ def paired_ms(seen: list[tuple[bytes, float]], reference: list[tuple[bytes, floa
     return out
 
 
-def _spawn(ctx: Any, name: str, *args: Any) -> ChildHandle:
-    parent, child = ctx.Pipe()
-    process = ctx.Process(target=seats_main, name=name, args=(child, *args), daemon=False)
-    process.start()
-    child.close()
-    return ChildHandle(name, process, parent)
-
-
 async def _all(children: list[ChildHandle], cmd: str, want: str, timeout: float,
                **payload: Any) -> list[dict[str, Any]]:
     return list(await asyncio.gather(*(asyncio.to_thread(c.request, cmd, want, timeout, **payload)
@@ -117,7 +110,7 @@ async def run(lessons: int, classrooms: int, big: int, window: float, timeout: f
         ctx = multiprocessing.get_context("spawn")
         spec = ClipSpec(width=640, height=360, fps=15, video_bitrate=video_kbps * 1000)
         common = (nodes.ws_url, nodes.base, api.headers["Authorization"].removeprefix("Bearer "))
-        leads = _spawn(ctx, "leads", *common, [SeatSpec(f"lead-{x}", x, "lead") for x in lesson_ids], spec,
+        leads = _spawn(ctx, "leads", seats_main, *common, [SeatSpec(f"lead-{x}", x, "lead") for x in lesson_ids], spec,
                        LEAD_SECONDS, JOINS_AT_ONCE, 0)
         children.append(leads)
         joined = await asyncio.to_thread(leads.request, "join", "joined", timeout + 120)  # + encoding the clip once
@@ -126,7 +119,7 @@ async def run(lessons: int, classrooms: int, big: int, window: float, timeout: f
             raise RuntimeError(f"leads did not join: {joined['errors']}")
         watchers = receivers + observers
         groups = [watchers[i::peer_procs] for i in range(peer_procs) if watchers[i::peer_procs]]
-        peers = [_spawn(ctx, f"classrooms-{i}", *common, group, spec, LEAD_SECONDS, JOINS_AT_ONCE, 10)
+        peers = [_spawn(ctx, f"classrooms-{i}", seats_main, *common, group, spec, LEAD_SECONDS, JOINS_AT_ONCE, 10)
                  for i, group in enumerate(groups)]
         children += peers
         join_started = time.monotonic()
@@ -198,11 +191,7 @@ async def run(lessons: int, classrooms: int, big: int, window: float, timeout: f
             # CPU seconds per rejoined classroom from the kill until the last was back: the nodes left (control,
             # the other edge, redis) and the classrooms' processes (a kiosk's own machine, in a school)
             "failover_cpu_ms_per_rejoin": {k: round(1000 * v / max(1, len(back)), 1) for k, v in rejoin_cpu.items()},
-            "relay_added_latency_p99_ms": percentile(relayed, 99, digits=2),
-            "relay_added_latency_p50_ms": percentile(relayed, 50, digits=2),
-            "relay_packets_paired": len(relayed),
-            "same_path_spread_p99_ms": percentile(spread, 99, digits=2),
-            "same_path_spread_p50_ms": percentile(spread, 50, digits=2),
+            **latency_figures(relayed, spread),
             "cores": os.cpu_count(),
         }
     finally:

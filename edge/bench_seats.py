@@ -23,7 +23,6 @@ import contextlib
 import os
 import random
 import time
-import traceback
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -31,7 +30,7 @@ from typing import Any
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from media.bench_clip import ClipSpec, load_clip
-from media.bench_link import ChildLink
+from media.bench_link import ChildLink, run_child
 from media.bench_net import check_loopback_sdp, rtc_configuration, use_loopback_ice
 from media.bench_peers import ClipTrack, FastPath, SlotCounter, install_counter
 from signaling.client import ProtocolClient
@@ -209,13 +208,5 @@ def seats_main(conn: Connection, ws_url: str, api_base: str, admin_token: str, s
     if nice:
         os.nice(nice)
 
-    async def run() -> None:
-        link = ChildLink(conn)
-        try:
-            await _serve(link, ws_url, api_base, admin_token, specs, clip_spec, max_seconds, concurrency)
-        except Exception:
-            link.send("error", message=traceback.format_exc(limit=8))
-        finally:
-            link.close()
-
-    asyncio.run(run())
+    run_child(conn, lambda link: _serve(link, ws_url, api_base, admin_token, specs, clip_spec, max_seconds,
+                                        concurrency))

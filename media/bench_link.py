@@ -12,6 +12,8 @@ import contextlib
 import os
 import signal
 import time
+import traceback
+from collections.abc import Awaitable, Callable
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -47,6 +49,21 @@ class ChildLink:
     def close(self) -> None:
         with contextlib.suppress(ValueError, OSError):
             self._loop.remove_reader(self._conn.fileno())
+
+
+def run_child(conn: Connection, body: Callable[[ChildLink], Awaitable[None]]) -> None:
+    """A child process's life: `body` on its end of the pipe; an exception goes back as `error`."""
+
+    async def run() -> None:
+        link = ChildLink(conn)
+        try:
+            await body(link)
+        except Exception:
+            link.send("error", message=traceback.format_exc(limit=8))
+        finally:
+            link.close()
+
+    asyncio.run(run())
 
 
 class ChildHandle:

@@ -26,7 +26,6 @@ import random
 import socket
 import struct
 import time
-import traceback
 from collections.abc import Awaitable, Callable
 from fractions import Fraction
 from multiprocessing.connection import Connection
@@ -41,7 +40,7 @@ from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
 from aiortc.rtp import RtpPacket
 
 from media.bench_clip import AUDIO_CLOCK, AUDIO_FRAME_SAMPLES, VIDEO_CLOCK, Clip, ClipSpec, load_clip
-from media.bench_link import ChildLink
+from media.bench_link import ChildLink, run_child
 from media.bench_net import RpcClient, check_loopback_sdp, rtc_configuration, use_loopback_ice
 
 KEY_BYTES = 16
@@ -236,16 +235,7 @@ def publisher_main(
 ) -> None:
     """Entry point of the publisher process (multiprocessing, spawn)."""
 
-    async def run() -> None:
-        link = ChildLink(conn)
-        try:
-            await _publisher(link, port, room, spec, max_seconds, pacing)
-        except Exception:
-            link.send("error", message=traceback.format_exc(limit=8))
-        finally:
-            link.close()
-
-    asyncio.run(run())
+    run_child(conn, lambda link: _publisher(link, port, room, spec, max_seconds, pacing))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -818,13 +808,4 @@ def subscribers_main(
     if nice:
         os.nice(nice)
 
-    async def run() -> None:
-        link = ChildLink(conn)
-        try:
-            await _subscribers(link, port, room, names, loss, seed, concurrency, hostile_seconds)
-        except Exception:
-            link.send("error", message=traceback.format_exc(limit=8))
-        finally:
-            link.close()
-
-    asyncio.run(run())
+    run_child(conn, lambda link: _subscribers(link, port, room, names, loss, seed, concurrency, hostile_seconds))
