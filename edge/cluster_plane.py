@@ -113,7 +113,7 @@ class ClusterMediaPlane:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._streams.clear()
-        for client in self._clients.values():
+        for client in list(self._clients.values()):
             await client.close()
         self._clients.clear()
         await self.local.stop()
@@ -458,7 +458,8 @@ class ClusterMediaPlane:
             return snapshot
         participants = dict(snapshot.get("participants", {}))
         edges = []
-        for node_id, link_id in self._copies[room_id].items():
+        # a snapshot: the edges' stats are awaited, and a copy may be dropped (or taken over) meanwhile
+        for node_id, link_id in list(self._copies[room_id].items()):
             edges.append({"node": node_id, "link_id": link_id, "upstream": self._parents.get((room_id, node_id))})
             client = self._clients.get(node_id)
             if client is None:

@@ -258,3 +258,29 @@ def test_link_ends_on_loopback_and_off_it_do_not_match() -> None:
     assert link_mismatch("127.0.0.1", "10.0.0.2") and link_mismatch("10.0.0.2", "::1")
     assert not link_mismatch("127.0.0.1", "127.0.0.1") and not link_mismatch("10.0.0.1", "10.0.0.2")
     assert not link_mismatch("localhost", "127.0.0.1") and link_mismatch("localhost", "edge.example")
+
+
+async def test_a_rooms_stats_read_while_an_edge_is_lost_and_its_copy_dropped_do_not_fail() -> None:
+    """The technician's view reads each edge's stats in turn; an edge lost meanwhile drops its copy (another
+    edge takes the room over). The read carries on with the copies it started with (found by CI: the
+    iteration over the room's copies broke, and the lesson's stats loop logged an error)."""
+    registry = InProcessRegistry()
+    plane, _origin = await plane_with_edge(registry)
+
+    class DroppingEdge:
+        async def stats(self, room_id: str | None = None) -> dict[str, Any]:
+            plane._copies["r"].pop("edge-b", None)  # as the lost edge's stream ending does, mid-read
+            return {"participants": {"classroom-3": {"role": "receiver"}}}
+
+        async def close_copy(self, room_id: str, lost: bool = False) -> None: ...
+        async def close(self) -> None: ...
+
+    try:
+        plane._copies["r"] = {"edge-a": "L1", "edge-b": "L2"}
+        plane._where[("r", "classroom-3")] = "edge-a"
+        plane._clients["edge-a"] = DroppingEdge()  # type: ignore[assignment]
+        snapshot = await plane.stats("r")
+        assert [e["node"] for e in snapshot["edges"]] == ["edge-a", "edge-b"]
+        assert snapshot["participants"]["classroom-3"]["node"] == "edge-a"
+    finally:
+        await plane.stop()
