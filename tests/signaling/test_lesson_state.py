@@ -110,3 +110,57 @@ async def test_a_classroom_is_told_what_its_screen_shows_at_every_change(server_
         await lead_peer.close()
         await room_peer.close()
         del srv
+
+
+async def test_a_burst_of_changes_reaches_the_teacher_as_few_rosters_the_last_state_always(
+        server_factory: Any) -> None:
+    """A classroom's hand goes up and down 22 times in a burst (as 200 classrooms of a dead edge rejoining
+    would change the roster): the teacher gets every `hand` event at once, in order, but the roster at most
+    every 0.2 s: the first change at once (up), the last state after it (down). A change on its own still
+    shows."""
+    _srv, api, world, ws_url = await _setup(server_factory)
+    lesson = world.lesson_ids[0]
+    pid = f"classroom-{world.receiving_classroom_ids[0]}"
+    lead = await ProtocolClient.connect(ws_url)
+    room = await ProtocolClient.connect(ws_url)
+    try:
+        await lead.join(await join_token(api, lesson, "lead"), lesson)
+        await room.join(await join_token(api, lesson, "receiver", world.receiving_classroom_ids[0]), lesson)
+        await _roster(lead, pid, "ok")
+        await asyncio.sleep(0.5)  # the join's rosters are out
+        while not lead.inbox.empty():
+            lead.inbox.get_nowait()
+
+        ups = [i % 2 == 0 for i in range(22)]  # up, down, ..., down
+        for up in ups:
+            await room.send("raise_hand", up=up)
+        hands: list[bool] = []
+        rosters: list[tuple[float, bool]] = []  # (when, the classroom's hand in it)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                msg = await lead.expect("hand", "roster", timeout=max(0.1, deadline - time.monotonic()))
+            except TimeoutError:
+                break
+            if msg["type"] == "hand":
+                hands.append(msg["up"])
+            else:
+                entry = next(p for p in msg["participants"] if p["participant_id"] == pid)
+                rosters.append((time.monotonic(), entry["hand_up"]))
+                if len(hands) == len(ups) and not entry["hand_up"]:
+                    deadline = min(deadline, time.monotonic() + 0.6)  # no roster after the last state
+        assert hands == ups
+        assert rosters[0][1] is True and rosters[-1][1] is False, rosters
+        # one roster per 0.2 s of the burst at most (sent one per change, 22 would come within a few ms)
+        span = rosters[-1][0] - rosters[0][0]
+        assert len(rosters) < len(ups) and len(rosters) <= span / 0.2 + 2, (len(rosters), span)
+
+        # a change on its own, after the burst, still shows
+        await room.send("raise_hand", up=True)
+        assert (await lead.expect("hand"))["up"] is True
+        while not next(p for p in (await lead.expect("roster", timeout=2))["participants"]
+                       if p["participant_id"] == pid)["hand_up"]:
+            pass
+    finally:
+        await room.close()
+        await lead.close()
