@@ -45,6 +45,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +171,21 @@ class _Seat:
         await self.peer.close()
 
 
+@contextlib.contextmanager
+def bench_folder(logs: Path | None) -> Iterator[Path]:
+    """Where the nodes keep their data and logs: `logs` when given (kept, to read after the run), else a
+    temporary folder removed at the end."""
+    if logs is not None:
+        logs.mkdir(parents=True, exist_ok=True)
+        yield logs
+        return
+    folder = Path(tempfile.mkdtemp(prefix="bench-cascade-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 class Nodes:
     """redis-server, the control node and two edges, each a process with its log in `folder`."""
 
@@ -286,8 +302,7 @@ def streams_figures(ratios: list[float]) -> dict[str, Any]:
             "links_measured": len(ratios)}
 
 
-async def run(lessons: int, classrooms: int, big: int, window: float, timeout: float) -> dict[str, Any]:
-    folder = Path(tempfile.mkdtemp(prefix="bench-cascade-"))
+async def run(folder: Path, lessons: int, classrooms: int, big: int, window: float, timeout: float) -> dict[str, Any]:
     nodes = Nodes(folder)
     seats: list[_Seat] = []
     references: dict[int, list[_Seat]] = {}  # lesson -> its observers on the control node
@@ -373,7 +388,6 @@ async def run(lessons: int, classrooms: int, big: int, window: float, timeout: f
                 await client.close()
             await peer.close()
         nodes.stop()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def main(argv: list[str]) -> int:
@@ -388,6 +402,8 @@ def main(argv: list[str]) -> int:
                          "in processes of their own, as the issue's sizes need (edge/bench_cascade_counting.py)")
     ap.add_argument("--peer-procs", type=int, default=2, help="with --peers counting: classroom processes (2)")
     ap.add_argument("--video-kbps", type=int, default=500, help="with --peers counting: the clip's video (500)")
+    ap.add_argument("--logs", type=Path, help="keep the nodes' logs and data in this folder (default: a temporary "
+                                              "one, removed)")
     ap.add_argument("--json", action="store_true", help="print JSON only")
     args = ap.parse_args(argv)
     logging.basicConfig(format="%(asctime)s %(message)s", level=logging.WARNING)  # progress on stderr
@@ -396,13 +412,14 @@ def main(argv: list[str]) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if args.lessons < 1 or args.classrooms < 1 or args.big < 0 or args.window <= 0 or args.peer_procs < 1:
         ap.error("--lessons, --classrooms and --peer-procs are at least 1, --big at least 0, --window positive")
-    if args.peers == "counting":
-        from edge.bench_cascade_counting import run as run_counting
+    with bench_folder(args.logs) as folder:
+        if args.peers == "counting":
+            from edge.bench_cascade_counting import run as run_counting
 
-        result = asyncio.run(run_counting(args.lessons, args.classrooms, args.big, args.window, args.timeout,
-                                          args.peer_procs, args.video_kbps))
-    else:
-        result = asyncio.run(run(args.lessons, args.classrooms, args.big, args.window, args.timeout))
+            result = asyncio.run(run_counting(folder, args.lessons, args.classrooms, args.big, args.window,
+                                              args.timeout, args.peer_procs, args.video_kbps))
+        else:
+            result = asyncio.run(run(folder, args.lessons, args.classrooms, args.big, args.window, args.timeout))
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
     else:

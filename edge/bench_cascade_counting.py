@@ -25,9 +25,7 @@ import bisect
 import logging
 import multiprocessing
 import os
-import shutil
 import signal
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -89,9 +87,8 @@ async def _all(children: list[ChildHandle], cmd: str, want: str, timeout: float,
                                        for c in children)))
 
 
-async def run(lessons: int, classrooms: int, big: int, window: float, timeout: float, peer_procs: int,
+async def run(folder: Path, lessons: int, classrooms: int, big: int, window: float, timeout: float, peer_procs: int,
               video_kbps: int) -> dict[str, Any]:
-    folder = Path(tempfile.mkdtemp(prefix="bench-cascade-"))
     nodes = Nodes(folder)
     children: list[ChildHandle] = []
     try:
@@ -197,4 +194,3 @@ async def run(lessons: int, classrooms: int, big: int, window: float, timeout: f
     finally:
         await asyncio.to_thread(stop_children, children)
         nodes.stop()
-        shutil.rmtree(folder, ignore_errors=True)
