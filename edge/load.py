@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from edge.registry import Load
+from media.workers import LoopLag
 
 
 def subscriptions_of(stats: Mapping[str, Any]) -> int:
@@ -39,13 +40,20 @@ def cpu_seconds_of(stats: Mapping[str, Any]) -> float:
     return time.process_time() + sum(float(w.get("cpu_seconds") or 0.0) for w in workers)
 
 
+def loop_lag_s_of(stats: Mapping[str, Any]) -> float:
+    """The worst recent event-loop lag of the plane's worker processes (their `loop_lag_s`), 0 without any."""
+    return max((float(w.get("loop_lag_s") or 0.0) for w in stats.get("workers") or []), default=0.0)
+
+
 class LoadSampler:
     """The load an edge heartbeats, from its media plane's stats: its subscriptions, the CPU of its own
     processes (this one and its workers) over the last sample as a share of the box's cores (0..1; not
-    the box's load average, which other programs on the box would fill), and its egress."""
+    the box's load average, which other programs on the box would fill), its egress, and the worst recent
+    event-loop lag of this process (`lag`, when given) and its workers."""
 
-    def __init__(self, cores: int | None = None) -> None:
+    def __init__(self, cores: int | None = None, lag: LoopLag | None = None) -> None:
         self.cores = max(1, cores or os.cpu_count() or 1)
+        self.lag = lag
         self.load = Load()
         self._bytes = 0
         self._cpu = 0.0
@@ -60,6 +68,7 @@ class LoadSampler:
             egress = max(0, sent - self._bytes) * 8 / elapsed / 1e6
             cpu = min(1.0, max(0.0, cpu_s - self._cpu) / elapsed / self.cores)
         self._bytes, self._cpu, self._at = sent, cpu_s, now
+        lag_s = max(self.lag.worst() if self.lag is not None else 0.0, loop_lag_s_of(stats))
         self.load = Load(subscriptions=subscriptions_of(stats), cpu=round(cpu, 3), egress_mbps=round(egress, 3),
-                         lessons=lessons_of(stats))
+                         lessons=lessons_of(stats), loop_lag_ms=round(lag_s * 1000.0, 1))
         return self.load

@@ -26,6 +26,7 @@ from edge.node_secret import load_node_secret
 from edge.presence import NodePresence
 from edge.redis_registry import RedisRegistry
 from edge.registry import Node
+from media.workers import LoopLag
 from signaling.tls import server_context
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,9 @@ async def run_edge(config: Config, options: EdgeOptions, stop: asyncio.Event | N
     runner = web.AppRunner(build_control_app(plane, identity, secret), access_log=None)
     await runner.setup()
     registry = RedisRegistry(cluster.redis_url, heartbeat_interval=cluster.heartbeat_s, prefix=cluster.key_prefix)
-    sampler = LoadSampler()
+    lag = LoopLag()
+    lag.start()
+    sampler = LoadSampler(lag=lag)
     presence = NodePresence(registry, node, lambda: sampler.load)
     sampling = loop.create_task(_sample_load(plane, sampler, cluster.heartbeat_s), name="edge-load")
     try:
@@ -126,6 +129,7 @@ async def run_edge(config: Config, options: EdgeOptions, stop: asyncio.Event | N
         await stop.wait()
     finally:
         log.info("edge %s: stopping", node_id)
+        lag.stop()
         sampling.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sampling

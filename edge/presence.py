@@ -19,13 +19,15 @@ def node_load(rooms: Iterable[RoomGauges], processes: Iterable[ProcessHealth], c
     """The load a node reports, from its rooms' gauges and its processes' CPU (pure).
 
     Subscriptions: the participants connected to its rooms; CPU: the processes' use as a share of all
-    cores (0..1); egress: the rooms' sending bitrate in Mbit/s; lessons: those with a room open here."""
-    rooms = list(rooms)
+    cores (0..1); egress: the rooms' sending bitrate in Mbit/s; lessons: those with a room open here; loop
+    lag: the worst of the processes' (ms)."""
+    rooms, processes = list(rooms), list(processes)
     subscriptions = sum(sum(g.subscriptions.values()) for g in rooms)
     egress = sum(g.bitrate_out for g in rooms) / 1e6
     cpu = sum(p.cpu_percent or 0.0 for p in processes) / (100.0 * max(1, cores))
+    lag = max((p.loop_lag_ms or 0.0 for p in processes), default=0.0)
     return Load(subscriptions=subscriptions, cpu=round(min(1.0, cpu), 3), egress_mbps=round(egress, 3),
-                lessons=tuple(sorted(lessons)))
+                lessons=tuple(sorted(lessons)), loop_lag_ms=round(lag, 1))
 
 
 class NodePresence:

@@ -63,6 +63,8 @@ class Load:
     cpu: float = 0.0  # share of the node's cores in use, 0..1
     egress_mbps: float = 0.0
     lessons: tuple[int, ...] = ()  # the lessons whose rooms are open on it (the technician's page lists them)
+    loop_lag_ms: float = 0.0  # the worst event-loop lag of its processes over the last seconds: a node whose loop
+    # runs over 0.5 s late for half a minute fails aioice's consent checks and drops classrooms that were playing
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lessons", tuple(int(x) for x in self.lessons))  # a list, read back from JSON

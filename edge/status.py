@@ -45,15 +45,15 @@ def width(text: str) -> int:
 
 def format_status(status: ClusterStatus, lang: str = "zh") -> str:
     zh = lang != "en"
-    head = ("节点", "角色", "地区", "区县", "地址", "订阅/容量", "CPU", "出口 Mbit/s", "心跳") if zh else (
-        "node", "role", "region", "county", "address", "subs/capacity", "CPU", "egress Mbit/s", "heartbeat")
+    head = ("节点", "角色", "地区", "区县", "地址", "订阅/容量", "CPU", "出口 Mbit/s", "循环延迟", "心跳") if zh else (
+        "node", "role", "region", "county", "address", "subs/capacity", "CPU", "egress Mbit/s", "loop lag", "heartbeat")
     rows = [head]
     for s in status.nodes:
         ago = max(0.0, status.at - s.seen)
         role = s.node.role + (f" ← {s.node.upstream}" if s.node.upstream else "")
         rows.append((s.node.id, role, s.node.region or "-", s.node.county or "-", s.node.address,
                      f"{s.load.subscriptions}/{s.node.capacity}", f"{round(s.load.cpu * 100)}%",
-                     f"{s.load.egress_mbps:.1f}", f"{ago:.1f}s" + (" 前" if zh else " ago")))
+                     f"{s.load.egress_mbps:.1f}", f"{round(s.load.loop_lag_ms)} ms", f"{ago:.1f}s" + (" 前" if zh else " ago")))
     widths = [max(width(r[i]) for r in rows) for i in range(len(head))]
     lines = ["  ".join(cell + " " * (w - width(cell)) for cell, w in zip(r, widths, strict=True)).rstrip()
              for r in rows]

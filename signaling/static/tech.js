@@ -349,18 +349,19 @@ async function nodesTab(root) {
       const lessons = n.lessons.map((l) => el("a", { href: `/tech?lesson=${l.id}`, class: "node-lesson" },
         `#${l.id} ${l.subject}${l.lead_on_air === false ? `（${t("off_air")}）` : ""}`));
       if (n.lessons_hidden) lessons.push(el("span", { class: "muted" }, `+${n.lessons_hidden}`));
-      return el("tr", { dataset: { node: n.node.id }, class: share >= 0.9 || n.load.cpu >= 0.9 ? "q-bad" : "" },
+      const lag = n.load.loop_lag_ms ?? 0; // a loop over 250 ms late (the alert's threshold) answers ICE checks late
+      return el("tr", { dataset: { node: n.node.id }, class: share >= 0.9 || n.load.cpu >= 0.9 || lag >= 250 ? "q-bad" : "" },
         el("td", {}, n.node.id, n.this ? el("span", { class: "badge" }, t("node_this")) : ""),
         el("td", {}, t(`node_role_${n.node.role}`), n.node.upstream ? el("span", { class: "muted" }, ` ← ${n.node.upstream}`) : ""), el("td", {}, [n.node.region, n.node.county].filter(Boolean).join(" / ") || "–"),
         el("td", {}, `${n.load.subscriptions} / ${n.node.capacity}`), el("td", {}, pct(n.load.cpu)),
-        el("td", {}, fmt(n.load.egress_mbps, 1)), el("td", {}, `${fmt(n.seen_ago_s, 0)} s`),
+        el("td", {}, fmt(n.load.egress_mbps, 1)), el("td", { class: "node-lag" }, fmt(lag, 0)), el("td", {}, `${fmt(n.seen_ago_s, 0)} s`),
         el("td", { class: "node-lessons" }, lessons.length ? lessons : t("node_no_lessons")));
     });
     const down = r.registry_error ? el("p", { class: "notice", id: "registry-down", role: "status" },
       `${t("node_registry_down")} ${new Date(r.nodes_read_at * 1000).toLocaleTimeString("zh-CN", { hour12: false })}`) : "";
     out.replaceChildren(down,
       el("p", {}, `${t("node_registry")}: ${r.registry === "redis" ? "Redis" : t("node_one_machine")} · ${lock}`),
-      el("table", {}, el("tr", {}, ...["node", "node_role", "node_place", "node_subs", "CPU", "node_egress", "node_heartbeat", "node_lessons"]
+      el("table", {}, el("tr", {}, ...["node", "node_role", "node_place", "node_subs", "CPU", "node_egress", "node_lag", "node_heartbeat", "node_lessons"]
         .map((k) => el("th", {}, k === "CPU" ? "CPU" : t(k)))), rows),
       placementsTable(r, out, load));
   };

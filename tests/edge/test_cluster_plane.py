@@ -4,6 +4,7 @@ load an edge heartbeats, read off its plane's stats."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -18,6 +19,7 @@ from edge.placement import ClassroomLocation
 from edge.registry import InProcessRegistry, Load, Node, RegistryUnavailable
 from media.api import EventKind, MediaError, MediaEvent, ParticipantRole
 from media.event_hub import EventHub
+from media.workers import LoopLag
 from tests.conftest import free_port
 
 WHERE = ClassroomLocation("中宁县", "宁夏")
@@ -143,6 +145,24 @@ def test_an_edges_load_counts_its_classrooms_its_egress_and_its_own_cpu() -> Non
     later = sampler.sample(stats(2_500_000), now=110.0)  # 2.5 MB in 10 s
     assert later.egress_mbps == 2.0 and 0.0 <= later.cpu <= 1.0
     assert later.lessons == (12,)  # the lesson whose copy it carries, for the technicians' nodes tab
+
+
+async def test_an_edge_whose_loop_is_held_up_heartbeats_the_lag_of_its_own_loop_or_its_workers() -> None:
+    lag = LoopLag(interval=0.05)
+    lag.start()
+    try:
+        sampler = LoadSampler(cores=2, lag=lag)
+        await asyncio.sleep(0.2)
+        quiet = sampler.sample({"rooms": {}, "workers": [{"loop_lag_s": 0.002}]})
+        assert quiet.loop_lag_ms < 100.0, quiet
+        time.sleep(0.4)  # the edge's own loop held up, as by a burst of DTLS handshakes
+        await asyncio.sleep(0.1)
+        held = sampler.sample({"rooms": {}, "workers": []})
+        assert held.loop_lag_ms >= 300.0, held
+        # a worker process's loop that runs later than the edge's own is what the edge reports
+        assert sampler.sample({"rooms": {}, "workers": [{"loop_lag_s": 2.5}]}).loop_lag_ms == 2500.0
+    finally:
+        lag.stop()
 
 
 async def test_an_upstream_that_loops_is_lost_or_is_not_an_edge_is_passed_over(

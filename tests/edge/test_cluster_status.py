@@ -41,3 +41,15 @@ async def test_an_edge_of_a_chain_shows_where_it_takes_its_lessons_from() -> Non
     lines = format_status(await read_status(registry), "en").splitlines()
     assert any(line.startswith("edge-zn") and "edge ← edge-nx" in line for line in lines), lines
     assert (await read_status(registry)).to_json()["nodes"][1]["node"]["upstream"] == "edge-nx"
+
+
+async def test_a_node_whose_loop_runs_late_shows_it() -> None:
+    registry = InProcessRegistry(clock=FakeClock())
+    await registry.register(Node("edge-late", "宁夏", "", "https://l", 600, role="edge"), Load(loop_lag_ms=612.4))
+    await registry.register(Node("edge-fine", "宁夏", "", "https://f", 600, role="edge"), Load(loop_lag_ms=3.0))
+    lines = format_status(await read_status(registry), "en").splitlines()
+    assert "loop lag" in lines[0]
+    assert any(line.startswith("edge-late") and " 612 ms " in line for line in lines), lines
+    assert any(line.startswith("edge-fine") and " 3 ms " in line for line in lines), lines
+    loads = {n["node"]["id"]: n["load"] for n in (await read_status(registry)).to_json()["nodes"]}
+    assert loads["edge-late"]["loop_lag_ms"] == 612.4  # what the technicians' nodes tab reads

@@ -141,7 +141,8 @@ def test_node_load_from_gauges_and_processes() -> None:
              RoomGauges("specialised", subscriptions={"receiver": 2}, bitrate_out=1_500_000.0)]
     processes = [ProcessHealth("control", 50.0, 1.0), ProcessHealth("worker 7", 100.0, 2.0),
                  ProcessHealth("worker 8", None, None)]
-    assert node_load(rooms, processes, cores=4) == Load(subscriptions=6, cpu=0.375, egress_mbps=5.5)
+    # the loop lag is the worst process's: a node is as late as its slowest loop
+    assert node_load(rooms, processes, cores=4) == Load(subscriptions=6, cpu=0.375, egress_mbps=5.5, loop_lag_ms=2.0)
     assert node_load([], [ProcessHealth("control", 900.0, 0.0)], cores=2).cpu == 1.0
 
 
