@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -45,7 +46,7 @@ from media.bench import _spawn, cpu_seconds
 from media.bench_clip import ClipSpec
 from media.bench_link import ChildHandle, stop_children
 from signaling.bench_join import percentile
-from signaling.trial import build_world
+from signaling.trial import AdminApi, build_world
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,50 @@ def paired_ms(seen: list[tuple[bytes, float]], reference: list[tuple[bytes, floa
     return out
 
 
+class NodeLag:
+    """The worst event-loop lag each node heartbeated (its `loop_lag_ms`, the worst of its processes over
+    5 s), read off the technicians' nodes list every second, kept per phase of the run (`take`)."""
+
+    def __init__(self, api: AdminApi) -> None:
+        self.api = api
+        self.worst: dict[str, float] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.ensure_future(self._watch())
+
+    async def _read(self) -> None:
+        try:
+            for n in (await self.api.ok("GET", "/api/v1/monitor/nodes"))["nodes"]:
+                name = "control" if n["node"]["role"] == "origin" else n["node"]["id"]
+                self.worst[name] = max(self.worst.get(name, 0.0), float(n["load"].get("loop_lag_ms") or 0.0))
+        except Exception as exc:  # a node list that does not come is a figure missing, not a failed run
+            log.warning("reading the nodes' loop lag failed: %s", exc)
+
+    async def _watch(self) -> None:
+        while True:
+            await self._read()
+            await asyncio.sleep(1.0)
+
+    async def take(self) -> dict[str, float]:
+        """The phase's worst, read once more at its end (a phase can be shorter than a second)."""
+        await self._read()
+        worst, self.worst = self.worst, {}
+        return {k: round(v) for k, v in sorted(worst.items())}
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+async def phase_lag(nodes: NodeLag, answers: list[dict[str, Any]]) -> dict[str, float]:
+    """One phase's worst loop lags in ms: each node's, and the classrooms' processes' (the apparatus)."""
+    apparatus = max((float(a.get("lag_s") or 0) for a in answers), default=0.0)
+    return {**await nodes.take(), "classrooms": round(1000 * apparatus)}
+
+
 async def _all(children: list[ChildHandle], cmd: str, want: str, timeout: float,
                **payload: Any) -> list[dict[str, Any]]:
     return list(await asyncio.gather(*(asyncio.to_thread(c.request, cmd, want, timeout, **payload)
@@ -91,6 +136,7 @@ async def run(folder: Path, lessons: int, classrooms: int, big: int, window: flo
               video_kbps: int) -> dict[str, Any]:
     nodes = Nodes(folder)
     children: list[ChildHandle] = []
+    lag: NodeLag | None = None
     try:
         total = lessons * classrooms + big
         # an edge is one process here (`--media local`): it admits every classroom it is given
@@ -98,6 +144,8 @@ async def run(folder: Path, lessons: int, classrooms: int, big: int, window: flo
         sizes = [classrooms] * lessons + ([big] if big else [])
         worlds = [await build_world(api, nodes.tz, receivers=n) for n in sizes]
         log.info("%d lessons of %d classrooms made", len(worlds), total)
+        lag = NodeLag(api)
+        lag.start()
         lesson_ids = [w.lesson_ids[0] for w in worlds]
         timed = set(lesson_ids[:REFERENCE_LESSONS])
         receivers = [SeatSpec(f"classroom-{c}", w.lesson_ids[0], "receiver", c, w.lesson_ids[0] in timed)
@@ -120,18 +168,26 @@ async def run(folder: Path, lessons: int, classrooms: int, big: int, window: flo
                  for i, group in enumerate(groups)]
         children += peers
         join_started = time.monotonic()
-        errors = {k: v for r in await _all(peers, "join", "joined", timeout * 4) for k, v in r["errors"].items()}
+        joined_all = await _all(peers, "join", "joined", timeout * 4)
+        errors = {k: v for r in joined_all for k, v in r["errors"].items()}
         if errors:
             raise RuntimeError(f"{len(errors)} peers did not join, e.g. {sorted(errors.items())[:3]}")
         deadline = time.monotonic() + timeout
         log.info("%d peers joined in %.1f s", len(watchers), time.monotonic() - join_started)
-        while (keyframes := sum(r["keyframe"] for r in await _all(peers, "status", "status", 30))) < len(watchers):
+        while True:
+            status = await _all(peers, "status", "status", 30)
+            if (keyframes := sum(r["keyframe"] for r in status)) >= len(watchers):
+                break
             if time.monotonic() > deadline:
+                dropped = {k: v for r in status for k, v in r["dropped"].items()}
+                log.warning("%d peers dropped by the far side (e.g. %s); worst loop lag so far, ms: %s", len(dropped),
+                            sorted(dropped.items())[:3], await phase_lag(lag, joined_all + status))
                 raise RuntimeError(f"{keyframes} of {len(watchers)} classrooms and observers received a keyframe "
                                    f"within {timeout:.0f} s of joining")
             await asyncio.sleep(0.5)
         joins_s = time.monotonic() - join_started
         log.info("every peer has a keyframe %.1f s after the first join", joins_s)
+        lags = {"joins": await phase_lag(lag, joined_all + status)}
 
         before_links = await link_counts(api, lesson_ids)
         pids = nodes.pids() | {"leads": leads.pid, "bench": os.getpid()}
@@ -141,13 +197,14 @@ async def run(folder: Path, lessons: int, classrooms: int, big: int, window: flo
         await _all(peers, "window", "window", 30, on=True)
         started = time.monotonic()
         await asyncio.sleep(window)
-        await _all(peers, "window", "window", 30, on=False)
+        lags["window"] = await phase_lag(lag, await _all(peers, "window", "window", 30, on=False))
         elapsed = time.monotonic() - started
         cpu = {n: round((cpu_seconds([pid]) - cpu_before[n]) / elapsed, 3) for n, pid in pids.items()}
         cpu["classrooms"] = round((cpu_seconds([c.pid for c in peers]) - peers_cpu_before) / elapsed, 3)
         drops = udp_receive_errors() - drops_before
         ratios = stream_ratios(before_links, await link_counts(api, lesson_ids))
         reports = {s["seat"]: s for r in await _all(peers, "report", "report", 60) for s in r["seats"]}
+        dropped = {k: v["dropped"] for k, v in reports.items() if v.get("dropped")}
         expected = sum(r["expected"] for r in reports.values())
         missing = sum(r["expected"] - r["received"] for r in reports.values())
 
@@ -173,6 +230,7 @@ async def run(folder: Path, lessons: int, classrooms: int, big: int, window: flo
         answers = await _all(peers, "failover", "failover", timeout + 60, seats=moved, within=timeout)
         rejoin_cpu = {"nodes": cpu_seconds(survivors) - nodes_cpu_at_kill,
                       "classrooms": cpu_seconds([c.pid for c in peers]) - peers_cpu_at_kill}
+        lags["failover"] = await phase_lag(lag, answers)
         back = [t - killed for a in answers for t in a["back"].values() if t is not None]
         failed = {k: v for a in answers for k, v in a["errors"].items()}
         return {
@@ -180,6 +238,12 @@ async def run(folder: Path, lessons: int, classrooms: int, big: int, window: flo
             "big": big, "video_kbps": video_kbps, "window_s": round(elapsed, 1), "joins_s": round(joins_s, 1),
             "classrooms_per_edge": per_edge, **streams_figures(ratios),
             "loss": round(missing / expected, 5) if expected else None, "udp_receive_errors": drops,
+            # peers whose connection the far side ended before the kill (an edge's ICE consent check unanswered
+            # for 30 s): not counted as placed, a sign the apparatus or a node fell behind
+            "classrooms_dropped": len(dropped), "dropped_e_g": dict(sorted(dropped.items())[:3]),
+            # the worst event-loop lag of each node and of the classrooms' processes, per phase (ms): over
+            # 500 ms, ICE consent checks start failing and the phase's figures are the apparatus's, not the nodes'
+            "loop_lag_max_ms": lags,
             "cpu_cores": cpu,
             "failover_killed": victim.name, "failover_classrooms": len(moved), "failover_back": len(back),
             "failover_until": "first keyframe packet",
@@ -192,5 +256,7 @@ async def run(folder: Path, lessons: int, classrooms: int, big: int, window: flo
             "cores": os.cpu_count(),
         }
     finally:
+        if lag is not None:
+            await lag.stop()
         await asyncio.to_thread(stop_children, children)
         nodes.stop()

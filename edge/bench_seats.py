@@ -33,6 +33,7 @@ from media.bench_clip import ClipSpec, load_clip
 from media.bench_link import ChildLink, run_child
 from media.bench_net import check_loopback_sdp, rtc_configuration, use_loopback_ice
 from media.bench_peers import ClipTrack, FastPath, SlotCounter, install_counter
+from media.workers import LoopLag
 from signaling.client import ProtocolClient
 from signaling.trial import AdminApi, join_token
 
@@ -65,10 +66,17 @@ class _Seat:
         self.audio: SlotCounter | None = None
         self.pinger: asyncio.Task[None] | None = None
         self.error: str | None = None
+        self.dropped: str | None = None  # why the far side's peer connection ended while this seat watched
 
     async def join(self) -> None:
         token = await join_token(self.api, self.spec.lesson, self.spec.role, self.spec.classroom)
         pc = self.pc = RTCPeerConnection(rtc_configuration())
+        self.dropped = None
+
+        @pc.on("connectionstatechange")
+        def _state() -> None:  # not when this seat closes its own peer (close() lets go of it first)
+            if self.pc is pc and pc.connectionState in ("failed", "closed") and self.dropped is None:
+                self.dropped = f"{pc.connectionState} {time.strftime('%H:%M:%S')}"
         if self.spec.role == "lead":
             camera = ClipTrack("video", self.clip, self.max_seconds)
             sound = ClipTrack("audio", self.clip, self.max_seconds)
@@ -134,7 +142,8 @@ class _Seat:
                 (counter.start_window if on else counter.stop_window)()
 
     def report(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"seat": self.spec.seat, "error": self.error, "expected": 0, "received": 0}
+        out: dict[str, Any] = {"seat": self.spec.seat, "error": self.error, "dropped": self.dropped, "expected": 0,
+                               "received": 0}
         for counter in (self.video, self.audio):
             if counter is not None:
                 r = counter.report({})
@@ -154,9 +163,9 @@ class _Seat:
                 await self.client.close()
             self.client = None
         if self.pc is not None:
+            pc, self.pc = self.pc, None
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.pc.close(), 5)
-            self.pc = None
+                await asyncio.wait_for(pc.close(), 5)
         self.video = self.audio = None
 
 
@@ -167,6 +176,8 @@ async def _serve(link: ChildLink, ws_url: str, api_base: str, admin_token: str, 
     api = AdminApi(api_base, admin_token)
     seats = {s.seat: _Seat(s, api, ws_url, clip, max_seconds) for s in specs}
     gate = asyncio.Semaphore(concurrency)
+    lag = LoopLag(interval=0.1, window=1_000_000)  # this process's worst lateness per phase (`take_worst`)
+    lag.start()
 
     async def join(seat: _Seat) -> None:
         async with gate:
@@ -182,22 +193,24 @@ async def _serve(link: ChildLink, ws_url: str, api_base: str, admin_token: str, 
                 break
             if cmd == "join":
                 await asyncio.gather(*(join(s) for s in seats.values()))
-                link.send("joined", errors={k: s.error for k, s in seats.items() if s.error})
+                link.send("joined", errors={k: s.error for k, s in seats.items() if s.error}, lag_s=lag.take_worst())
             elif cmd == "status":
                 link.send("status", keyframe=sum(1 for s in seats.values() if s.keyframe_at is not None),
-                          receivers=sum(1 for s in seats.values() if s.video is not None))
+                          receivers=sum(1 for s in seats.values() if s.video is not None),
+                          dropped={k: s.dropped for k, s in seats.items() if s.dropped}, lag_s=lag.worst())
             elif cmd == "window":
                 for s in seats.values():
                     s.window(bool(payload["on"]))
-                link.send("window")
+                link.send("window", lag_s=lag.take_worst())
             elif cmd == "report":
                 link.send("report", seats=[s.report() for s in seats.values() if s.spec.role != "lead"])
             elif cmd == "failover":
                 moved = [seats[k] for k in payload["seats"] if k in seats]
                 back = await asyncio.gather(*(s.rejoin(float(payload["within"])) for s in moved))
                 link.send("failover", back={s.spec.seat: t for s, t in zip(moved, back, strict=True)},
-                          errors={s.spec.seat: s.error for s in moved if s.error})
+                          errors={s.spec.seat: s.error for s in moved if s.error}, lag_s=lag.take_worst())
     finally:
+        lag.stop()
         await asyncio.gather(*(s.close() for s in seats.values()), return_exceptions=True)
 
 

@@ -53,7 +53,8 @@ def format_status(status: ClusterStatus, lang: str = "zh") -> str:
         role = s.node.role + (f" ← {s.node.upstream}" if s.node.upstream else "")
         rows.append((s.node.id, role, s.node.region or "-", s.node.county or "-", s.node.address,
                      f"{s.load.subscriptions}/{s.node.capacity}", f"{round(s.load.cpu * 100)}%",
-                     f"{s.load.egress_mbps:.1f}", f"{round(s.load.loop_lag_ms)} ms", f"{ago:.1f}s" + (" 前" if zh else " ago")))
+                     f"{s.load.egress_mbps:.1f}", f"{round(s.load.loop_lag_ms)} ms",
+                     f"{ago:.1f}s" + (" 前" if zh else " ago")))
     widths = [max(width(r[i]) for r in rows) for i in range(len(head))]
     lines = ["  ".join(cell + " " * (w - width(cell)) for cell, w in zip(r, widths, strict=True)).rstrip()
              for r in rows]

@@ -85,6 +85,12 @@ class LoopLag:
     def worst(self) -> float:
         return max(self._lags, default=0.0)
 
+    def take_worst(self) -> float:
+        """The worst lateness of the timers kept so far, forgetting them: a benchmark's per-phase figure."""
+        worst = self.worst()
+        self._lags.clear()
+        return worst
+
 
 def process_figures(lag: LoopLag) -> dict[str, Any]:
     """This process's CPU seconds (all threads, user + system) and its event loop's recent worst lag."""

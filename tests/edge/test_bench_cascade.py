@@ -62,3 +62,8 @@ def test_counting_peers_join_over_signaling_count_every_track_once_and_come_back
     assert 0 < result["failover_p50_s"] <= result["failover_p95_s"]
     assert result["relay_packets_paired"] > 50
     assert result["same_path_spread_p50_ms"] <= result["same_path_spread_p99_ms"]
+    # the loop lags it saw, per phase: each node's heartbeated lag and the classrooms' processes'
+    assert result["classrooms_dropped"] == 0, result
+    for phase in ("joins", "window", "failover"):
+        assert {"control", "edge-1", "edge-2", "classrooms"} <= set(result["loop_lag_max_ms"][phase]), result
+        assert all(v >= 0 for v in result["loop_lag_max_ms"][phase].values())
